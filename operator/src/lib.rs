@@ -1,0 +1,11 @@
+//! kommander-operator: deploys catalog apps to every attached cluster of a workspace, and rolls
+//! MetalLB configuration only when the change cannot break a running Service.
+//!
+//! The functional core (`values`, `render`, `metallb`) is plain functions over plain data;
+//! nothing in it knows about HTTP or the Kubernetes API.
+
+pub mod resources;
+pub mod values;
+pub mod yaml;
+pub mod manifest;
+pub mod render;

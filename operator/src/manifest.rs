@@ -1,0 +1,269 @@
+//! Rendered text to checked Kubernetes objects.
+//!
+//! Every object must say what it is (apiVersion, kind, metadata.name); namespaced objects land
+//! in the release namespace; cluster-scoped objects are allowed only for the kinds the app
+//! declares; every object carries the ownership labels the operator prunes by.
+
+use crate::yaml::{self, YamlError};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+/// Label: who manages the object.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGER: &str = "kommander-operator";
+/// Label: which AppDeployment rendered the object.
+pub const LABEL_APPDEPLOYMENT: &str = "apps.kommander.d2iq.io/appdeployment";
+/// Label: which workspace namespace the AppDeployment lives in.
+pub const LABEL_WORKSPACE: &str = "apps.kommander.d2iq.io/workspace";
+
+/// Kinds Kubernetes itself defines as cluster-scoped. An app that renders one of these must
+/// list it in `clusterScopedKinds`.
+pub const KNOWN_CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "APIService",
+    "CSIDriver",
+    "CSINode",
+    "CertificateSigningRequest",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ClusterTrustBundle",
+    "ComponentStatus",
+    "CustomResourceDefinition",
+    "DeviceClass",
+    "FlowSchema",
+    "IngressClass",
+    "IPAddress",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "PodSecurityPolicy",
+    "PriorityClass",
+    "PriorityLevelConfiguration",
+    "ResourceSlice",
+    "RuntimeClass",
+    "ServiceCIDR",
+    "StorageClass",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration",
+    "VolumeAttachment",
+    "VolumeAttributesClass",
+];
+
+/// One object ready to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestObject {
+    /// Template that produced it.
+    pub template: String,
+    /// `apiVersion`, e.g. `apps/v1`.
+    pub api_version: String,
+    /// `kind`, e.g. `Deployment`.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`; `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// The whole object, labels and namespace filled in.
+    pub body: Value,
+}
+
+impl ManifestObject {
+    /// `Kind namespace/name` or `Kind name`, for messages.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Where rendered objects must land and whom they belong to.
+#[derive(Debug, Clone)]
+pub struct Placement<'a> {
+    /// The workspace namespace; every namespaced object lands here.
+    pub namespace: &'a str,
+    /// The AppDeployment (release) name.
+    pub release: &'a str,
+    /// Cluster-scoped kinds the app may create.
+    pub cluster_scoped_kinds: &'a [String],
+}
+
+/// Why rendered output was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// The rendered text is not YAML.
+    #[error("rendered output is not valid YAML at {error} (rendered line: {line_text:?})")]
+    Yaml {
+        /// Parse error, located in the rendered output.
+        error: YamlError,
+        /// The rendered line at fault, for context.
+        line_text: String,
+    },
+    /// A document is not a mapping.
+    #[error("document {index} is {found}, not a Kubernetes object")]
+    NotAnObject {
+        /// 1-based document index within the template's output.
+        index: usize,
+        /// What it is instead.
+        found: &'static str,
+    },
+    /// A required field is missing or not a string.
+    #[error("document {index} has no {field} (every object needs apiVersion, kind and metadata.name as strings)")]
+    MissingField {
+        /// 1-based document index.
+        index: usize,
+        /// The field, e.g. `metadata.name`.
+        field: &'static str,
+    },
+    /// A cluster-scoped kind the app did not declare.
+    #[error("{kind} {name} is cluster-scoped and the app does not allow it (add it to spec.clusterScopedKinds)")]
+    ClusterScopedNotAllowed {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+    },
+    /// A cluster-scoped object that sets a namespace.
+    #[error("{kind} {name} is cluster-scoped but sets metadata.namespace {namespace:?}")]
+    NamespaceOnClusterScoped {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+        /// The namespace it set.
+        namespace: String,
+    },
+    /// A namespaced object aimed at another namespace.
+    #[error("{kind} {name} sets metadata.namespace {namespace:?}; objects of this app may only live in the workspace namespace {expected:?}")]
+    ForeignNamespace {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+        /// The namespace it set.
+        namespace: String,
+        /// The workspace namespace.
+        expected: String,
+    },
+    /// `metadata.labels` is not a mapping.
+    #[error("{kind} {name}: metadata.labels must be a mapping of label to value")]
+    LabelsNotAMap {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+    },
+    /// The same object twice.
+    #[error("{0} is rendered twice")]
+    Duplicate(String),
+}
+
+fn str_at<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
+    let (last, parents) = path.split_last()?;
+    let mut cur = obj;
+    for p in parents {
+        cur = cur.get(*p)?.as_object()?;
+    }
+    cur.get(*last)?.as_str().filter(|s| !s.is_empty())
+}
+
+/// Parse one template's output into objects, placing and labelling them.
+pub fn parse_objects(template: &str, text: &str, placement: &Placement<'_>) -> Result<Vec<ManifestObject>, ManifestError> {
+    let docs = yaml::parse_all(text).map_err(|error| {
+        let line_text = error
+            .line
+            .and_then(|l| text.lines().nth((l as usize).saturating_sub(1)))
+            .unwrap_or_default()
+            .to_string();
+        ManifestError::Yaml { error, line_text }
+    })?;
+    let mut out = Vec::new();
+    for (i, doc) in docs.into_iter().enumerate() {
+        let index = i + 1;
+        let mut obj = match doc {
+            Value::Null => continue,
+            Value::Object(m) => m,
+            other => {
+                return Err(ManifestError::NotAnObject { index, found: crate::values::kind_of(&other) });
+            }
+        };
+        let api_version = str_at(&obj, &["apiVersion"])
+            .ok_or(ManifestError::MissingField { index, field: "apiVersion" })?
+            .to_string();
+        let kind = str_at(&obj, &["kind"])
+            .ok_or(ManifestError::MissingField { index, field: "kind" })?
+            .to_string();
+        let name = str_at(&obj, &["metadata", "name"])
+            .ok_or(ManifestError::MissingField { index, field: "metadata.name" })?
+            .to_string();
+        let set_ns = str_at(&obj, &["metadata", "namespace"]).map(str::to_string);
+
+        let allowed = placement.cluster_scoped_kinds.iter().any(|k| k == &kind);
+        let namespace = if allowed {
+            if let Some(ns) = set_ns {
+                return Err(ManifestError::NamespaceOnClusterScoped { kind, name, namespace: ns });
+            }
+            None
+        } else if KNOWN_CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
+            return Err(ManifestError::ClusterScopedNotAllowed { kind, name });
+        } else {
+            match set_ns {
+                Some(ns) if ns != placement.namespace => {
+                    return Err(ManifestError::ForeignNamespace {
+                        kind,
+                        name,
+                        namespace: ns,
+                        expected: placement.namespace.to_string(),
+                    });
+                }
+                _ => Some(placement.namespace.to_string()),
+            }
+        };
+
+        // Both lookups succeeded above, so metadata is a mapping.
+        if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
+            if let Some(ns) = &namespace {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            let labels = meta.entry("labels").or_insert_with(|| Value::Object(Map::new()));
+            if labels.is_null() {
+                *labels = Value::Object(Map::new());
+            }
+            let Value::Object(l) = labels else {
+                return Err(ManifestError::LabelsNotAMap { kind, name });
+            };
+            {
+                l.insert(LABEL_MANAGED_BY.into(), Value::String(MANAGER.into()));
+                l.insert(LABEL_APPDEPLOYMENT.into(), Value::String(placement.release.into()));
+                l.insert(LABEL_WORKSPACE.into(), Value::String(placement.namespace.into()));
+            }
+        }
+        out.push(ManifestObject {
+            template: template.to_string(),
+            api_version,
+            kind,
+            name,
+            namespace,
+            body: Value::Object(obj),
+        });
+    }
+    Ok(out)
+}
+
+/// Refuse two objects with the same group, kind, namespace and name.
+pub fn check_unique(objects: &[ManifestObject]) -> Result<(), ManifestError> {
+    let mut seen = BTreeSet::new();
+    for o in objects {
+        let group = o.api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
+        if !seen.insert((group.to_string(), o.kind.clone(), o.namespace.clone(), o.name.clone())) {
+            return Err(ManifestError::Duplicate(o.display_name()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

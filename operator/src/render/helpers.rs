@@ -1,0 +1,278 @@
+//! Template helpers, named and behaving like their Helm/Sprig counterparts where one exists.
+//!
+//! Helpers that produce YAML or text meant to be placed verbatim (`toYaml`, `indent`, …) write
+//! to the output unescaped; everything else a template interpolates goes through
+//! [`yaml_safe`], so a value can never change the structure of the rendered YAML.
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
+    RenderErrorReason, ScopedJson,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Register every helper on `hb`.
+pub fn register(hb: &mut Handlebars<'_>) {
+    hb.register_helper("toYaml", Box::new(Verbatim(to_yaml)));
+    hb.register_helper("toJson", Box::new(Verbatim(to_json)));
+    hb.register_helper("indent", Box::new(Verbatim(indent)));
+    hb.register_helper("nindent", Box::new(Verbatim(nindent)));
+    hb.register_helper("quote", Box::new(Verbatim(quote)));
+    hb.register_helper("sha256", Box::new(Verbatim(sha256)));
+    hb.register_helper("b64enc", Box::new(Verbatim(b64enc)));
+    hb.register_helper("default", Box::new(Escaped(default)));
+    hb.register_helper("required", Box::new(Escaped(required)));
+    // eq, ne, gt, gte, lt, lte, and, or, not, len are handlebars built-ins.
+}
+
+/// The escape function for `{{value}}`: plain, harmless text stays as is; anything YAML could
+/// read as structure (newlines, `: `, ` #`, indicators, document markers) becomes a quoted
+/// YAML string, so it stays one scalar.
+pub fn yaml_safe(s: &str) -> String {
+    if is_plain_safe(s) {
+        s.to_string()
+    } else {
+        // A JSON string is a valid YAML double-quoted scalar.
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
+fn is_plain_safe(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '/' | '=' | '+' | '-' | ':' | '@' | ' ');
+    s.chars().all(allowed)
+        && !s.starts_with([' ', '-', ':', '@'])
+        && !s.ends_with([' ', ':'])
+        && !s.contains(": ")
+}
+
+type Params = Vec<Value>;
+type HelperFn = fn(&str, &Params) -> Result<Value, String>;
+
+/// A helper whose result is written without escaping (it is already valid YAML/text).
+struct Verbatim(HelperFn);
+/// A helper whose result is a value, escaped like any other interpolation.
+struct Escaped(HelperFn);
+
+fn params(h: &Helper<'_>) -> Params {
+    h.params().iter().map(|p| p.value().clone()).collect()
+}
+
+fn invoke(f: HelperFn, h: &Helper<'_>) -> Result<Value, RenderError> {
+    f(h.name(), &params(h)).map_err(|m| RenderErrorReason::Other(m).into())
+}
+
+impl HelperDef for Verbatim {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        invoke(self.0, h).map(ScopedJson::Derived)
+    }
+
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let v = invoke(self.0, h)?;
+        out.write(&as_text(&v))?;
+        Ok(())
+    }
+}
+
+impl HelperDef for Escaped {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        invoke(self.0, h).map(ScopedJson::Derived)
+    }
+}
+
+/// How a value reads when placed in text: strings bare, everything else as JSON.
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn arg<'a>(name: &str, p: &'a Params, i: usize, what: &str) -> Result<&'a Value, String> {
+    p.get(i)
+        .ok_or_else(|| format!("helper `{name}` needs {what} as argument {}", i + 1))
+}
+
+fn width(name: &str, p: &Params) -> Result<usize, String> {
+    let w = arg(name, p, 0, "a width")?;
+    match w.as_u64() {
+        // Indenting by 0 would let a value's own lines start at column 0, where `---` opens
+        // a new object; every real use indents by at least one.
+        Some(n) if n >= 1 => Ok(n as usize),
+        _ => Err(format!("helper `{name}`: width must be a whole number of at least 1, got {w}")),
+    }
+}
+
+fn to_yaml(name: &str, p: &Params) -> Result<Value, String> {
+    let v = arg(name, p, 0, "a value")?;
+    crate::yaml::to_yaml(v)
+        .map(Value::String)
+        .map_err(|e| format!("helper `{name}`: {e}"))
+}
+
+fn to_json(name: &str, p: &Params) -> Result<Value, String> {
+    let v = arg(name, p, 0, "a value")?;
+    serde_json::to_string(v)
+        .map(Value::String)
+        .map_err(|e| format!("helper `{name}`: {e}"))
+}
+
+fn indent_text(n: usize, text: &str) -> String {
+    let pad = " ".repeat(n);
+    let mut out = String::with_capacity(text.len() + pad.len() * 4);
+    out.push_str(&pad);
+    out.push_str(&text.replace('\n', &format!("\n{pad}")));
+    out
+}
+
+fn indent(name: &str, p: &Params) -> Result<Value, String> {
+    let n = width(name, p)?;
+    let text = as_text(arg(name, p, 1, "the text to indent")?);
+    Ok(Value::String(indent_text(n, &text)))
+}
+
+fn nindent(name: &str, p: &Params) -> Result<Value, String> {
+    let n = width(name, p)?;
+    let text = as_text(arg(name, p, 1, "the text to indent")?);
+    Ok(Value::String(format!("\n{}", indent_text(n, &text))))
+}
+
+/// Sprig `quote`: each non-null argument as a double-quoted string, joined by spaces.
+fn quote(_: &str, p: &Params) -> Result<Value, String> {
+    let parts: Vec<String> = p
+        .iter()
+        .filter(|v| !v.is_null())
+        .map(|v| serde_json::to_string(&as_text(v)).unwrap_or_default())
+        .collect();
+    Ok(Value::String(parts.join(" ")))
+}
+
+fn sha256(name: &str, p: &Params) -> Result<Value, String> {
+    let text = as_text(arg(name, p, 0, "a string")?);
+    let digest = Sha256::digest(text.as_bytes());
+    Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+fn b64enc(name: &str, p: &Params) -> Result<Value, String> {
+    use base64::Engine as _;
+    let text = as_text(arg(name, p, 0, "a string")?);
+    Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(text.as_bytes())))
+}
+
+/// Sprig's notion of empty: null, false, 0, "", [] and {}.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
+}
+
+/// Sprig `default DEFAULT GIVEN`: GIVEN unless it is empty (or absent).
+fn default(name: &str, p: &Params) -> Result<Value, String> {
+    let fallback = arg(name, p, 0, "the default value")?;
+    match p.get(1) {
+        Some(v) if !is_empty(v) => Ok(v.clone()),
+        _ => Ok(fallback.clone()),
+    }
+}
+
+/// Sprig `required MESSAGE VALUE`: fails the render with MESSAGE when VALUE is null or "".
+fn required(name: &str, p: &Params) -> Result<Value, String> {
+    let message = as_text(arg(name, p, 0, "a message")?);
+    match p.get(1) {
+        None | Some(Value::Null) => Err(format!("required value missing: {message}")),
+        Some(Value::String(s)) if s.is_empty() => Err(format!("required value missing: {message}")),
+        Some(v) => Ok(v.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_safe_leaves_plain_words_alone() {
+        for s in ["metallb", "10.0.50.25-10.0.50.50", "quay.io/metallb/controller:v0.12.1", "64500:100", "a b", "7472", ""] {
+            assert_eq!(yaml_safe(s), s);
+        }
+    }
+
+    #[test]
+    fn yaml_safe_quotes_anything_structural() {
+        for s in ["a\nb", "--- kind: Secret", "a: b", "x #c", "- item", "{a: 1}", "[1]", "*alias", "&a", "!tag", "|", ">", "'q'", "\"q\"", "trailing:", " lead", "%x", "`x`"] {
+            let out = yaml_safe(s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+            assert_eq!(crate::yaml::parse(&format!("k: {out}")).unwrap(), json!({"k": s}), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn indent_and_nindent_follow_sprig() {
+        assert_eq!(indent("indent", &vec![json!(2), json!("a\nb")]).unwrap(), json!("  a\n  b"));
+        assert_eq!(nindent("nindent", &vec![json!(4), json!("a")]).unwrap(), json!("\n    a"));
+    }
+
+    #[test]
+    fn indent_rejects_zero_and_non_numbers() {
+        assert!(indent("indent", &vec![json!(0), json!("a")]).unwrap_err().contains("at least 1"));
+        assert!(nindent("nindent", &vec![json!("x"), json!("a")]).unwrap_err().contains("width"));
+        assert!(indent("indent", &vec![]).unwrap_err().contains("argument 1"));
+    }
+
+    #[test]
+    fn quote_skips_nulls_and_escapes() {
+        assert_eq!(quote("quote", &vec![json!("a\"b"), Value::Null, json!(7)]).unwrap(), json!("\"a\\\"b\" \"7\""));
+    }
+
+    #[test]
+    fn default_uses_fallback_for_empty_values() {
+        for empty in [Value::Null, json!(""), json!(0), json!(false), json!([]), json!({})] {
+            assert_eq!(default("default", &vec![json!("fb"), empty]).unwrap(), json!("fb"));
+        }
+        assert_eq!(default("default", &vec![json!("fb")]).unwrap(), json!("fb"));
+        assert_eq!(default("default", &vec![json!("fb"), json!("given")]).unwrap(), json!("given"));
+    }
+
+    #[test]
+    fn required_fails_on_null_and_empty() {
+        assert_eq!(required("required", &vec![json!("pools needed"), Value::Null]).unwrap_err(), "required value missing: pools needed");
+        assert!(required("required", &vec![json!("m"), json!("")]).is_err());
+        assert_eq!(required("required", &vec![json!("m"), json!(1)]).unwrap(), json!(1));
+    }
+
+    #[test]
+    fn sha256_and_b64enc_are_standard() {
+        assert_eq!(
+            sha256("sha256", &vec![json!("abc")]).unwrap(),
+            json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(b64enc("b64enc", &vec![json!("hello")]).unwrap(), json!("aGVsbG8="));
+    }
+}

@@ -1,0 +1,264 @@
+//! Rendering an app: handlebars templates + merged values -> checked Kubernetes objects.
+//!
+//! Templates are compiled once per app version ([`CompiledApp`]); each render is then pure:
+//! same app, values, release and cluster in, same objects out.
+
+mod helpers;
+
+use crate::manifest::{self, ManifestError, ManifestObject, Placement};
+use crate::resources::AppDefinition;
+use crate::values::{self, Values, ValuesError};
+use handlebars::Handlebars;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+pub use helpers::yaml_safe;
+
+/// Why an app could not be compiled or rendered. Every variant names the app; template errors
+/// name the template and, where handlebars knows it, the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The app's `defaultValues` are unusable.
+    #[error("app {app}: spec.defaultValues: {error}")]
+    DefaultValues {
+        /// App name, e.g. `metallb-0.12.3`.
+        app: String,
+        /// What is wrong.
+        error: ValuesError,
+    },
+    /// Two templates share a name.
+    #[error("app {app}: template name {template:?} is used twice")]
+    DuplicateTemplate {
+        /// App name.
+        app: String,
+        /// Template name.
+        template: String,
+    },
+    /// A template does not compile.
+    #[error("app {app}, template {template}{}: {message}", at_line(*line, *column))]
+    Syntax {
+        /// App name.
+        app: String,
+        /// Template name.
+        template: String,
+        /// 1-based line in the template source.
+        line: Option<usize>,
+        /// 1-based column.
+        column: Option<usize>,
+        /// What handlebars said.
+        message: String,
+    },
+    /// A template uses raw interpolation, through which a value could inject YAML.
+    #[error("app {app}, template {template}, line {line}: raw interpolation ({{{{{{…}}}}}} or {{{{&…}}}}) is not allowed, because a value could inject YAML objects; use {{{{toYaml …}}}} or {{{{toJson …}}}}")]
+    RawInterpolation {
+        /// App name.
+        app: String,
+        /// Template name.
+        template: String,
+        /// 1-based line.
+        line: usize,
+    },
+    /// A template failed while rendering (missing value, helper error, unknown helper).
+    #[error("app {app}, template {template}{}: {message}", at_line(*line, *column))]
+    Render {
+        /// App name.
+        app: String,
+        /// Template name.
+        template: String,
+        /// 1-based line in the template source.
+        line: Option<usize>,
+        /// 1-based column.
+        column: Option<usize>,
+        /// What went wrong.
+        message: String,
+    },
+    /// A template rendered something that is not an acceptable set of objects.
+    #[error("app {app}, template {template}: {error}")]
+    Output {
+        /// App name.
+        app: String,
+        /// Template name.
+        template: String,
+        /// What is wrong with the output.
+        error: ManifestError,
+    },
+}
+
+fn at_line(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(", line {l}, column {c}"),
+        (Some(l), None) => format!(", line {l}"),
+        _ => String::new(),
+    }
+}
+
+/// The release being rendered: the AppDeployment's name and the workspace namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// AppDeployment name.
+    pub name: String,
+    /// Workspace namespace.
+    pub namespace: String,
+}
+
+/// The cluster being rendered for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// KommanderCluster name.
+    pub name: String,
+    /// KommanderCluster labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An app version with its templates compiled and defaults parsed, ready to render many times.
+pub struct CompiledApp {
+    /// Name used in messages (the ClusterApp/App name, e.g. `metallb-0.12.3`).
+    pub name: String,
+    /// `spec.appId`.
+    pub id: String,
+    /// `spec.version`.
+    pub version: String,
+    /// Parsed `spec.defaultValues`.
+    pub defaults: Values,
+    cluster_scoped_kinds: Vec<String>,
+    /// Templates rendered, in order; names starting with `_` are partials only.
+    order: Vec<String>,
+    registry: Handlebars<'static>,
+}
+
+impl std::fmt::Debug for CompiledApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledApp")
+            .field("name", &self.name)
+            .field("templates", &self.order)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Find `{{{` or `{{&` (raw interpolation), skipping `\{{` escapes; returns the 1-based line.
+fn raw_interpolation_line(src: &str) -> Option<usize> {
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while i + 2 < bytes.len() {
+        if bytes[i] == b'{' && bytes[i + 1] == b'{' && (i == 0 || bytes[i - 1] != b'\\') {
+            let mut j = i + 2;
+            while j < bytes.len() && (bytes[j] == b'~' || bytes[j] == b' ') {
+                j += 1;
+            }
+            if j < bytes.len() && (bytes[j] == b'{' || bytes[j] == b'&') {
+                return Some(src[..i].matches('\n').count() + 1);
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    None
+}
+
+impl CompiledApp {
+    /// Compile an app definition. `name` is used in error messages.
+    pub fn compile(name: &str, def: &AppDefinition) -> Result<Self, RenderError> {
+        let defaults = values::parse(
+            "spec.defaultValues",
+            def.default_values.as_deref().unwrap_or_default(),
+        )
+        .map_err(|error| RenderError::DefaultValues { app: name.to_string(), error })?;
+
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(helpers::yaml_safe);
+        helpers::register(&mut registry);
+
+        let mut order = Vec::new();
+        for t in &def.templates {
+            if registry.has_template(&t.name) {
+                return Err(RenderError::DuplicateTemplate { app: name.to_string(), template: t.name.clone() });
+            }
+            if let Some(line) = raw_interpolation_line(&t.template) {
+                return Err(RenderError::RawInterpolation { app: name.to_string(), template: t.name.clone(), line });
+            }
+            registry.register_template_string(&t.name, &t.template).map_err(|e| RenderError::Syntax {
+                app: name.to_string(),
+                template: t.name.clone(),
+                line: e.pos().map(|p| p.0),
+                column: e.pos().map(|p| p.1),
+                message: e.reason().to_string(),
+            })?;
+            if !t.name.starts_with('_') {
+                order.push(t.name.clone());
+            }
+        }
+        Ok(CompiledApp {
+            name: name.to_string(),
+            id: def.app_id.clone(),
+            version: def.version.clone(),
+            defaults,
+            cluster_scoped_kinds: def.cluster_scoped_kinds.clone(),
+            order,
+            registry,
+        })
+    }
+
+    /// Merge `layers` over the app's defaults, Helm-style.
+    pub fn values(&self, layers: &[Values]) -> Values {
+        values::merge(&self.defaults, layers)
+    }
+
+    /// Render every template with `values` and return the checked objects, in template order.
+    pub fn render(&self, values: &Values, release: &Release, cluster: &ClusterInfo) -> Result<Vec<ManifestObject>, RenderError> {
+        let ctx = json!({
+            "values": values,
+            "release": {"name": release.name, "namespace": release.namespace},
+            "cluster": {"name": cluster.name, "labels": cluster.labels},
+            "app": {"id": self.id, "version": self.version},
+        });
+        let placement = Placement {
+            namespace: &release.namespace,
+            release: &release.name,
+            cluster_scoped_kinds: &self.cluster_scoped_kinds,
+        };
+        let mut objects = Vec::new();
+        for name in &self.order {
+            let text = self.render_text(name, &ctx)?;
+            let mut objs = manifest::parse_objects(name, &text, &placement).map_err(|error| RenderError::Output {
+                app: self.name.clone(),
+                template: name.clone(),
+                error,
+            })?;
+            objects.append(&mut objs);
+        }
+        manifest::check_unique(&objects).map_err(|error| RenderError::Output {
+            app: self.name.clone(),
+            template: objects_template_of(&error, &objects),
+            error,
+        })?;
+        Ok(objects)
+    }
+
+    fn render_text(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
+        self.registry.render(name, ctx).map_err(|e| RenderError::Render {
+            app: self.name.clone(),
+            template: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+            line: e.line_no,
+            column: e.column_no,
+            message: e.reason().to_string(),
+        })
+    }
+}
+
+/// The template that rendered the second copy of a duplicate object.
+fn objects_template_of(error: &ManifestError, objects: &[ManifestObject]) -> String {
+    match error {
+        ManifestError::Duplicate(display) => objects
+            .iter()
+            .rev()
+            .find(|o| &o.display_name() == display)
+            .map(|o| o.template.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

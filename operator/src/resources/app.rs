@@ -1,0 +1,109 @@
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What a catalog app is: data, not code. Shared by ClusterApp (deployable from any
+/// workspace) and App (deployable only from its own namespace).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDefinition {
+    /// The app's identifier, e.g. `metallb`.
+    pub app_id: String,
+    /// The app's version, e.g. `0.12.3`.
+    pub version: String,
+    /// Helm-style default values (YAML text). Workspace overrides are merged over them the
+    /// way Helm merges `-f` files over a chart's values.yaml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_values: Option<String>,
+    /// Handlebars templates, rendered in order; each renders zero or more YAML documents.
+    #[serde(default)]
+    pub templates: Vec<AppTemplate>,
+    /// Cluster-scoped kinds the app may create (e.g. `ClusterRole`). Every other rendered
+    /// object is namespaced and lands in the workspace namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_scoped_kinds: Vec<String>,
+    /// Which rendered ConfigMap carries the app's runtime configuration, which workloads are
+    /// restarted when it changes, and which safety check guards such changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_rollout: Option<ConfigRollout>,
+}
+
+/// One named template of an app.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct AppTemplate {
+    /// Template name, used in error messages (e.g. `controller.yaml`).
+    pub name: String,
+    /// Handlebars source. Context: `values`, `release.name`, `release.namespace`,
+    /// `cluster.name`, `cluster.labels`, `app.id`, `app.version`.
+    pub template: String,
+}
+
+/// How changes to an app's runtime configuration are rolled out.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigRollout {
+    /// Name of the rendered ConfigMap that carries the runtime configuration.
+    pub config_map: String,
+    /// Key of that ConfigMap holding the configuration; absent means all of its data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Workloads restarted (by a config-hash annotation on their pod template) when the
+    /// configuration changes, so the app loads it at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart: Vec<RestartTarget>,
+    /// Built-in safety check run against the live cluster before a change is applied.
+    /// Absent: every valid change is rolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_check: Option<SafetyCheck>,
+}
+
+/// A workload rendered by the app.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct RestartTarget {
+    /// Workload kind: Deployment, DaemonSet or StatefulSet.
+    pub kind: String,
+    /// Workload name as rendered.
+    pub name: String,
+}
+
+/// Built-in safety checks.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SafetyCheck {
+    /// MetalLB 0.12 (ConfigMap-configured): validates the config and refuses changes that
+    /// would take an assigned IP away from a LoadBalancer Service.
+    #[serde(rename = "metallb-v0.12")]
+    MetallbV012,
+}
+
+/// A catalog app version deployable from any workspace, e.g. `metallb-0.12.3`.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "apps.kommander.d2iq.io",
+    version = "v1alpha2",
+    kind = "ClusterApp",
+    printcolumn = r#"{"name":"App ID","type":"string","jsonPath":".spec.appId"}"#,
+    printcolumn = r#"{"name":"App Version","type":"string","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+pub struct ClusterAppSpec {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub app: AppDefinition,
+}
+
+/// A catalog app version deployable only from its own workspace namespace.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "apps.kommander.d2iq.io",
+    version = "v1alpha2",
+    kind = "App",
+    namespaced,
+    printcolumn = r#"{"name":"App ID","type":"string","jsonPath":".spec.appId"}"#,
+    printcolumn = r#"{"name":"App Version","type":"string","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+pub struct AppSpec {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub app: AppDefinition,
+}

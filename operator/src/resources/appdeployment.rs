@@ -1,0 +1,149 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Deploy an app, with Helm-style overrides, to the clusters of this workspace.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "apps.kommander.d2iq.io",
+    version = "v1alpha2",
+    kind = "AppDeployment",
+    namespaced,
+    status = "AppDeploymentStatus",
+    shortname = "appd",
+    printcolumn = r#"{"name":"App","type":"string","jsonPath":".spec.appRef.name"}"#,
+    printcolumn = r#"{"name":"Clusters","type":"string","jsonPath":".status.clustersReady"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.summary"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDeploymentSpec {
+    /// The app to deploy: a ClusterApp, or an App in this namespace.
+    pub app_ref: AppRef,
+    /// ConfigMap in this namespace whose key `values.yaml` holds Helm-style overrides, merged
+    /// over the app's default values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_overrides: Option<ConfigMapRef>,
+    /// Which KommanderClusters of the workspace receive the app. Absent: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_selector: Option<LabelSelector>,
+    /// Further override layers for some clusters, merged in order after `configOverrides`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_config_overrides: Vec<ClusterConfigOverride>,
+    /// How the rollout proceeds across clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStrategy>,
+    /// Stop reconciling: nothing is applied or removed while true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+}
+
+/// Reference to a ClusterApp or App.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct AppRef {
+    /// Name of the ClusterApp or App, e.g. `metallb-0.12.3`.
+    pub name: String,
+    /// `ClusterApp` (catalog-wide) or `App` (this namespace only).
+    pub kind: AppKind,
+}
+
+/// Kind of app reference.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AppKind {
+    /// A cluster-scoped catalog app.
+    #[default]
+    ClusterApp,
+    /// A namespaced app of this workspace.
+    App,
+}
+
+/// Reference to a ConfigMap in this namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ConfigMapRef {
+    /// ConfigMap name.
+    pub name: String,
+}
+
+/// An override layer applied to the clusters its selector matches.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConfigOverride {
+    /// ConfigMap in this namespace whose key `values.yaml` holds the overrides.
+    pub config_map_name: String,
+    /// KommanderClusters this layer applies to.
+    pub cluster_selector: LabelSelector,
+}
+
+/// Rollout across clusters.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStrategy {
+    /// How many clusters are changed at once; absent or 0 means all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_clusters: Option<u32>,
+}
+
+/// Where one target cluster stands.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ClusterPhase {
+    /// Not yet reconciled.
+    Pending,
+    /// Rendered objects are applied and the runtime config is in force.
+    Applied,
+    /// The rendered config breaks a rule; nothing was applied.
+    Invalid,
+    /// The new config would break live Services; the old config stays in force.
+    Blocked,
+    /// The cluster cannot be reached.
+    Unreachable,
+    /// Applying failed; see the message.
+    Failed,
+}
+
+/// Per-cluster rollout state.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRolloutStatus {
+    /// KommanderCluster name.
+    pub name: String,
+    /// Pending, Applied, Invalid, Blocked, Unreachable or Failed.
+    pub phase: ClusterPhase,
+    /// Hash of the runtime config in force on the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_config_hash: Option<String>,
+    /// Hash of the runtime config rendered from the current inputs. Annotate the
+    /// AppDeployment `apps.kommander.d2iq.io/accept-disruption: <this hash>` to force it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_config_hash: Option<String>,
+    /// What happened, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Services (`namespace/name` and why) that block the new config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<String>,
+    /// When the phase last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+}
+
+/// Observed state of an AppDeployment.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDeploymentStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, ConfigValid and RolloutSafe.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Per target cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterRolloutStatus>,
+    /// Applied clusters over target clusters, e.g. `2/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters_ready: Option<String>,
+    /// One-line summary, e.g. `Ready` or `Blocked: attached-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}

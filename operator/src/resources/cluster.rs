@@ -1,0 +1,75 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A cluster attached to a workspace. Lives in the workspace namespace of the management
+/// cluster. Its labels are what AppDeployment `clusterSelector`s match.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "kommander.mesosphere.io",
+    version = "v1beta1",
+    kind = "KommanderCluster",
+    namespaced,
+    status = "KommanderClusterStatus",
+    shortname = "kc",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.kubernetesVersion"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KommanderClusterSpec {
+    /// Secret in this namespace holding the cluster's kubeconfig under key `kubeconfig` (or
+    /// `value`, the Cluster API convention). Absent means the management cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_ref: Option<SecretRef>,
+    /// Network ranges of the cluster. Overrides what is discovered from
+    /// kube-system/kubeadm-config; used to reject load-balancer pools that overlap them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<ClusterNetwork>,
+}
+
+/// A reference to a Secret in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SecretRef {
+    /// Secret name.
+    pub name: String,
+}
+
+/// The cluster's pod and service networks, as CIDRs.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterNetwork {
+    /// Pod network CIDR, e.g. `192.168.0.0/16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_subnet: Option<String>,
+    /// Service network CIDR, e.g. `10.96.0.0/12`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_subnet: Option<String>,
+}
+
+/// Whether the operator can talk to the cluster.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum JoinPhase {
+    /// Not checked yet.
+    Pending,
+    /// Reachable with the referenced kubeconfig.
+    Joined,
+    /// The kubeconfig is missing or invalid, or the API server does not answer.
+    Unreachable,
+}
+
+/// Observed state of a KommanderCluster.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KommanderClusterStatus {
+    /// Pending, Joined or Unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<JoinPhase>,
+    /// Kubernetes version reported by the cluster's API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// Standard conditions; `Ready` explains why a cluster is Unreachable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,14 @@
+//! Custom resource types. The CRD YAML under `crds/` is generated from these (see `crdgen`).
+
+pub mod app;
+pub mod appdeployment;
+pub mod cluster;
+pub mod workspace;
+
+pub use app::{App, AppDefinition, AppSpec, AppTemplate, ClusterApp, ClusterAppSpec, ConfigRollout, RestartTarget, SafetyCheck};
+pub use appdeployment::{
+    AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, ClusterConfigOverride,
+    ClusterPhase, ClusterRolloutStatus, ConfigMapRef, RolloutStrategy,
+};
+pub use cluster::{KommanderCluster, KommanderClusterSpec, KommanderClusterStatus, ClusterNetwork, SecretRef, JoinPhase};
+pub use workspace::{NamespaceRef, Workspace, WorkspaceSpec, WorkspaceStatus};

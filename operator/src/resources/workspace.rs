@@ -1,0 +1,55 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A tenant. A workspace owns one namespace on the management cluster and on every attached
+/// cluster; apps deployed in the workspace land in that namespace.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "workspaces.kommander.mesosphere.io",
+    version = "v1alpha1",
+    kind = "Workspace",
+    status = "WorkspaceStatus",
+    shortname = "ws",
+    printcolumn = r#"{"name":"Workspace Namespace","type":"string","jsonPath":".status.namespaceRef.name"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceSpec {
+    /// Name of the namespace this workspace owns on every cluster. Defaults to the workspace
+    /// name. The host workspace `kommander` uses the namespace `kommander`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_name: Option<String>,
+}
+
+/// Observed state of a Workspace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceStatus {
+    /// The namespace the operator created for this workspace. Read it with
+    /// `kubectl get workspace W -o jsonpath='{.status.namespaceRef.name}'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_ref: Option<NamespaceRef>,
+    /// Standard conditions; `Ready` is True once the namespace exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A reference to a namespace by name.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct NamespaceRef {
+    /// Namespace name.
+    pub name: String,
+}
+
+impl Workspace {
+    /// The namespace this workspace owns: `spec.namespaceName`, else the workspace name.
+    pub fn namespace_name(&self) -> Option<&str> {
+        self.spec
+            .namespace_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or(self.metadata.name.as_deref())
+    }
+}
