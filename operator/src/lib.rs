@@ -9,3 +9,4 @@ pub mod values;
 pub mod yaml;
 pub mod manifest;
 pub mod render;
+pub mod metallb;

@@ -1,0 +1,12 @@
+//! MetalLB 0.12 (ConfigMap-configured) configuration: the model, its parser and every rule the
+//! v0.12.1 controller and speaker apply, plus pool capacity.
+//!
+//! Rules were read from MetalLB v0.12.1 `internal/config` (config.go, validate.go). Where
+//! MetalLB stops at the first problem, we report them all. Where it would quietly accept
+//! something nonsensical (a range mixing IPv4 and IPv6, a fractional ASN), we refuse it.
+
+pub mod cidr;
+mod config;
+pub mod duration;
+
+pub use config::*;
