@@ -4,9 +4,12 @@
 //! The functional core (`values`, `render`, `metallb`) is plain functions over plain data;
 //! nothing in it knows about HTTP or the Kubernetes API.
 
+pub mod catalog;
+pub mod crdgen;
+pub mod manifest;
+pub mod metallb;
+pub mod render;
 pub mod resources;
+pub mod rollout;
 pub mod values;
 pub mod yaml;
-pub mod manifest;
-pub mod render;
-pub mod metallb;

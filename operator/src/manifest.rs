@@ -111,7 +111,9 @@ pub enum ManifestError {
         found: &'static str,
     },
     /// A required field is missing or not a string.
-    #[error("document {index} has no {field} (every object needs apiVersion, kind and metadata.name as strings)")]
+    #[error(
+        "document {index} has no {field} (every object needs apiVersion, kind and metadata.name as strings)"
+    )]
     MissingField {
         /// 1-based document index.
         index: usize,
@@ -119,7 +121,9 @@ pub enum ManifestError {
         field: &'static str,
     },
     /// A cluster-scoped kind the app did not declare.
-    #[error("{kind} {name} is cluster-scoped and the app does not allow it (add it to spec.clusterScopedKinds)")]
+    #[error(
+        "{kind} {name} is cluster-scoped and the app does not allow it (add it to spec.clusterScopedKinds)"
+    )]
     ClusterScopedNotAllowed {
         /// Kind.
         kind: String,
@@ -137,7 +141,9 @@ pub enum ManifestError {
         namespace: String,
     },
     /// A namespaced object aimed at another namespace.
-    #[error("{kind} {name} sets metadata.namespace {namespace:?}; objects of this app may only live in the workspace namespace {expected:?}")]
+    #[error(
+        "{kind} {name} sets metadata.namespace {namespace:?}; objects of this app may only live in the workspace namespace {expected:?}"
+    )]
     ForeignNamespace {
         /// Kind.
         kind: String,
@@ -171,7 +177,11 @@ fn str_at<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
 }
 
 /// Parse one template's output into objects, placing and labelling them.
-pub fn parse_objects(template: &str, text: &str, placement: &Placement<'_>) -> Result<Vec<ManifestObject>, ManifestError> {
+pub fn parse_objects(
+    template: &str,
+    text: &str,
+    placement: &Placement<'_>,
+) -> Result<Vec<ManifestObject>, ManifestError> {
     let docs = yaml::parse_all(text).map_err(|error| {
         let line_text = error
             .line
@@ -187,24 +197,40 @@ pub fn parse_objects(template: &str, text: &str, placement: &Placement<'_>) -> R
             Value::Null => continue,
             Value::Object(m) => m,
             other => {
-                return Err(ManifestError::NotAnObject { index, found: crate::values::kind_of(&other) });
+                return Err(ManifestError::NotAnObject {
+                    index,
+                    found: crate::values::kind_of(&other),
+                });
             }
         };
         let api_version = str_at(&obj, &["apiVersion"])
-            .ok_or(ManifestError::MissingField { index, field: "apiVersion" })?
+            .ok_or(ManifestError::MissingField {
+                index,
+                field: "apiVersion",
+            })?
             .to_string();
         let kind = str_at(&obj, &["kind"])
-            .ok_or(ManifestError::MissingField { index, field: "kind" })?
+            .ok_or(ManifestError::MissingField {
+                index,
+                field: "kind",
+            })?
             .to_string();
         let name = str_at(&obj, &["metadata", "name"])
-            .ok_or(ManifestError::MissingField { index, field: "metadata.name" })?
+            .ok_or(ManifestError::MissingField {
+                index,
+                field: "metadata.name",
+            })?
             .to_string();
         let set_ns = str_at(&obj, &["metadata", "namespace"]).map(str::to_string);
 
         let allowed = placement.cluster_scoped_kinds.iter().any(|k| k == &kind);
         let namespace = if allowed {
             if let Some(ns) = set_ns {
-                return Err(ManifestError::NamespaceOnClusterScoped { kind, name, namespace: ns });
+                return Err(ManifestError::NamespaceOnClusterScoped {
+                    kind,
+                    name,
+                    namespace: ns,
+                });
             }
             None
         } else if KNOWN_CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
@@ -228,7 +254,9 @@ pub fn parse_objects(template: &str, text: &str, placement: &Placement<'_>) -> R
             if let Some(ns) = &namespace {
                 meta.insert("namespace".into(), Value::String(ns.clone()));
             }
-            let labels = meta.entry("labels").or_insert_with(|| Value::Object(Map::new()));
+            let labels = meta
+                .entry("labels")
+                .or_insert_with(|| Value::Object(Map::new()));
             if labels.is_null() {
                 *labels = Value::Object(Map::new());
             }
@@ -237,8 +265,14 @@ pub fn parse_objects(template: &str, text: &str, placement: &Placement<'_>) -> R
             };
             {
                 l.insert(LABEL_MANAGED_BY.into(), Value::String(MANAGER.into()));
-                l.insert(LABEL_APPDEPLOYMENT.into(), Value::String(placement.release.into()));
-                l.insert(LABEL_WORKSPACE.into(), Value::String(placement.namespace.into()));
+                l.insert(
+                    LABEL_APPDEPLOYMENT.into(),
+                    Value::String(placement.release.into()),
+                );
+                l.insert(
+                    LABEL_WORKSPACE.into(),
+                    Value::String(placement.namespace.into()),
+                );
             }
         }
         out.push(ManifestObject {
@@ -258,7 +292,12 @@ pub fn check_unique(objects: &[ManifestObject]) -> Result<(), ManifestError> {
     let mut seen = BTreeSet::new();
     for o in objects {
         let group = o.api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
-        if !seen.insert((group.to_string(), o.kind.clone(), o.namespace.clone(), o.name.clone())) {
+        if !seen.insert((
+            group.to_string(),
+            o.kind.clone(),
+            o.namespace.clone(),
+            o.name.clone(),
+        )) {
             return Err(ManifestError::Duplicate(o.display_name()));
         }
     }

@@ -54,7 +54,8 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_saphyr::from_str_with_options::<Value>(text, options()).map_err(|e| YamlError::from_saphyr(&e))
+    serde_saphyr::from_str_with_options::<Value>(text, options())
+        .map_err(|e| YamlError::from_saphyr(&e))
 }
 
 /// Parse every document of a multi-document YAML stream. Empty documents come back as `null`.
@@ -82,7 +83,10 @@ mod tests {
 
     #[test]
     fn parses_yaml_11_booleans_like_helm() {
-        assert_eq!(parse("a: yes\nb: off").unwrap(), json!({"a": true, "b": false}));
+        assert_eq!(
+            parse("a: yes\nb: off").unwrap(),
+            json!({"a": true, "b": false})
+        );
     }
 
     #[test]
@@ -107,7 +111,20 @@ mod tests {
 
     #[test]
     fn to_yaml_round_trips_tricky_strings() {
-        for s in ["yes", "no", "10", "1.0", "null", "~", "a: b", "x\n---\nkind: Secret", "", " lead", "#c", "-"] {
+        for s in [
+            "yes",
+            "no",
+            "10",
+            "1.0",
+            "null",
+            "~",
+            "a: b",
+            "x\n---\nkind: Secret",
+            "",
+            " lead",
+            "#c",
+            "-",
+        ] {
             let v = json!({"k": s});
             let text = to_yaml(&v).unwrap();
             assert_eq!(parse(&text).unwrap(), v, "round trip of {s:?} via {text:?}");
@@ -117,7 +134,13 @@ mod tests {
     #[test]
     fn to_yaml_sorts_keys() {
         let text = to_yaml(&json!({"b": 1, "a": {"d": 1, "c": 2}})).unwrap();
-        assert!(text.find("a:").unwrap() < text.find("b:").unwrap(), "{text}");
-        assert!(text.find("c:").unwrap() < text.find("d:").unwrap(), "{text}");
+        assert!(
+            text.find("a:").unwrap() < text.find("b:").unwrap(),
+            "{text}"
+        );
+        assert!(
+            text.find("c:").unwrap() < text.find("d:").unwrap(),
+            "{text}"
+        );
     }
 }

@@ -35,7 +35,9 @@ pub fn parse_addresses(entry: &str) -> Result<Vec<IpNet>, String> {
             Ok(Ipv6Subnets::new(s, e, 0).map(IpNet::V6).collect())
         }
         // MetalLB silently yields no addresses here; a pool that quietly shrinks is worse than an error.
-        _ => Err(format!("range {entry:?}: start and end must both be IPv4 or both be IPv6")),
+        _ => Err(format!(
+            "range {entry:?}: start and end must both be IPv4 or both be IPv6"
+        )),
     }
 }
 
@@ -63,7 +65,8 @@ pub fn size(net: &IpNet, avoid_buggy_ips: bool) -> u128 {
                 // Every /24 inside holds exactly one .0 and one .255.
                 2u128 << (24 - v4.prefix_len())
             } else {
-                u128::from(v4.network().octets()[3] == 0) + u128::from(v4.broadcast().octets()[3] == 255)
+                u128::from(v4.network().octets()[3] == 0)
+                    + u128::from(v4.broadcast().octets()[3] == 255)
             };
             total - buggy
         }
@@ -81,30 +84,64 @@ mod tests {
 
     #[test]
     fn cidr_host_bits_are_masked() {
-        assert_eq!(parse_addresses("10.0.50.7/24").unwrap(), nets(&["10.0.50.0/24"]));
+        assert_eq!(
+            parse_addresses("10.0.50.7/24").unwrap(),
+            nets(&["10.0.50.0/24"])
+        );
     }
 
     #[test]
     fn seed_range_splits_into_cidrs() {
         assert_eq!(
             parse_addresses("10.0.50.25-10.0.50.50").unwrap(),
-            nets(&["10.0.50.25/32", "10.0.50.26/31", "10.0.50.28/30", "10.0.50.32/28", "10.0.50.48/31", "10.0.50.50/32"])
+            nets(&[
+                "10.0.50.25/32",
+                "10.0.50.26/31",
+                "10.0.50.28/30",
+                "10.0.50.32/28",
+                "10.0.50.48/31",
+                "10.0.50.50/32"
+            ])
         );
-        assert_eq!(parse_addresses(" 10.0.0.0 - 10.0.0.255 ").unwrap(), nets(&["10.0.0.0/24"]));
+        assert_eq!(
+            parse_addresses(" 10.0.0.0 - 10.0.0.255 ").unwrap(),
+            nets(&["10.0.0.0/24"])
+        );
     }
 
     #[test]
     fn bad_entries_are_explained() {
-        assert!(parse_addresses("10.0.0.1").unwrap_err().contains("neither a CIDR"));
+        assert!(
+            parse_addresses("10.0.0.1")
+                .unwrap_err()
+                .contains("neither a CIDR")
+        );
         assert!(parse_addresses("10.0.0.0/33").is_err());
-        assert!(parse_addresses("10.0.0.9-10.0.0.1").unwrap_err().contains("is after end"));
-        assert!(parse_addresses("10.0.0.1-fd00::1").unwrap_err().contains("both be IPv4"));
-        assert!(parse_addresses("10.0.0.1-x").unwrap_err().contains("end \"x\""));
+        assert!(
+            parse_addresses("10.0.0.9-10.0.0.1")
+                .unwrap_err()
+                .contains("is after end")
+        );
+        assert!(
+            parse_addresses("10.0.0.1-fd00::1")
+                .unwrap_err()
+                .contains("both be IPv4")
+        );
+        assert!(
+            parse_addresses("10.0.0.1-x")
+                .unwrap_err()
+                .contains("end \"x\"")
+        );
     }
 
     #[test]
     fn overlap_is_symmetric_and_family_aware() {
-        let [a, b, c, d] = [nets(&["10.0.0.0/24"])[0], nets(&["10.0.0.128/25"])[0], nets(&["10.0.1.0/24"])[0], nets(&["::/0"])[0]];
+        let [a, b, c, d] = [
+            nets(&["10.0.0.0/24"])[0],
+            nets(&["10.0.0.128/25"])[0],
+            nets(&["10.0.1.0/24"])[0],
+            nets(&["::/0"])[0],
+        ];
         assert!(overlaps(&a, &b) && overlaps(&b, &a));
         assert!(!overlaps(&a, &c));
         assert!(!overlaps(&a, &d));

@@ -58,14 +58,15 @@ pub struct Pool {
 impl Pool {
     /// Whether the pool can hand out `ip` (inside a block, and not a buggy IP when those are avoided).
     pub fn owns(&self, ip: &IpAddr) -> bool {
-        !(self.avoid_buggy_ips && cidr::is_buggy_ip(ip)) && self.cidrs.iter().any(|n| n.contains(ip))
+        !(self.avoid_buggy_ips && cidr::is_buggy_ip(ip))
+            && self.cidrs.iter().any(|n| n.contains(ip))
     }
 
     /// How many addresses the pool offers: the most LoadBalancer Services it can serve.
     pub fn capacity(&self) -> u128 {
-        self.cidrs
-            .iter()
-            .fold(0u128, |acc, n| acc.saturating_add(cidr::size(n, self.avoid_buggy_ips)))
+        self.cidrs.iter().fold(0u128, |acc, n| {
+            acc.saturating_add(cidr::size(n, self.avoid_buggy_ips))
+        })
     }
 }
 
@@ -84,7 +85,12 @@ pub struct BgpAdvertisement {
 
 impl Default for BgpAdvertisement {
     fn default() -> Self {
-        BgpAdvertisement { aggregation_length: 32, aggregation_length_v6: 128, local_pref: 0, communities: BTreeSet::new() }
+        BgpAdvertisement {
+            aggregation_length: 32,
+            aggregation_length_v6: 128,
+            local_pref: 0,
+            communities: BTreeSet::new(),
+        }
     }
 }
 
@@ -211,11 +217,23 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Config => f.write_str("config"),
-            Location::Pool { index, name: Some(n) } => write!(f, "address pool #{} {n:?}", index + 1),
+            Location::Pool {
+                index,
+                name: Some(n),
+            } => write!(f, "address pool #{} {n:?}", index + 1),
             Location::Pool { index, name: None } => write!(f, "address pool #{}", index + 1),
-            Location::Peer { index, address: Some(a) } => write!(f, "peer #{} ({a})", index + 1),
-            Location::Peer { index, address: None } => write!(f, "peer #{}", index + 1),
-            Location::BfdProfile { index, name: Some(n) } => write!(f, "bfd profile #{} {n:?}", index + 1),
+            Location::Peer {
+                index,
+                address: Some(a),
+            } => write!(f, "peer #{} ({a})", index + 1),
+            Location::Peer {
+                index,
+                address: None,
+            } => write!(f, "peer #{}", index + 1),
+            Location::BfdProfile {
+                index,
+                name: Some(n),
+            } => write!(f, "bfd profile #{} {n:?}", index + 1),
             Location::BfdProfile { index, name: None } => write!(f, "bfd profile #{}", index + 1),
             Location::Community { name } => write!(f, "bgp-communities {name:?}"),
         }
@@ -346,39 +364,99 @@ impl fmt::Display for Problem {
         match self {
             Problem::Yaml(e) => write!(f, "not valid YAML: {e}"),
             Problem::UnknownField { field, allowed } => {
-                write!(f, "unknown field {field:?} (MetalLB 0.12 rejects unknown fields; allowed here: {})", allowed.join(", "))
+                write!(
+                    f,
+                    "unknown field {field:?} (MetalLB 0.12 rejects unknown fields; allowed here: {})",
+                    allowed.join(", ")
+                )
             }
-            Problem::WrongType { field, expected, found } => write!(f, "{field} must be {expected}, found {found}"),
+            Problem::WrongType {
+                field,
+                expected,
+                found,
+            } => write!(f, "{field} must be {expected}, found {found}"),
             Problem::Missing { field, hint } => write!(f, "{field} is required: {hint}"),
-            Problem::OutOfRange { field, value, min, max } => write!(f, "{field} {value} is out of range: it must be between {min} and {max}"),
-            Problem::UnknownProtocol(p) => write!(f, "protocol {p:?} is unknown: use \"layer2\" or \"bgp\" (lower case)"),
+            Problem::OutOfRange {
+                field,
+                value,
+                min,
+                max,
+            } => write!(
+                f,
+                "{field} {value} is out of range: it must be between {min} and {max}"
+            ),
+            Problem::UnknownProtocol(p) => write!(
+                f,
+                "protocol {p:?} is unknown: use \"layer2\" or \"bgp\" (lower case)"
+            ),
             Problem::BadAddresses(why) => write!(f, "addresses: {why}"),
-            Problem::Overlap { cidr, entry, other, other_pool } => write!(
+            Problem::Overlap {
+                cidr,
+                entry,
+                other,
+                other_pool,
+            } => write!(
                 f,
                 "addresses {entry:?} ({cidr}) overlap {other} of pool {other_pool:?}: pools may not share addresses"
             ),
-            Problem::DuplicatePool(n) => write!(f, "pool name {n:?} is used twice: pool names must be unique"),
-            Problem::AdvertisementsOnLayer2 => f.write_str("bgp-advertisements are only allowed in bgp pools, and this pool is layer2"),
-            Problem::AggregationTooShort { advertisement, length, prefix, entry } => write!(
+            Problem::DuplicatePool(n) => write!(
+                f,
+                "pool name {n:?} is used twice: pool names must be unique"
+            ),
+            Problem::AdvertisementsOnLayer2 => f.write_str(
+                "bgp-advertisements are only allowed in bgp pools, and this pool is layer2",
+            ),
+            Problem::AggregationTooShort {
+                advertisement,
+                length,
+                prefix,
+                entry,
+            } => write!(
                 f,
                 "bgp-advertisements #{advertisement}: aggregation length {length} is shorter than prefix /{prefix} of addresses {entry:?}; it must be at least {prefix}"
             ),
-            Problem::DuplicateAdvertisement(a, b) => write!(f, "bgp-advertisements #{a} and #{b} are identical"),
-            Problem::DuplicateCommunity(c) => write!(f, "community {c:?} is listed twice in one advertisement"),
-            Problem::BadCommunity { value, reason } => write!(f, "community {value:?} is invalid: {reason}"),
-            Problem::MultihopOnIbgp => f.write_str("ebgp-multihop is set but my-asn equals peer-asn (an iBGP session); remove one"),
+            Problem::DuplicateAdvertisement(a, b) => {
+                write!(f, "bgp-advertisements #{a} and #{b} are identical")
+            }
+            Problem::DuplicateCommunity(c) => {
+                write!(f, "community {c:?} is listed twice in one advertisement")
+            }
+            Problem::BadCommunity { value, reason } => {
+                write!(f, "community {value:?} is invalid: {reason}")
+            }
+            Problem::MultihopOnIbgp => f.write_str(
+                "ebgp-multihop is set but my-asn equals peer-asn (an iBGP session); remove one",
+            ),
             Problem::BadIp { field, value } => write!(f, "{field} {value:?} is not an IP address"),
             Problem::BadDuration { field, reason } => write!(f, "{field}: {reason}"),
-            Problem::HoldTimeTooShort(v) => write!(f, "hold-time {v:?} is too short: it must be 0 or at least 3s"),
+            Problem::HoldTimeTooShort(v) => write!(
+                f,
+                "hold-time {v:?} is too short: it must be 0 or at least 3s"
+            ),
             Problem::KeepaliveAboveHold { keepalive, hold } => {
-                write!(f, "keepalive-time {keepalive}s is longer than hold-time {hold}s; it must not be")
+                write!(
+                    f,
+                    "keepalive-time {keepalive}s is longer than hold-time {hold}s; it must not be"
+                )
             }
             Problem::BadSelector(why) => write!(f, "node-selectors: {why}"),
-            Problem::UnknownBfdProfile(n) => write!(f, "bfd-profile {n:?} is not defined in bfd-profiles"),
-            Problem::DuplicatePeer(other) => write!(f, "is identical to peer #{} (after defaults): peers must be unique", other + 1),
+            Problem::UnknownBfdProfile(n) => {
+                write!(f, "bfd-profile {n:?} is not defined in bfd-profiles")
+            }
+            Problem::DuplicatePeer(other) => write!(
+                f,
+                "is identical to peer #{} (after defaults): peers must be unique",
+                other + 1
+            ),
             Problem::DuplicateBfdProfile(n) => write!(f, "bfd profile name {n:?} is used twice"),
-            Problem::FrrOnly(what) => write!(f, "{what} needs the FRR speaker; this MetalLB runs the native BGP speaker"),
-            Problem::Ipv6BgpNative(n) => write!(f, "bgp pool has IPv6 block {n}; the native BGP speaker supports IPv4 only"),
+            Problem::FrrOnly(what) => write!(
+                f,
+                "{what} needs the FRR speaker; this MetalLB runs the native BGP speaker"
+            ),
+            Problem::Ipv6BgpNative(n) => write!(
+                f,
+                "bgp pool has IPv6 block {n}; the native BGP speaker supports IPv4 only"
+            ),
         }
     }
 }
@@ -399,8 +477,20 @@ pub struct ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 const TOP_FIELDS: &[&str] = &["peers", "bgp-communities", "address-pools", "bfd-profiles"];
-const POOL_FIELDS: &[&str] = &["name", "protocol", "addresses", "auto-assign", "avoid-buggy-ips", "bgp-advertisements"];
-const ADV_FIELDS: &[&str] = &["aggregation-length", "aggregation-length-v6", "localpref", "communities"];
+const POOL_FIELDS: &[&str] = &[
+    "name",
+    "protocol",
+    "addresses",
+    "auto-assign",
+    "avoid-buggy-ips",
+    "bgp-advertisements",
+];
+const ADV_FIELDS: &[&str] = &[
+    "aggregation-length",
+    "aggregation-length-v6",
+    "localpref",
+    "communities",
+];
 const PEER_FIELDS: &[&str] = &[
     "my-asn",
     "peer-asn",
@@ -440,10 +530,17 @@ impl<'a> Fields<'a> {
         let mut errors = Vec::new();
         for k in map.keys() {
             if !allowed.contains(&k.as_str()) {
-                errors.push(Problem::UnknownField { field: format!("{prefix}{k}"), allowed });
+                errors.push(Problem::UnknownField {
+                    field: format!("{prefix}{k}"),
+                    allowed,
+                });
             }
         }
-        Fields { map, prefix: prefix.to_string(), errors }
+        Fields {
+            map,
+            prefix: prefix.to_string(),
+            errors,
+        }
     }
 
     fn name(&self, key: &str) -> String {
@@ -451,7 +548,11 @@ impl<'a> Fields<'a> {
     }
 
     fn wrong(&mut self, key: &str, expected: &'static str, v: &Value) {
-        self.errors.push(Problem::WrongType { field: self.name(key), expected, found: kind_of(v) });
+        self.errors.push(Problem::WrongType {
+            field: self.name(key),
+            expected,
+            found: kind_of(v),
+        });
     }
 
     /// yaml.v2 puts any scalar's text into a string field; null is "".
@@ -471,17 +572,31 @@ impl<'a> Fields<'a> {
         let v = self.map.get(key)?;
         let n = match v {
             Value::Null => return None,
-            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18).map(|f| f as i64)),
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                    .map(|f| f as i64)
+            }),
             _ => None,
         };
         match n {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(_) => {
-                self.errors.push(Problem::OutOfRange { field: self.name(key), value: v.to_string(), min, max });
+                self.errors.push(Problem::OutOfRange {
+                    field: self.name(key),
+                    value: v.to_string(),
+                    min,
+                    max,
+                });
                 None
             }
             None if matches!(v, Value::Number(_)) => {
-                self.errors.push(Problem::OutOfRange { field: self.name(key), value: v.to_string(), min, max });
+                self.errors.push(Problem::OutOfRange {
+                    field: self.name(key),
+                    value: v.to_string(),
+                    min,
+                    max,
+                });
                 None
             }
             None => {
@@ -552,7 +667,10 @@ struct Report(Vec<ConfigError>);
 
 impl Report {
     fn add(&mut self, location: &Location, problem: Problem) {
-        self.0.push(ConfigError { location: location.clone(), problem });
+        self.0.push(ConfigError {
+            location: location.clone(),
+            problem,
+        });
     }
     fn extend(&mut self, location: &Location, problems: Vec<Problem>) {
         for p in problems {
@@ -565,7 +683,11 @@ impl Report {
 fn as_map<'a>(v: &'a Value, what: &'static str) -> Result<&'a Map<String, Value>, Problem> {
     match v {
         Value::Object(m) => Ok(m),
-        other => Err(Problem::WrongType { field: what.to_string(), expected: "a mapping", found: kind_of(other) }),
+        other => Err(Problem::WrongType {
+            field: what.to_string(),
+            expected: "a mapping",
+            found: kind_of(other),
+        }),
     }
 }
 
@@ -581,7 +703,10 @@ fn name_hint(v: &Value, key: &str) -> Option<String> {
 /// valid empty config, as in MetalLB.
 pub fn parse(text: &str, mode: SpeakerMode) -> Result<Config, ConfigErrors> {
     let doc = yaml::parse(text).map_err(|e| {
-        ConfigErrors(vec![ConfigError { location: Location::Config, problem: Problem::Yaml(e) }])
+        ConfigErrors(vec![ConfigError {
+            location: Location::Config,
+            problem: Problem::Yaml(e),
+        }])
     })?;
     let top = match &doc {
         Value::Null => return Ok(Config::default()),
@@ -589,7 +714,11 @@ pub fn parse(text: &str, mode: SpeakerMode) -> Result<Config, ConfigErrors> {
         other => {
             return Err(ConfigErrors(vec![ConfigError {
                 location: Location::Config,
-                problem: Problem::WrongType { field: "the config".into(), expected: "a mapping", found: kind_of(other) },
+                problem: Problem::WrongType {
+                    field: "the config".into(),
+                    expected: "a mapping",
+                    found: kind_of(other),
+                },
             }]));
         }
     };
@@ -610,7 +739,12 @@ pub fn parse(text: &str, mode: SpeakerMode) -> Result<Config, ConfigErrors> {
     let pools = parse_pools(raw_pools, &communities, mode, &mut report);
 
     if report.0.is_empty() {
-        Ok(Config { peers, pools, bfd_profiles, communities })
+        Ok(Config {
+            peers,
+            pools,
+            bfd_profiles,
+            communities,
+        })
     } else {
         Err(ConfigErrors(report.0))
     }
@@ -619,7 +753,10 @@ pub fn parse(text: &str, mode: SpeakerMode) -> Result<Config, ConfigErrors> {
 fn parse_bfd_profiles(raw: &[Value], report: &mut Report) -> Vec<BfdProfile> {
     let mut out: Vec<BfdProfile> = Vec::new();
     for (index, v) in raw.iter().enumerate() {
-        let loc = Location::BfdProfile { index, name: name_hint(v, "name") };
+        let loc = Location::BfdProfile {
+            index,
+            name: name_hint(v, "name"),
+        };
         let m = match as_map(v, "the entry") {
             Ok(m) => m,
             Err(p) => {
@@ -641,7 +778,10 @@ fn parse_bfd_profiles(raw: &[Value], report: &mut Report) -> Vec<BfdProfile> {
             passive_mode: f.bool("passive-mode").unwrap_or(false),
         };
         if name.is_empty() {
-            f.errors.push(Problem::Missing { field: "name", hint: "peers refer to BFD profiles by name" });
+            f.errors.push(Problem::Missing {
+                field: "name",
+                hint: "peers refer to BFD profiles by name",
+            });
         } else if out.iter().any(|p| p.name == name) {
             f.errors.push(Problem::DuplicateBfdProfile(name));
         }
@@ -658,23 +798,37 @@ fn parse_ip(f: &mut Fields<'_>, key: &'static str, required: bool) -> Option<IpA
     let s = f.string(key);
     if s.is_empty() {
         if required {
-            f.errors.push(Problem::Missing { field: key, hint: "the address of the BGP router to peer with" });
+            f.errors.push(Problem::Missing {
+                field: key,
+                hint: "the address of the BGP router to peer with",
+            });
         }
         return None;
     }
     match s.parse::<IpAddr>() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            f.errors.push(Problem::BadIp { field: key, value: s });
+            f.errors.push(Problem::BadIp {
+                field: key,
+                value: s,
+            });
             None
         }
     }
 }
 
-fn parse_peers(raw: &[Value], bfd: &[BfdProfile], mode: SpeakerMode, report: &mut Report) -> Vec<Peer> {
+fn parse_peers(
+    raw: &[Value],
+    bfd: &[BfdProfile],
+    mode: SpeakerMode,
+    report: &mut Report,
+) -> Vec<Peer> {
     let mut out: Vec<(usize, Peer)> = Vec::new();
     for (index, v) in raw.iter().enumerate() {
-        let loc = Location::Peer { index, address: name_hint(v, "peer-address") };
+        let loc = Location::Peer {
+            index,
+            address: name_hint(v, "peer-address"),
+        };
         let m = match as_map(v, "the entry") {
             Ok(m) => m,
             Err(p) => {
@@ -705,7 +859,11 @@ fn parse_peers(raw: &[Value], bfd: &[BfdProfile], mode: SpeakerMode, report: &mu
         let peer_address = parse_ip(&mut f, "peer-address", true);
         let source_address = parse_ip(&mut f, "source-address", false);
         let router_id = parse_ip(&mut f, "router-id", false);
-        let peer_port = f.opt_int("peer-port", 0, i64::from(u16::MAX)).map(|n| n as u16).filter(|p| *p != 0).unwrap_or(179);
+        let peer_port = f
+            .opt_int("peer-port", 0, i64::from(u16::MAX))
+            .map(|n| n as u16)
+            .filter(|p| *p != 0)
+            .unwrap_or(179);
 
         let hold_raw = f.string("hold-time");
         let hold_time_secs = if hold_raw.is_empty() {
@@ -720,7 +878,10 @@ fn parse_peers(raw: &[Value], bfd: &[BfdProfile], mode: SpeakerMode, report: &mu
                     s
                 }
                 Err(reason) => {
-                    f.errors.push(Problem::BadDuration { field: "hold-time", reason });
+                    f.errors.push(Problem::BadDuration {
+                        field: "hold-time",
+                        reason,
+                    });
                     90
                 }
             }
@@ -735,13 +896,19 @@ fn parse_peers(raw: &[Value], bfd: &[BfdProfile], mode: SpeakerMode, report: &mu
             match parse_go_duration(&keep_raw) {
                 Ok(ns) => whole_seconds(ns),
                 Err(reason) => {
-                    f.errors.push(Problem::BadDuration { field: "keepalive-time", reason });
+                    f.errors.push(Problem::BadDuration {
+                        field: "keepalive-time",
+                        reason,
+                    });
                     0
                 }
             }
         };
         if keepalive_time_secs > hold_time_secs {
-            f.errors.push(Problem::KeepaliveAboveHold { keepalive: keepalive_time_secs, hold: hold_time_secs });
+            f.errors.push(Problem::KeepaliveAboveHold {
+                keepalive: keepalive_time_secs,
+                hold: hold_time_secs,
+            });
         }
         let node_selectors = parse_node_selectors(&mut f);
         let password = f.string("password");
@@ -750,12 +917,15 @@ fn parse_peers(raw: &[Value], bfd: &[BfdProfile], mode: SpeakerMode, report: &mu
             if mode == SpeakerMode::Native {
                 f.errors.push(Problem::FrrOnly("bfd-profile"));
             } else if !bfd.iter().any(|b| b.name == bfd_profile) {
-                f.errors.push(Problem::UnknownBfdProfile(bfd_profile.clone()));
+                f.errors
+                    .push(Problem::UnknownBfdProfile(bfd_profile.clone()));
             }
         }
         let ok = f.errors.is_empty();
         report.extend(&loc, f.errors);
-        let (Some(peer_address), true) = (peer_address, ok) else { continue };
+        let (Some(peer_address), true) = (peer_address, ok) else {
+            continue;
+        };
         let peer = Peer {
             my_asn,
             peer_asn,
@@ -790,7 +960,9 @@ fn valid_label_key(k: &str) -> bool {
             && p.len() <= 253
             && p.split('.').all(|part| {
                 !part.is_empty()
-                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && !part.starts_with('-')
                     && !part.ends_with('-')
             })
@@ -802,7 +974,8 @@ fn valid_label_key(k: &str) -> bool {
 fn valid_label_value(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             && v.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
             && v.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric))
 }
@@ -811,10 +984,13 @@ fn parse_node_selectors(f: &mut Fields<'_>) -> Vec<Vec<Requirement>> {
     let mut out = Vec::new();
     for (i, v) in f.list("node-selectors").iter().enumerate() {
         let Ok(m) = as_map(v, "node-selectors entry") else {
-            f.errors.push(Problem::BadSelector(format!("entry {} must be a mapping", i + 1)));
+            f.errors.push(Problem::BadSelector(format!(
+                "entry {} must be a mapping",
+                i + 1
+            )));
             continue;
         };
-        let mut s = Fields::new(m, &format!("node-selectors[{i}].", ), SELECTOR_FIELDS);
+        let mut s = Fields::new(m, &format!("node-selectors[{i}].",), SELECTOR_FIELDS);
         let mut reqs = Vec::new();
         if let Some(labels) = s.map("match-labels") {
             for (k, v) in labels {
@@ -823,39 +999,58 @@ fn parse_node_selectors(f: &mut Fields<'_>) -> Vec<Vec<Requirement>> {
                     Value::Null => String::new(),
                     Value::Bool(_) | Value::Number(_) => v.to_string(),
                     _ => {
-                        s.errors.push(Problem::BadSelector(format!("match-labels {k:?} must be a string")));
+                        s.errors.push(Problem::BadSelector(format!(
+                            "match-labels {k:?} must be a string"
+                        )));
                         continue;
                     }
                 };
                 if !valid_label_key(k) {
-                    s.errors.push(Problem::BadSelector(format!("{k:?} is not a valid label key")));
+                    s.errors.push(Problem::BadSelector(format!(
+                        "{k:?} is not a valid label key"
+                    )));
                 }
                 if !valid_label_value(&value) {
-                    s.errors.push(Problem::BadSelector(format!("{value:?} is not a valid label value (for key {k:?})")));
+                    s.errors.push(Problem::BadSelector(format!(
+                        "{value:?} is not a valid label value (for key {k:?})"
+                    )));
                 }
-                reqs.push(Requirement { key: k.clone(), operator: "In".into(), values: vec![value] });
+                reqs.push(Requirement {
+                    key: k.clone(),
+                    operator: "In".into(),
+                    values: vec![value],
+                });
             }
         }
         for (j, e) in s.list("match-expressions").iter().enumerate() {
             let Ok(em) = as_map(e, "match-expressions entry") else {
-                s.errors.push(Problem::BadSelector(format!("match-expressions entry {} must be a mapping", j + 1)));
+                s.errors.push(Problem::BadSelector(format!(
+                    "match-expressions entry {} must be a mapping",
+                    j + 1
+                )));
                 continue;
             };
-            let mut ef = Fields::new(em, &format!("node-selectors[{i}].match-expressions[{j}]."), EXPR_FIELDS);
+            let mut ef = Fields::new(
+                em,
+                &format!("node-selectors[{i}].match-expressions[{j}]."),
+                EXPR_FIELDS,
+            );
             let key = ef.string("key");
             let operator = ef.string("operator");
             let mut values = ef.strings("values");
             values.sort();
             if !valid_label_key(&key) {
-                ef.errors.push(Problem::BadSelector(format!("{key:?} is not a valid label key")));
+                ef.errors.push(Problem::BadSelector(format!(
+                    "{key:?} is not a valid label key"
+                )));
             }
             match operator.as_str() {
-                "In" | "NotIn" if values.is_empty() => ef
-                    .errors
-                    .push(Problem::BadSelector(format!("operator {operator} on {key:?} needs at least one value"))),
-                "Exists" | "DoesNotExist" if !values.is_empty() => ef
-                    .errors
-                    .push(Problem::BadSelector(format!("operator {operator} on {key:?} takes no values"))),
+                "In" | "NotIn" if values.is_empty() => ef.errors.push(Problem::BadSelector(
+                    format!("operator {operator} on {key:?} needs at least one value"),
+                )),
+                "Exists" | "DoesNotExist" if !values.is_empty() => ef.errors.push(
+                    Problem::BadSelector(format!("operator {operator} on {key:?} takes no values")),
+                ),
                 "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
                 other => ef.errors.push(Problem::BadSelector(format!(
                     "operator {other:?} on {key:?} is not one of In, NotIn, Exists, DoesNotExist"
@@ -863,11 +1058,17 @@ fn parse_node_selectors(f: &mut Fields<'_>) -> Vec<Vec<Requirement>> {
             }
             for v in &values {
                 if !valid_label_value(v) {
-                    ef.errors.push(Problem::BadSelector(format!("{v:?} is not a valid label value (for key {key:?})")));
+                    ef.errors.push(Problem::BadSelector(format!(
+                        "{v:?} is not a valid label value (for key {key:?})"
+                    )));
                 }
             }
             s.errors.append(&mut ef.errors);
-            reqs.push(Requirement { key, operator, values });
+            reqs.push(Requirement {
+                key,
+                operator,
+                values,
+            });
         }
         f.errors.append(&mut s.errors);
         reqs.sort();
@@ -888,7 +1089,10 @@ pub fn parse_community(c: &str) -> Result<u32, String> {
     Ok((u32::from(half(a, "first")?) << 16) | u32::from(half(b, "second")?))
 }
 
-fn parse_communities(raw: Option<&Map<String, Value>>, report: &mut Report) -> BTreeMap<String, u32> {
+fn parse_communities(
+    raw: Option<&Map<String, Value>>,
+    report: &mut Report,
+) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     for (name, v) in raw.into_iter().flatten() {
         let loc = Location::Community { name: name.clone() };
@@ -897,7 +1101,14 @@ fn parse_communities(raw: Option<&Map<String, Value>>, report: &mut Report) -> B
             Value::Null => String::new(),
             Value::Bool(_) | Value::Number(_) => v.to_string(),
             other => {
-                report.add(&loc, Problem::WrongType { field: "the value".into(), expected: "a string", found: kind_of(other) });
+                report.add(
+                    &loc,
+                    Problem::WrongType {
+                        field: "the value".into(),
+                        expected: "a string",
+                        found: kind_of(other),
+                    },
+                );
                 continue;
             }
         };
@@ -905,16 +1116,34 @@ fn parse_communities(raw: Option<&Map<String, Value>>, report: &mut Report) -> B
             Ok(c) => {
                 out.insert(name.clone(), c);
             }
-            Err(reason) => report.add(&loc, Problem::BadCommunity { value: text, reason }),
+            Err(reason) => report.add(
+                &loc,
+                Problem::BadCommunity {
+                    value: text,
+                    reason,
+                },
+            ),
         }
     }
     out
 }
 
-fn parse_pools(raw: &[Value], communities: &BTreeMap<String, u32>, mode: SpeakerMode, report: &mut Report) -> Vec<Pool> {
+fn parse_pools(
+    raw: &[Value],
+    communities: &BTreeMap<String, u32>,
+    mode: SpeakerMode,
+    report: &mut Report,
+) -> Vec<Pool> {
     let mut out: Vec<Pool> = Vec::new();
+    // Names and blocks of every pool so far, refused ones included, so that fixing one
+    // mistake does not reveal the next.
+    let mut seen_names: Vec<String> = Vec::new();
+    let mut seen_blocks: Vec<(IpNet, String)> = Vec::new();
     for (index, v) in raw.iter().enumerate() {
-        let loc = Location::Pool { index, name: name_hint(v, "name") };
+        let loc = Location::Pool {
+            index,
+            name: name_hint(v, "name"),
+        };
         let m = match as_map(v, "the entry") {
             Ok(m) => m,
             Err(p) => {
@@ -925,11 +1154,22 @@ fn parse_pools(raw: &[Value], communities: &BTreeMap<String, u32>, mode: Speaker
         let mut f = Fields::new(m, "", POOL_FIELDS);
         let name = f.string("name");
         if name.is_empty() {
-            f.errors.push(Problem::Missing { field: "name", hint: "Services pick a pool by name" });
+            f.errors.push(Problem::Missing {
+                field: "name",
+                hint: "Services pick a pool by name",
+            });
         }
         let addresses = f.strings("addresses");
-        if addresses.is_empty() && !f.errors.iter().any(|e| matches!(e, Problem::WrongType { field, .. } if field == "addresses")) {
-            f.errors.push(Problem::Missing { field: "addresses", hint: "list at least one CIDR or range, e.g. 10.0.50.25-10.0.50.50" });
+        if addresses.is_empty()
+            && !f
+                .errors
+                .iter()
+                .any(|e| matches!(e, Problem::WrongType { field, .. } if field == "addresses"))
+        {
+            f.errors.push(Problem::Missing {
+                field: "addresses",
+                hint: "list at least one CIDR or range, e.g. 10.0.50.25-10.0.50.50",
+            });
         }
         let mut per_entry: Vec<(String, Vec<IpNet>)> = Vec::new();
         for a in &addresses {
@@ -943,7 +1183,10 @@ fn parse_pools(raw: &[Value], communities: &BTreeMap<String, u32>, mode: Speaker
             "layer2" => Some(Protocol::Layer2),
             "bgp" => Some(Protocol::Bgp),
             "" => {
-                f.errors.push(Problem::Missing { field: "protocol", hint: "\"layer2\" or \"bgp\"" });
+                f.errors.push(Problem::Missing {
+                    field: "protocol",
+                    hint: "\"layer2\" or \"bgp\"",
+                });
                 None
             }
             other => {
@@ -973,10 +1216,11 @@ fn parse_pools(raw: &[Value], communities: &BTreeMap<String, u32>, mode: Speaker
             }
             None => Vec::new(),
         };
-        if !name.is_empty() && out.iter().any(|p| p.name == name) {
+        if !name.is_empty() && seen_names.contains(&name) {
             f.errors.push(Problem::DuplicatePool(name.clone()));
         }
-        // Overlaps are checked against every block already accepted, this pool's included.
+        seen_names.push(name.clone());
+        // Overlaps are checked against every block seen so far, this pool's included.
         let mut mine: Vec<IpNet> = Vec::new();
         for (entry, nets) in &per_entry {
             // One report per entry: a range split into several blocks is still one mistake.
@@ -985,23 +1229,37 @@ fn parse_pools(raw: &[Value], communities: &BTreeMap<String, u32>, mode: Speaker
                 let clash = mine
                     .iter()
                     .map(|o| (o, name.as_str()))
-                    .chain(out.iter().flat_map(|p| p.cidrs.iter().map(move |c| (c, p.name.as_str()))))
+                    .chain(seen_blocks.iter().map(|(c, n)| (c, n.as_str())))
                     .find(|(o, _)| cidr::overlaps(net, o));
                 if let Some((other, other_pool)) = clash {
                     if reported {
                         continue;
                     }
                     reported = true;
-                    f.errors.push(Problem::Overlap { cidr: *net, entry: entry.clone(), other: *other, other_pool: other_pool.to_string() });
+                    f.errors.push(Problem::Overlap {
+                        cidr: *net,
+                        entry: entry.clone(),
+                        other: *other,
+                        other_pool: other_pool.to_string(),
+                    });
                 } else {
                     mine.push(*net);
                 }
             }
         }
+        seen_blocks.extend(mine.iter().map(|c| (*c, name.clone())));
         let ok = f.errors.is_empty();
         report.extend(&loc, f.errors);
         if let (true, Some(protocol)) = (ok, protocol) {
-            out.push(Pool { name, protocol, addresses, cidrs: mine, auto_assign, avoid_buggy_ips, bgp_advertisements });
+            out.push(Pool {
+                name,
+                protocol,
+                addresses,
+                cidrs: mine,
+                auto_assign,
+                avoid_buggy_ips,
+                bgp_advertisements,
+            });
         }
     }
     out
@@ -1028,7 +1286,11 @@ fn parse_advertisements(
     for (i, v) in raw.iter().enumerate() {
         let n = i + 1;
         let Ok(m) = as_map(v, "bgp-advertisements entry") else {
-            errors.push(Problem::WrongType { field: format!("bgp-advertisements[{i}]"), expected: "a mapping", found: kind_of(v) });
+            errors.push(Problem::WrongType {
+                field: format!("bgp-advertisements[{i}]"),
+                expected: "a mapping",
+                found: kind_of(v),
+            });
             continue;
         };
         let mut f = Fields::new(m, &format!("bgp-advertisements[{i}]."), ADV_FIELDS);
@@ -1046,7 +1308,12 @@ fn parse_advertisements(
                 f.errors.push(Problem::DuplicateCommunity(c.clone()));
                 continue;
             }
-            match communities.get(c).copied().map(Ok).unwrap_or_else(|| parse_community(c)) {
+            match communities
+                .get(c)
+                .copied()
+                .map(Ok)
+                .unwrap_or_else(|| parse_community(c))
+            {
                 Ok(v) => {
                     ad.communities.insert(v);
                 }
@@ -1058,10 +1325,19 @@ fn parse_advertisements(
         }
         for (entry, nets) in per_entry {
             let Some(first) = nets.first() else { continue };
-            let length = if matches!(first, IpNet::V4(_)) { ad.aggregation_length } else { ad.aggregation_length_v6 };
+            let length = if matches!(first, IpNet::V4(_)) {
+                ad.aggregation_length
+            } else {
+                ad.aggregation_length_v6
+            };
             let prefix = nets.iter().map(IpNet::prefix_len).min().unwrap_or(0);
             if length < i64::from(prefix) {
-                f.errors.push(Problem::AggregationTooShort { advertisement: n, length, prefix, entry: entry.clone() });
+                f.errors.push(Problem::AggregationTooShort {
+                    advertisement: n,
+                    length,
+                    prefix,
+                    entry: entry.clone(),
+                });
             }
         }
         errors.append(&mut f.errors);

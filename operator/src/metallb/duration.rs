@@ -3,7 +3,11 @@
 /// Parse a Go duration ("90s", "1m30s", "1.5h", "300ms", "0") into nanoseconds.
 pub fn parse_go_duration(s: &str) -> Result<i128, String> {
     let orig = s;
-    let invalid = || format!("{orig:?} is not a duration (use a number with a unit: ns, us, ms, s, m, h, e.g. \"90s\")");
+    let invalid = || {
+        format!(
+            "{orig:?} is not a duration (use a number with a unit: ns, us, ms, s, m, h, e.g. \"90s\")"
+        )
+    };
     let (neg, mut rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -43,9 +47,17 @@ pub fn parse_go_duration(s: &str) -> Result<i128, String> {
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             "" => return Err(format!("{orig:?} is missing a unit (ns, us, ms, s, m, h)")),
-            other => return Err(format!("{orig:?} has unknown unit {other:?} (use ns, us, ms, s, m, h)")),
+            other => {
+                return Err(format!(
+                    "{orig:?} has unknown unit {other:?} (use ns, us, ms, s, m, h)"
+                ));
+            }
         };
-        let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| invalid())? };
+        let int: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| invalid())?
+        };
         let mut value = int.checked_mul(scale).ok_or_else(invalid)?;
         if !frac_part.is_empty() {
             // Go keeps only what fits; truncating past 18 digits changes nothing that matters.
@@ -88,8 +100,16 @@ mod tests {
         for s in ["", "90", "s", "1x", "1.2.3s", "-", ".s", "10 s"] {
             assert!(parse_go_duration(s).is_err(), "{s:?}");
         }
-        assert!(parse_go_duration("90").unwrap_err().contains("missing a unit"));
-        assert!(parse_go_duration("99999999999h").unwrap_err().contains("too long"));
+        assert!(
+            parse_go_duration("90")
+                .unwrap_err()
+                .contains("missing a unit")
+        );
+        assert!(
+            parse_go_duration("99999999999h")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[test]

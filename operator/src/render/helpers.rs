@@ -20,6 +20,7 @@ pub fn register(hb: &mut Handlebars<'_>) {
     hb.register_helper("quote", Box::new(Verbatim(quote)));
     hb.register_helper("sha256", Box::new(Verbatim(sha256)));
     hb.register_helper("b64enc", Box::new(Verbatim(b64enc)));
+    hb.register_helper("concat", Box::new(Escaped(concat)));
     hb.register_helper("default", Box::new(Escaped(default)));
     hb.register_helper("required", Box::new(Escaped(required)));
     // eq, ne, gt, gte, lt, lte, and, or, not, len are handlebars built-ins.
@@ -41,27 +42,27 @@ fn is_plain_safe(s: &str) -> bool {
     if s.is_empty() {
         return true;
     }
-    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '/' | '=' | '+' | '-' | ':' | '@' | ' ');
+    let allowed = |c: char| {
+        c.is_alphanumeric() || matches!(c, '_' | '.' | '/' | '=' | '+' | '-' | ':' | '@' | ' ')
+    };
     s.chars().all(allowed)
         && !s.starts_with([' ', '-', ':', '@'])
         && !s.ends_with([' ', ':'])
         && !s.contains(": ")
 }
 
-type Params = Vec<Value>;
-type HelperFn = fn(&str, &Params) -> Result<Value, String>;
+type Params<'a> = [&'a Value];
+type HelperFn = fn(&str, &Params<'_>) -> Result<Value, String>;
 
 /// A helper whose result is written without escaping (it is already valid YAML/text).
 struct Verbatim(HelperFn);
 /// A helper whose result is a value, escaped like any other interpolation.
 struct Escaped(HelperFn);
 
-fn params(h: &Helper<'_>) -> Params {
-    h.params().iter().map(|p| p.value().clone()).collect()
-}
-
 fn invoke(f: HelperFn, h: &Helper<'_>) -> Result<Value, RenderError> {
-    f(h.name(), &params(h)).map_err(|m| RenderErrorReason::Other(m).into())
+    // Borrowed, not cloned: `toYaml` is often handed a whole subtree.
+    let params: Vec<&Value> = h.params().iter().map(|p| p.value()).collect();
+    f(h.name(), &params).map_err(|m| RenderErrorReason::Other(m).into())
 }
 
 impl HelperDef for Verbatim {
@@ -110,29 +111,32 @@ fn as_text(v: &Value) -> String {
     }
 }
 
-fn arg<'a>(name: &str, p: &'a Params, i: usize, what: &str) -> Result<&'a Value, String> {
+fn arg<'a>(name: &str, p: &Params<'a>, i: usize, what: &str) -> Result<&'a Value, String> {
     p.get(i)
+        .copied()
         .ok_or_else(|| format!("helper `{name}` needs {what} as argument {}", i + 1))
 }
 
-fn width(name: &str, p: &Params) -> Result<usize, String> {
+fn width(name: &str, p: &Params<'_>) -> Result<usize, String> {
     let w = arg(name, p, 0, "a width")?;
     match w.as_u64() {
         // Indenting by 0 would let a value's own lines start at column 0, where `---` opens
         // a new object; every real use indents by at least one.
         Some(n) if n >= 1 => Ok(n as usize),
-        _ => Err(format!("helper `{name}`: width must be a whole number of at least 1, got {w}")),
+        _ => Err(format!(
+            "helper `{name}`: width must be a whole number of at least 1, got {w}"
+        )),
     }
 }
 
-fn to_yaml(name: &str, p: &Params) -> Result<Value, String> {
+fn to_yaml(name: &str, p: &Params<'_>) -> Result<Value, String> {
     let v = arg(name, p, 0, "a value")?;
     crate::yaml::to_yaml(v)
         .map(Value::String)
         .map_err(|e| format!("helper `{name}`: {e}"))
 }
 
-fn to_json(name: &str, p: &Params) -> Result<Value, String> {
+fn to_json(name: &str, p: &Params<'_>) -> Result<Value, String> {
     let v = arg(name, p, 0, "a value")?;
     serde_json::to_string(v)
         .map(Value::String)
@@ -147,20 +151,20 @@ fn indent_text(n: usize, text: &str) -> String {
     out
 }
 
-fn indent(name: &str, p: &Params) -> Result<Value, String> {
+fn indent(name: &str, p: &Params<'_>) -> Result<Value, String> {
     let n = width(name, p)?;
     let text = as_text(arg(name, p, 1, "the text to indent")?);
     Ok(Value::String(indent_text(n, &text)))
 }
 
-fn nindent(name: &str, p: &Params) -> Result<Value, String> {
+fn nindent(name: &str, p: &Params<'_>) -> Result<Value, String> {
     let n = width(name, p)?;
     let text = as_text(arg(name, p, 1, "the text to indent")?);
     Ok(Value::String(format!("\n{}", indent_text(n, &text))))
 }
 
 /// Sprig `quote`: each non-null argument as a double-quoted string, joined by spaces.
-fn quote(_: &str, p: &Params) -> Result<Value, String> {
+fn quote(_: &str, p: &Params<'_>) -> Result<Value, String> {
     let parts: Vec<String> = p
         .iter()
         .filter(|v| !v.is_null())
@@ -169,16 +173,25 @@ fn quote(_: &str, p: &Params) -> Result<Value, String> {
     Ok(Value::String(parts.join(" ")))
 }
 
-fn sha256(name: &str, p: &Params) -> Result<Value, String> {
+fn sha256(name: &str, p: &Params<'_>) -> Result<Value, String> {
     let text = as_text(arg(name, p, 0, "a string")?);
     let digest = Sha256::digest(text.as_bytes());
-    Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Value::String(
+        digest.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
 }
 
-fn b64enc(name: &str, p: &Params) -> Result<Value, String> {
+fn b64enc(name: &str, p: &Params<'_>) -> Result<Value, String> {
     use base64::Engine as _;
     let text = as_text(arg(name, p, 0, "a string")?);
-    Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(text.as_bytes())))
+    Ok(Value::String(
+        base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+    ))
+}
+
+/// `concat a b …`: the arguments' text, joined (Helm charts use `printf "%s%s"` for this).
+fn concat(_: &str, p: &Params<'_>) -> Result<Value, String> {
+    Ok(Value::String(p.iter().map(|v| as_text(v)).collect()))
 }
 
 /// Sprig's notion of empty: null, false, 0, "", [] and {}.
@@ -194,21 +207,21 @@ fn is_empty(v: &Value) -> bool {
 }
 
 /// Sprig `default DEFAULT GIVEN`: GIVEN unless it is empty (or absent).
-fn default(name: &str, p: &Params) -> Result<Value, String> {
+fn default(name: &str, p: &Params<'_>) -> Result<Value, String> {
     let fallback = arg(name, p, 0, "the default value")?;
     match p.get(1) {
-        Some(v) if !is_empty(v) => Ok(v.clone()),
+        Some(v) if !is_empty(v) => Ok((*v).clone()),
         _ => Ok(fallback.clone()),
     }
 }
 
 /// Sprig `required MESSAGE VALUE`: fails the render with MESSAGE when VALUE is null or "".
-fn required(name: &str, p: &Params) -> Result<Value, String> {
+fn required(name: &str, p: &Params<'_>) -> Result<Value, String> {
     let message = as_text(arg(name, p, 0, "a message")?);
     match p.get(1) {
         None | Some(Value::Null) => Err(format!("required value missing: {message}")),
         Some(Value::String(s)) if s.is_empty() => Err(format!("required value missing: {message}")),
-        Some(v) => Ok(v.clone()),
+        Some(v) => Ok((*v).clone()),
     }
 }
 
@@ -219,60 +232,138 @@ mod tests {
 
     #[test]
     fn yaml_safe_leaves_plain_words_alone() {
-        for s in ["metallb", "10.0.50.25-10.0.50.50", "quay.io/metallb/controller:v0.12.1", "64500:100", "a b", "7472", ""] {
+        for s in [
+            "metallb",
+            "10.0.50.25-10.0.50.50",
+            "quay.io/metallb/controller:v0.12.1",
+            "64500:100",
+            "a b",
+            "7472",
+            "",
+        ] {
             assert_eq!(yaml_safe(s), s);
         }
     }
 
     #[test]
     fn yaml_safe_quotes_anything_structural() {
-        for s in ["a\nb", "--- kind: Secret", "a: b", "x #c", "- item", "{a: 1}", "[1]", "*alias", "&a", "!tag", "|", ">", "'q'", "\"q\"", "trailing:", " lead", "%x", "`x`"] {
+        for s in [
+            "a\nb",
+            "--- kind: Secret",
+            "a: b",
+            "x #c",
+            "- item",
+            "{a: 1}",
+            "[1]",
+            "*alias",
+            "&a",
+            "!tag",
+            "|",
+            ">",
+            "'q'",
+            "\"q\"",
+            "trailing:",
+            " lead",
+            "%x",
+            "`x`",
+        ] {
             let out = yaml_safe(s);
             assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
-            assert_eq!(crate::yaml::parse(&format!("k: {out}")).unwrap(), json!({"k": s}), "{s:?}");
+            assert_eq!(
+                crate::yaml::parse(&format!("k: {out}")).unwrap(),
+                json!({"k": s}),
+                "{s:?}"
+            );
         }
     }
 
     #[test]
     fn indent_and_nindent_follow_sprig() {
-        assert_eq!(indent("indent", &vec![json!(2), json!("a\nb")]).unwrap(), json!("  a\n  b"));
-        assert_eq!(nindent("nindent", &vec![json!(4), json!("a")]).unwrap(), json!("\n    a"));
+        assert_eq!(
+            indent("indent", &[&json!(2), &json!("a\nb")]).unwrap(),
+            json!("  a\n  b")
+        );
+        assert_eq!(
+            nindent("nindent", &[&json!(4), &json!("a")]).unwrap(),
+            json!("\n    a")
+        );
     }
 
     #[test]
     fn indent_rejects_zero_and_non_numbers() {
-        assert!(indent("indent", &vec![json!(0), json!("a")]).unwrap_err().contains("at least 1"));
-        assert!(nindent("nindent", &vec![json!("x"), json!("a")]).unwrap_err().contains("width"));
-        assert!(indent("indent", &vec![]).unwrap_err().contains("argument 1"));
+        assert!(
+            indent("indent", &[&json!(0), &json!("a")])
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            nindent("nindent", &[&json!("x"), &json!("a")])
+                .unwrap_err()
+                .contains("width")
+        );
+        assert!(indent("indent", &[]).unwrap_err().contains("argument 1"));
     }
 
     #[test]
     fn quote_skips_nulls_and_escapes() {
-        assert_eq!(quote("quote", &vec![json!("a\"b"), Value::Null, json!(7)]).unwrap(), json!("\"a\\\"b\" \"7\""));
+        assert_eq!(
+            quote("quote", &[&json!("a\"b"), &Value::Null, &json!(7)]).unwrap(),
+            json!("\"a\\\"b\" \"7\"")
+        );
     }
 
     #[test]
     fn default_uses_fallback_for_empty_values() {
-        for empty in [Value::Null, json!(""), json!(0), json!(false), json!([]), json!({})] {
-            assert_eq!(default("default", &vec![json!("fb"), empty]).unwrap(), json!("fb"));
+        for empty in [
+            Value::Null,
+            json!(""),
+            json!(0),
+            json!(false),
+            json!([]),
+            json!({}),
+        ] {
+            assert_eq!(
+                default("default", &[&json!("fb"), &empty]).unwrap(),
+                json!("fb")
+            );
         }
-        assert_eq!(default("default", &vec![json!("fb")]).unwrap(), json!("fb"));
-        assert_eq!(default("default", &vec![json!("fb"), json!("given")]).unwrap(), json!("given"));
+        assert_eq!(default("default", &[&json!("fb")]).unwrap(), json!("fb"));
+        assert_eq!(
+            default("default", &[&json!("fb"), &json!("given")]).unwrap(),
+            json!("given")
+        );
     }
 
     #[test]
     fn required_fails_on_null_and_empty() {
-        assert_eq!(required("required", &vec![json!("pools needed"), Value::Null]).unwrap_err(), "required value missing: pools needed");
-        assert!(required("required", &vec![json!("m"), json!("")]).is_err());
-        assert_eq!(required("required", &vec![json!("m"), json!(1)]).unwrap(), json!(1));
+        assert_eq!(
+            required("required", &[&json!("pools needed"), &Value::Null]).unwrap_err(),
+            "required value missing: pools needed"
+        );
+        assert!(required("required", &[&json!("m"), &json!("")]).is_err());
+        assert_eq!(
+            required("required", &[&json!("m"), &json!(1)]).unwrap(),
+            json!(1)
+        );
+    }
+
+    #[test]
+    fn concat_joins_text() {
+        assert_eq!(
+            concat("concat", &[&json!("metallb"), &json!("-"), &json!(7)]).unwrap(),
+            json!("metallb-7")
+        );
     }
 
     #[test]
     fn sha256_and_b64enc_are_standard() {
         assert_eq!(
-            sha256("sha256", &vec![json!("abc")]).unwrap(),
+            sha256("sha256", &[&json!("abc")]).unwrap(),
             json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
-        assert_eq!(b64enc("b64enc", &vec![json!("hello")]).unwrap(), json!("aGVsbG8="));
+        assert_eq!(
+            b64enc("b64enc", &[&json!("hello")]).unwrap(),
+            json!("aGVsbG8=")
+        );
     }
 }

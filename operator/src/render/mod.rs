@@ -6,9 +6,9 @@
 mod helpers;
 
 use crate::manifest::{self, ManifestError, ManifestObject, Placement};
-use crate::resources::AppDefinition;
+use crate::resources::{AppDefinition, ConfigRollout, RestartTarget, SafetyCheck};
 use crate::values::{self, Values, ValuesError};
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -49,7 +49,9 @@ pub enum RenderError {
         message: String,
     },
     /// A template uses raw interpolation, through which a value could inject YAML.
-    #[error("app {app}, template {template}, line {line}: raw interpolation ({{{{{{…}}}}}} or {{{{&…}}}}) is not allowed, because a value could inject YAML objects; use {{{{toYaml …}}}} or {{{{toJson …}}}}")]
+    #[error(
+        "app {app}, template {template}, line {line}: raw interpolation ({{{{{{…}}}}}} or {{{{&…}}}}) is not allowed, because a value could inject YAML objects; use {{{{toYaml …}}}} or {{{{toJson …}}}}"
+    )]
     RawInterpolation {
         /// App name.
         app: String,
@@ -79,8 +81,8 @@ pub enum RenderError {
         app: String,
         /// Template name.
         template: String,
-        /// What is wrong with the output.
-        error: ManifestError,
+        /// What is wrong with the output (boxed: it is large and rare).
+        error: Box<ManifestError>,
     },
 }
 
@@ -123,6 +125,7 @@ pub struct CompiledApp {
     cluster_scoped_kinds: Vec<String>,
     /// Templates rendered, in order; names starting with `_` are partials only.
     order: Vec<String>,
+    rollout: Option<ConfigRollout>,
     registry: Handlebars<'static>,
 }
 
@@ -163,7 +166,10 @@ impl CompiledApp {
             "spec.defaultValues",
             def.default_values.as_deref().unwrap_or_default(),
         )
-        .map_err(|error| RenderError::DefaultValues { app: name.to_string(), error })?;
+        .map_err(|error| RenderError::DefaultValues {
+            app: name.to_string(),
+            error,
+        })?;
 
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
@@ -173,20 +179,50 @@ impl CompiledApp {
         let mut order = Vec::new();
         for t in &def.templates {
             if registry.has_template(&t.name) {
-                return Err(RenderError::DuplicateTemplate { app: name.to_string(), template: t.name.clone() });
+                return Err(RenderError::DuplicateTemplate {
+                    app: name.to_string(),
+                    template: t.name.clone(),
+                });
             }
             if let Some(line) = raw_interpolation_line(&t.template) {
-                return Err(RenderError::RawInterpolation { app: name.to_string(), template: t.name.clone(), line });
+                return Err(RenderError::RawInterpolation {
+                    app: name.to_string(),
+                    template: t.name.clone(),
+                    line,
+                });
             }
-            registry.register_template_string(&t.name, &t.template).map_err(|e| RenderError::Syntax {
-                app: name.to_string(),
-                template: t.name.clone(),
-                line: e.pos().map(|p| p.0),
-                column: e.pos().map(|p| p.1),
-                message: e.reason().to_string(),
-            })?;
+            registry
+                .register_template_string(&t.name, &t.template)
+                .map_err(|e| RenderError::Syntax {
+                    app: name.to_string(),
+                    template: t.name.clone(),
+                    line: e.pos().map(|p| p.0),
+                    column: e.pos().map(|p| p.1),
+                    message: e.reason().to_string(),
+                })?;
             if !t.name.starts_with('_') {
                 order.push(t.name.clone());
+            }
+        }
+        // configRollout names may use the template context (e.g. "{{release.name}}-controller").
+        if let Some(r) = &def.config_rollout {
+            let fields = std::iter::once(("configRollout.configMap".to_string(), &r.config_map))
+                .chain(
+                    r.restart
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (format!("configRollout.restart[{i}].name"), &t.name)),
+                );
+            for (field, src) in fields {
+                registry
+                    .register_template_string(&rollout_template(&field), src)
+                    .map_err(|e| RenderError::Syntax {
+                        app: name.to_string(),
+                        template: field.clone(),
+                        line: e.pos().map(|p| p.0),
+                        column: e.pos().map(|p| p.1),
+                        message: e.reason().to_string(),
+                    })?;
             }
         }
         Ok(CompiledApp {
@@ -196,8 +232,67 @@ impl CompiledApp {
             defaults,
             cluster_scoped_kinds: def.cluster_scoped_kinds.clone(),
             order,
+            rollout: def.config_rollout.clone(),
             registry,
         })
+    }
+
+    /// The app's config rollout with names resolved for this release, if it has one.
+    /// The names may use `release`, `cluster` and `app`, not `values`: which objects carry the
+    /// config is part of the app, not of a workspace's overrides.
+    pub fn config_rollout(
+        &self,
+        release: &Release,
+        cluster: &ClusterInfo,
+    ) -> Result<Option<ResolvedRollout>, RenderError> {
+        let Some(r) = &self.rollout else {
+            return Ok(None);
+        };
+        let ctx = self.context(Values::new(), release, cluster);
+        let config_map = self.render_text(&rollout_template("configRollout.configMap"), &ctx)?;
+        let mut restart = Vec::new();
+        for (i, t) in r.restart.iter().enumerate() {
+            let name = self.render_text(
+                &rollout_template(&format!("configRollout.restart[{i}].name")),
+                &ctx,
+            )?;
+            restart.push(RestartTarget {
+                kind: t.kind.clone(),
+                name,
+            });
+        }
+        Ok(Some(ResolvedRollout {
+            config_map,
+            key: r.key.clone(),
+            restart,
+            safety_check: r.safety_check,
+        }))
+    }
+
+    /// The template context, built once per render: handlebars would otherwise re-serialize
+    /// the whole values tree for every template.
+    fn context(&self, values: Values, release: &Release, cluster: &ClusterInfo) -> Context {
+        // Built by hand: `json!` would run the values tree through the serializer.
+        let labels: serde_json::Map<String, Value> = cluster
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let mut ctx = serde_json::Map::new();
+        ctx.insert("values".into(), Value::Object(values));
+        ctx.insert(
+            "release".into(),
+            json!({"name": release.name, "namespace": release.namespace}),
+        );
+        ctx.insert(
+            "cluster".into(),
+            json!({"name": cluster.name, "labels": Value::Object(labels)}),
+        );
+        ctx.insert(
+            "app".into(),
+            json!({"id": self.id, "version": self.version}),
+        );
+        Context::from(Value::Object(ctx))
     }
 
     /// Merge `layers` over the app's defaults, Helm-style.
@@ -206,45 +301,80 @@ impl CompiledApp {
     }
 
     /// Render every template with `values` and return the checked objects, in template order.
-    pub fn render(&self, values: &Values, release: &Release, cluster: &ClusterInfo) -> Result<Vec<ManifestObject>, RenderError> {
-        let ctx = json!({
-            "values": values,
-            "release": {"name": release.name, "namespace": release.namespace},
-            "cluster": {"name": cluster.name, "labels": cluster.labels},
-            "app": {"id": self.id, "version": self.version},
-        });
+    pub fn render(
+        &self,
+        values: Values,
+        release: &Release,
+        cluster: &ClusterInfo,
+    ) -> Result<Vec<ManifestObject>, RenderError> {
+        let texts = self.render_texts(values, release, cluster)?;
         let placement = Placement {
             namespace: &release.namespace,
             release: &release.name,
             cluster_scoped_kinds: &self.cluster_scoped_kinds,
         };
         let mut objects = Vec::new();
-        for name in &self.order {
-            let text = self.render_text(name, &ctx)?;
-            let mut objs = manifest::parse_objects(name, &text, &placement).map_err(|error| RenderError::Output {
-                app: self.name.clone(),
-                template: name.clone(),
-                error,
+        for (name, text) in &texts {
+            let mut objs = manifest::parse_objects(name, text, &placement).map_err(|error| {
+                RenderError::Output {
+                    app: self.name.clone(),
+                    template: name.clone(),
+                    error: Box::new(error),
+                }
             })?;
             objects.append(&mut objs);
         }
         manifest::check_unique(&objects).map_err(|error| RenderError::Output {
             app: self.name.clone(),
             template: objects_template_of(&error, &objects),
-            error,
+            error: Box::new(error),
         })?;
         Ok(objects)
     }
 
-    fn render_text(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
-        self.registry.render(name, ctx).map_err(|e| RenderError::Render {
-            app: self.name.clone(),
-            template: e.template_name.clone().unwrap_or_else(|| name.to_string()),
-            line: e.line_no,
-            column: e.column_no,
-            message: e.reason().to_string(),
-        })
+    /// The text of every template, in order, before it is parsed into objects.
+    pub fn render_texts(
+        &self,
+        values: Values,
+        release: &Release,
+        cluster: &ClusterInfo,
+    ) -> Result<Vec<(String, String)>, RenderError> {
+        let ctx = self.context(values, release, cluster);
+        self.order
+            .iter()
+            .map(|name| Ok((name.clone(), self.render_text(name, &ctx)?)))
+            .collect()
     }
+
+    fn render_text(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
+        self.registry
+            .render_with_context(name, ctx)
+            .map_err(|e| RenderError::Render {
+                app: self.name.clone(),
+                template: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+                line: e.line_no,
+                column: e.column_no,
+                message: e.reason().to_string(),
+            })
+    }
+}
+
+/// Registry name of a configRollout field's template; `/` keeps it apart from app templates.
+fn rollout_template(field: &str) -> String {
+    format!("/{field}")
+}
+
+/// An app's config rollout with its names resolved for one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRollout {
+    /// Name of the ConfigMap carrying the runtime config.
+    pub config_map: String,
+    /// Its key holding the config; `None` means all of its data.
+    pub key: Option<String>,
+    /// Workloads to restart when the config changes.
+    pub restart: Vec<RestartTarget>,
+    /// The safety check guarding changes.
+    pub safety_check: Option<SafetyCheck>,
 }
 
 /// The template that rendered the second copy of a duplicate object.

@@ -9,7 +9,10 @@ fn app(templates: &[(&str, &str)], defaults: &str, cluster_kinds: &[&str]) -> Ap
         default_values: Some(defaults.into()),
         templates: templates
             .iter()
-            .map(|(n, t)| AppTemplate { name: n.to_string(), template: t.to_string() })
+            .map(|(n, t)| AppTemplate {
+                name: n.to_string(),
+                template: t.to_string(),
+            })
             .collect(),
         cluster_scoped_kinds: cluster_kinds.iter().map(|s| s.to_string()).collect(),
         config_rollout: None,
@@ -17,21 +20,34 @@ fn app(templates: &[(&str, &str)], defaults: &str, cluster_kinds: &[&str]) -> Ap
 }
 
 fn release() -> Release {
-    Release { name: "rel".into(), namespace: "ws1".into() }
+    Release {
+        name: "rel".into(),
+        namespace: "ws1".into(),
+    }
 }
 
 fn cluster() -> ClusterInfo {
-    ClusterInfo { name: "attached-1".into(), labels: [("env".to_string(), "prod".to_string())].into() }
+    ClusterInfo {
+        name: "attached-1".into(),
+        labels: [("env".to_string(), "prod".to_string())].into(),
+    }
 }
 
-fn render_one(template: &str, defaults: &str, values: Value) -> Result<Vec<ManifestObject>, RenderError> {
-    let compiled = CompiledApp::compile("demo-1.0.0", &app(&[("t.yaml", template)], defaults, &["ClusterRole"]))?;
+fn render_one(
+    template: &str,
+    defaults: &str,
+    values: Value,
+) -> Result<Vec<ManifestObject>, RenderError> {
+    let compiled = CompiledApp::compile(
+        "demo-1.0.0",
+        &app(&[("t.yaml", template)], defaults, &["ClusterRole"]),
+    )?;
     let layer = match values {
         Value::Object(m) => m,
         _ => Values::new(),
     };
     let v = compiled.values(&[layer]);
-    compiled.render(&v, &release(), &cluster())
+    compiled.render(v, &release(), &cluster())
 }
 
 const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{release.name}}-cm\ndata:\n  value: {{values.x}}\n";
@@ -51,7 +67,10 @@ fn namespaced_objects_land_in_the_release_namespace_with_owner_labels() {
     let objs = render_one(CM, "x: 1", json!({})).unwrap();
     assert_eq!(objs.len(), 1);
     let o = &objs[0];
-    assert_eq!((o.kind.as_str(), o.name.as_str(), o.namespace.as_deref()), ("ConfigMap", "rel-cm", Some("ws1")));
+    assert_eq!(
+        (o.kind.as_str(), o.name.as_str(), o.namespace.as_deref()),
+        ("ConfigMap", "rel-cm", Some("ws1"))
+    );
     assert_eq!(o.body["metadata"]["namespace"], json!("ws1"));
     assert_eq!(
         o.body["metadata"]["labels"],
@@ -105,13 +124,22 @@ fn a_single_line_document_marker_value_stays_a_string() {
 
 #[test]
 fn raw_interpolation_is_refused_at_compile_time() {
-    for t in ["a: {{{values.x}}}", "a: {{&values.x}}", "a:\n  b: {{~{values.x}~}}"] {
+    for t in [
+        "a: {{{values.x}}}",
+        "a: {{&values.x}}",
+        "a:\n  b: {{~{values.x}~}}",
+    ] {
         let e = CompiledApp::compile("demo-1.0.0", &app(&[("t.yaml", t)], "", &[])).unwrap_err();
-        assert!(matches!(e, RenderError::RawInterpolation { .. }), "{t}: {e}");
+        assert!(
+            matches!(e, RenderError::RawInterpolation { .. }),
+            "{t}: {e}"
+        );
         assert!(e.to_string().contains("template t.yaml, line"), "{e}");
     }
     // An escaped mustache is literal text, not interpolation.
-    assert!(CompiledApp::compile("demo-1.0.0", &app(&[("t.yaml", "a: \\{{{x}}}")], "", &[])).is_ok());
+    assert!(
+        CompiledApp::compile("demo-1.0.0", &app(&[("t.yaml", "a: \\{{{x}}}")], "", &[])).is_ok()
+    );
 }
 
 #[test]
@@ -119,7 +147,10 @@ fn unknown_helper_is_an_error_naming_app_template_and_line() {
     let e = render_one("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  v: {{frobnicate values.x}}\n", "x: 1", json!({}))
         .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.starts_with("app demo-1.0.0, template t.yaml, line 6"), "{msg}");
+    assert!(
+        msg.starts_with("app demo-1.0.0, template t.yaml, line 6"),
+        "{msg}"
+    );
     assert!(msg.contains("frobnicate"), "{msg}");
 }
 
@@ -127,7 +158,10 @@ fn unknown_helper_is_an_error_naming_app_template_and_line() {
 fn missing_value_is_an_error_in_strict_mode() {
     let e = render_one(CM, "y: 1", json!({})).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.starts_with("app demo-1.0.0, template t.yaml, line 6"), "{msg}");
+    assert!(
+        msg.starts_with("app demo-1.0.0, template t.yaml, line 6"),
+        "{msg}"
+    );
     assert!(msg.contains("values.x"), "{msg}");
 }
 
@@ -149,25 +183,44 @@ fn comparison_and_boolean_helpers_exist() {
 fn required_names_its_message() {
     let t = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  v: {{required \"values.pools is required\" values.pools}}\n";
     let e = render_one(t, "pools: ~", json!({})).unwrap_err();
-    assert!(e.to_string().contains("required value missing: values.pools is required"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("required value missing: values.pools is required"),
+        "{e}"
+    );
 }
 
 #[test]
 fn syntax_errors_name_the_line() {
-    let e = CompiledApp::compile("demo-1.0.0", &app(&[("t.yaml", "a: 1\nb: {{#if x}}\n")], "", &[])).unwrap_err();
+    let e = CompiledApp::compile(
+        "demo-1.0.0",
+        &app(&[("t.yaml", "a: 1\nb: {{#if x}}\n")], "", &[]),
+    )
+    .unwrap_err();
     assert!(matches!(e, RenderError::Syntax { .. }), "{e}");
-    assert!(e.to_string().starts_with("app demo-1.0.0, template t.yaml"), "{e}");
+    assert!(
+        e.to_string().starts_with("app demo-1.0.0, template t.yaml"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_default_values_name_the_app() {
     let e = CompiledApp::compile("demo-1.0.0", &app(&[], "- a\n", &[])).unwrap_err();
-    assert_eq!(e.to_string(), "app demo-1.0.0: spec.defaultValues: spec.defaultValues: values must be a YAML mapping (key: value), found a list");
+    assert_eq!(
+        e.to_string(),
+        "app demo-1.0.0: spec.defaultValues: spec.defaultValues: values must be a YAML mapping (key: value), found a list"
+    );
 }
 
 #[test]
 fn cluster_scoped_kinds_need_permission() {
-    let allowed = render_one("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\n", "", json!({})).unwrap();
+    let allowed = render_one(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\n",
+        "",
+        json!({}),
+    )
+    .unwrap();
     assert_eq!(allowed[0].namespace, None);
     assert_eq!(allowed[0].body["metadata"].get("namespace"), None);
 
@@ -176,16 +229,40 @@ fn cluster_scoped_kinds_need_permission() {
         e.to_string(),
         "app demo-1.0.0, template t.yaml: ClusterRoleBinding b is cluster-scoped and the app does not allow it (add it to spec.clusterScopedKinds)"
     );
-    let e = render_one("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n", "", json!({})).unwrap_err();
-    assert!(matches!(e, RenderError::Output { error: ManifestError::ClusterScopedNotAllowed { .. }, .. }), "{e}");
+    let e = render_one(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n",
+        "",
+        json!({}),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, RenderError::Output { error, .. } if matches!(**error, ManifestError::ClusterScopedNotAllowed { .. })),
+        "{e}"
+    );
 }
 
 #[test]
 fn foreign_namespaces_are_refused() {
-    let e = render_one("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: kube-system\n", "", json!({})).unwrap_err();
-    assert!(e.to_string().contains("sets metadata.namespace \"kube-system\""), "{e}");
+    let e = render_one(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: kube-system\n",
+        "",
+        json!({}),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("sets metadata.namespace \"kube-system\""),
+        "{e}"
+    );
     // Naming the release namespace explicitly is fine.
-    assert!(render_one("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: ws1\n", "", json!({})).is_ok());
+    assert!(
+        render_one(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: ws1\n",
+            "",
+            json!({})
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -193,10 +270,16 @@ fn objects_need_identity() {
     for (t, field) in [
         ("kind: ConfigMap\nmetadata: {name: c}\n", "apiVersion"),
         ("apiVersion: v1\nmetadata: {name: c}\n", "kind"),
-        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "metadata.name"),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+            "metadata.name",
+        ),
     ] {
         let e = render_one(t, "", json!({})).unwrap_err();
-        assert!(matches!(&e, RenderError::Output { error: ManifestError::MissingField { field: f, .. }, .. } if *f == field), "{e}");
+        assert!(
+            matches!(&e, RenderError::Output { error, .. } if matches!(**error, ManifestError::MissingField { field: f, .. } if f == field)),
+            "{e}"
+        );
     }
     let e = render_one("- a\n- b\n", "", json!({})).unwrap_err();
     assert!(e.to_string().contains("document 1 is a list"), "{e}");
@@ -204,16 +287,29 @@ fn objects_need_identity() {
 
 #[test]
 fn invalid_rendered_yaml_names_the_template_and_line() {
-    let e = render_one("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: [1, 2\n", "", json!({})).unwrap_err();
+    let e = render_one(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: [1, 2\n",
+        "",
+        json!({}),
+    )
+    .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.starts_with("app demo-1.0.0, template t.yaml: rendered output is not valid YAML at line"), "{msg}");
+    assert!(
+        msg.starts_with(
+            "app demo-1.0.0, template t.yaml: rendered output is not valid YAML at line"
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
 fn duplicates_are_refused() {
     let t = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
     let e = render_one(t, "", json!({})).unwrap_err();
-    assert_eq!(e.to_string(), "app demo-1.0.0, template t.yaml: ConfigMap ws1/c is rendered twice");
+    assert_eq!(
+        e.to_string(),
+        "app demo-1.0.0, template t.yaml: ConfigMap ws1/c is rendered twice"
+    );
 }
 
 #[test]
@@ -221,13 +317,18 @@ fn partials_render_nothing_themselves_and_can_be_included() {
     let def = app(
         &[
             ("_labels", "app: {{release.name}}\nteam: net"),
-            ("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    {{> _labels}}\n"),
+            (
+                "cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    {{> _labels}}\n",
+            ),
         ],
         "",
         &[],
     );
     let compiled = CompiledApp::compile("demo-1.0.0", &def).unwrap();
-    let objs = compiled.render(&compiled.values(&[]), &release(), &cluster()).unwrap();
+    let objs = compiled
+        .render(compiled.values(&[]), &release(), &cluster())
+        .unwrap();
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0].body["metadata"]["labels"]["team"], json!("net"));
     assert_eq!(objs[0].body["metadata"]["labels"]["app"], json!("rel"));
@@ -241,7 +342,12 @@ fn duplicate_template_names_are_refused() {
 
 #[test]
 fn empty_documents_are_skipped() {
-    let objs = render_one("---\n{{#if values.on}}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n{{/if}}---\n", "on: false", json!({})).unwrap();
+    let objs = render_one(
+        "---\n{{#if values.on}}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n{{/if}}---\n",
+        "on: false",
+        json!({}),
+    )
+    .unwrap();
     assert!(objs.is_empty());
 }
 

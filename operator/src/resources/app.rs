@@ -16,6 +16,8 @@ pub struct AppDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_values: Option<String>,
     /// Handlebars templates, rendered in order; each renders zero or more YAML documents.
+    /// Templates whose name starts with `_` are partials: they render nothing themselves and
+    /// are included with `{{> _name arg}}` (pass the part of the context they need).
     #[serde(default)]
     pub templates: Vec<AppTemplate>,
     /// Cluster-scoped kinds the app may create (e.g. `ClusterRole`). Every other rendered
@@ -81,6 +83,7 @@ pub enum SafetyCheck {
     group = "apps.kommander.d2iq.io",
     version = "v1alpha2",
     kind = "ClusterApp",
+    doc = "A catalog app version (e.g. metallb-0.12.3) deployable from any workspace: default values, handlebars templates, and how runtime-config changes are rolled out safely.",
     printcolumn = r#"{"name":"App ID","type":"string","jsonPath":".spec.appId"}"#,
     printcolumn = r#"{"name":"App Version","type":"string","jsonPath":".spec.version"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -97,6 +100,7 @@ pub struct ClusterAppSpec {
     group = "apps.kommander.d2iq.io",
     version = "v1alpha2",
     kind = "App",
+    doc = "An app version deployable only from the workspace namespace it lives in; same spec as ClusterApp.",
     namespaced,
     printcolumn = r#"{"name":"App ID","type":"string","jsonPath":".spec.appId"}"#,
     printcolumn = r#"{"name":"App Version","type":"string","jsonPath":".spec.version"}"#,

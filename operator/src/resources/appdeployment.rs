@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
     group = "apps.kommander.d2iq.io",
     version = "v1alpha2",
     kind = "AppDeployment",
+    doc = "Deploys a ClusterApp or App, with Helm-style overrides from a ConfigMap, to every matching attached cluster of this workspace. Status shows, per cluster, whether the app is applied, invalid, blocked by live Services, or unreachable.",
     namespaced,
     status = "AppDeploymentStatus",
     shortname = "appd",

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     group = "kommander.mesosphere.io",
     version = "v1beta1",
     kind = "KommanderCluster",
+    doc = "A cluster attached to the workspace whose namespace this lives in. spec.kubeconfigRef names the Secret with its kubeconfig; no kubeconfigRef means the management cluster itself.",
     namespaced,
     status = "KommanderClusterStatus",
     shortname = "kc",

@@ -5,10 +5,16 @@ pub mod appdeployment;
 pub mod cluster;
 pub mod workspace;
 
-pub use app::{App, AppDefinition, AppSpec, AppTemplate, ClusterApp, ClusterAppSpec, ConfigRollout, RestartTarget, SafetyCheck};
+pub use app::{
+    App, AppDefinition, AppSpec, AppTemplate, ClusterApp, ClusterAppSpec, ConfigRollout,
+    RestartTarget, SafetyCheck,
+};
 pub use appdeployment::{
     AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, ClusterConfigOverride,
     ClusterPhase, ClusterRolloutStatus, ConfigMapRef, RolloutStrategy,
 };
-pub use cluster::{KommanderCluster, KommanderClusterSpec, KommanderClusterStatus, ClusterNetwork, SecretRef, JoinPhase};
+pub use cluster::{
+    ClusterNetwork, JoinPhase, KommanderCluster, KommanderClusterSpec, KommanderClusterStatus,
+    SecretRef,
+};
 pub use workspace::{NamespaceRef, Workspace, WorkspaceSpec, WorkspaceStatus};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     group = "workspaces.kommander.mesosphere.io",
     version = "v1alpha1",
     kind = "Workspace",
+    doc = "A tenant: owns one namespace on the management cluster and on every attached cluster. Apps deployed in the workspace land in that namespace.",
     status = "WorkspaceStatus",
     shortname = "ws",
     printcolumn = r#"{"name":"Workspace Namespace","type":"string","jsonPath":".status.namespaceRef.name"}"#,

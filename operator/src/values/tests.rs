@@ -37,13 +37,19 @@ fn lists_are_replaced_whole_never_appended() {
 
 #[test]
 fn empty_list_override_replaces_defaults() {
-    let out = merged(json!({"tolerations": [{"key": "x"}]}), vec![json!({"tolerations": []})]);
+    let out = merged(
+        json!({"tolerations": [{"key": "x"}]}),
+        vec![json!({"tolerations": []})],
+    );
     assert_eq!(out, json!({"tolerations": []}));
 }
 
 #[test]
 fn scalars_are_replaced() {
-    let out = merged(json!({"a": 1, "b": "x", "c": true}), vec![json!({"a": 2, "c": false})]);
+    let out = merged(
+        json!({"a": 1, "b": "x", "c": true}),
+        vec![json!({"a": 2, "c": false})],
+    );
     assert_eq!(out, json!({"a": 2, "b": "x", "c": false}));
 }
 
@@ -97,34 +103,53 @@ fn scalar_over_map_override_wins() {
 
 #[test]
 fn list_over_map_and_map_over_list() {
-    assert_eq!(merged(json!({"a": {"b": 1}}), vec![json!({"a": [1]})]), json!({"a": [1]}));
-    assert_eq!(merged(json!({"a": [1]}), vec![json!({"a": {"b": 1}})]), json!({"a": {"b": 1}}));
+    assert_eq!(
+        merged(json!({"a": {"b": 1}}), vec![json!({"a": [1]})]),
+        json!({"a": [1]})
+    );
+    assert_eq!(
+        merged(json!({"a": [1]}), vec![json!({"a": {"b": 1}})]),
+        json!({"a": {"b": 1}})
+    );
 }
 
 #[test]
 fn several_layers_apply_in_order() {
     let out = merged(
         json!({"a": 1, "m": {"x": 1, "y": 1}}),
-        vec![json!({"a": 2, "m": {"x": 2}}), json!({"m": {"y": 3}}), json!({"a": 4})],
+        vec![
+            json!({"a": 2, "m": {"x": 2}}),
+            json!({"m": {"y": 3}}),
+            json!({"a": 4}),
+        ],
     );
     assert_eq!(out, json!({"a": 4, "m": {"x": 2, "y": 3}}));
 }
 
 #[test]
 fn a_later_layer_null_deletes_an_earlier_layer_value_and_the_default() {
-    let out = merged(json!({"a": {"b": 1, "c": 1}}), vec![json!({"a": {"b": 2}}), json!({"a": {"b": null}})]);
+    let out = merged(
+        json!({"a": {"b": 1, "c": 1}}),
+        vec![json!({"a": {"b": 2}}), json!({"a": {"b": null}})],
+    );
     assert_eq!(out, json!({"a": {"c": 1}}));
 }
 
 #[test]
 fn a_later_layer_map_replaces_an_earlier_layer_null() {
-    let out = merged(json!({"a": {"b": 1}}), vec![json!({"a": null}), json!({"a": {"c": 2}})]);
+    let out = merged(
+        json!({"a": {"b": 1}}),
+        vec![json!({"a": null}), json!({"a": {"c": 2}})],
+    );
     assert_eq!(out, json!({"a": {"b": 1, "c": 2}}));
 }
 
 #[test]
 fn earlier_null_nested_then_later_sibling_still_deletes() {
-    let out = merged(json!({"a": {"b": 5}}), vec![json!({"a": {"b": null}}), json!({"a": {"c": 1}})]);
+    let out = merged(
+        json!({"a": {"b": 5}}),
+        vec![json!({"a": {"b": null}}), json!({"a": {"c": 1}})],
+    );
     assert_eq!(out, json!({"a": {"c": 1}}));
 }
 
@@ -144,7 +169,11 @@ fn defaults_are_not_modified() {
 
 #[test]
 fn seed_layer2_overrides_replace_config_inline() {
-    let defaults = parse("defaults", "configInline: {}\ncontroller:\n  enabled: true\n").unwrap();
+    let defaults = parse(
+        "defaults",
+        "configInline: {}\ncontroller:\n  enabled: true\n",
+    )
+    .unwrap();
     let layer = parse(
         "overrides",
         "configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - 10.0.50.25-10.0.50.50\n",
@@ -171,12 +200,22 @@ fn parse_rejects_non_maps_naming_the_source() {
         e.to_string(),
         "ConfigMap ws/o key values.yaml: values must be a YAML mapping (key: value), found a list"
     );
-    assert!(matches!(parse("x", "just a string").unwrap_err(), ValuesError::NotAMap { found: "a string", .. }));
+    assert!(matches!(
+        parse("x", "just a string").unwrap_err(),
+        ValuesError::NotAMap {
+            found: "a string",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn parse_reports_line_and_column_of_bad_yaml() {
-    let e = parse("ConfigMap ws/o key values.yaml", "configInline:\n  address-pools: [\n").unwrap_err();
+    let e = parse(
+        "ConfigMap ws/o key values.yaml",
+        "configInline:\n  address-pools: [\n",
+    )
+    .unwrap_err();
     match &e {
         ValuesError::Yaml { source_name, error } => {
             assert_eq!(source_name, "ConfigMap ws/o key values.yaml");
@@ -184,7 +223,11 @@ fn parse_reports_line_and_column_of_bad_yaml() {
         }
         other => panic!("expected a YAML error, got {other:?}"),
     }
-    assert!(e.to_string().starts_with("ConfigMap ws/o key values.yaml: invalid YAML at line "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("ConfigMap ws/o key values.yaml: invalid YAML at line "),
+        "{e}"
+    );
 }
 
 // ---- property tests ----

@@ -38,7 +38,15 @@ fn seed_layer2_config_is_valid() {
     let c = parse(SEED_LAYER2, SpeakerMode::Native).unwrap();
     assert_eq!(c.pools.len(), 1);
     let p = &c.pools[0];
-    assert_eq!((p.name.as_str(), p.protocol, p.auto_assign, p.avoid_buggy_ips), ("default", Protocol::Layer2, true, false));
+    assert_eq!(
+        (
+            p.name.as_str(),
+            p.protocol,
+            p.auto_assign,
+            p.avoid_buggy_ips
+        ),
+        ("default", Protocol::Layer2, true, false)
+    );
     assert_eq!(p.addresses, vec!["10.0.50.25-10.0.50.50".to_string()]);
     assert_eq!(p.capacity(), 26, "10.0.50.25 to 10.0.50.50 inclusive");
     assert!(p.owns(&"10.0.50.30".parse().unwrap()));
@@ -49,10 +57,22 @@ fn seed_layer2_config_is_valid() {
 fn seed_bgp_config_is_valid() {
     let c = parse(SEED_BGP, SpeakerMode::Native).unwrap();
     let peer = &c.peers[0];
-    assert_eq!((peer.my_asn, peer.peer_asn, peer.peer_port, peer.hold_time_secs, peer.keepalive_time_secs), (64500, 64500, 179, 90, 30));
+    assert_eq!(
+        (
+            peer.my_asn,
+            peer.peer_asn,
+            peer.peer_port,
+            peer.hold_time_secs,
+            peer.keepalive_time_secs
+        ),
+        (64500, 64500, 179, 90, 30)
+    );
     assert_eq!(peer.peer_address, "172.17.0.4".parse::<IpAddr>().unwrap());
     let p = &c.pools[0];
-    assert_eq!((p.name.as_str(), p.protocol), ("my-ip-space", Protocol::Bgp));
+    assert_eq!(
+        (p.name.as_str(), p.protocol),
+        ("my-ip-space", Protocol::Bgp)
+    );
     assert_eq!(p.bgp_advertisements, vec![BgpAdvertisement::default()]);
     assert_eq!(p.capacity(), 256);
 }
@@ -60,8 +80,14 @@ fn seed_bgp_config_is_valid() {
 #[test]
 fn empty_and_null_configs_are_valid_and_empty() {
     assert_eq!(parse("", SpeakerMode::Native).unwrap(), Config::default());
-    assert_eq!(parse("~\n", SpeakerMode::Native).unwrap(), Config::default());
-    assert_eq!(parse("address-pools: []\n", SpeakerMode::Native).unwrap(), Config::default());
+    assert_eq!(
+        parse("~\n", SpeakerMode::Native).unwrap(),
+        Config::default()
+    );
+    assert_eq!(
+        parse("address-pools: []\n", SpeakerMode::Native).unwrap(),
+        Config::default()
+    );
 }
 
 #[test]
@@ -106,21 +132,40 @@ address-pools:
     let c = parse(text, SpeakerMode::Native).unwrap();
     assert_eq!(c.communities["no-advertise"], (65535 << 16) | 65282);
     let p = &c.peers[0];
-    assert_eq!((p.peer_port, p.hold_time_secs, p.keepalive_time_secs, p.ebgp_multihop), (1179, 90, 30, true));
+    assert_eq!(
+        (
+            p.peer_port,
+            p.hold_time_secs,
+            p.keepalive_time_secs,
+            p.ebgp_multihop
+        ),
+        (1179, 90, 30, true)
+    );
     assert_eq!(p.node_selectors[0].len(), 2);
     let b = c.pool("bgp-pool").unwrap();
     assert!(!b.auto_assign && b.avoid_buggy_ips);
     assert_eq!(b.capacity(), 508);
     assert!(!b.owns(&"10.2.0.255".parse().unwrap()));
     assert!(b.owns(&"10.2.0.254".parse().unwrap()));
-    assert_eq!(b.bgp_advertisements[0].communities, [(65535u32 << 16) | 65282, (64500 << 16) | 1].into());
-    assert_eq!(c.pool_owning(&"10.3.0.15".parse().unwrap()).map(|p| p.name.as_str()), Some("l2"));
+    assert_eq!(
+        b.bgp_advertisements[0].communities,
+        [(65535u32 << 16) | 65282, (64500 << 16) | 1].into()
+    );
+    assert_eq!(
+        c.pool_owning(&"10.3.0.15".parse().unwrap())
+            .map(|p| p.name.as_str()),
+        Some("l2")
+    );
     assert_eq!(c.pool_owning(&"10.9.0.1".parse().unwrap()), None);
 }
 
 #[test]
 fn yaml_11_booleans_and_whole_floats_are_accepted_like_yaml_v2() {
-    let c = parse(&pool("  auto-assign: no\n  avoid-buggy-ips: yes\n"), SpeakerMode::Native).unwrap();
+    let c = parse(
+        &pool("  auto-assign: no\n  avoid-buggy-ips: yes\n"),
+        SpeakerMode::Native,
+    )
+    .unwrap();
     assert!(!c.pools[0].auto_assign && c.pools[0].avoid_buggy_ips);
     let c = parse(&peer("  peer-port: 1179.0\n"), SpeakerMode::Native).unwrap();
     assert_eq!(c.peers[0].peer_port, 1179);
@@ -128,8 +173,15 @@ fn yaml_11_booleans_and_whole_floats_are_accepted_like_yaml_v2() {
 
 #[test]
 fn host_bits_are_masked_like_metallb() {
-    let c = parse(&pool("").replace("10.0.0.0/24", "10.0.0.77/24"), SpeakerMode::Native).unwrap();
-    assert_eq!(c.pools[0].cidrs, vec!["10.0.0.0/24".parse::<IpNet>().unwrap()]);
+    let c = parse(
+        &pool("").replace("10.0.0.0/24", "10.0.0.77/24"),
+        SpeakerMode::Native,
+    )
+    .unwrap();
+    assert_eq!(
+        c.pools[0].cidrs,
+        vec!["10.0.0.0/24".parse::<IpNet>().unwrap()]
+    );
 }
 
 #[test]
@@ -156,7 +208,10 @@ address-pools:
   addresses: ['fd00::/120']
 ";
     let c = parse(text, SpeakerMode::Frr).unwrap();
-    assert_eq!((c.peers[0].hold_time_secs, c.peers[0].keepalive_time_secs), (9, 3));
+    assert_eq!(
+        (c.peers[0].hold_time_secs, c.peers[0].keepalive_time_secs),
+        (9, 3)
+    );
     assert_eq!(c.bfd_profiles[0].detect_multiplier, Some(2));
     assert_eq!(c.pools[0].capacity(), 256);
 }
@@ -164,7 +219,10 @@ address-pools:
 #[test]
 fn hold_time_zero_is_allowed() {
     let c = parse(&peer("  hold-time: 0s\n"), SpeakerMode::Native).unwrap();
-    assert_eq!((c.peers[0].hold_time_secs, c.peers[0].keepalive_time_secs), (0, 0));
+    assert_eq!(
+        (c.peers[0].hold_time_secs, c.peers[0].keepalive_time_secs),
+        (0, 0)
+    );
 }
 
 // ---- invalid configs: one test per rule, each asserting the error ----
@@ -184,7 +242,10 @@ fn e02_duplicate_keys() {
 
 #[test]
 fn e03_config_is_a_list() {
-    refused("- a\n", "config: the config must be a mapping, found a list");
+    refused(
+        "- a\n",
+        "config: the config must be a mapping, found a list",
+    );
 }
 
 #[test]
@@ -197,12 +258,18 @@ fn e04_unknown_top_level_field() {
 
 #[test]
 fn e05_pools_not_a_list() {
-    refused("address-pools:\n  name: x\n", "config: address-pools must be a list, found a mapping");
+    refused(
+        "address-pools:\n  name: x\n",
+        "config: address-pools must be a list, found a mapping",
+    );
 }
 
 #[test]
 fn e06_pool_not_a_mapping() {
-    refused("address-pools:\n- just-a-string\n", "address pool #1: the entry must be a mapping, found a string");
+    refused(
+        "address-pools:\n- just-a-string\n",
+        "address pool #1: the entry must be a mapping, found a string",
+    );
 }
 
 #[test]
@@ -248,7 +315,12 @@ fn e11_pool_missing_addresses() {
 #[test]
 fn e12_pool_empty_addresses() {
     let e = errors("address-pools:\n- name: p\n  protocol: layer2\n  addresses: []\n");
-    assert_eq!(e, vec!["address pool #1 \"p\": addresses is required: list at least one CIDR or range, e.g. 10.0.50.25-10.0.50.50"]);
+    assert_eq!(
+        e,
+        vec![
+            "address pool #1 \"p\": addresses is required: list at least one CIDR or range, e.g. 10.0.50.25-10.0.50.50"
+        ]
+    );
 }
 
 #[test]
@@ -284,7 +356,12 @@ fn e16_range_bad_start() {
 #[test]
 fn e17_range_mixed_families() {
     let e = errors(&pool("").replace("10.0.0.0/24", "10.0.0.1-fd00::1"));
-    assert_eq!(e, vec!["address pool #1 \"p\": addresses: range \"10.0.0.1-fd00::1\": start and end must both be IPv4 or both be IPv6"]);
+    assert_eq!(
+        e,
+        vec![
+            "address pool #1 \"p\": addresses: range \"10.0.0.1-fd00::1\": start and end must both be IPv4 or both be IPv6"
+        ]
+    );
 }
 
 #[test]
@@ -297,7 +374,10 @@ fn e18_overlap_within_a_pool() {
 
 #[test]
 fn e19_overlap_across_pools() {
-    let text = format!("{}- name: q\n  protocol: layer2\n  addresses:\n  - 10.0.0.0/16\n", pool(""));
+    let text = format!(
+        "{}- name: q\n  protocol: layer2\n  addresses:\n  - 10.0.0.0/16\n",
+        pool("")
+    );
     refused(
         &text,
         "address pool #2 \"q\": addresses \"10.0.0.0/16\" (10.0.0.0/16) overlap 10.0.0.0/24 of pool \"p\": pools may not share addresses",
@@ -306,18 +386,30 @@ fn e19_overlap_across_pools() {
 
 #[test]
 fn e20_duplicate_pool_name() {
-    let text = format!("{}- name: p\n  protocol: layer2\n  addresses:\n  - 10.9.0.0/24\n", pool(""));
-    refused(&text, "address pool #2 \"p\": pool name \"p\" is used twice: pool names must be unique");
+    let text = format!(
+        "{}- name: p\n  protocol: layer2\n  addresses:\n  - 10.9.0.0/24\n",
+        pool("")
+    );
+    refused(
+        &text,
+        "address pool #2 \"p\": pool name \"p\" is used twice: pool names must be unique",
+    );
 }
 
 #[test]
 fn e21_auto_assign_not_a_bool() {
-    refused(&pool("  auto-assign: maybe\n"), "address pool #1 \"p\": auto-assign must be true or false, found a string");
+    refused(
+        &pool("  auto-assign: maybe\n"),
+        "address pool #1 \"p\": auto-assign must be true or false, found a string",
+    );
 }
 
 #[test]
 fn e22_quoted_bool_is_a_string() {
-    refused(&pool("  avoid-buggy-ips: \"true\"\n"), "address pool #1 \"p\": avoid-buggy-ips must be true or false, found a string");
+    refused(
+        &pool("  avoid-buggy-ips: \"true\"\n"),
+        "address pool #1 \"p\": avoid-buggy-ips must be true or false, found a string",
+    );
 }
 
 #[test]
@@ -378,10 +470,14 @@ fn e29_community_half_too_large() {
 
 #[test]
 fn e30_unknown_community_alias() {
-    let e = errors(&bgp_pool("  bgp-advertisements:\n  - communities: [no-such-alias]\n"));
+    let e = errors(&bgp_pool(
+        "  bgp-advertisements:\n  - communities: [no-such-alias]\n",
+    ));
     assert_eq!(
         e,
-        vec!["address pool #1 \"b\": community \"no-such-alias\" is invalid: it must be two numbers separated by a colon, like 64500:100, or the name of an entry in bgp-communities"]
+        vec![
+            "address pool #1 \"b\": community \"no-such-alias\" is invalid: it must be two numbers separated by a colon, like 64500:100, or the name of an entry in bgp-communities"
+        ]
     );
 }
 
@@ -435,7 +531,10 @@ fn e36_peer_asn_too_large() {
 
 #[test]
 fn e37_peer_asn_quoted_string() {
-    refused(&peer("").replace("64501", "\"64501\""), "peer #1 (10.1.1.1): peer-asn must be a whole number, found a string");
+    refused(
+        &peer("").replace("64501", "\"64501\""),
+        "peer #1 (10.1.1.1): peer-asn must be a whole number, found a string",
+    );
 }
 
 #[test]
@@ -456,7 +555,10 @@ fn e39_peer_missing_address() {
 
 #[test]
 fn e40_peer_bad_address() {
-    refused(&peer("").replace("10.1.1.1", "10.1.1"), "peer #1 (10.1.1): peer-address \"10.1.1\" is not an IP address");
+    refused(
+        &peer("").replace("10.1.1.1", "10.1.1"),
+        "peer #1 (10.1.1): peer-address \"10.1.1\" is not an IP address",
+    );
 }
 
 #[test]
@@ -473,17 +575,26 @@ fn e41_peer_bad_source_and_router_id() {
 
 #[test]
 fn e42_peer_port_out_of_range() {
-    refused(&peer("  peer-port: 70000\n"), "peer #1 (10.1.1.1): peer-port 70000 is out of range: it must be between 0 and 65535");
+    refused(
+        &peer("  peer-port: 70000\n"),
+        "peer #1 (10.1.1.1): peer-port 70000 is out of range: it must be between 0 and 65535",
+    );
 }
 
 #[test]
 fn e43_hold_time_without_unit() {
-    refused(&peer("  hold-time: 90\n"), "peer #1 (10.1.1.1): hold-time: \"90\" is missing a unit (ns, us, ms, s, m, h)");
+    refused(
+        &peer("  hold-time: 90\n"),
+        "peer #1 (10.1.1.1): hold-time: \"90\" is missing a unit (ns, us, ms, s, m, h)",
+    );
 }
 
 #[test]
 fn e44_hold_time_too_short() {
-    refused(&peer("  hold-time: 2s\n"), "peer #1 (10.1.1.1): hold-time \"2s\" is too short: it must be 0 or at least 3s");
+    refused(
+        &peer("  hold-time: 2s\n"),
+        "peer #1 (10.1.1.1): hold-time \"2s\" is too short: it must be 0 or at least 3s",
+    );
 }
 
 #[test]
@@ -496,8 +607,14 @@ fn e45_keepalive_with_native_speaker() {
 
 #[test]
 fn e46_keepalive_above_hold_in_frr_mode() {
-    let e = errors_in(&peer("  hold-time: 30s\n  keepalive-time: 40s\n"), SpeakerMode::Frr);
-    assert_eq!(e, vec!["peer #1 (10.1.1.1): keepalive-time 40s is longer than hold-time 30s; it must not be"]);
+    let e = errors_in(
+        &peer("  hold-time: 30s\n  keepalive-time: 40s\n"),
+        SpeakerMode::Frr,
+    );
+    assert_eq!(
+        e,
+        vec!["peer #1 (10.1.1.1): keepalive-time 40s is longer than hold-time 30s; it must not be"]
+    );
 }
 
 #[test]
@@ -510,27 +627,44 @@ fn e47_ebgp_multihop_on_ibgp() {
 
 #[test]
 fn e48_duplicate_peers_after_defaults() {
-    let text = format!("{}- my-asn: 64500\n  peer-asn: 64501\n  peer-address: 10.1.1.1\n  peer-port: 179\n", peer(""));
-    refused(&text, "peer #2 (10.1.1.1): is identical to peer #1 (after defaults): peers must be unique");
+    let text = format!(
+        "{}- my-asn: 64500\n  peer-asn: 64501\n  peer-address: 10.1.1.1\n  peer-port: 179\n",
+        peer("")
+    );
+    refused(
+        &text,
+        "peer #2 (10.1.1.1): is identical to peer #1 (after defaults): peers must be unique",
+    );
 }
 
 #[test]
 fn e49_peer_unknown_field() {
     let e = errors(&peer("  peer-asm: 1\n"));
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("peer #1 (10.1.1.1): unknown field \"peer-asm\""), "{e:?}");
+    assert!(
+        e[0].starts_with("peer #1 (10.1.1.1): unknown field \"peer-asm\""),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn e50_bfd_profile_with_native_speaker() {
     let e = errors("bfd-profiles:\n- name: fast\n");
-    assert_eq!(e, vec!["config: bfd-profiles needs the FRR speaker; this MetalLB runs the native BGP speaker"]);
+    assert_eq!(
+        e,
+        vec![
+            "config: bfd-profiles needs the FRR speaker; this MetalLB runs the native BGP speaker"
+        ]
+    );
 }
 
 #[test]
 fn e51_peer_references_missing_bfd_profile() {
     let e = errors_in(&peer("  bfd-profile: slow\n"), SpeakerMode::Frr);
-    assert_eq!(e, vec!["peer #1 (10.1.1.1): bfd-profile \"slow\" is not defined in bfd-profiles"]);
+    assert_eq!(
+        e,
+        vec!["peer #1 (10.1.1.1): bfd-profile \"slow\" is not defined in bfd-profiles"]
+    );
 }
 
 #[test]
@@ -553,7 +687,10 @@ fn e52_bfd_ranges() {
 
 #[test]
 fn e53_bfd_duplicate_and_unnamed() {
-    let e = errors_in("bfd-profiles:\n- name: x\n- name: x\n- echo-mode: true\n", SpeakerMode::Frr);
+    let e = errors_in(
+        "bfd-profiles:\n- name: x\n- name: x\n- echo-mode: true\n",
+        SpeakerMode::Frr,
+    );
     assert_eq!(
         e,
         vec![
@@ -566,7 +703,9 @@ fn e53_bfd_duplicate_and_unnamed() {
 #[test]
 fn e54_node_selector_bad_operator() {
     refused(
-        &peer("  node-selectors:\n  - match-expressions:\n    - key: rack\n      operator: Equals\n      values: [a]\n"),
+        &peer(
+            "  node-selectors:\n  - match-expressions:\n    - key: rack\n      operator: Equals\n      values: [a]\n",
+        ),
         "peer #1 (10.1.1.1): node-selectors: operator \"Equals\" on \"rack\" is not one of In, NotIn, Exists, DoesNotExist",
     );
 }
@@ -581,8 +720,13 @@ fn e55_node_selector_in_without_values() {
 
 #[test]
 fn e56_node_selector_bad_label() {
-    let e = errors(&peer("  node-selectors:\n  - match-labels:\n      'bad key!': x\n"));
-    assert_eq!(e, vec!["peer #1 (10.1.1.1): node-selectors: \"bad key!\" is not a valid label key"]);
+    let e = errors(&peer(
+        "  node-selectors:\n  - match-labels:\n      'bad key!': x\n",
+    ));
+    assert_eq!(
+        e,
+        vec!["peer #1 (10.1.1.1): node-selectors: \"bad key!\" is not a valid label key"]
+    );
 }
 
 #[test]
@@ -607,8 +751,9 @@ address-pools:
             "peer #1 (nowhere): my-asn is required: 0 is not an AS number",
             "peer #1 (nowhere): peer-address \"nowhere\" is not an IP address",
             "address pool #1 \"a\": protocol \"l2\" is unknown: use \"layer2\" or \"bgp\" (lower case)",
+            "address pool #2 \"b\": addresses \"10.0.0.5/32\" (10.0.0.5/32) overlap 10.0.0.0/24 of pool \"a\": pools may not share addresses",
         ],
-        "pool b does not overlap a refused pool"
+        "a refused pool's addresses still count for overlaps"
     );
 }
 
@@ -621,9 +766,28 @@ fn e58_wrong_type_for_addresses_list() {
 }
 
 #[test]
+fn e59_duplicate_name_of_a_refused_pool() {
+    let e = errors(
+        "address-pools:\n- name: a\n  protocol: l2\n  addresses: [10.0.0.0/24]\n- name: a\n  protocol: layer2\n  addresses: [10.1.0.0/24]\n",
+    );
+    assert_eq!(
+        e,
+        vec![
+            "address pool #1 \"a\": protocol \"l2\" is unknown: use \"layer2\" or \"bgp\" (lower case)",
+            "address pool #2 \"a\": pool name \"a\" is used twice: pool names must be unique",
+        ]
+    );
+}
+
+#[test]
 fn error_list_display_joins_everything() {
-    let err = parse("address-pools:\n- name: a\n- name: a\n", SpeakerMode::Native).unwrap_err();
-    assert_eq!(err.0.len(), 4);
+    let err = parse(
+        "address-pools:\n- name: a\n- name: a\n",
+        SpeakerMode::Native,
+    )
+    .unwrap_err();
+    // Each pool lacks protocol and addresses; the second also repeats the name.
+    assert_eq!(err.0.len(), 5);
     assert!(err.to_string().contains("; "), "{err}");
 }
 

@@ -1,0 +1,303 @@
+//! Subcommands. Each reads files, calls the core, and prints; nothing here decides anything.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kommander_operator::catalog::{self, LoadedApp};
+use kommander_operator::manifest::ManifestObject;
+use kommander_operator::metallb::{self, SpeakerMode};
+use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
+use kommander_operator::resources::SafetyCheck;
+use kommander_operator::{crdgen, rollout, values, yaml};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// What a subcommand can fail with.
+pub enum CliError {
+    /// A message for the user.
+    Message(String),
+    /// Whoever reads our output stopped reading (`| head`): not an error, just stop.
+    ClosedOutput,
+}
+
+impl From<String> for CliError {
+    fn from(s: String) -> Self {
+        CliError::Message(s)
+    }
+}
+
+/// Print a line to stdout; a closed pipe ends the command quietly instead of panicking.
+fn say(line: impl std::fmt::Display) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::ClosedOutput),
+        Err(e) => Err(CliError::Message(format!("cannot write output: {e}"))),
+    }
+}
+
+const ABOUT: &str = "Deploys catalog apps (ClusterApps) to every attached cluster of a Kommander workspace, \
+and rolls MetalLB configuration only when the change cannot break a running Service.";
+
+const RENDER_EXAMPLE: &str = "\
+Example: render MetalLB with the overrides of the load-balancing guide
+
+  cat > overrides.yaml <<'YAML'
+  configInline:
+    address-pools:
+    - name: default
+      protocol: layer2
+      addresses:
+      - 10.0.50.25-10.0.50.50
+  YAML
+  kommander-operator render --app manifests/catalog/metallb-0.12.3.yaml \\
+      --values overrides.yaml --namespace kommander
+
+Several --values files merge like `helm template -f a.yaml -f b.yaml`: later files win,
+maps merge key by key, lists are replaced whole, and `key: null` deletes a default.";
+
+const CHECK_EXAMPLE: &str = "\
+Example: validate a MetalLB overrides file before you `kubectl apply` it
+
+  kommander-operator check --app manifests/catalog/metallb-0.12.3.yaml --values overrides.yaml
+
+Exits 0 and prints each pool and how many addresses it offers when the config is valid;
+exits 1 and lists every problem (naming the pool or peer and the rule) when it is not.";
+
+#[derive(Parser, Debug)]
+#[command(name = "kommander-operator", version, about = ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the CustomResourceDefinitions (or write one file per CRD with --dir).
+    Crds {
+        /// Write `<name>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Render an app with values files, offline, like `helm template`.
+    #[command(after_help = RENDER_EXAMPLE)]
+    Render(RenderArgs),
+    /// Validate an app's runtime configuration (for MetalLB: every MetalLB 0.12 rule), offline.
+    #[command(after_help = CHECK_EXAMPLE)]
+    Check {
+        #[command(flatten)]
+        render: RenderArgs,
+        /// Which BGP speaker MetalLB runs; FRR allows bfd-profiles and keepalive-time.
+        #[arg(long, value_enum, default_value_t = Mode::Native)]
+        speaker_mode: Mode,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RenderArgs {
+    /// A ClusterApp or App manifest, e.g. manifests/catalog/metallb-0.12.3.yaml.
+    #[arg(long, value_name = "FILE")]
+    app: PathBuf,
+    /// Helm-style values file; repeat to layer several (later files win).
+    #[arg(long = "values", short = 'f', value_name = "FILE")]
+    values: Vec<PathBuf>,
+    /// Workspace namespace the objects land in.
+    #[arg(long, short = 'n', default_value = "kommander")]
+    namespace: String,
+    /// Release (AppDeployment) name; defaults to the app's appId.
+    #[arg(long)]
+    name: Option<String>,
+    /// Cluster name given to templates as `cluster.name`.
+    #[arg(long, default_value = "host-cluster")]
+    cluster: String,
+    /// Cluster label `key=value` given to templates as `cluster.labels`; repeatable.
+    #[arg(long = "cluster-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    cluster_labels: Vec<(String, String)>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Mode {
+    Native,
+    Frr,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+struct Rendered {
+    app: LoadedApp,
+    compiled: CompiledApp,
+    release: Release,
+    cluster: ClusterInfo,
+    objects: Vec<ManifestObject>,
+}
+
+fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
+    let app_path = args.app.display().to_string();
+    let app = catalog::load_app(&app_path, &read(&args.app)?).map_err(|e| e.to_string())?;
+    let compiled = CompiledApp::compile(&app.name, &app.definition).map_err(|e| e.to_string())?;
+    let mut layers = Vec::new();
+    for path in &args.values {
+        layers.push(
+            values::parse(&path.display().to_string(), &read(path)?).map_err(|e| e.to_string())?,
+        );
+    }
+    let values = compiled.values(&layers);
+    let release = Release {
+        name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| app.definition.app_id.clone()),
+        namespace: args.namespace.clone(),
+    };
+    let cluster = ClusterInfo {
+        name: args.cluster.clone(),
+        labels: args
+            .cluster_labels
+            .iter()
+            .cloned()
+            .collect::<BTreeMap<_, _>>(),
+    };
+    let objects = compiled
+        .render(values, &release, &cluster)
+        .map_err(|e| e.to_string())?;
+    Ok(Rendered {
+        app,
+        compiled,
+        release,
+        cluster,
+        objects,
+    })
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Crds { dir } => crds(dir),
+        Command::Render(args) => {
+            let r = render_app(&args)?;
+            for o in &r.objects {
+                let text =
+                    yaml::to_yaml(&o.body).map_err(|e| format!("{}: {e}", o.display_name()))?;
+                say(format!(
+                    "---\n# Source: {}/{}\n{text}",
+                    r.app.name, o.template
+                ))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            render,
+            speaker_mode,
+        } => check(&render, speaker_mode),
+    }
+}
+
+fn crds(dir: Option<PathBuf>) -> Result<ExitCode, CliError> {
+    match dir {
+        None => say(crdgen::stream()?.trim_end())?,
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            for crd in crdgen::all() {
+                let path = dir.join(crdgen::file_name(&crd));
+                std::fs::write(&path, crdgen::to_yaml(&crd)?)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                say(format!("wrote {}", path.display()))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
+    let r = render_app(args)?;
+    say(format!(
+        "{}: rendered {} objects for {}/{}",
+        r.app.name,
+        r.objects.len(),
+        r.release.namespace,
+        r.release.name
+    ))?;
+    let Some(plan) = r
+        .compiled
+        .config_rollout(&r.release, &r.cluster)
+        .map_err(|e| e.to_string())?
+    else {
+        say(format!(
+            "{} has no configRollout: rendering is all there is to check",
+            r.app.name
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let key = plan
+        .key
+        .as_deref()
+        .map(|k| format!(" key {k}"))
+        .unwrap_or_default();
+    let Some(config) = rollout::runtime_config(&r.objects, &plan) else {
+        say(format!(
+            "no ConfigMap {}/{} is rendered with these values: the app runs without runtime config",
+            r.release.namespace, plan.config_map
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    say(format!(
+        "runtime config: ConfigMap {}{key} (hash {})",
+        config.config_map, config.hash
+    ))?;
+    match plan.safety_check {
+        None => {
+            say("no safety check: every valid change is rolled out")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(SafetyCheck::MetallbV012) => {
+            let mode = match mode {
+                Mode::Native => SpeakerMode::Native,
+                Mode::Frr => SpeakerMode::Frr,
+            };
+            match metallb::parse(&config.text, mode) {
+                Ok(cfg) => {
+                    say(format!(
+                        "valid MetalLB 0.12 config: {} pool(s), {} peer(s)",
+                        cfg.pools.len(),
+                        cfg.peers.len()
+                    ))?;
+                    for p in &cfg.pools {
+                        say(format!(
+                            "  pool {:?} ({}): {} -> {} addresses",
+                            p.name,
+                            p.protocol,
+                            p.addresses.join(", "),
+                            p.capacity()
+                        ))?;
+                    }
+                    for p in &cfg.peers {
+                        say(format!(
+                            "  peer {} (my-asn {}, peer-asn {}, port {})",
+                            p.peer_address, p.my_asn, p.peer_asn, p.peer_port
+                        ))?;
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    eprintln!(
+                        "error: ConfigMap {}{key} is not a valid MetalLB 0.12 config ({} problem(s)):",
+                        config.config_map,
+                        errors.0.len()
+                    );
+                    for e in &errors.0 {
+                        eprintln!("  - {e}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}

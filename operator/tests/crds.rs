@@ -1,0 +1,200 @@
+//! `crds/` matches the Rust types, and the seed document's YAML is accepted unchanged.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kommander_operator::crdgen;
+use kommander_operator::resources::{AppDeployment, AppKind};
+use kommander_operator::{catalog, metallb, render, rollout, values, yaml};
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn crds_directory_is_up_to_date() {
+    let mut stale = Vec::new();
+    for crd in crdgen::all() {
+        let path = repo_root().join("crds").join(crdgen::file_name(&crd));
+        let want = crdgen::to_yaml(&crd).unwrap();
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        if have != want {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(stale.is_empty(), "out of date (run `make crds`): {stale:?}");
+}
+
+#[test]
+fn appdeployment_is_stored_as_v1alpha2_and_served_as_v1alpha3() {
+    let crd = crdgen::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "AppDeployment")
+        .unwrap();
+    let versions: Vec<(String, bool, bool)> = crd
+        .spec
+        .versions
+        .iter()
+        .map(|v| (v.name.clone(), v.served, v.storage))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            ("v1alpha2".into(), true, true),
+            ("v1alpha3".into(), true, false)
+        ]
+    );
+    assert_eq!(crd.spec.versions[0].schema, crd.spec.versions[1].schema);
+    let columns: Vec<String> = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(columns, vec!["App", "Clusters", "Status", "Age"]);
+    assert!(
+        crd.spec
+            .versions
+            .iter()
+            .all(|v| v.subresources.as_ref().is_some_and(|s| s.status.is_some()))
+    );
+}
+
+/// Every property of every schema has a description, so `kubectl explain` explains.
+#[test]
+fn every_field_is_described() {
+    fn walk(path: &str, schema: &Value, missing: &mut Vec<String>, seen: &mut usize) {
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            for (k, v) in props {
+                *seen += 1;
+                let p = format!("{path}.{k}");
+                // metadata and apiVersion/kind are Kubernetes' own.
+                let exempt =
+                    path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+                if !exempt && v.get("description").is_none() {
+                    missing.push(p.clone());
+                }
+                walk(&p, v, missing, seen);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            walk(&format!("{path}[]"), items, missing, seen);
+        }
+    }
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for crd in crdgen::all() {
+        for v in &crd.spec.versions {
+            let schema =
+                serde_json::to_value(&v.schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+            walk(
+                &format!("{}/{}", crd.spec.names.kind, v.name),
+                &schema,
+                &mut missing,
+                &mut seen,
+            );
+        }
+    }
+    // LabelSelector internals come from Kubernetes' own types and are documented there.
+    missing.retain(|p| !p.contains("Selector.match"));
+    assert!(
+        seen > 100,
+        "only {seen} fields walked: the schemas were not read"
+    );
+    assert!(
+        missing.is_empty(),
+        "fields without description: {missing:#?}"
+    );
+}
+
+/// The ```yaml blocks of the user's document, with ${WORKSPACE_NAMESPACE} set as the guide tells.
+fn seed_yaml_blocks() -> Vec<String> {
+    let path = repo_root().join("../shared/seed/load-balancing.md");
+    let doc = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the seed document {} is needed: {e}", path.display()));
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```yaml") => current = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(b.replace("${WORKSPACE_NAMESPACE}", "kommander"));
+                current = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn seed_appdeployment_and_configmaps_deserialize_unchanged_and_render_valid_configs() {
+    let blocks = seed_yaml_blocks();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "the seed has a layer2 example and a BGP example"
+    );
+    let catalog_text =
+        std::fs::read_to_string(repo_root().join("manifests/catalog/metallb-0.12.3.yaml")).unwrap();
+    let app = catalog::load_app("metallb-0.12.3.yaml", &catalog_text).unwrap();
+    let compiled = render::CompiledApp::compile(&app.name, &app.definition).unwrap();
+
+    let mut appdeployments = 0;
+    let mut configmaps = 0;
+    for block in &blocks {
+        for doc in yaml::parse_all(block)
+            .unwrap()
+            .into_iter()
+            .filter(|d| !d.is_null())
+        {
+            match doc["kind"].as_str() {
+                Some("AppDeployment") => {
+                    let ad: AppDeployment = serde_json::from_value(doc.clone()).unwrap();
+                    assert_eq!(
+                        serde_json::to_value(&ad).unwrap(),
+                        doc,
+                        "AppDeployment changes on a round trip"
+                    );
+                    assert_eq!(ad.spec.app_ref.name, "metallb-0.12.3");
+                    assert_eq!(ad.spec.app_ref.kind, AppKind::ClusterApp);
+                    assert_eq!(
+                        ad.spec.config_overrides.as_ref().map(|c| c.name.as_str()),
+                        Some("metallb-overrides")
+                    );
+                    appdeployments += 1;
+                }
+                Some("ConfigMap") => {
+                    let cm: ConfigMap = serde_json::from_value(doc.clone()).unwrap();
+                    assert_eq!(
+                        serde_json::to_value(&cm).unwrap(),
+                        doc,
+                        "ConfigMap changes on a round trip"
+                    );
+                    let text = &cm.data.as_ref().unwrap()["values.yaml"];
+                    let layer = values::parse("metallb-overrides", text).unwrap();
+                    let merged = compiled.values(&[layer]);
+                    let release = render::Release {
+                        name: "metallb".into(),
+                        namespace: "kommander".into(),
+                    };
+                    let cluster = render::ClusterInfo::default();
+                    let objects = compiled.render(merged, &release, &cluster).unwrap();
+                    let plan = compiled
+                        .config_rollout(&release, &cluster)
+                        .unwrap()
+                        .unwrap();
+                    let config = rollout::runtime_config(&objects, &plan).unwrap();
+                    metallb::parse(&config.text, metallb::SpeakerMode::Native).unwrap();
+                    configmaps += 1;
+                }
+                other => panic!("unexpected kind {other:?} in the seed"),
+            }
+        }
+    }
+    assert_eq!((appdeployments, configmaps), (1, 2));
+}
