@@ -3,18 +3,21 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/kommander-operator
 CATALOG := manifests/catalog/metallb-0.12.3.yaml
+GO ?= go
+CLUSTERS := management attached-1 attached-2
 
-.PHONY: all build test lint fmt-check clippy unit crds bench demo clean
+.PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo clean \
+	e2e-build e2e-smoke cluster-up cluster-down cluster-status
 
 all: build
 
 build:
 	$(CARGO) build --release --bin kommander-operator
 
-## test: formatting, lints and every test (what CI runs)
-test: lint unit
+## test: formatting, lints, every unit test, and the end-to-end smoke test (what CI runs)
+test: lint unit e2e-smoke
 
-lint: fmt-check clippy
+lint: fmt-check clippy go-lint
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -22,8 +25,30 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+go-lint:
+	@out="$$(gofmt -l e2e/controlplane)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
+	cd e2e/controlplane && $(GO) vet ./...
+
 unit:
 	$(CARGO) test --workspace
+
+## e2e-build: the embedded control plane (real kube-apiserver, controller-manager, scheduler)
+e2e-build:
+	cd e2e/controlplane && $(GO) build -o ../bin/controlplane .
+
+## e2e-smoke: three clusters, real kubectl: Deployments roll out and are garbage-collected
+e2e-smoke: e2e-build
+	e2e/smoke.sh
+
+## cluster-up / cluster-down: the clusters for tests and demo (kubeconfigs under .e2e/)
+cluster-up: e2e-build
+	e2e/clusters.sh up $(CLUSTERS)
+
+cluster-down:
+	e2e/clusters.sh down
+
+cluster-status:
+	e2e/clusters.sh status
 
 ## crds: regenerate crds/ from the Rust types (a test fails when they drift)
 crds:

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Start and stop embedded Kubernetes clusters, one controlplane process each.
+#
+#   e2e/clusters.sh up management attached-1 attached-2   # start (or keep) them, wait until ready
+#   e2e/clusters.sh status                                 # what runs, where its kubeconfig is
+#   e2e/clusters.sh down                                   # stop them all, leave no process behind
+#
+# State lives in $E2E_STATE_DIR/<name>/ (default: .e2e/ at the repository root): kubeconfig,
+# controlplane.log, etcd data, certificates, the chosen ports and the pid.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="${E2E_STATE_DIR:-$ROOT/.e2e}"
+BIN="${CONTROLPLANE_BIN:-$ROOT/e2e/bin/controlplane}"
+READY_TIMEOUT="${READY_TIMEOUT:-120}"
+
+die() { echo "clusters: $*" >&2; exit 1; }
+
+# A killed cluster can linger as a zombie (its parent shell is gone and PID 1 may not reap):
+# kill -0 succeeds on zombies, so look at the process state too.
+alive() {
+  [ -f "$1/pid" ] || return 1
+  local state
+  state="$(ps -o stat= -p "$(cat "$1/pid")" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "${state:0:1}" != "Z" ]
+}
+
+start_one() {
+  local name="$1" dir="$STATE/$1"
+  mkdir -p "$dir"
+  if alive "$dir"; then
+    [ -f "$dir/ready" ] && { echo "$name: already running"; return 0; }
+    echo "$name: already starting"
+    return 0
+  fi
+  rm -f "$dir/ready" "$dir/pid"
+  # setsid: the cluster outlives this shell; its own process group makes stopping it exact.
+  setsid "$BIN" --name "$name" --state-dir "$dir" >>"$dir/controlplane.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  date +%s.%N >"$dir/started"
+}
+
+wait_one() {
+  local name="$1" dir="$STATE/$1" waited=0
+  while [ ! -f "$dir/ready" ]; do
+    if ! alive "$dir"; then
+      echo "clusters: $name crashed during start-up; last lines of $dir/controlplane.log:" >&2
+      tail -n 25 "$dir/controlplane.log" >&2 || true
+      return 1
+    fi
+    if [ "$waited" -ge $((READY_TIMEOUT * 10)) ]; then
+      echo "clusters: $name not ready after ${READY_TIMEOUT}s; see $dir/controlplane.log" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  echo "$name: ready ($(cat "$dir/ready" | tr -d '\n')) KUBECONFIG=$dir/kubeconfig"
+}
+
+stop_one() {
+  local name="$1" dir="$STATE/$1"
+  if ! alive "$dir"; then
+    rm -f "$dir/pid" "$dir/ready"
+    return 0
+  fi
+  local pid; pid="$(cat "$dir/pid")"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do
+    alive "$dir" || break
+    sleep 0.1
+  done
+  if alive "$dir"; then
+    echo "clusters: $name did not stop within 15s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  rm -f "$dir/pid" "$dir/ready"
+  echo "$name: stopped"
+}
+
+names_in_state() {
+  [ -d "$STATE" ] || return 0
+  for d in "$STATE"/*/; do [ -f "$d/pid" ] && basename "$d"; done
+  return 0
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  up)
+    [ $# -gt 0 ] || die "usage: $0 up NAME..."
+    [ -x "$BIN" ] || die "$BIN is not built (run: make e2e-build)"
+    for n in "$@"; do start_one "$n"; done
+    failed=0
+    for n in "$@"; do wait_one "$n" || failed=1; done
+    [ "$failed" = 0 ] || die "some clusters did not start"
+    ;;
+  down)
+    names=("$@")
+    [ ${#names[@]} -gt 0 ] || mapfile -t names < <(names_in_state)
+    for n in "${names[@]}"; do stop_one "$n"; done
+    # "[e]": a pattern that cannot match a command line quoting it.
+    pattern="${BIN%e}[e] --name"
+    if [ $# -eq 0 ] && pgrep -f "$pattern" >/dev/null; then
+      die "controlplane processes are still running: $(pgrep -f "$pattern" | tr '\n' ' ')"
+    fi
+    ;;
+  status)
+    for n in $(names_in_state); do
+      d="$STATE/$n"
+      if alive "$d" && [ -f "$d/ready" ]; then echo "$n: running, KUBECONFIG=$d/kubeconfig"
+      elif alive "$d"; then echo "$n: starting"
+      else echo "$n: not running (crashed? see $d/controlplane.log)"; fi
+    done
+    ;;
+  *) die "usage: $0 up NAME... | down [NAME...] | status" ;;
+esac
