@@ -6,7 +6,7 @@ CATALOG := manifests/catalog/metallb-0.12.3.yaml
 GO ?= go
 CLUSTERS := management attached-1 attached-2
 
-.PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo clean \
+.PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
 	e2e-build e2e-smoke cluster-up cluster-down cluster-status
 
 all: build
@@ -33,8 +33,12 @@ unit:
 	$(CARGO) test --workspace
 
 ## e2e-build: the embedded control plane (real kube-apiserver, controller-manager, scheduler)
+K8S_VERSION := v1.34.4
+K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(K8S_VERSION)
 e2e-build:
-	cd e2e/controlplane && $(GO) build -o ../bin/controlplane .
+	cd e2e/controlplane && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o ../bin/controlplane .
 
 ## e2e-smoke: three clusters, real kubectl: Deployments roll out and are garbage-collected
 e2e-smoke: e2e-build
@@ -58,19 +62,19 @@ crds:
 bench:
 	$(CARGO) bench -p kommander-operator --bench render
 
-## demo: the guide's MetalLB example, end to end as far as the project goes today
-demo: build
-	@echo "== kommander-operator demo"
-	@echo "NOTE: the embedded Kubernetes control plane (management + attached clusters) is not built yet,"
-	@echo "      so this demo runs the offline half only: the operator's own rendering and MetalLB checks."
-	@echo
-	@echo "== 1. Render metallb-0.12.3 with the guide's layer2 overrides (like helm template); the ConfigMap:"
+## demo: three embedded clusters, the operator, the guide's MetalLB example (Ctrl-C to stop)
+demo: build e2e-build
+	e2e/demo.sh
+
+## demo-offline: the CLI alone: render and check the guide's examples, and a refused config
+demo-offline: build
+	@echo "== Render metallb-0.12.3 with the guide's layer2 overrides (like helm template); the ConfigMap:"
 	$(BIN) render --app $(CATALOG) --values examples/metallb-layer2-values.yaml --namespace kommander | sed -n '/^# Source: metallb-0.12.3\/config.yaml/,/^---/p' | sed '$$d'
-	@echo "== 2. Check it the way the operator will before rolling it out:"
+	@echo "== Check it the way the operator will before rolling it out:"
 	$(BIN) check --app $(CATALOG) --values examples/metallb-layer2-values.yaml
-	@echo "== 3. The guide's BGP example:"
+	@echo "== The guide's BGP example:"
 	$(BIN) check --app $(CATALOG) --values examples/metallb-bgp-values.yaml
-	@echo "== 4. A broken config is refused with every problem named (exit code 1 expected):"
+	@echo "== A broken config is refused with every problem named (exit code 1 expected):"
 	-$(BIN) check --app $(CATALOG) --values examples/metallb-broken-values.yaml
 
 clean:

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kommander_operator::catalog::{self, LoadedApp};
+use kommander_operator::controller::{self, Settings};
 use kommander_operator::manifest::ManifestObject;
 use kommander_operator::metallb::{self, SpeakerMode};
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
@@ -71,8 +72,24 @@ pub struct Cli {
     command: Command,
 }
 
+const RUN_EXAMPLE: &str = "\
+Examples:
+
+  # against the cluster of your current kubeconfig context, one replica:
+  kommander-operator run --no-leader-election
+
+  # in a Deployment (see manifests/): leader election over a Lease, JSON logs
+  kommander-operator run --lease-namespace kommander-system --log-format json
+
+It watches Workspaces, KommanderClusters, ClusterApps, Apps, AppDeployments and their
+ConfigMaps and Secrets on the management cluster, and applies apps to the attached clusters.
+Logs: RUST_LOG (default info). Metrics: /metrics; health: /healthz, /readyz.";
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator (controllers for Workspaces, KommanderClusters and AppDeployments).
+    #[command(after_help = RUN_EXAMPLE)]
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions (or write one file per CRD with --dir).
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -113,6 +130,34 @@ struct RenderArgs {
     /// Cluster label `key=value` given to templates as `cluster.labels`; repeatable.
     #[arg(long = "cluster-label", value_name = "KEY=VALUE", value_parser = parse_label)]
     cluster_labels: Vec<(String, String)>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else kommander-system).
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "kommander-operator")]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: $HOSTNAME).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Act without leader election (only when exactly one replica runs).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -179,6 +224,7 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
 
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Run(args) => run_operator(args),
         Command::Crds { dir } => crds(dir),
         Command::Render(args) => {
             let r = render_app(&args)?;
@@ -197,6 +243,36 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             speaker_mode,
         } => check(&render, speaker_mode),
     }
+}
+
+fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let settings = Settings {
+        metrics_addr: args.metrics_addr,
+        lease_namespace: args
+            .lease_namespace
+            .or_else(|| env("POD_NAMESPACE"))
+            .unwrap_or_else(|| "kommander-system".into()),
+        lease_name: args.lease_name,
+        identity: args
+            .identity
+            .or_else(|| env("HOSTNAME"))
+            .unwrap_or_else(|| format!("kommander-operator-{}", std::process::id())),
+        no_leader_election: args.no_leader_election,
+    };
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime
+        .block_on(controller::run(settings))
+        .map_err(|e| CliError::Message(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn crds(dir: Option<PathBuf>) -> Result<ExitCode, CliError> {

@@ -5,11 +5,16 @@
 //! nothing in it knows about HTTP or the Kubernetes API.
 
 pub mod catalog;
+pub mod controller;
 pub mod crdgen;
 pub mod manifest;
 pub mod metallb;
+pub mod metrics;
 pub mod render;
 pub mod resources;
 pub mod rollout;
+pub mod selector;
+pub mod status;
+pub mod targets;
 pub mod values;
 pub mod yaml;

@@ -126,6 +126,26 @@ pub struct ClusterRolloutStatus {
     /// When the phase last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
+    /// Objects applied to this cluster: the inventory the operator prunes from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_objects: Vec<AppliedObject>,
+}
+
+/// One object the operator applied to a cluster.
+#[derive(
+    Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedObject {
+    /// apiVersion, e.g. `apps/v1`.
+    pub api_version: String,
+    /// Kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Namespace; absent for cluster-scoped objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
 }
 
 /// Observed state of an AppDeployment.

@@ -10,8 +10,8 @@ pub use app::{
     RestartTarget, SafetyCheck,
 };
 pub use appdeployment::{
-    AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, ClusterConfigOverride,
-    ClusterPhase, ClusterRolloutStatus, ConfigMapRef, RolloutStrategy,
+    AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, AppliedObject,
+    ClusterConfigOverride, ClusterPhase, ClusterRolloutStatus, ConfigMapRef, RolloutStrategy,
 };
 pub use cluster::{
     ClusterNetwork, JoinPhase, KommanderCluster, KommanderClusterSpec, KommanderClusterStatus,

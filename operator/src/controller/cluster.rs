@@ -1,0 +1,154 @@
+//! KommanderCluster: can the operator talk to this cluster? Phase Joined or Unreachable, with why.
+
+use super::clients::probe;
+use super::{Context, Error};
+use crate::metrics::requeue;
+use crate::resources::{JoinPhase, KommanderCluster, KommanderClusterStatus};
+use crate::targets::FIELD_MANAGER;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Check a cluster; returns (phase, version, reason, message).
+pub async fn check(
+    ctx: &Context,
+    kc: &KommanderCluster,
+) -> (JoinPhase, Option<String>, &'static str, String) {
+    match ctx.clusters.for_cluster(kc).await {
+        Err(e) => (
+            JoinPhase::Unreachable,
+            None,
+            "KubeconfigInvalid",
+            e.to_string(),
+        ),
+        Ok((client, server)) => match probe(&client, &server).await {
+            Ok(version) => (
+                JoinPhase::Joined,
+                Some(version.clone()),
+                "Joined",
+                format!("{server} answers, Kubernetes {version}"),
+            ),
+            Err(e) => (JoinPhase::Unreachable, None, "Unreachable", e.to_string()),
+        },
+    }
+}
+
+async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("kommandercluster");
+    let ns = kc
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = kc.name_any();
+    let (phase, version, reason, message) = check(&ctx, &kc).await;
+    let prev = kc.status.clone().unwrap_or_default();
+    let ok = phase == JoinPhase::Joined;
+    let status_word = if ok { "True" } else { "False" };
+    let since = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == status_word)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(Timestamp::now()));
+    let status = KommanderClusterStatus {
+        phase: Some(phase),
+        kubernetes_version: version.or(if ok {
+            None
+        } else {
+            prev.kubernetes_version.clone()
+        }),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: status_word.into(),
+            reason: reason.into(),
+            message: message.clone(),
+            observed_generation: kc.metadata.generation,
+            last_transition_time: since,
+        }],
+    };
+    if kc.status.as_ref() != Some(&status) {
+        if prev.phase != Some(phase) {
+            let (type_, reason) = if ok {
+                (EventType::Normal, "Joined")
+            } else {
+                (EventType::Warning, "Unreachable")
+            };
+            let _ = ctx
+                .recorder
+                .publish(
+                    &Event {
+                        type_,
+                        reason: reason.into(),
+                        note: Some(message),
+                        action: "Probe".into(),
+                        secondary: None,
+                    },
+                    &kc.object_ref(&()),
+                )
+                .await;
+        }
+        let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({"apiVersion": "kommander.mesosphere.io/v1beta1", "kind": "KommanderCluster", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(if ok {
+        requeue::HEALTHY / 5
+    } else {
+        requeue::RETRY
+    }))
+}
+
+fn error_policy(_kc: Arc<KommanderCluster>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err, "kommandercluster reconcile failed");
+    ctx.metrics.error("kommandercluster", err.metric_label());
+    Action::requeue(requeue::RETRY)
+}
+
+/// Run the KommanderCluster controller until `stop` resolves.
+pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<KommanderCluster> = Api::all(ctx.client.clone());
+    let secrets: Api<Secret> = Api::all(ctx.client.clone());
+    let controller = Controller::new(api, watcher::Config::default());
+    let store = controller.store();
+    controller
+        // A kubeconfig Secret changed: re-check the clusters that use it.
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|kc| {
+                        kc.namespace() == ns
+                            && kc
+                                .spec
+                                .kubeconfig_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == name)
+                    })
+                    .map(|kc| ObjectRef::from_obj(&*kc))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -1,0 +1,238 @@
+//! The imperative shell: three controllers (Workspace, KommanderCluster, AppDeployment) that
+//! fetch, call the core, write to clusters and record status.
+
+pub mod appdeployment;
+pub mod clients;
+pub mod cluster;
+pub mod workspace;
+
+use crate::metrics::Metrics;
+use crate::render::CompiledApp;
+use crate::targets::Discovery;
+use clients::ClusterClients;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// What a reconcile can fail with (after recording what it could in status and events).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The management cluster's API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// Cleaning up on delete failed on some cluster; retried.
+    #[error("cleanup on cluster {cluster}: {message}")]
+    Cleanup {
+        /// Cluster.
+        cluster: String,
+        /// Why.
+        message: String,
+    },
+    /// An object without the name or namespace it must have.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// A short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Finalizer(_) => "finalizer",
+            Error::Cleanup { .. } => "cleanup",
+            Error::MissingField(_) => "missing_field",
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// Management cluster client.
+    pub client: Client,
+    /// Target cluster clients.
+    pub clusters: ClusterClients,
+    /// Discovery results per target cluster.
+    pub discovery: Discovery,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Compiled apps by (kind/namespace/name, resourceVersion): compiling is the slow part.
+    pub apps: Mutex<HashMap<String, (String, Arc<CompiledApp>)>>,
+    /// (AppDeployment uid, cluster) -> hash of what was applied there by this process. An
+    /// unchanged render is not re-applied: no writes when nothing changed.
+    pub applied: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Context {
+    /// A context over `client`.
+    pub fn new(client: Client, metrics: Arc<Metrics>, instance: String) -> Self {
+        let reporter = Reporter {
+            controller: "kommander-operator".into(),
+            instance: Some(instance),
+        };
+        Context {
+            clusters: ClusterClients::new(client.clone()),
+            discovery: Discovery::default(),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            apps: Mutex::new(HashMap::new()),
+            applied: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// How `run` is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where /metrics, /healthz and /readyz are served.
+    pub metrics_addr: SocketAddr,
+    /// Namespace of the leader-election Lease.
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// This replica's identity in the Lease (defaults to the hostname).
+    pub identity: String,
+    /// Skip leader election (single replica, tests).
+    pub no_leader_election: bool,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable kubeconfig or in-cluster config.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The leader-election Lease could not be used.
+    #[error("leader election: {0}")]
+    Lease(String),
+    /// Leadership was lost; another replica takes over.
+    #[error("lost leadership of Lease {0}; exiting so that only one replica acts")]
+    LostLease(String),
+    /// The metrics endpoint could not be served.
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Run the operator until SIGTERM/SIGINT (graceful) or lost leadership (error).
+pub async fn run(settings: Settings) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let metrics = Arc::new(Metrics::default());
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = {
+        let rx = stop_rx.clone();
+        move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        }
+    };
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested; finishing in-flight reconciles");
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    let server = tokio::spawn(crate::metrics::serve(
+        settings.metrics_addr,
+        metrics.clone(),
+        stopped(),
+    ));
+
+    // Only the leader acts; a standby waits here until it leads.
+    let mut leading: Option<tokio::sync::watch::Receiver<bool>> = None;
+    if !settings.no_leader_election {
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
+                .with_namespace(&settings.lease_namespace)
+                .with_identity(&settings.identity)
+                .with_duration(15)
+                .with_grace(5)
+                .build()
+                .await
+                .map_err(|e| RunError::Lease(e.to_string()))?;
+        let (mut rx, _task) = manager.watch().await;
+        tracing::info!(lease = %settings.lease_name, namespace = %settings.lease_namespace, identity = %settings.identity, "waiting to lead");
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            r = rx.wait_for(|l| *l) => { r.map_err(|e| RunError::Lease(e.to_string()))?; }
+            _ = stop.wait_for(|s| *s) => { return Ok(()); }
+        }
+        tracing::info!("leading: starting controllers");
+        leading = Some(rx);
+    }
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        metrics.clone(),
+        settings.identity.clone(),
+    ));
+    metrics.set_ready(true);
+    let controllers = async {
+        tokio::join!(
+            workspace::run(ctx.clone(), stopped()),
+            cluster::run(ctx.clone(), stopped()),
+            appdeployment::run(ctx.clone(), stopped()),
+        );
+    };
+    let lost = async {
+        match leading.as_mut() {
+            Some(rx) => {
+                let _ = rx.wait_for(|l| !*l).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let result = tokio::select! {
+        _ = controllers => Ok(()),
+        _ = lost => {
+            let _ = stop_tx.send(true);
+            Err(RunError::LostLease(settings.lease_name.clone()))
+        }
+    };
+    metrics.set_ready(false);
+    let _ = stop_tx.send(true);
+    if let Ok(Err(source)) = server.await {
+        return Err(RunError::Metrics {
+            addr: settings.metrics_addr,
+            source,
+        });
+    }
+    tracing::info!("stopped");
+    result
+}

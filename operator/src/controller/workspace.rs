@@ -1,0 +1,122 @@
+//! Workspace: owns a namespace on the management cluster; its name goes to status.namespaceRef.
+
+use super::{Context, Error};
+use crate::metrics::requeue;
+use crate::resources::{NamespaceRef, Workspace, WorkspaceStatus};
+use crate::targets::FIELD_MANAGER;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Label on a workspace's namespace naming its workspace.
+pub const WORKSPACE_LABEL: &str = "workspaces.kommander.mesosphere.io/workspace-name";
+
+async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("workspace");
+    let name = ws
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let ns_name = ws
+        .namespace_name()
+        .ok_or(Error::MissingField("spec.namespaceName"))?
+        .to_string();
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+
+    let existing = namespaces.get_opt(&ns_name).await?;
+    let labelled = existing
+        .as_ref()
+        .is_some_and(|ns| ns.labels().get(WORKSPACE_LABEL) == Some(&name));
+    if !labelled {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns_name, "labels": {WORKSPACE_LABEL: name}}});
+        namespaces
+            .patch(
+                &ns_name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Apply(&ns),
+            )
+            .await?;
+        let note = format!("namespace {ns_name} is ready for workspace {name}");
+        let _ = ctx
+            .recorder
+            .publish(
+                &Event {
+                    type_: EventType::Normal,
+                    reason: "NamespaceReady".into(),
+                    note: Some(note),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                },
+                &ws.object_ref(&()),
+            )
+            .await;
+    }
+
+    let prev = ws.status.clone().unwrap_or_default();
+    let since = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(Timestamp::now()));
+    let status = WorkspaceStatus {
+        namespace_ref: Some(NamespaceRef {
+            name: ns_name.clone(),
+        }),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "NamespaceReady".into(),
+            message: format!("namespace {ns_name} exists"),
+            observed_generation: ws.metadata.generation,
+            last_transition_time: since,
+        }],
+    };
+    if ws.status.as_ref() != Some(&status) {
+        let api: Api<Workspace> = Api::all(ctx.client.clone());
+        let patch = json!({"apiVersion": "workspaces.kommander.mesosphere.io/v1alpha1", "kind": "Workspace", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(requeue::HEALTHY))
+}
+
+fn error_policy(_ws: Arc<Workspace>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err, "workspace reconcile failed");
+    ctx.metrics.error("workspace", err.metric_label());
+    Action::requeue(requeue::RETRY)
+}
+
+/// Run the Workspace controller until `stop` resolves.
+pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<Workspace> = Api::all(ctx.client.clone());
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        .watches(
+            namespaces,
+            watcher::Config::default().labels(WORKSPACE_LABEL),
+            |ns| {
+                ns.labels()
+                    .get(WORKSPACE_LABEL)
+                    .map(|w| kube::runtime::reflector::ObjectRef::new(w))
+            },
+        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

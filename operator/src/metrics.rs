@@ -1,0 +1,206 @@
+//! Prometheus metrics and the HTTP endpoint that serves them (plus /healthz and /readyz).
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Label: which controller.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    /// `appdeployment`, `kommandercluster` or `workspace`.
+    pub controller: String,
+}
+
+/// Labels of a failed reconcile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Controller.
+    pub controller: String,
+    /// Error kind.
+    pub reason: String,
+}
+
+/// Labels of one apply to one cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    /// KommanderCluster namespace/name.
+    pub cluster: String,
+    /// Cluster phase reached, e.g. `Applied`, `Unreachable`.
+    pub result: String,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles started.
+    pub reconciles: Family<ControllerLabel, Counter>,
+    /// Reconciles that failed.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Reconcile durations.
+    pub duration: Family<ControllerLabel, Histogram>,
+    /// Per-cluster results of AppDeployment reconciles.
+    pub cluster_results: Family<ApplyLabels, Counter>,
+    /// Objects written (server-side applies) to target clusters.
+    pub objects_applied: Counter,
+    /// Objects deleted from target clusters.
+    pub objects_pruned: Counter,
+    ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kommander_operator");
+        let reconciles = Family::<ControllerLabel, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        let cluster_results = Family::<ApplyLabels, Counter>::default();
+        let objects_applied = Counter::default();
+        let objects_pruned = Counter::default();
+        registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by reason",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            duration.clone(),
+        );
+        registry.register(
+            "cluster_results",
+            "Per-cluster outcomes of AppDeployment reconciles",
+            cluster_results.clone(),
+        );
+        registry.register(
+            "objects_applied",
+            "Objects server-side applied to target clusters",
+            objects_applied.clone(),
+        );
+        registry.register(
+            "objects_pruned",
+            "Objects deleted from target clusters",
+            objects_pruned.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            cluster_results,
+            objects_applied,
+            objects_pruned,
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    /// Count a reconcile start and time it until the guard is dropped.
+    pub fn reconcile(&self, controller: &str) -> ReconcileTimer<'_> {
+        let label = ControllerLabel {
+            controller: controller.to_string(),
+        };
+        self.reconciles.get_or_create(&label).inc();
+        ReconcileTimer {
+            metrics: self,
+            label,
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Count a failed reconcile.
+    pub fn error(&self, controller: &str, reason: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                controller: controller.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Mark the operator ready (leading and controllers running) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Observes a reconcile's duration on drop.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    label: ControllerLabel,
+    start: std::time::Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .get_or_create(&self.label)
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+async fn metrics_handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    match m.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn ready_handler(State(m): State<Arc<Metrics>>) -> StatusCode {
+    if m.ready.load(Ordering::Relaxed) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// Serve /metrics, /healthz and /readyz on `addr` until `shutdown` resolves.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { StatusCode::OK }))
+        .route("/readyz", get(ready_handler))
+        .with_state(metrics);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// How long reconciles wait before looking again, by situation.
+pub mod requeue {
+    use super::Duration;
+    /// Everything applied: look again for drift now and then.
+    pub const HEALTHY: Duration = Duration::from_secs(300);
+    /// A cluster unreachable or a transient failure.
+    pub const RETRY: Duration = Duration::from_secs(20);
+}

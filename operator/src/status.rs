@@ -1,0 +1,381 @@
+//! AppDeployment status from what happened: pure, so "no change, no write" is a comparison.
+
+use crate::resources::{AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// What happened on one target cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterOutcome {
+    /// KommanderCluster name.
+    pub cluster: String,
+    /// Phase reached.
+    pub phase: ClusterPhase,
+    /// In words.
+    pub message: String,
+    /// Hash of the runtime config now in force there, if any.
+    pub applied_config_hash: Option<String>,
+    /// Hash of the runtime config rendered from current inputs, if any.
+    pub desired_config_hash: Option<String>,
+    /// Services blocking a config change.
+    pub blockers: Vec<String>,
+    /// Objects now applied there (the prune inventory).
+    pub applied_objects: Vec<AppliedObject>,
+}
+
+/// A problem that stops the whole AppDeployment before any cluster is touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// CamelCase reason, e.g. `AppNotFound`.
+    pub reason: String,
+    /// In words, naming the object and field.
+    pub message: String,
+    /// Whether the configuration is at fault (ConfigValid=False) rather than the environment.
+    pub config_invalid: bool,
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    prev: &[Condition],
+    now: &Time,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    // Keep the transition time while the status stays the same.
+    let since = prev
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+fn phase_word(p: ClusterPhase) -> &'static str {
+    match p {
+        ClusterPhase::Pending => "Pending",
+        ClusterPhase::Applied => "Applied",
+        ClusterPhase::Invalid => "Invalid",
+        ClusterPhase::Blocked => "Blocked",
+        ClusterPhase::Unreachable => "Unreachable",
+        ClusterPhase::Failed => "Failed",
+    }
+}
+
+/// Build the status. `prev` keeps transition times stable; `outcomes` are per target cluster
+/// (empty when `blocker` stopped everything, or no cluster matched).
+pub fn build(
+    prev: Option<&AppDeploymentStatus>,
+    generation: Option<i64>,
+    blocker: Option<&Blocker>,
+    outcomes: Vec<ClusterOutcome>,
+    now: &Time,
+) -> AppDeploymentStatus {
+    let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let prev_clusters = prev.map(|p| p.clusters.as_slice()).unwrap_or_default();
+
+    let mut clusters: Vec<ClusterRolloutStatus> = outcomes
+        .into_iter()
+        .map(|o| {
+            let since = prev_clusters
+                .iter()
+                .find(|c| c.name == o.cluster && c.phase == o.phase)
+                .and_then(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            let mut applied = o.applied_objects;
+            applied.sort();
+            ClusterRolloutStatus {
+                name: o.cluster,
+                phase: o.phase,
+                applied_config_hash: o.applied_config_hash,
+                desired_config_hash: o.desired_config_hash,
+                message: Some(o.message).filter(|m| !m.is_empty()),
+                blockers: o.blockers,
+                last_transition_time: Some(since),
+                applied_objects: applied,
+            }
+        })
+        .collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let total = clusters.len();
+    let ready = clusters
+        .iter()
+        .filter(|c| c.phase == ClusterPhase::Applied)
+        .count();
+    let mut by_phase: Vec<(ClusterPhase, Vec<&str>)> = Vec::new();
+    for c in clusters.iter().filter(|c| c.phase != ClusterPhase::Applied) {
+        match by_phase.iter_mut().find(|(p, _)| *p == c.phase) {
+            Some((_, names)) => names.push(&c.name),
+            None => by_phase.push((c.phase, vec![&c.name])),
+        }
+    }
+
+    let (ready_ok, ready_reason, ready_message, summary) = if let Some(b) = blocker {
+        (false, b.reason.clone(), b.message.clone(), b.reason.clone())
+    } else if total == 0 {
+        let m = "no KommanderCluster of this workspace matches spec.clusterSelector";
+        (
+            false,
+            "NoTargetClusters".to_string(),
+            m.to_string(),
+            "NoTargetClusters".to_string(),
+        )
+    } else if ready == total {
+        (
+            true,
+            "Applied".to_string(),
+            format!("applied to all {total} cluster(s)"),
+            "Ready".to_string(),
+        )
+    } else {
+        let parts: Vec<String> = by_phase
+            .iter()
+            .map(|(p, names)| format!("{}: {}", phase_word(*p), names.join(", ")))
+            .collect();
+        let details: Vec<String> = clusters
+            .iter()
+            .filter(|c| c.phase != ClusterPhase::Applied)
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.name,
+                    c.message.as_deref().unwrap_or(phase_word(c.phase))
+                )
+            })
+            .collect();
+        let reason = by_phase
+            .first()
+            .map(|(p, _)| phase_word(*p))
+            .unwrap_or("Pending");
+        (
+            false,
+            reason.to_string(),
+            details.join("; "),
+            parts.join("; "),
+        )
+    };
+
+    let config_blocker = blocker.filter(|b| b.config_invalid);
+    let invalid_clusters: Vec<&ClusterRolloutStatus> = clusters
+        .iter()
+        .filter(|c| c.phase == ClusterPhase::Invalid)
+        .collect();
+    let (valid_ok, valid_reason, valid_message) =
+        match (config_blocker, invalid_clusters.is_empty()) {
+            (Some(b), _) => (false, b.reason.clone(), b.message.clone()),
+            (None, false) => (
+                false,
+                "InvalidConfig".to_string(),
+                invalid_clusters
+                    .iter()
+                    .map(|c| format!("{}: {}", c.name, c.message.as_deref().unwrap_or("invalid")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            (None, true) => (
+                true,
+                "Valid".to_string(),
+                "app, overrides and rendered objects are valid".to_string(),
+            ),
+        };
+
+    let conditions = vec![
+        condition(
+            "Ready",
+            ready_ok,
+            &ready_reason,
+            &ready_message,
+            generation,
+            prev_conditions,
+            now,
+        ),
+        condition(
+            "ConfigValid",
+            valid_ok,
+            &valid_reason,
+            &valid_message,
+            generation,
+            prev_conditions,
+            now,
+        ),
+    ];
+
+    AppDeploymentStatus {
+        observed_generation: generation,
+        conditions,
+        clusters,
+        clusters_ready: Some(format!("{ready}/{total}")),
+        summary: Some(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn outcome(name: &str, phase: ClusterPhase, message: &str) -> ClusterOutcome {
+        ClusterOutcome {
+            cluster: name.into(),
+            phase,
+            message: message.into(),
+            applied_config_hash: None,
+            desired_config_hash: None,
+            blockers: vec![],
+            applied_objects: vec![],
+        }
+    }
+
+    fn cond<'a>(s: &'a AppDeploymentStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn all_applied_is_ready() {
+        let s = build(
+            None,
+            Some(3),
+            None,
+            vec![
+                outcome("b", ClusterPhase::Applied, "ok"),
+                outcome("a", ClusterPhase::Applied, "ok"),
+            ],
+            &t(10),
+        );
+        assert_eq!(s.clusters_ready.as_deref(), Some("2/2"));
+        assert_eq!(s.summary.as_deref(), Some("Ready"));
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(cond(&s, "ConfigValid").status, "True");
+        assert_eq!(s.clusters[0].name, "a", "clusters are sorted");
+        assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn one_unreachable_cluster_is_named() {
+        let s = build(
+            None,
+            Some(1),
+            None,
+            vec![
+                outcome("attached-1", ClusterPhase::Applied, ""),
+                outcome(
+                    "attached-2",
+                    ClusterPhase::Unreachable,
+                    "connection refused",
+                ),
+            ],
+            &t(10),
+        );
+        assert_eq!(s.clusters_ready.as_deref(), Some("1/2"));
+        assert_eq!(s.summary.as_deref(), Some("Unreachable: attached-2"));
+        let ready = cond(&s, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Unreachable")
+        );
+        assert_eq!(ready.message, "attached-2: connection refused");
+        assert_eq!(
+            cond(&s, "ConfigValid").status,
+            "True",
+            "an unreachable cluster is not a config problem"
+        );
+    }
+
+    #[test]
+    fn invalid_clusters_make_config_invalid() {
+        let s = build(
+            None,
+            None,
+            None,
+            vec![outcome("a", ClusterPhase::Invalid, "pool overlaps")],
+            &t(1),
+        );
+        let v = cond(&s, "ConfigValid");
+        assert_eq!(
+            (v.status.as_str(), v.reason.as_str(), v.message.as_str()),
+            ("False", "InvalidConfig", "a: pool overlaps")
+        );
+        assert_eq!(s.summary.as_deref(), Some("Invalid: a"));
+    }
+
+    #[test]
+    fn a_blocker_stops_everything_and_says_why() {
+        let b = Blocker {
+            reason: "AppNotFound".into(),
+            message: "ClusterApp metallb-9 not found".into(),
+            config_invalid: true,
+        };
+        let s = build(None, None, Some(&b), vec![], &t(1));
+        assert_eq!(s.summary.as_deref(), Some("AppNotFound"));
+        assert_eq!(s.clusters_ready.as_deref(), Some("0/0"));
+        assert_eq!(cond(&s, "Ready").message, "ClusterApp metallb-9 not found");
+        assert_eq!(cond(&s, "ConfigValid").reason, "AppNotFound");
+        let waiting = Blocker {
+            reason: "WaitingForConfigMap".into(),
+            message: "m".into(),
+            config_invalid: false,
+        };
+        let s = build(None, None, Some(&waiting), vec![], &t(1));
+        assert_eq!(cond(&s, "ConfigValid").status, "True");
+    }
+
+    #[test]
+    fn no_targets_is_not_ready() {
+        let s = build(None, None, None, vec![], &t(1));
+        assert_eq!(s.summary.as_deref(), Some("NoTargetClusters"));
+        assert_eq!(cond(&s, "Ready").status, "False");
+    }
+
+    #[test]
+    fn unchanged_inputs_give_an_identical_status() {
+        let a = build(
+            None,
+            Some(1),
+            None,
+            vec![outcome("a", ClusterPhase::Applied, "")],
+            &t(10),
+        );
+        let b = build(
+            Some(&a),
+            Some(1),
+            None,
+            vec![outcome("a", ClusterPhase::Applied, "")],
+            &t(99),
+        );
+        assert_eq!(a, b, "transition times are kept, so nothing changes");
+    }
+
+    #[test]
+    fn a_phase_change_moves_the_transition_time() {
+        let a = build(
+            None,
+            Some(1),
+            None,
+            vec![outcome("a", ClusterPhase::Applied, "")],
+            &t(10),
+        );
+        let b = build(
+            Some(&a),
+            Some(1),
+            None,
+            vec![outcome("a", ClusterPhase::Unreachable, "down")],
+            &t(99),
+        );
+        assert_eq!(b.clusters[0].last_transition_time, Some(t(99)));
+        assert_eq!(cond(&b, "Ready").last_transition_time, t(99));
+        assert_eq!(cond(&b, "ConfigValid").last_transition_time, t(10));
+    }
+}
