@@ -7,15 +7,15 @@ GO ?= go
 CLUSTERS := management attached-1 attached-2
 
 .PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
-	e2e-build e2e-smoke cluster-up cluster-down cluster-status
+	e2e-build e2e-smoke e2e-operator cluster-up cluster-down cluster-status
 
 all: build
 
 build:
 	$(CARGO) build --release --bin kommander-operator
 
-## test: formatting, lints, every unit test, and the end-to-end smoke test (what CI runs)
-test: lint unit e2e-smoke
+## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
+test: lint unit e2e-smoke e2e-operator
 
 lint: fmt-check clippy go-lint
 
@@ -29,8 +29,9 @@ go-lint:
 	@out="$$(gofmt -l e2e/controlplane)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 	cd e2e/controlplane && $(GO) vet ./...
 
+## unit: every test that needs no cluster (the e2e_ test runs in e2e-operator)
 unit:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace -- --skip e2e_
 
 ## e2e-build: the embedded control plane (real kube-apiserver, controller-manager, scheduler)
 K8S_VERSION := v1.34.4
@@ -43,6 +44,10 @@ e2e-build:
 ## e2e-smoke: three clusters, real kubectl: Deployments roll out and are garbage-collected
 e2e-smoke: e2e-build
 	e2e/smoke.sh
+
+## e2e-operator: the operator against four embedded clusters (scenarios and 16 bad inputs)
+e2e-operator: e2e-build
+	$(CARGO) test -p kommander-operator --test e2e -- --nocapture
 
 ## cluster-up / cluster-down: the clusters for tests and demo (kubeconfigs under .e2e/)
 cluster-up: e2e-build

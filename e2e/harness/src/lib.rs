@@ -1,0 +1,189 @@
+//! End-to-end test harness: real clusters (e2e/controlplane via e2e/clusters.sh) and the real
+//! operator binary, with `kube::Client`s for each cluster.
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A set of running clusters in a private state directory; stopped on drop.
+pub struct Clusters {
+    state: tempfile::TempDir,
+}
+
+fn driver(state: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(root().join("e2e/clusters.sh"))
+        .args(args)
+        .env("E2E_STATE_DIR", state)
+        .output()
+        .map_err(|e| format!("cannot run e2e/clusters.sh: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+impl Clusters {
+    /// Start clusters by name and wait until each can run pods.
+    pub fn start(names: &[&str]) -> Result<Clusters, String> {
+        let state = tempfile::Builder::new()
+            .prefix("kommander-e2e-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let mut args = vec!["up"];
+        args.extend_from_slice(names);
+        driver(state.path(), &args)?;
+        Ok(Clusters { state })
+    }
+
+    /// Stop one cluster (its API server goes away; its data stays).
+    pub fn stop(&self, name: &str) -> Result<(), String> {
+        driver(self.state.path(), &["down", name]).map(|_| ())
+    }
+
+    /// Start (again) one cluster; it comes back on the same address with its data.
+    pub fn resume(&self, name: &str) -> Result<(), String> {
+        driver(self.state.path(), &["up", name]).map(|_| ())
+    }
+
+    /// The admin kubeconfig of a cluster.
+    pub fn kubeconfig(&self, name: &str) -> PathBuf {
+        self.state.path().join(name).join("kubeconfig")
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// A client for a cluster.
+    pub async fn client(&self, name: &str) -> Result<Client, String> {
+        let text = std::fs::read_to_string(self.kubeconfig(name)).map_err(|e| e.to_string())?;
+        let kc = Kubeconfig::from_yaml(&text).map_err(|e| e.to_string())?;
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Client::try_from(config).map_err(|e| e.to_string())
+    }
+
+    /// Run kubectl against a cluster; `Err` carries its output.
+    pub fn kubectl(
+        &self,
+        name: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<String, String> {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args)
+            .env("KUBECONFIG", self.kubeconfig(name))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run kubectl: {e}"))?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(input.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+}
+
+impl Drop for Clusters {
+    fn drop(&mut self) {
+        let _ = driver(self.state.path(), &["down"]);
+    }
+}
+
+/// The operator binary running against a management cluster; killed on drop.
+pub struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    /// Start `bin run` (the kommander-operator binary) against `kubeconfig`, logging to `log`.
+    pub fn start(bin: &Path, kubeconfig: &Path, log: PathBuf) -> Result<Operator, String> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| e.to_string())?;
+        let err = file.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .args([
+                "run",
+                "--no-leader-election",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,kommander_operator=debug")
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start the operator: {e}"))?;
+        Ok(Operator { child, log })
+    }
+
+    /// SIGKILL it, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Poll `check` until it returns `Ok` or `timeout` passes; the last error explains a timeout.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(e) if start.elapsed() > timeout => {
+                return Err(format!("{what}: not true after {timeout:?}: {e}"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}

@@ -1,0 +1,821 @@
+//! The operator end to end, against real embedded clusters (e2e/controlplane) and the real
+//! binary. Run by `make e2e-operator` (part of `make test`); it needs e2e/bin/controlplane.
+//!
+//! One test, scenarios in order, because they share four clusters that take seconds to start.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use kommander_e2e::{Clusters, Operator, eventually, root};
+use kommander_operator::resources::{
+    AppDeployment, AppDeploymentStatus, ClusterPhase, KommanderCluster,
+};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+
+struct Env {
+    clusters: Clusters,
+    mgmt: Client,
+}
+
+impl Env {
+    fn apply(&self, yaml: &str) {
+        self.clusters
+            .kubectl("management", &["apply", "-f", "-"], Some(yaml))
+            .unwrap_or_else(|e| panic!("kubectl apply failed: {e}\n{yaml}"));
+    }
+
+    fn delete(&self, args: &[&str]) {
+        let mut a = vec!["delete", "--wait=false"];
+        a.extend_from_slice(args);
+        self.clusters
+            .kubectl("management", &a, None)
+            .unwrap_or_else(|e| panic!("kubectl delete failed: {e}"));
+    }
+
+    async fn status(&self, ns: &str, name: &str) -> Result<AppDeploymentStatus, String> {
+        let api: Api<AppDeployment> = Api::namespaced(self.mgmt.clone(), ns);
+        let ad = api.get(name).await.map_err(|e| e.to_string())?;
+        ad.status.ok_or_else(|| "no status yet".to_string())
+    }
+
+    /// Wait until a condition of the AppDeployment has this status and reason, and its message has `fragment`.
+    async fn condition(
+        &self,
+        ns: &str,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+        fragment: &str,
+    ) -> AppDeploymentStatus {
+        eventually(
+            &format!("{ns}/{name} {type_}={status} ({reason}) with {fragment:?}"),
+            T,
+            || async {
+                let s = self.status(ns, name).await?;
+                let c = s
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == type_)
+                    .ok_or("condition missing")?;
+                if c.status == status && c.reason == reason && c.message.contains(fragment) {
+                    Ok(s.clone())
+                } else {
+                    Err(format!(
+                        "{type_}={} reason {} message {:?}",
+                        c.status, c.reason, c.message
+                    ))
+                }
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn ready(&self, ns: &str, name: &str, clusters: &str) -> AppDeploymentStatus {
+        eventually(&format!("{ns}/{name} Ready on {clusters}"), T, || async {
+            let s = self.status(ns, name).await?;
+            if s.summary.as_deref() == Some("Ready")
+                && s.clusters_ready.as_deref() == Some(clusters)
+            {
+                Ok(s)
+            } else {
+                Err(format!(
+                    "summary {:?}, clusters {:?}, detail {:?}",
+                    s.summary,
+                    s.clusters_ready,
+                    s.conditions.first().map(|c| &c.message)
+                ))
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn configmap(&self, cluster: &str, ns: &str, name: &str) -> Option<ConfigMap> {
+        let client = self.clusters.client(cluster).await.unwrap();
+        Api::<ConfigMap>::namespaced(client, ns)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn config_on(&self, cluster: &str, ns: &str, name: &str, key: &str, fragment: &str) {
+        eventually(
+            &format!("ConfigMap {ns}/{name} on {cluster} has {fragment:?}"),
+            T,
+            || async {
+                let cm = self.configmap(cluster, ns, name).await.ok_or("missing")?;
+                let v = cm
+                    .data
+                    .unwrap_or_default()
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_default();
+                if v.contains(fragment) {
+                    Ok(())
+                } else {
+                    Err(format!("{key} = {v:?}"))
+                }
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn gone_on(&self, cluster: &str, ns: &str, name: &str) {
+        eventually(
+            &format!("ConfigMap {ns}/{name} gone from {cluster}"),
+            T,
+            || async {
+                match self.configmap(cluster, ns, name).await {
+                    None => Ok(()),
+                    Some(_) => Err("still there".to_string()),
+                }
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Objects labelled as this AppDeployment's on a cluster.
+    async fn owned_on(&self, cluster: &str, ns: &str, name: &str) -> usize {
+        let client = self.clusters.client(cluster).await.unwrap();
+        let lp =
+            ListParams::default().labels(&format!("apps.kommander.d2iq.io/appdeployment={name}"));
+        Api::<ConfigMap>::namespaced(client, ns)
+            .list(&lp)
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0)
+    }
+
+    async fn event_reasons(&self, ns: &str, name: &str) -> Vec<String> {
+        let api: Api<Event> = Api::namespaced(self.mgmt.clone(), ns);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        list.into_iter()
+            .filter(|e| {
+                e.involved_object.name.as_deref() == Some(name)
+                    && e.involved_object.kind.as_deref() == Some("AppDeployment")
+            })
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+
+    async fn has_event(&self, ns: &str, name: &str, reason: &str) {
+        eventually(&format!("Event {reason} for {ns}/{name}"), T, || async {
+            let r = self.event_reasons(ns, name).await;
+            if r.iter().any(|x| x == reason) {
+                Ok(())
+            } else {
+                Err(format!("events: {r:?}"))
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    fn attach(&self, ns: &str, cluster: &str, labels: &str) {
+        let kubeconfig = std::fs::read_to_string(self.clusters.kubeconfig(cluster)).unwrap();
+        self.attach_with(ns, cluster, labels, &kubeconfig);
+    }
+
+    fn attach_with(&self, ns: &str, cluster: &str, labels: &str, kubeconfig: &str) {
+        let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
+        self.apply(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {cluster}-kubeconfig, namespace: {ns}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: {cluster}, namespace: {ns}, labels: {labels}}}\nspec: {{kubeconfigRef: {{name: {cluster}-kubeconfig}}}}\n"
+        ));
+    }
+
+    async fn workspace(&self, name: &str) {
+        self.apply(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{}}\n"));
+        eventually(&format!("workspace {name} namespace"), T, || async {
+            let out = self.clusters.kubectl(
+                "management",
+                &[
+                    "get",
+                    "workspace",
+                    name,
+                    "-o",
+                    "jsonpath={.status.namespaceRef.name}",
+                ],
+                None,
+            )?;
+            if out == name { Ok(()) } else { Err(out) }
+        })
+        .await
+        .unwrap();
+    }
+}
+
+fn seed(ns: &str) -> String {
+    std::fs::read_to_string(root().join("examples/seed-layer2.yaml"))
+        .unwrap()
+        .replace("${WORKSPACE_NAMESPACE}", ns)
+}
+
+fn overrides(ns: &str, name: &str, values: &str) -> String {
+    let indented: String = values.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata:\n  values.yaml: |\n{indented}"
+    )
+}
+
+fn pool(range: &str) -> String {
+    format!(
+        "configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {range}\n"
+    )
+}
+
+/// A small test app: ConfigMaps `hello` (and `hello-extra` unless disabled).
+fn hello_app(name: &str, extra: bool, template_extra: &str) -> String {
+    let extra_doc = if extra {
+        "\n      ---\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: hello-extra\n      data:\n        x: \"1\""
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: ClusterApp\nmetadata: {{name: {name}}}\nspec:\n  appId: hello\n  version: 1.0.0\n  defaultValues: |\n    greeting: hi\n  templates:\n  - name: hello.yaml\n    template: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: hello\n      data:\n        greeting: {{{{values.greeting}}}}\n        cluster: {{{{cluster.name}}}}{template_extra}{extra_doc}\n"
+    )
+}
+
+fn appdeployment(ns: &str, name: &str, app: &str, kind: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  appRef: {{name: {app}, kind: {kind}}}\n{extra_spec}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn e2e_operator_end_to_end() {
+    let clusters = Clusters::start(&["management", "attached-1", "attached-2", "attached-3"])
+        .expect("clusters start");
+    let mgmt = clusters.client("management").await.unwrap();
+    let env = Env { clusters, mgmt };
+    env.clusters
+        .kubectl(
+            "management",
+            &["apply", "-f", root().join("crds").to_str().unwrap()],
+            None,
+        )
+        .unwrap();
+    env.clusters
+        .kubectl(
+            "management",
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ],
+            None,
+        )
+        .unwrap();
+    env.clusters
+        .kubectl(
+            "management",
+            &[
+                "apply",
+                "-f",
+                root().join("manifests/catalog").to_str().unwrap(),
+            ],
+            None,
+        )
+        .unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
+    let log = env.clusters.state_dir().join("operator.log");
+    let mut operator =
+        Operator::start(&bin, &env.clusters.kubeconfig("management"), log.clone()).unwrap();
+
+    env.workspace("ws-a").await;
+    env.attach("ws-a", "attached-1", "{env: prod}");
+    env.attach("ws-a", "attached-2", "{env: dev}");
+
+    println!("scenario: the guide's example reaches every attached cluster");
+    env.apply(&seed("ws-a"));
+    env.ready("ws-a", "metallb", "2/2").await;
+    for c in ["attached-1", "attached-2"] {
+        env.config_on(c, "ws-a", "metallb", "config", "10.0.50.25-10.0.50.50")
+            .await;
+    }
+    env.has_event("ws-a", "metallb", "Applied").await;
+
+    println!("scenario: an override change reaches every cluster");
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.60.1-10.0.60.9"),
+    ));
+    for c in ["attached-1", "attached-2"] {
+        env.config_on(c, "ws-a", "metallb", "config", "10.0.60.1-10.0.60.9")
+            .await;
+    }
+
+    println!("scenario: a cluster attached later receives the app");
+    env.attach("ws-a", "attached-3", "{env: dev}");
+    env.ready("ws-a", "metallb", "3/3").await;
+    env.config_on(
+        "attached-3",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.60.1-10.0.60.9",
+    )
+    .await;
+
+    println!("scenario: clusterConfigOverrides layer per cluster; clusterSelector; pruning");
+    env.apply(&hello_app("hello-1.0.0", true, ""));
+    env.apply(&overrides("ws-a", "prod-layer", "greeting: hello-prod\n"));
+    env.apply(&appdeployment(
+        "ws-a",
+        "hello",
+        "hello-1.0.0",
+        "ClusterApp",
+        "  clusterConfigOverrides:\n  - configMapName: prod-layer\n    clusterSelector: {matchLabels: {env: prod}}\n",
+    ));
+    env.ready("ws-a", "hello", "3/3").await;
+    env.config_on("attached-1", "ws-a", "hello", "greeting", "hello-prod")
+        .await;
+    env.config_on("attached-2", "ws-a", "hello", "greeting", "hi")
+        .await;
+    env.config_on("attached-2", "ws-a", "hello", "cluster", "attached-2")
+        .await;
+    env.config_on("attached-2", "ws-a", "hello-extra", "x", "1")
+        .await;
+    // The template stops rendering hello-extra: it is pruned everywhere.
+    env.apply(&hello_app("hello-1.0.0", false, ""));
+    for c in ["attached-1", "attached-2", "attached-3"] {
+        env.gone_on(c, "ws-a", "hello-extra").await;
+    }
+    // Only dev clusters now: attached-1 loses the app.
+    env.apply(&appdeployment(
+        "ws-a",
+        "hello",
+        "hello-1.0.0",
+        "ClusterApp",
+        "  clusterSelector: {matchLabels: {env: dev}}\n  clusterConfigOverrides:\n  - configMapName: prod-layer\n    clusterSelector: {matchLabels: {env: prod}}\n",
+    ));
+    env.ready("ws-a", "hello", "2/2").await;
+    env.gone_on("attached-1", "ws-a", "hello").await;
+    env.has_event("ws-a", "hello", "Removed").await;
+
+    println!("scenario: deleting an AppDeployment removes its objects from every cluster");
+    env.delete(&["-n", "ws-a", "appdeployment", "hello"]);
+    for c in ["attached-2", "attached-3"] {
+        env.gone_on(c, "ws-a", "hello").await;
+    }
+    eventually("AppDeployment hello gone", T, || async {
+        let api: Api<AppDeployment> = Api::namespaced(env.mgmt.clone(), "ws-a");
+        match api.get_opt("hello").await {
+            Ok(None) => Ok(()),
+            other => Err(format!(
+                "{:?}",
+                other.map(|o| o.map(|a| a.finalizers().to_vec()))
+            )),
+        }
+    })
+    .await
+    .unwrap();
+
+    println!("scenario: one cluster unreachable, the others converge, and it converges when back");
+    env.clusters.stop("attached-2").unwrap();
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.70.1-10.0.70.9"),
+    ));
+    for c in ["attached-1", "attached-3"] {
+        env.config_on(c, "ws-a", "metallb", "config", "10.0.70.1-10.0.70.9")
+            .await;
+    }
+    let s = eventually("attached-2 reported unreachable", T, || async {
+        let s = env.status("ws-a", "metallb").await?;
+        let c = s
+            .clusters
+            .iter()
+            .find(|c| c.name == "attached-2")
+            .ok_or("no attached-2")?;
+        if c.phase == ClusterPhase::Unreachable {
+            Ok(s)
+        } else {
+            Err(format!("{:?}", c.phase))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.summary.as_deref(), Some("Unreachable: attached-2"));
+    assert_eq!(s.clusters_ready.as_deref(), Some("2/3"));
+    env.clusters.resume("attached-2").unwrap();
+    env.config_on(
+        "attached-2",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.70.1-10.0.70.9",
+    )
+    .await;
+    env.ready("ws-a", "metallb", "3/3").await;
+
+    println!("scenario: the operator killed and restarted converges");
+    operator.kill();
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.80.1-10.0.80.9"),
+    ));
+    let mut operator =
+        Operator::start(&bin, &env.clusters.kubeconfig("management"), log.clone()).unwrap();
+    for c in ["attached-1", "attached-2", "attached-3"] {
+        env.config_on(c, "ws-a", "metallb", "config", "10.0.80.1-10.0.80.9")
+            .await;
+    }
+    env.ready("ws-a", "metallb", "3/3").await;
+
+    bad_inputs(&env).await;
+
+    println!("scenario: after all that, the good deployment is still served");
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.90.1-10.0.90.9"),
+    ));
+    env.config_on(
+        "attached-1",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.90.1-10.0.90.9",
+    )
+    .await;
+    env.ready("ws-a", "metallb", "3/3").await;
+    assert!(
+        !operator.log().contains("panicked"),
+        "the operator panicked:\n{}",
+        operator.log()
+    );
+    operator.kill();
+}
+
+/// Invalid situations: each ends in a condition and an Event naming the cause, with nothing
+/// applied, while the operator keeps serving the others.
+async fn bad_inputs(env: &Env) {
+    env.workspace("ws-b").await;
+    env.workspace("ws-c").await;
+    env.attach("ws-b", "attached-1", "{env: prod}");
+    env.apply(&hello_app("hello-1.0.0", false, ""));
+    env.apply(&overrides("ws-b", "good", "greeting: ok\n"));
+    // An App in ws-c only.
+    env.apply("apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: App\nmetadata: {name: local-app, namespace: ws-c}\nspec:\n  appId: local\n  version: 1.0.0\n  templates: []\n");
+    env.apply(&hello_app(
+        "broken-1.0.0",
+        false,
+        "\n        bad: {{frobnicate values.greeting}}",
+    ));
+    env.apply(&hello_app(
+        "raw-1.0.0",
+        false,
+        "\n        bad: {{{values.greeting}}}",
+    ));
+    env.apply(&hello_app("foreign-1.0.0", false, "\n      ---\n      apiVersion: v1\n      kind: ConfigMap\n      metadata: {name: x, namespace: kube-system}"));
+    env.apply(&hello_app("crb-1.0.0", false, "\n      ---\n      apiVersion: rbac.authorization.k8s.io/v1\n      kind: ClusterRoleBinding\n      metadata: {name: pwn}\n      roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\n      subjects: [{kind: Group, name: system:authenticated, apiGroup: rbac.authorization.k8s.io}]"));
+    env.apply(&overrides("ws-b", "not-a-map", "- a\n- b\n"));
+    env.apply(&overrides("ws-b", "bad-yaml", "greeting: [unclosed\n"));
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: no-key, namespace: ws-b}\ndata:\n  other.yaml: 'a: 1'\n");
+
+    struct Case {
+        name: &'static str,
+        yaml: String,
+        condition: &'static str,
+        reason: &'static str,
+        fragment: &'static str,
+        event: &'static str,
+    }
+    let ov = |cm: &str| format!("  configOverrides: {{name: {cm}}}\n");
+    let cases = vec![
+        Case {
+            name: "missing-app",
+            yaml: appdeployment("ws-b", "missing-app", "nope-1.0", "ClusterApp", ""),
+            condition: "Ready",
+            reason: "AppNotFound",
+            fragment: "ClusterApp \"nope-1.0\" not found",
+            event: "AppNotFound",
+        },
+        Case {
+            name: "other-ws-app",
+            yaml: appdeployment("ws-b", "other-ws-app", "local-app", "App", ""),
+            condition: "Ready",
+            reason: "AppNotFound",
+            fragment: "not found in namespace ws-b",
+            event: "AppNotFound",
+        },
+        Case {
+            name: "not-a-map",
+            yaml: appdeployment(
+                "ws-b",
+                "not-a-map",
+                "hello-1.0.0",
+                "ClusterApp",
+                &ov("not-a-map"),
+            ),
+            condition: "ConfigValid",
+            reason: "InvalidOverrides",
+            fragment: "ConfigMap ws-b/not-a-map key values.yaml: values must be a YAML mapping",
+            event: "InvalidOverrides",
+        },
+        Case {
+            name: "bad-yaml",
+            yaml: appdeployment(
+                "ws-b",
+                "bad-yaml",
+                "hello-1.0.0",
+                "ClusterApp",
+                &ov("bad-yaml"),
+            ),
+            condition: "ConfigValid",
+            reason: "InvalidOverrides",
+            fragment: "invalid YAML at line 1",
+            event: "InvalidOverrides",
+        },
+        Case {
+            name: "no-key",
+            yaml: appdeployment("ws-b", "no-key", "hello-1.0.0", "ClusterApp", &ov("no-key")),
+            condition: "ConfigValid",
+            reason: "InvalidOverrides",
+            fragment: "has no key values.yaml",
+            event: "InvalidOverrides",
+        },
+        Case {
+            name: "template-error",
+            yaml: appdeployment("ws-b", "template-error", "broken-1.0.0", "ClusterApp", ""),
+            condition: "ConfigValid",
+            reason: "InvalidConfig",
+            fragment: "frobnicate",
+            event: "InvalidConfig",
+        },
+        Case {
+            name: "raw",
+            yaml: appdeployment("ws-b", "raw", "raw-1.0.0", "ClusterApp", ""),
+            condition: "ConfigValid",
+            reason: "InvalidApp",
+            fragment: "raw interpolation",
+            event: "InvalidApp",
+        },
+        Case {
+            name: "foreign-ns",
+            yaml: appdeployment("ws-b", "foreign-ns", "foreign-1.0.0", "ClusterApp", ""),
+            condition: "ConfigValid",
+            reason: "InvalidConfig",
+            fragment: "may only live in the workspace namespace",
+            event: "InvalidConfig",
+        },
+        Case {
+            name: "crb",
+            yaml: appdeployment("ws-b", "crb", "crb-1.0.0", "ClusterApp", ""),
+            condition: "ConfigValid",
+            reason: "InvalidConfig",
+            fragment: "ClusterRoleBinding pwn is cluster-scoped and the app does not allow it",
+            event: "InvalidConfig",
+        },
+        Case {
+            name: "no-match",
+            yaml: appdeployment(
+                "ws-b",
+                "no-match",
+                "hello-1.0.0",
+                "ClusterApp",
+                "  clusterSelector: {matchLabels: {env: nowhere}}\n",
+            ),
+            condition: "Ready",
+            reason: "NoTargetClusters",
+            fragment: "matches spec.clusterSelector",
+            event: "",
+        },
+        Case {
+            name: "bad-selector",
+            yaml: appdeployment(
+                "ws-b",
+                "bad-selector",
+                "hello-1.0.0",
+                "ClusterApp",
+                "  clusterSelector:\n    matchExpressions: [{key: env, operator: Equals, values: [a]}]\n",
+            ),
+            condition: "ConfigValid",
+            reason: "InvalidSelector",
+            fragment: "operator \"Equals\" is not one of",
+            event: "InvalidSelector",
+        },
+    ];
+    for c in &cases {
+        println!("bad input: {}", c.name);
+        env.apply(&c.yaml);
+    }
+    for c in &cases {
+        let s = env
+            .condition("ws-b", c.name, c.condition, "False", c.reason, c.fragment)
+            .await;
+        assert_ne!(s.summary.as_deref(), Some("Ready"), "{}", c.name);
+        if !c.event.is_empty() {
+            env.has_event("ws-b", c.name, c.event).await;
+        }
+        assert_eq!(
+            env.owned_on("attached-1", "ws-b", c.name).await,
+            0,
+            "{}: nothing may be applied",
+            c.name
+        );
+    }
+
+    println!("bad input: overrides ConfigMap missing, then created");
+    env.apply(&appdeployment(
+        "ws-b",
+        "late-cm",
+        "hello-1.0.0",
+        "ClusterApp",
+        &ov("late"),
+    ));
+    env.condition(
+        "ws-b",
+        "late-cm",
+        "Ready",
+        "False",
+        "WaitingForConfigMap",
+        "ConfigMap ws-b/late does not exist yet",
+    )
+    .await;
+    env.apply(&overrides("ws-b", "late", "greeting: finally\n"));
+    env.ready("ws-b", "late-cm", "1/1").await;
+    env.config_on("attached-1", "ws-b", "hello", "greeting", "finally")
+        .await;
+
+    println!(
+        "bad input: kubeconfig problems, each named on the KommanderCluster and the AppDeployment"
+    );
+    env.apply("apiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {name: no-secret, namespace: ws-c}\nspec: {kubeconfigRef: {name: missing}}\n");
+    env.attach_with(
+        "ws-c",
+        "garbage",
+        "{}",
+        "this is not a kubeconfig: [secret-token-123\n",
+    );
+    let unreachable = std::fs::read_to_string(env.clusters.kubeconfig("attached-1")).unwrap();
+    let port = unreachable
+        .split("https://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .to_string();
+    env.attach_with(
+        "ws-c",
+        "dead",
+        "{}",
+        &unreachable.replace(&format!("127.0.0.1:{port}"), "127.0.0.1:9"),
+    );
+    env.apply(&overrides("ws-c", "good", "greeting: ok\n"));
+    env.apply(&appdeployment(
+        "ws-c",
+        "kc-problems",
+        "hello-1.0.0",
+        "ClusterApp",
+        &ov("good"),
+    ));
+    for (cluster, fragment) in [
+        (
+            "no-secret",
+            "kubeconfig Secret ws-c/missing (spec.kubeconfigRef) not found",
+        ),
+        ("garbage", "not a usable kubeconfig"),
+        ("dead", "127.0.0.1:9"),
+    ] {
+        eventually(
+            &format!("KommanderCluster {cluster} Unreachable"),
+            T,
+            || async {
+                let api: Api<KommanderCluster> = Api::namespaced(env.mgmt.clone(), "ws-c");
+                let kc = api.get(cluster).await.map_err(|e| e.to_string())?;
+                let st = kc.status.ok_or("no status")?;
+                let msg = st
+                    .conditions
+                    .first()
+                    .map(|c| c.message.clone())
+                    .unwrap_or_default();
+                if msg.contains(fragment) && format!("{:?}", st.phase) == "Some(Unreachable)" {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}: {msg}", st.phase))
+                }
+            },
+        )
+        .await
+        .unwrap();
+        let s = eventually(&format!("kc-problems names {cluster}"), T, || async {
+            let s = env.status("ws-c", "kc-problems").await?;
+            let c = s
+                .clusters
+                .iter()
+                .find(|c| c.name == cluster)
+                .ok_or("not listed")?;
+            if c.phase == ClusterPhase::Unreachable
+                && c.message.as_deref().unwrap_or_default().contains(fragment)
+            {
+                Ok(s)
+            } else {
+                Err(format!("{c:?}"))
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            s.summary.as_deref().unwrap_or_default().contains(cluster),
+            "{:?}",
+            s.summary
+        );
+    }
+    env.has_event("ws-c", "kc-problems", "ClusterUnreachable")
+        .await;
+    let everything = env
+        .clusters
+        .kubectl(
+            "management",
+            &[
+                "get",
+                "kommanderclusters,appdeployments,events",
+                "-n",
+                "ws-c",
+                "-o",
+                "yaml",
+            ],
+            None,
+        )
+        .unwrap();
+    assert!(
+        !everything.contains("secret-token-123"),
+        "kubeconfig contents leaked into status or events"
+    );
+
+    println!("bad input: forbidden by the attached cluster's RBAC");
+    env.clusters
+        .kubectl(
+            "attached-2",
+            &["create", "serviceaccount", "nobody", "-n", "default"],
+            None,
+        )
+        .unwrap();
+    let token = env
+        .clusters
+        .kubectl(
+            "attached-2",
+            &["create", "token", "nobody", "-n", "default"],
+            None,
+        )
+        .unwrap();
+    let admin = std::fs::read_to_string(env.clusters.kubeconfig("attached-2")).unwrap();
+    let admin_token = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap()
+        .to_string();
+    env.workspace("ws-d").await;
+    env.attach_with(
+        "ws-d",
+        "limited",
+        "{}",
+        &admin.replace(&admin_token, token.trim()),
+    );
+    env.apply(&overrides("ws-d", "good", "greeting: ok\n"));
+    env.apply(&appdeployment(
+        "ws-d",
+        "forbidden",
+        "hello-1.0.0",
+        "ClusterApp",
+        &ov("good"),
+    ));
+    eventually("forbidden named", T, || async {
+        let s = env.status("ws-d", "forbidden").await?;
+        let c = s
+            .clusters
+            .iter()
+            .find(|c| c.name == "limited")
+            .ok_or("not listed")?;
+        if c.phase == ClusterPhase::Failed
+            && c.message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("forbidden by the cluster's RBAC")
+        {
+            Ok(())
+        } else {
+            Err(format!("{c:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    env.has_event("ws-d", "forbidden", "ApplyFailed").await;
+}
