@@ -75,6 +75,10 @@ for c in "${CLUSTERS[@]}"; do
     check "CRDs apply" kubectl apply -f "$ROOT/crds/"
     check "CRDs are established" kubectl wait --for=condition=Established crd --all --timeout=30s
   fi
+  if [ "$c" = management ]; then
+    check "kubectl apply -k manifests/ installs the operator" kubectl apply -k "$ROOT/manifests/"
+    check "the operator Deployment becomes Available" kubectl -n kommander-system wait --for=condition=Available deployment/kommander-operator --timeout=60s
+  fi
   check "a Deployment is created" bash -c "$(declare -f deployment); deployment v1 | kubectl apply -f -"
   check "the Deployment becomes Available" kubectl wait --for=condition=Available deployment/smoke --timeout=60s
   check "its 3 pods are Running and Ready" eventually 30 bash -c '[ "$(kubectl get pods -l app=smoke -o jsonpath="{range .items[*]}{.status.phase}/{.status.conditions[?(@.type==\"Ready\")].status}{\"\n\"}{end}" | grep -c "Running/True")" = 3 ]'

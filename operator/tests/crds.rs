@@ -23,6 +23,39 @@ fn crds_directory_is_up_to_date() {
         }
     }
     assert!(stale.is_empty(), "out of date (run `make crds`): {stale:?}");
+    // manifests/ installs them through crds/Kustomization: every CRD must be listed there.
+    let kustomization = std::fs::read_to_string(repo_root().join("crds/Kustomization")).unwrap();
+    for crd in crdgen::all() {
+        assert!(
+            kustomization.contains(&format!("- {}", crdgen::file_name(&crd))),
+            "crds/Kustomization lacks {}",
+            crdgen::file_name(&crd)
+        );
+    }
+}
+
+#[test]
+fn operator_rbac_has_no_wildcards() {
+    let text = std::fs::read_to_string(repo_root().join("manifests/operator/rbac.yaml")).unwrap();
+    let docs = yaml::parse_all(&text).unwrap();
+    let mut rules = 0;
+    for doc in docs
+        .iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
+    {
+        for rule in doc["rules"].as_array().unwrap() {
+            rules += 1;
+            for field in ["apiGroups", "resources", "verbs"] {
+                let values = rule[field].as_array().unwrap();
+                assert!(!values.is_empty(), "{rule} has no {field}");
+                assert!(
+                    values.iter().all(|v| v != "*"),
+                    "wildcard in {field}: {rule}"
+                );
+            }
+        }
+    }
+    assert!(rules >= 10, "only {rules} rules read");
 }
 
 #[test]
