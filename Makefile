@@ -6,6 +6,7 @@ CATALOG := manifests/catalog/metallb-0.12.3.yaml
 GO ?= go
 CLUSTERS := management attached-1 attached-2
 
+.PHONY: bench-render bench-operator
 .PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
 	e2e-build e2e-smoke e2e-operator cluster-up cluster-down cluster-status
 
@@ -63,9 +64,15 @@ cluster-status:
 crds:
 	$(CARGO) run -q --bin kommander-operator -- crds --dir crds
 
-## bench: merge + render throughput of the metallb app (criterion)
-bench:
+## bench: render throughput (criterion), then the operator on embedded clusters (figures printed)
+bench: bench-render bench-operator
+
+bench-render:
 	$(CARGO) bench -p kommander-operator --bench render
+
+## bench-operator: (a) change latency, (b) cold start of 500 AppDeployments, (c) idle API writes
+bench-operator: build e2e-build
+	$(CARGO) run --release -q -p kommander-e2e --bin bench_operator -- 50 500 50 300
 
 ## demo: three embedded clusters, the operator, the guide's MetalLB example (Ctrl-C to stop)
 demo: build e2e-build

@@ -4,7 +4,7 @@
 //! One test, scenarios in order, because they share four clusters that take seconds to start.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
-use kommander_e2e::{Clusters, Operator, eventually, root};
+use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, root};
 use kommander_operator::resources::{
     AppDeployment, AppDeploymentStatus, ClusterPhase, KommanderCluster,
 };
@@ -439,6 +439,135 @@ async fn e2e_operator_end_to_end() {
     }
     env.ready("ws-a", "metallb", "3/3").await;
 
+    println!(
+        "scenario: two replicas with leader election: only the leader acts; SIGTERM hands over"
+    );
+    operator.kill();
+    let _ = env.clusters.kubectl(
+        "management",
+        &["create", "namespace", "kommander-system"],
+        None,
+    );
+    let lease_holder = || async {
+        env.clusters
+            .kubectl(
+                "management",
+                &[
+                    "-n",
+                    "kommander-system",
+                    "get",
+                    "lease",
+                    "kommander-operator",
+                    "-o",
+                    "jsonpath={.spec.holderIdentity}",
+                ],
+                None,
+            )
+            .map(|s| s.trim().to_string())
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let replica = |id: &str, port: u16| {
+        let addr = format!("127.0.0.1:{port}");
+        Operator::start_with(
+            &bin,
+            &env.clusters.kubeconfig("management"),
+            env.clusters.state_dir().join(format!("{id}.log")),
+            &[
+                "--lease-namespace",
+                "kommander-system",
+                "--identity",
+                id,
+                "--metrics-addr",
+                &addr,
+            ],
+        )
+        .unwrap()
+    };
+    let mut a = replica("replica-a", port_a);
+    eventually("replica-a leads", T, || async {
+        if lease_holder().await? == "replica-a" {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })
+    .await
+    .unwrap();
+    let mut b = replica("replica-b", port_b);
+    eventually("replica-a ready, serving metrics", T, || async {
+        let (code, _) = http_get(port_a, "/readyz")?;
+        let (_, metrics) = http_get(port_a, "/metrics")?;
+        if code == 200
+            && metrics.contains("kommander_operator_reconciles_total{controller=\"appdeployment\"}")
+        {
+            Ok(())
+        } else {
+            Err(format!("{code}"))
+        }
+    })
+    .await
+    .unwrap();
+    eventually("replica-b stands by (not ready)", T, || async {
+        let (code, _) = http_get(port_b, "/readyz")?;
+        if code == 503 {
+            Ok(())
+        } else {
+            Err(format!("{code}"))
+        }
+    })
+    .await
+    .unwrap();
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.81.1-10.0.81.9"),
+    ));
+    env.config_on(
+        "attached-1",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.81.1-10.0.81.9",
+    )
+    .await;
+    let exit = a.terminate(Duration::from_secs(15));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "replica-a did not shut down cleanly: {exit:?}\n{}",
+        a.log()
+    );
+    // A clean shutdown releases the Lease at once...
+    let holder = lease_holder().await.unwrap();
+    assert_ne!(
+        holder, "replica-a",
+        "replica-a exited but still holds the Lease"
+    );
+    // ...and the standby, which sleeps until the lock it saw would expire (15 s), takes it.
+    eventually("replica-b takes over", Duration::from_secs(25), || async {
+        if lease_holder().await? == "replica-b" {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })
+    .await
+    .unwrap();
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.82.1-10.0.82.9"),
+    ));
+    for c in ["attached-1", "attached-2", "attached-3"] {
+        env.config_on(c, "ws-a", "metallb", "config", "10.0.82.1-10.0.82.9")
+            .await;
+    }
+    assert!(
+        !b.log().contains("panicked"),
+        "replica-b panicked:\n{}",
+        b.log()
+    );
+    let operator = &mut b;
+
     bad_inputs(&env).await;
 
     println!("scenario: after all that, the good deployment is still served");
@@ -613,6 +742,26 @@ async fn bad_inputs(env: &Env) {
             event: "InvalidSelector",
         },
     ];
+    println!("bad input: wrong spec.appRef.kind is refused by the API server, naming the field");
+    let err = env
+        .clusters
+        .kubectl(
+            "management",
+            &["apply", "-f", "-"],
+            Some(&appdeployment(
+                "ws-b",
+                "wrong-kind",
+                "hello-1.0.0",
+                "HelmRelease",
+                "",
+            )),
+        )
+        .unwrap_err();
+    assert!(
+        err.contains("spec.appRef.kind") && err.contains("Unsupported value: \"HelmRelease\""),
+        "{err}"
+    );
+
     for c in &cases {
         println!("bad input: {}", c.name);
         env.apply(&c.yaml);

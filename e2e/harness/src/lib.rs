@@ -128,8 +128,23 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Start `bin run` (the kommander-operator binary) against `kubeconfig`, logging to `log`.
+    /// Start `bin run --no-leader-election` (the kommander-operator binary) against `kubeconfig`, logging to `log`.
     pub fn start(bin: &Path, kubeconfig: &Path, log: PathBuf) -> Result<Operator, String> {
+        Self::start_with(
+            bin,
+            kubeconfig,
+            log,
+            &["--no-leader-election", "--metrics-addr", "127.0.0.1:0"],
+        )
+    }
+
+    /// Start `bin run ARGS...` against `kubeconfig`, logging to `log`.
+    pub fn start_with(
+        bin: &Path,
+        kubeconfig: &Path,
+        log: PathBuf,
+        args: &[&str],
+    ) -> Result<Operator, String> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -137,12 +152,8 @@ impl Operator {
             .map_err(|e| e.to_string())?;
         let err = file.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(bin)
-            .args([
-                "run",
-                "--no-leader-election",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
+            .arg("run")
+            .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kommander_operator=debug")
             .stdout(file)
@@ -152,10 +163,39 @@ impl Operator {
         Ok(Operator { child, log })
     }
 
+    /// SIGTERM it and wait up to `within` for it to exit; its exit status, if it exited.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL it, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Peak resident memory so far (VmHWM), in MiB; 0 when unknown.
+    pub fn peak_rss_mib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .map(|kb| kb / 1024)
+            .unwrap_or(0)
     }
 
     /// Its log so far.
@@ -168,6 +208,35 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `GET path` on a loopback port: (status code, body).
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status line")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A free loopback port (for a metrics endpoint).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 /// Poll `check` until it returns `Ok` or `timeout` passes; the last error explains a timeout.

@@ -176,6 +176,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
 
     // Only the leader acts; a standby waits here until it leads.
     let mut leading: Option<tokio::sync::watch::Receiver<bool>> = None;
+    let mut lease_task = None;
     if !settings.no_leader_election {
         let manager =
             kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
@@ -186,7 +187,8 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
                 .build()
                 .await
                 .map_err(|e| RunError::Lease(e.to_string()))?;
-        let (mut rx, _task) = manager.watch().await;
+        let (mut rx, task) = manager.watch().await;
+        lease_task = Some(task);
         tracing::info!(lease = %settings.lease_name, namespace = %settings.lease_namespace, identity = %settings.identity, "waiting to lead");
         let mut stop = stop_rx.clone();
         tokio::select! {
@@ -227,6 +229,12 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     };
     metrics.set_ready(false);
     let _ = stop_tx.send(true);
+    // Closing the channel makes the lease manager release the Lease: a standby takes over now
+    // instead of after the lease expires.
+    drop(leading);
+    if let Some(task) = lease_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     if let Ok(Err(source)) = server.await {
         return Err(RunError::Metrics {
             addr: settings.metrics_addr,

@@ -1,0 +1,353 @@
+//! Operator benchmarks against embedded clusters; prints figures, asserts nothing.
+//!
+//!   cargo run --release -p kommander-e2e --bin bench_operator -- [CHANGES APPS WORKSPACES IDLE_SECS]
+//!
+//! (a) latency from an overrides ConfigMap update to the new MetalLB config on both attached
+//!     clusters, over CHANGES changes (default 50);
+//! (b) cold start: APPS AppDeployments (default 500) over WORKSPACES workspaces (default 50)
+//!     sharing the attached clusters, created while the operator is down: time to all Ready,
+//!     and the operator's peak RSS;
+//! (c) API writes (POST/PUT/PATCH/DELETE/APPLY, from each API server's own
+//!     apiserver_request_total) during IDLE_SECS (default 300) idle seconds after convergence.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kommander_e2e::{Clusters, Operator, root};
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::core::DynamicObject;
+use kube::discovery::ApiResource;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, String>;
+
+fn arg(i: usize, default: u64) -> u64 {
+    std::env::args()
+        .nth(i)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pool(range: &str) -> String {
+    format!(
+        "configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {range}\n"
+    )
+}
+
+async fn set_overrides(client: &Client, ns: &str, name: &str, values: &str) -> Res<()> {
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"values.yaml": values}});
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn config_has(client: &Client, ns: &str, fragment: &str) -> bool {
+    match Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt("metallb")
+        .await
+    {
+        Ok(Some(cm)) => cm
+            .data
+            .unwrap_or_default()
+            .get("config")
+            .is_some_and(|c| c.contains(fragment)),
+        _ => false,
+    }
+}
+
+fn ad_resource() -> ApiResource {
+    ApiResource {
+        group: "apps.kommander.d2iq.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "apps.kommander.d2iq.io/v1alpha2".into(),
+        kind: "AppDeployment".into(),
+        plural: "appdeployments".into(),
+    }
+}
+
+async fn ready_count(client: &Client) -> Res<(usize, usize)> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ad_resource());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let ready = list
+        .items
+        .iter()
+        .filter(|a| a.data["status"]["summary"] == "Ready")
+        .count();
+    Ok((ready, list.items.len()))
+}
+
+/// Write requests per resource, from the API server's own counters.
+async fn writes(client: &Client) -> Res<BTreeMap<String, f64>> {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let text = client.request_text(req).await.map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let get = |k: &str| {
+            labels
+                .split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        if !matches!(
+            get("verb").as_str(),
+            "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY"
+        ) {
+            continue;
+        }
+        let key = format!("{}/{}", get("resource"), get("subresource"))
+            .trim_end_matches('/')
+            .to_string();
+        *out.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn attach_yaml(ns: &str, cluster: &str, kubeconfig: &str) -> String {
+    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {cluster}-kubeconfig, namespace: {ns}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: {cluster}, namespace: {ns}}}\nspec: {{kubeconfigRef: {{name: {cluster}-kubeconfig}}}}\n"
+    )
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let (changes, apps, workspaces, idle) = (arg(1, 50), arg(2, 500), arg(3, 50), arg(4, 300));
+    let bin = std::env::var("KOMMANDER_OPERATOR_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|_| root().join("target/release/kommander-operator"));
+    println!(
+        "bench-operator: {changes} changes, {apps} AppDeployments over {workspaces} workspaces, {idle}s idle; operator {}",
+        bin.display()
+    );
+    let clusters = Clusters::start(&["management", "attached-1", "attached-2"])?;
+    let mgmt = clusters.client("management").await?;
+    let targets = [
+        clusters.client("attached-1").await?,
+        clusters.client("attached-2").await?,
+    ];
+    clusters.kubectl(
+        "management",
+        &[
+            "apply",
+            "-f",
+            root().join("crds").to_str().unwrap_or_default(),
+        ],
+        None,
+    )?;
+    clusters.kubectl(
+        "management",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+        None,
+    )?;
+    clusters.kubectl(
+        "management",
+        &[
+            "apply",
+            "-f",
+            root()
+                .join("manifests/catalog")
+                .to_str()
+                .unwrap_or_default(),
+        ],
+        None,
+    )?;
+    clusters.kubectl(
+        "management",
+        &["apply", "-f", "-"],
+        Some("apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: ClusterApp\nmetadata: {name: bench-1.0.0}\nspec:\n  appId: bench\n  version: 1.0.0\n  defaultValues: |\n    n: 0\n  templates:\n  - name: cm.yaml\n    template: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: {{release.name}}\n      data:\n        n: {{quote values.n}}\n"),
+    )?;
+    let kubeconfigs: Vec<String> = ["attached-1", "attached-2"]
+        .iter()
+        .map(|c| std::fs::read_to_string(clusters.kubeconfig(c)).unwrap_or_default())
+        .collect();
+    let log = clusters.state_dir().join("operator.log");
+
+    // (a) latency
+    let mut op = Operator::start(&bin, &clusters.kubeconfig("management"), log.clone())?;
+    let ns = "lat";
+    let mut setup = format!(
+        "apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {ns}}}\nspec: {{}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+    );
+    for (c, k) in ["attached-1", "attached-2"].iter().zip(&kubeconfigs) {
+        setup.push_str("---\n");
+        setup.push_str(&attach_yaml(ns, c, k));
+    }
+    clusters.kubectl("management", &["apply", "-f", "-"], Some(&setup))?;
+    set_overrides(
+        &mgmt,
+        ns,
+        "metallb-overrides",
+        &pool("10.0.50.25-10.0.50.50"),
+    )
+    .await?;
+    clusters.kubectl(
+        "management",
+        &["apply", "-f", "-"],
+        Some(
+            &std::fs::read_to_string(root().join("examples/seed-layer2.yaml"))
+                .unwrap_or_default()
+                .replace("${WORKSPACE_NAMESPACE}", ns),
+        ),
+    )?;
+    clusters.kubectl(
+        "management",
+        &[
+            "-n",
+            ns,
+            "wait",
+            "--for=condition=Ready",
+            "appdeployment/metallb",
+            "--timeout=120s",
+        ],
+        None,
+    )?;
+    let mut lat = Vec::new();
+    for i in 0..changes {
+        let range = format!(
+            "10.{}.{}.1-10.{}.{}.9",
+            100 + i / 250,
+            i % 250,
+            100 + i / 250,
+            i % 250
+        );
+        let t0 = Instant::now();
+        set_overrides(&mgmt, ns, "metallb-overrides", &pool(&range)).await?;
+        let mut done = [false, false];
+        while !done.iter().all(|d| *d) {
+            for (j, t) in targets.iter().enumerate() {
+                if !done[j] && config_has(t, ns, &range).await {
+                    done[j] = true;
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                return Err(format!("change {i} not applied after 30s"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        lat.push(t0.elapsed().as_secs_f64());
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "(a) overrides change -> applied on both attached clusters, {} changes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p50 < 1000, p99 < 2000)",
+        lat.len(),
+        percentile(&lat, 0.5) * 1000.0,
+        percentile(&lat, 0.99) * 1000.0,
+        lat.last().copied().unwrap_or(0.0) * 1000.0
+    );
+
+    // (b) cold start
+    op.kill();
+    let per_ws = (apps / workspaces).max(1);
+    let mut all = String::new();
+    for w in 0..workspaces {
+        let ns = format!("bench-{w:02}");
+        all.push_str(&format!("---\napiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {ns}}}\nspec: {{}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"));
+        for (c, k) in ["attached-1", "attached-2"].iter().zip(&kubeconfigs) {
+            all.push_str("---\n");
+            all.push_str(&attach_yaml(&ns, c, k));
+        }
+        all.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bench-values, namespace: {ns}}}\ndata:\n  values.yaml: 'n: {w}'\n"));
+        for a in 0..per_ws {
+            all.push_str(&format!("---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: app-{a:02}, namespace: {ns}}}\nspec:\n  appRef: {{name: bench-1.0.0, kind: ClusterApp}}\n  configOverrides: {{name: bench-values}}\n"));
+        }
+    }
+    let path = clusters.state_dir().join("bench-objects.yaml");
+    std::fs::write(&path, all).map_err(|e| e.to_string())?;
+    clusters.kubectl(
+        "management",
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            path.to_str().unwrap_or_default(),
+        ],
+        None,
+    )?;
+    let expected = ready_count(&mgmt).await?.1;
+    let t0 = Instant::now();
+    let op = Operator::start(&bin, &clusters.kubeconfig("management"), log.clone())?;
+    loop {
+        let (ready, total) = ready_count(&mgmt).await?;
+        if ready == total && total == expected {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(600) {
+            return Err(format!("cold start: only {ready}/{total} Ready after 600s"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let cold = t0.elapsed();
+    println!(
+        "(b) cold start, {expected} AppDeployments ({workspaces} workspaces x {per_ws} + 1) on 2 attached clusters: all Ready in {:.1} s (goal < 60 s); operator peak RSS {} MiB (goal < 100 MiB)",
+        cold.as_secs_f64(),
+        op.peak_rss_mib()
+    );
+
+    // (c) idle writes
+    let names = ["management", "attached-1", "attached-2"];
+    let clients = [mgmt.clone(), targets[0].clone(), targets[1].clone()];
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut before = Vec::new();
+    for c in &clients {
+        before.push(writes(c).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    let mut total = 0.0;
+    for ((name, c), b) in names.iter().zip(&clients).zip(&before) {
+        let after = writes(c).await?;
+        let mut diff: Vec<(String, f64)> = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0.0)))
+            .filter(|(_, d)| *d > 0.0)
+            .collect();
+        diff.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let ours: f64 = diff
+            .iter()
+            .filter(|(k, _)| !k.starts_with("leases"))
+            .map(|(_, d)| d)
+            .sum();
+        total += ours;
+        println!(
+            "(c) {name}: writes during {idle}s idle, excluding Leases: {}; all writes by resource: {diff:?}",
+            ours.round() as i64
+        );
+    }
+    println!(
+        "(c) total writes during {idle}s idle, excluding Leases: {} (goal 0)",
+        total.round() as i64
+    );
+    println!("operator log: {}", log.display());
+    let _keep = op;
+    Ok(())
+}
