@@ -203,4 +203,6 @@ pub mod requeue {
     pub const HEALTHY: Duration = Duration::from_secs(300);
     /// A cluster unreachable or a transient failure.
     pub const RETRY: Duration = Duration::from_secs(20);
+    /// A config change held by live Services: look again soon, it proceeds once they are gone.
+    pub const BLOCKED: Duration = Duration::from_secs(3);
 }

@@ -2,7 +2,11 @@
 //! identified by a hash, so "what is live" and "what is rendered" compare by value.
 
 use crate::manifest::ManifestObject;
+use crate::metallb::cluster::{self, ClusterFacts};
+use crate::metallb::safety::{self, LiveService};
+use crate::metallb::{self as mlb, ConfigError, SpeakerMode};
 use crate::render::ResolvedRollout;
+use crate::resources::{RestartTarget, SafetyCheck};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -59,6 +63,109 @@ pub fn runtime_config(
     })
 }
 
+/// Pod-template annotation carrying the config hash: a new hash rolls the workload.
+pub const CONFIG_HASH_ANNOTATION: &str = "apps.kommander.d2iq.io/config-hash";
+/// AppDeployment annotation accepting the disruption of exactly one config (by its hash).
+pub const ACCEPT_DISRUPTION_ANNOTATION: &str = "apps.kommander.d2iq.io/accept-disruption";
+
+/// Put the config hash on the pod templates of the restart targets, so that applying a new
+/// config restarts them and the app loads it at once.
+pub fn annotate_restart_targets(
+    objects: &mut [ManifestObject],
+    targets: &[RestartTarget],
+    hash: &str,
+) {
+    for o in objects
+        .iter_mut()
+        .filter(|o| targets.iter().any(|t| t.kind == o.kind && t.name == o.name))
+    {
+        let Some(template) = o
+            .body
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("template"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let meta = template
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        let Some(meta) = meta.as_object_mut() else {
+            continue;
+        };
+        let ann = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(ann) = ann.as_object_mut() {
+            ann.insert(CONFIG_HASH_ANNOTATION.into(), Value::String(hash.into()));
+        }
+    }
+}
+
+/// What to do with a cluster's runtime config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The rendered config is what is live: nothing config-related changes.
+    Unchanged,
+    /// Safe (or unchecked) change: apply and roll.
+    Roll,
+    /// The rendered config breaks a rule: apply nothing.
+    Invalid(Vec<ConfigError>),
+    /// Live Services would break: apply nothing, keep the old config.
+    Blocked(Vec<safety::Blocker>),
+    /// Services would break, but a person accepted exactly this config: apply and roll.
+    Accepted(Vec<safety::Blocker>),
+}
+
+/// Everything the decision needs about the cluster right now.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// The runtime config in force (the live ConfigMap's text), if any.
+    pub config: Option<String>,
+    /// Network facts.
+    pub facts: ClusterFacts,
+    /// LoadBalancer Services.
+    pub services: Vec<LiveService>,
+}
+
+/// Decide for one cluster. `accepted` is the accept-disruption annotation's value, if any.
+pub fn decide(
+    desired: &RuntimeConfig,
+    check: Option<SafetyCheck>,
+    live: &LiveState,
+    accepted: Option<&str>,
+) -> Decision {
+    if live.config.as_deref().map(config_hash).as_deref() == Some(desired.hash.as_str()) {
+        return Decision::Unchanged;
+    }
+    match check {
+        None => Decision::Roll,
+        Some(SafetyCheck::MetallbV012) => {
+            let new = match mlb::parse(&desired.text, SpeakerMode::Native) {
+                Ok(c) => c,
+                Err(e) => return Decision::Invalid(e.0),
+            };
+            let on_cluster = cluster::validate(&new, &live.facts);
+            if !on_cluster.is_empty() {
+                return Decision::Invalid(on_cluster);
+            }
+            // An unparsable live config cannot be compared with; MetalLB would not be running it.
+            let old = live
+                .config
+                .as_deref()
+                .and_then(|t| mlb::parse(t, SpeakerMode::Native).ok());
+            let blockers = safety::check(old.as_ref(), &new, &live.services);
+            if blockers.is_empty() {
+                Decision::Roll
+            } else if accepted == Some(desired.hash.as_str()) {
+                Decision::Accepted(blockers)
+            } else {
+                Decision::Blocked(blockers)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +215,143 @@ mod tests {
         assert_eq!(
             runtime_config(&[cm("x", json!({}))], &rollout(Some("config"))),
             None
+        );
+    }
+
+    fn desired(text: &str) -> RuntimeConfig {
+        RuntimeConfig {
+            config_map: "ws/metallb".into(),
+            text: text.into(),
+            hash: config_hash(text),
+        }
+    }
+
+    const WIDE: &str = "address-pools:\n- name: default\n  protocol: layer2\n  addresses: [10.0.50.25-10.0.50.50]\n";
+    const NARROW: &str = "address-pools:\n- name: default\n  protocol: layer2\n  addresses: [10.0.50.25-10.0.50.29]\n";
+
+    fn holding(ip: &str) -> Vec<LiveService> {
+        vec![LiveService {
+            namespace: "default".into(),
+            name: "web".into(),
+            ips: vec![ip.parse().unwrap()],
+            pool: None,
+            requested_ip: None,
+        }]
+    }
+
+    #[test]
+    fn unchanged_config_is_unchanged() {
+        let live = LiveState {
+            config: Some(WIDE.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&desired(WIDE), Some(SafetyCheck::MetallbV012), &live, None),
+            Decision::Unchanged
+        );
+    }
+
+    #[test]
+    fn apps_without_a_safety_check_roll_every_change() {
+        let live = LiveState {
+            config: Some("a".into()),
+            ..Default::default()
+        };
+        assert_eq!(decide(&desired("b"), None, &live, None), Decision::Roll);
+    }
+
+    #[test]
+    fn a_breaking_change_is_blocked_until_accepted() {
+        let live = LiveState {
+            config: Some(WIDE.into()),
+            services: holding("10.0.50.30"),
+            ..Default::default()
+        };
+        let d = desired(NARROW);
+        match decide(&d, Some(SafetyCheck::MetallbV012), &live, None) {
+            Decision::Blocked(b) => assert_eq!(
+                b[0].to_string(),
+                "default/web holds 10.0.50.30, outside every pool of the new config"
+            ),
+            other => panic!("expected Blocked, got {other:?}"),
+        }
+        // Accepting another config's hash accepts nothing.
+        assert!(matches!(
+            decide(
+                &d,
+                Some(SafetyCheck::MetallbV012),
+                &live,
+                Some("0000000000000000")
+            ),
+            Decision::Blocked(_)
+        ));
+        assert!(
+            matches!(decide(&d, Some(SafetyCheck::MetallbV012), &live, Some(&d.hash)), Decision::Accepted(b) if b.len() == 1)
+        );
+    }
+
+    #[test]
+    fn a_safe_change_rolls() {
+        let live = LiveState {
+            config: Some(NARROW.into()),
+            services: holding("10.0.50.26"),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&desired(WIDE), Some(SafetyCheck::MetallbV012), &live, None),
+            Decision::Roll
+        );
+    }
+
+    #[test]
+    fn invalid_configs_and_cluster_clashes_are_invalid() {
+        let live = LiveState::default();
+        assert!(
+            matches!(decide(&desired("address-pools: [{name: x}]\n"), Some(SafetyCheck::MetallbV012), &live, None), Decision::Invalid(e) if !e.is_empty())
+        );
+        let clash = LiveState {
+            facts: ClusterFacts {
+                service_subnets: vec!["10.0.0.0/16".parse().unwrap()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(
+            matches!(decide(&desired(WIDE), Some(SafetyCheck::MetallbV012), &clash, None), Decision::Invalid(e) if e[0].to_string().contains("serviceSubnet"))
+        );
+    }
+
+    #[test]
+    fn restart_targets_get_the_hash() {
+        let mut objs = vec![ManifestObject {
+            template: "t".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "metallb-controller".into(),
+            namespace: Some("ws".into()),
+            body: json!({"spec": {"template": {"metadata": {"labels": {"app": "metallb"}}}}}),
+        }];
+        objs.push(cm("metallb", json!({})));
+        annotate_restart_targets(
+            &mut objs,
+            &[RestartTarget {
+                kind: "Deployment".into(),
+                name: "metallb-controller".into(),
+            }],
+            "abc",
+        );
+        assert_eq!(
+            objs[0].body["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION],
+            json!("abc")
+        );
+        assert_eq!(
+            objs[0].body["spec"]["template"]["metadata"]["labels"]["app"],
+            json!("metallb")
+        );
+        assert_eq!(
+            objs[1].body.get("spec"),
+            None,
+            "other objects are untouched"
         );
     }
 

@@ -188,6 +188,21 @@ pub fn build(
             ),
         };
 
+    let blocked: Vec<String> = clusters
+        .iter()
+        .filter(|c| c.phase == ClusterPhase::Blocked)
+        .map(|c| format!("{}: {}", c.name, c.blockers.join("; ")))
+        .collect();
+    let (safe_ok, safe_reason, safe_message) = if blocked.is_empty() {
+        (
+            true,
+            "Safe",
+            "no config change held back by a live Service".to_string(),
+        )
+    } else {
+        (false, "Blocked", blocked.join(" | "))
+    };
+
     let conditions = vec![
         condition(
             "Ready",
@@ -203,6 +218,15 @@ pub fn build(
             valid_ok,
             &valid_reason,
             &valid_message,
+            generation,
+            prev_conditions,
+            now,
+        ),
+        condition(
+            "RolloutSafe",
+            safe_ok,
+            safe_reason,
+            &safe_message,
             generation,
             prev_conditions,
             now,
@@ -330,6 +354,36 @@ mod tests {
         };
         let s = build(None, None, Some(&waiting), vec![], &t(1));
         assert_eq!(cond(&s, "ConfigValid").status, "True");
+    }
+
+    #[test]
+    fn a_blocked_cluster_is_named_with_its_blockers() {
+        let mut o = outcome("attached-1", ClusterPhase::Blocked, "new config held");
+        o.blockers =
+            vec!["default/web holds 10.0.50.30, outside every pool of the new config".into()];
+        let s = build(
+            None,
+            None,
+            None,
+            vec![o, outcome("attached-2", ClusterPhase::Applied, "")],
+            &t(1),
+        );
+        assert_eq!(s.summary.as_deref(), Some("Blocked: attached-1"));
+        let safe = cond(&s, "RolloutSafe");
+        assert_eq!(
+            (safe.status.as_str(), safe.reason.as_str()),
+            ("False", "Blocked")
+        );
+        assert_eq!(
+            safe.message,
+            "attached-1: default/web holds 10.0.50.30, outside every pool of the new config"
+        );
+        assert_eq!(
+            cond(&s, "ConfigValid").status,
+            "True",
+            "a held config is valid"
+        );
+        assert_eq!(s.clusters[0].blockers.len(), 1);
     }
 
     #[test]

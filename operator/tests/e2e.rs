@@ -568,6 +568,7 @@ async fn e2e_operator_end_to_end() {
     );
     let operator = &mut b;
 
+    gate(&env).await;
     bad_inputs(&env).await;
 
     println!("scenario: after all that, the good deployment is still served");
@@ -967,4 +968,226 @@ async fn bad_inputs(env: &Env) {
     .await
     .unwrap();
     env.has_event("ws-d", "forbidden", "ApplyFailed").await;
+}
+
+/// A LoadBalancer Service holding `ip` on `cluster`, as MetalLB would have assigned it.
+fn lb_service(env: &Env, cluster: &str, name: &str, ip: &str) {
+    env.clusters
+        .kubectl(
+            cluster,
+            &[
+                "-n",
+                "default",
+                "create",
+                "service",
+                "loadbalancer",
+                name,
+                "--tcp=80:80",
+            ],
+            None,
+        )
+        .unwrap();
+    let patch =
+        format!("{{\"status\":{{\"loadBalancer\":{{\"ingress\":[{{\"ip\":\"{ip}\"}}]}}}}}}");
+    env.clusters
+        .kubectl(
+            cluster,
+            &[
+                "-n",
+                "default",
+                "patch",
+                "service",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )
+        .unwrap();
+}
+
+async fn cluster_status(
+    env: &Env,
+    cluster: &str,
+) -> Result<kommander_operator::resources::ClusterRolloutStatus, String> {
+    let s = env.status("ws-a", "metallb").await?;
+    s.clusters
+        .into_iter()
+        .find(|c| c.name == cluster)
+        .ok_or_else(|| format!("{cluster} not in status"))
+}
+
+/// The MetalLB config gate: a change that would take an IP from a Service is held on that
+/// cluster only, resumes by itself when the Service goes, and can be accepted by hash.
+async fn gate(env: &Env) {
+    println!("scenario: a change that would take a Service's IP is held on that cluster only");
+    lb_service(env, "attached-1", "web", "10.0.82.5");
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.83.1-10.0.83.9"),
+    ));
+    for c in ["attached-2", "attached-3"] {
+        env.config_on(c, "ws-a", "metallb", "config", "10.0.83.1-10.0.83.9")
+            .await;
+    }
+    let held = eventually("attached-1 Blocked", T, || async {
+        let c = cluster_status(env, "attached-1").await?;
+        if c.phase == ClusterPhase::Blocked {
+            Ok(c)
+        } else {
+            Err(format!("{:?}", c.phase))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        held.blockers,
+        vec!["default/web holds 10.0.82.5, outside every pool of the new config".to_string()]
+    );
+    let s = env
+        .condition(
+            "ws-a",
+            "metallb",
+            "RolloutSafe",
+            "False",
+            "Blocked",
+            "attached-1: default/web holds 10.0.82.5",
+        )
+        .await;
+    assert_eq!(s.summary.as_deref(), Some("Blocked: attached-1"));
+    env.has_event("ws-a", "metallb", "RolloutBlocked").await;
+    // Nothing was written there: the old config stays in force.
+    env.config_on(
+        "attached-1",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.82.1-10.0.82.9",
+    )
+    .await;
+    // Where it was applied, the controller was rolled to load it (new pod-template hash).
+    let desired = held.desired_config_hash.clone().unwrap();
+    let template_hash = env
+        .clusters
+        .kubectl("attached-2", &["-n", "ws-a", "get", "deployment", "metallb-controller", "-o", "jsonpath={.spec.template.metadata.annotations.apps\\.kommander\\.d2iq\\.io/config-hash}"], None)
+        .unwrap();
+    assert_eq!(template_hash.trim(), desired);
+    env.clusters
+        .kubectl(
+            "attached-2",
+            &[
+                "-n",
+                "ws-a",
+                "rollout",
+                "status",
+                "deployment/metallb-controller",
+                "--timeout=60s",
+            ],
+            None,
+        )
+        .unwrap();
+
+    println!("scenario: the blocking Service goes, the rollout proceeds by itself");
+    let t0 = std::time::Instant::now();
+    env.clusters
+        .kubectl(
+            "attached-1",
+            &["-n", "default", "delete", "service", "web"],
+            None,
+        )
+        .unwrap();
+    env.config_on(
+        "attached-1",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.83.1-10.0.83.9",
+    )
+    .await;
+    println!(
+        "  resumed {:.1}s after the Service was deleted",
+        t0.elapsed().as_secs_f64()
+    );
+    env.condition("ws-a", "metallb", "RolloutSafe", "True", "Safe", "")
+        .await;
+    env.ready("ws-a", "metallb", "3/3").await;
+
+    println!(
+        "scenario: accept-disruption accepts exactly one config, and the status records who was disrupted"
+    );
+    lb_service(env, "attached-1", "web2", "10.0.83.5");
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.84.1-10.0.84.9"),
+    ));
+    let held = eventually("attached-1 Blocked again", T, || async {
+        let c = cluster_status(env, "attached-1").await?;
+        if c.phase == ClusterPhase::Blocked {
+            Ok(c)
+        } else {
+            Err(format!("{:?}", c.phase))
+        }
+    })
+    .await
+    .unwrap();
+    let hash = held.desired_config_hash.unwrap();
+    env.clusters
+        .kubectl(
+            "management",
+            &[
+                "-n",
+                "ws-a",
+                "annotate",
+                "--overwrite",
+                "appdeployment",
+                "metallb",
+                &format!("apps.kommander.d2iq.io/accept-disruption={hash}"),
+            ],
+            None,
+        )
+        .unwrap();
+    env.config_on(
+        "attached-1",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.84.1-10.0.84.9",
+    )
+    .await;
+    let c = eventually("disruption recorded", T, || async {
+        let c = cluster_status(env, "attached-1").await?;
+        if c.phase == ClusterPhase::Applied && !c.blockers.is_empty() {
+            Ok(c)
+        } else {
+            Err(format!("{c:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(c.blockers, vec!["disrupted (accepted): default/web2 holds 10.0.83.5, outside every pool of the new config".to_string()]);
+    env.clusters
+        .kubectl(
+            "attached-1",
+            &["-n", "default", "delete", "service", "web2"],
+            None,
+        )
+        .unwrap();
+    env.clusters
+        .kubectl(
+            "management",
+            &[
+                "-n",
+                "ws-a",
+                "annotate",
+                "appdeployment",
+                "metallb",
+                "apps.kommander.d2iq.io/accept-disruption-",
+            ],
+            None,
+        )
+        .unwrap();
 }

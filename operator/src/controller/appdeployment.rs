@@ -3,18 +3,21 @@
 
 use super::{Context, Error};
 use crate::manifest::ManifestObject;
+use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
+use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
 use crate::metrics::{ApplyLabels, requeue};
-use crate::render::{ClusterInfo, CompiledApp, Release};
+use crate::render::{ClusterInfo, CompiledApp, Release, ResolvedRollout};
 use crate::resources::{
     App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, ClusterRolloutStatus,
     JoinPhase, KommanderCluster,
 };
+use crate::rollout::{self, Decision, LiveState};
 use crate::selector;
 use crate::status::{self, Blocker, ClusterOutcome};
 use crate::targets::{self, FIELD_MANAGER};
 use crate::values::{self, Values};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -259,9 +262,39 @@ async fn deploy_to(
         name: cluster.clone(),
         labels: cluster_labels(kc),
     };
-    let objects: Vec<ManifestObject> = match inputs.app.render(merged, &release, &info) {
+    let mut objects: Vec<ManifestObject> = match inputs.app.render(merged, &release, &info) {
         Ok(o) => o,
         Err(e) => return outcome(ClusterPhase::Invalid, e.to_string(), previous),
+    };
+
+    // The app's runtime config: its hash goes on the restart targets' pod templates, so that
+    // applying a new config restarts them.
+    let plan = match inputs.app.config_rollout(&release, &info) {
+        Ok(p) => p,
+        Err(e) => return outcome(ClusterPhase::Invalid, e.to_string(), previous),
+    };
+    let desired = plan
+        .as_ref()
+        .and_then(|p| rollout::runtime_config(&objects, p));
+    if let (Some(p), Some(d)) = (&plan, &desired) {
+        rollout::annotate_restart_targets(&mut objects, &p.restart, &d.hash);
+    }
+    let desired_hash = desired.as_ref().map(|d| d.hash.clone());
+    // Who an accepted config disrupted stays on record while that config is in force.
+    let prior_disruptions: Vec<String> = prev
+        .filter(|p| p.applied_config_hash.is_some() && p.applied_config_hash == desired_hash)
+        .map(|p| {
+            p.blockers
+                .iter()
+                .filter(|b| b.starts_with(DISRUPTED))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let with_hashes = |mut o: ClusterOutcome, applied: Option<String>| {
+        o.desired_config_hash = desired_hash.clone();
+        o.applied_config_hash = applied;
+        o
     };
 
     if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
@@ -300,11 +333,64 @@ async fn deploy_to(
     let up_to_date = prev.is_some_and(|p| p.phase == ClusterPhase::Applied)
         && ctx.applied.lock().await.get(&key) == Some(&hash);
     if up_to_date {
-        return outcome(
-            ClusterPhase::Applied,
-            format!("{} objects applied", objects.len()),
-            current,
+        let mut o = with_hashes(
+            outcome(
+                ClusterPhase::Applied,
+                format!("{} objects applied", objects.len()),
+                current,
+            ),
+            desired_hash.clone(),
         );
+        o.blockers = prior_disruptions;
+        return o;
+    }
+
+    // The gate: a changed runtime config is validated and checked against what is live.
+    let mut disrupted: Vec<String> = Vec::new();
+    if let (Some(p), Some(d)) = (&plan, &desired) {
+        let live = match live_state(&client, kc, ns, p).await {
+            Ok(l) => l,
+            Err(e) => return outcome(ClusterPhase::Unreachable, e, previous),
+        };
+        let live_hash = live.config.as_deref().map(rollout::config_hash);
+        let accepted = ad
+            .annotations()
+            .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)
+            .map(String::as_str);
+        let where_ = format!(
+            "ConfigMap {ns}/{}{}",
+            p.config_map,
+            p.key
+                .as_deref()
+                .map(|k| format!(" key {k}"))
+                .unwrap_or_default()
+        );
+        match rollout::decide(d, p.safety_check, &live, accepted) {
+            Decision::Invalid(errors) => {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                let msg = format!(
+                    "new runtime config in {where_} is invalid, nothing applied: {}",
+                    list.join("; ")
+                );
+                return with_hashes(outcome(ClusterPhase::Invalid, msg, previous), live_hash);
+            }
+            Decision::Blocked(blockers) => {
+                let msg = format!(
+                    "new config {} held, the old one stays in force: {} Service(s) would break; it proceeds by itself once they are gone, or annotate {}={} to accept",
+                    d.hash,
+                    blockers.len(),
+                    rollout::ACCEPT_DISRUPTION_ANNOTATION,
+                    d.hash
+                );
+                let mut o = with_hashes(outcome(ClusterPhase::Blocked, msg, previous), live_hash);
+                o.blockers = blockers.iter().map(ToString::to_string).collect();
+                return o;
+            }
+            Decision::Accepted(blockers) => {
+                disrupted = blockers.iter().map(|b| format!("{DISRUPTED}{b}")).collect()
+            }
+            Decision::Roll | Decision::Unchanged => {}
+        }
     }
 
     let cluster_key = format!("{ns}/{cluster}");
@@ -351,8 +437,119 @@ async fn deploy_to(
         }
     }
     ctx.applied.lock().await.insert(key, hash);
-    outcome(ClusterPhase::Applied, message, applied)
+    if !disrupted.is_empty() {
+        message.push_str(&format!(
+            "; accepted disruption of {} Service(s)",
+            disrupted.len()
+        ));
+    }
+    let mut o = with_hashes(
+        outcome(ClusterPhase::Applied, message, applied),
+        desired_hash.clone(),
+    );
+    o.blockers = if disrupted.is_empty() {
+        prior_disruptions
+    } else {
+        disrupted
+    };
+    o
 }
+
+/// What the gate needs to know about a cluster right now.
+async fn live_state(
+    client: &kube::Client,
+    kc: &KommanderCluster,
+    ns: &str,
+    plan: &ResolvedRollout,
+) -> Result<LiveState, String> {
+    let short = |e: kube::Error| super::clients::short_error(&e);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let config = cms
+        .get_opt(&plan.config_map)
+        .await
+        .map_err(short)?
+        .map(|cm| {
+            let data = cm.data.unwrap_or_default();
+            match &plan.key {
+                Some(k) => data.get(k).cloned().unwrap_or_default(),
+                None => serde_json::to_value(&data)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            }
+        });
+    if plan.safety_check.is_none() {
+        return Ok(LiveState {
+            config,
+            ..Default::default()
+        });
+    }
+    let mut services = Vec::new();
+    for svc in Api::<Service>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(short)?
+        .items
+    {
+        let spec = svc.spec.clone().unwrap_or_default();
+        if spec.type_.as_deref() != Some("LoadBalancer") {
+            continue;
+        }
+        let ips = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.as_deref().and_then(|ip| ip.parse().ok()))
+            .collect();
+        services.push(LiveService {
+            namespace: svc.namespace().unwrap_or_default(),
+            name: svc.name_any(),
+            ips,
+            pool: svc.annotations().get(POOL_ANNOTATION).cloned(),
+            requested_ip: spec
+                .load_balancer_ip
+                .as_deref()
+                .and_then(|ip| ip.parse().ok()),
+        });
+    }
+    let system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let mut facts = ClusterFacts::default();
+    // The KommanderCluster's spec.network wins over what kubeadm recorded.
+    let network = kc.spec.network.clone().unwrap_or_default();
+    let kubeadm = system.get_opt("kubeadm-config").await.map_err(short)?;
+    let (kubeadm_pod, kubeadm_svc) = kubeadm
+        .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
+        .map(|text| metallb_cluster::kubeadm_networks(&text))
+        .transpose()
+        .map_err(|e| format!("kube-system/kubeadm-config: {e}"))?
+        .unwrap_or_default();
+    facts.pod_subnets = match &network.pod_subnet {
+        Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)?,
+        None => kubeadm_pod,
+    };
+    facts.service_subnets = match &network.service_subnet {
+        Some(s) => metallb_cluster::parse_subnets("spec.network.serviceSubnet", s)?,
+        None => kubeadm_svc,
+    };
+    if let Some(text) = system
+        .get_opt("kube-proxy")
+        .await
+        .map_err(short)?
+        .and_then(|cm| cm.data.and_then(|d| d.get("config.conf").cloned()))
+    {
+        facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
+    }
+    Ok(LiveState {
+        config,
+        facts,
+        services,
+    })
+}
+
+/// Prefix of a status entry naming a Service an accepted config disrupted.
+const DISRUPTED: &str = "disrupted (accepted): ";
 
 /// Remove everything in `inventory` from the cluster `name` of namespace `ns`, if it can be reached.
 async fn remove_from(
@@ -560,6 +757,13 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         // Waiting for an object to appear or be fixed: the watches bring us back.
         Some(b) if b.config_invalid || b.reason == "WaitingForConfigMap" => Action::await_change(),
         Some(_) => Action::requeue(requeue::RETRY),
+        None if new_status
+            .clusters
+            .iter()
+            .any(|c| c.phase == ClusterPhase::Blocked) =>
+        {
+            Action::requeue(requeue::BLOCKED)
+        }
         None if retry => Action::requeue(requeue::RETRY),
         None => Action::requeue(requeue::HEALTHY),
     })

@@ -357,6 +357,17 @@ pub enum Problem {
     FrrOnly(&'static str),
     /// An IPv6 block in a bgp pool while the speakers run native BGP.
     Ipv6BgpNative(IpNet),
+    /// A pool block overlaps the cluster's pod or service network.
+    OverlapsClusterNetwork {
+        /// The pool's block.
+        cidr: IpNet,
+        /// The cluster network.
+        network: IpNet,
+        /// `podSubnet` or `serviceSubnet`.
+        which: &'static str,
+    },
+    /// A layer2 pool while kube-proxy runs IPVS without strictARP.
+    StrictArpRequired,
 }
 
 impl fmt::Display for Problem {
@@ -456,6 +467,13 @@ impl fmt::Display for Problem {
             Problem::Ipv6BgpNative(n) => write!(
                 f,
                 "bgp pool has IPv6 block {n}; the native BGP speaker supports IPv4 only"
+            ),
+            Problem::OverlapsClusterNetwork { cidr, network, which } => write!(
+                f,
+                "addresses {cidr} overlap the cluster's {which} {network} (the guide: the MetalLB range must not overlap podSubnet and serviceSubnet)"
+            ),
+            Problem::StrictArpRequired => f.write_str(
+                "layer2 pools need strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP)",
             ),
         }
     }

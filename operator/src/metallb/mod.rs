@@ -6,7 +6,9 @@
 //! something nonsensical (a range mixing IPv4 and IPv6, a fractional ASN), we refuse it.
 
 pub mod cidr;
+pub mod cluster;
 mod config;
 pub mod duration;
+pub mod safety;
 
 pub use config::*;
