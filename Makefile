@@ -68,7 +68,7 @@ crds:
 bench: bench-render bench-operator
 
 bench-render:
-	$(CARGO) bench -p kommander-operator --bench render
+	$(CARGO) bench -p kommander-operator --bench render --bench safety
 
 ## bench-operator: (a) change latency, (b) cold start of 500 AppDeployments, (c) idle API writes
 bench-operator: build e2e-build

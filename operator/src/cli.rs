@@ -7,7 +7,8 @@ use kommander_operator::manifest::ManifestObject;
 use kommander_operator::metallb::{self, SpeakerMode};
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
 use kommander_operator::resources::SafetyCheck;
-use kommander_operator::{crdgen, rollout, values, yaml};
+use kommander_operator::rollout::Decision;
+use kommander_operator::{crdgen, rollout, targets, values, yaml};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -63,7 +64,15 @@ Example: validate a MetalLB overrides file before you `kubectl apply` it
   kommander-operator check --app manifests/catalog/metallb-0.12.3.yaml --values overrides.yaml
 
 Exits 0 and prints each pool and how many addresses it offers when the config is valid;
-exits 1 and lists every problem (naming the pool or peer and the rule) when it is not.";
+exits 1 and lists every problem (naming the pool or peer and the rule) when it is not.
+
+With --kubeconfig/--context it is a dry run against a live cluster: the config is also checked
+against the cluster's networks and kube-proxy mode, and against the LoadBalancer Services that
+hold IPs there. Nothing is written. Exit 0: safe to roll (or unchanged); 1: invalid;
+3: it would be held because these Services would break (each is listed):
+
+  kommander-operator check --app manifests/catalog/metallb-0.12.3.yaml --values overrides.yaml \\
+      --kubeconfig ~/.kube/attached-1 --namespace kommander";
 
 #[derive(Parser, Debug)]
 #[command(name = "kommander-operator", version, about = ABOUT)]
@@ -107,6 +116,12 @@ enum Command {
         /// Which BGP speaker MetalLB runs; FRR allows bfd-profiles and keepalive-time.
         #[arg(long, value_enum, default_value_t = Mode::Native)]
         speaker_mode: Mode,
+        /// Also check against this live cluster (a dry run: nothing is written).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// Context of the kubeconfig to use (implies a live check).
+        #[arg(long)]
+        context: Option<String>,
     },
 }
 
@@ -241,7 +256,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Check {
             render,
             speaker_mode,
-        } => check(&render, speaker_mode),
+            kubeconfig,
+            context,
+        } => match (kubeconfig, context) {
+            (None, None) => check(&render, speaker_mode),
+            (k, c) => check_live(&render, k, c),
+        },
     }
 }
 
@@ -273,6 +293,107 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
         .block_on(controller::run(settings))
         .map_err(|e| CliError::Message(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Dry run of the operator's gate against a live cluster.
+fn check_live(
+    args: &RenderArgs,
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+) -> Result<ExitCode, CliError> {
+    let r = render_app(args)?;
+    let Some(plan) = r
+        .compiled
+        .config_rollout(&r.release, &r.cluster)
+        .map_err(|e| e.to_string())?
+    else {
+        say(format!(
+            "{} has no configRollout: nothing to check against the cluster",
+            r.app.name
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(desired) = rollout::runtime_config(&r.objects, &plan) else {
+        say(format!(
+            "no ConfigMap {}/{} is rendered with these values: nothing to check",
+            r.release.namespace, plan.config_map
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let (server, live) = runtime.block_on(async {
+        let options = kube::config::KubeConfigOptions {
+            context: context.clone(),
+            ..Default::default()
+        };
+        let kc = match &kubeconfig {
+            Some(path) => kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?,
+            None => kube::config::Kubeconfig::read().map_err(|e| format!("kubeconfig: {e}"))?,
+        };
+        let config = kube::Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| format!("kubeconfig: {e}"))?;
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).map_err(|e| format!("client: {e}"))?;
+        let live = targets::live_state(&client, None, &r.release.namespace, &plan)
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        Ok::<_, String>((server, live))
+    })?;
+    say(format!(
+        "{server}: live config {}, new config {} ({} LoadBalancer Service(s) checked)",
+        live.config
+            .as_deref()
+            .map(rollout::config_hash)
+            .unwrap_or_else(|| "none".into()),
+        desired.hash,
+        live.services.len()
+    ))?;
+    match rollout::decide(&desired, plan.safety_check, &live, None) {
+        Decision::Unchanged => {
+            say("unchanged: this config is already in force")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Decision::Roll | Decision::Accepted(_) => {
+            let restart: Vec<String> = plan
+                .restart
+                .iter()
+                .map(|t| format!("{}/{}", t.kind, t.name))
+                .collect();
+            say(format!(
+                "safe: the operator would apply it and restart {}",
+                restart.join(", ")
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Decision::Invalid(errors) => {
+            eprintln!(
+                "error: the new config is invalid on this cluster ({} problem(s)):",
+                errors.len()
+            );
+            for e in &errors {
+                eprintln!("  - {e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Decision::Blocked(blockers) => {
+            eprintln!(
+                "held: {} Service(s) would break; the operator would keep the old config:",
+                blockers.len()
+            );
+            for b in &blockers {
+                eprintln!("  - {b}");
+            }
+            eprintln!(
+                "to accept: annotate the AppDeployment {}={}",
+                rollout::ACCEPT_DISRUPTION_ANNOTATION,
+                desired.hash
+            );
+            Ok(ExitCode::from(3))
+        }
+    }
 }
 
 fn crds(dir: Option<PathBuf>) -> Result<ExitCode, CliError> {

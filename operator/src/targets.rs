@@ -2,7 +2,14 @@
 //! namespace (created if missing), and pruning of objects no longer rendered.
 
 use crate::manifest::{LABEL_MANAGED_BY, MANAGER, ManifestObject};
-use crate::resources::AppliedObject;
+use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
+use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
+use crate::render::ResolvedRollout;
+use crate::resources::{AppliedObject, ClusterNetwork};
+use crate::rollout::LiveState;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::ResourceExt;
+use kube::api::ListParams;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
@@ -188,6 +195,99 @@ impl Discovery {
         }
         Ok(deleted)
     }
+}
+
+/// What the gate needs to know about a cluster right now.
+pub async fn live_state(
+    client: &kube::Client,
+    network: Option<&ClusterNetwork>,
+    ns: &str,
+    plan: &ResolvedRollout,
+) -> Result<LiveState, String> {
+    let short = |e: kube::Error| crate::controller::clients::short_error(&e);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let config = cms
+        .get_opt(&plan.config_map)
+        .await
+        .map_err(short)?
+        .map(|cm| {
+            let data = cm.data.unwrap_or_default();
+            match &plan.key {
+                Some(k) => data.get(k).cloned().unwrap_or_default(),
+                None => serde_json::to_value(&data)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            }
+        });
+    if plan.safety_check.is_none() {
+        return Ok(LiveState {
+            config,
+            ..Default::default()
+        });
+    }
+    let mut services = Vec::new();
+    for svc in Api::<Service>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(short)?
+        .items
+    {
+        let spec = svc.spec.clone().unwrap_or_default();
+        if spec.type_.as_deref() != Some("LoadBalancer") {
+            continue;
+        }
+        let ips = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.as_deref().and_then(|ip| ip.parse().ok()))
+            .collect();
+        services.push(LiveService {
+            namespace: svc.namespace().unwrap_or_default(),
+            name: svc.name_any(),
+            ips,
+            pool: svc.annotations().get(POOL_ANNOTATION).cloned(),
+            requested_ip: spec
+                .load_balancer_ip
+                .as_deref()
+                .and_then(|ip| ip.parse().ok()),
+        });
+    }
+    let system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let mut facts = ClusterFacts::default();
+    // The KommanderCluster's spec.network wins over what kubeadm recorded.
+    let network = network.cloned().unwrap_or_default();
+    let kubeadm = system.get_opt("kubeadm-config").await.map_err(short)?;
+    let (kubeadm_pod, kubeadm_svc) = kubeadm
+        .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
+        .map(|text| metallb_cluster::kubeadm_networks(&text))
+        .transpose()
+        .map_err(|e| format!("kube-system/kubeadm-config: {e}"))?
+        .unwrap_or_default();
+    facts.pod_subnets = match &network.pod_subnet {
+        Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)?,
+        None => kubeadm_pod,
+    };
+    facts.service_subnets = match &network.service_subnet {
+        Some(s) => metallb_cluster::parse_subnets("spec.network.serviceSubnet", s)?,
+        None => kubeadm_svc,
+    };
+    if let Some(text) = system
+        .get_opt("kube-proxy")
+        .await
+        .map_err(short)?
+        .and_then(|cm| cm.data.and_then(|d| d.get("config.conf").cloned()))
+    {
+        facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
+    }
+    Ok(LiveState {
+        config,
+        facts,
+        services,
+    })
 }
 
 /// `Kind namespace/name` for messages.

@@ -1090,6 +1090,46 @@ async fn gate(env: &Env) {
         )
         .unwrap();
 
+    println!("scenario: `check --kubeconfig` gives the same verdict as a dry run");
+    let values = env.clusters.state_dir().join("narrow.yaml");
+    std::fs::write(&values, pool("10.0.83.1-10.0.83.9")).unwrap();
+    let check = |cluster: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kommander-operator"))
+            .args([
+                "check",
+                "--app",
+                root()
+                    .join("manifests/catalog/metallb-0.12.3.yaml")
+                    .to_str()
+                    .unwrap(),
+                "--values",
+                values.to_str().unwrap(),
+            ])
+            .args([
+                "--name",
+                "metallb",
+                "--namespace",
+                "ws-a",
+                "--kubeconfig",
+                env.clusters.kubeconfig(cluster).to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let held_out = check("attached-1");
+    let stderr = String::from_utf8_lossy(&held_out.stderr);
+    assert_eq!(held_out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("default/web holds 10.0.82.5, outside every pool of the new config"),
+        "{stderr}"
+    );
+    let same = check("attached-2");
+    assert!(
+        same.status.success() && String::from_utf8_lossy(&same.stdout).contains("unchanged"),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+
     println!("scenario: the blocking Service goes, the rollout proceeds by itself");
     let t0 = std::time::Instant::now();
     env.clusters
