@@ -8,7 +8,7 @@ CLUSTERS := management attached-1 attached-2
 
 .PHONY: bench-render bench-operator
 .PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
-	e2e-build e2e-smoke e2e-operator cluster-up cluster-down cluster-status
+	e2e-build e2e-smoke e2e-operator e2e-metallb e2e-oracle oracle cluster-up cluster-down cluster-status
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 	$(CARGO) build --release --bin kommander-operator
 
 ## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
-test: lint unit e2e-smoke e2e-operator
+test: lint unit e2e-smoke e2e-operator e2e-metallb e2e-oracle
 
 lint: fmt-check clippy go-lint
 
@@ -27,7 +27,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 go-lint:
-	@out="$$(gofmt -l e2e/controlplane)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
+	@out="$$(gofmt -l e2e/controlplane e2e/metallb)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 	cd e2e/controlplane && $(GO) vet ./...
 
 ## unit: every test that needs no cluster (the e2e_ test runs in e2e-operator)
@@ -41,6 +41,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(K8S_VERSION)
 e2e-build:
 	cd e2e/controlplane && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o ../bin/controlplane .
+	cd e2e/metallb && $(GO) build -o ../bin/metallb-controller go.universe.tf/metallb/controller
 
 ## e2e-smoke: three clusters, real kubectl: Deployments roll out and are garbage-collected
 e2e-smoke: e2e-build
@@ -49,6 +50,18 @@ e2e-smoke: e2e-build
 ## e2e-operator: the operator against four embedded clusters (scenarios and 16 bad inputs)
 e2e-operator: e2e-build
 	$(CARGO) test -p kommander-operator --test e2e -- --nocapture
+
+## e2e-metallb: the config gate with the real MetalLB v0.12.1 controller in the loop
+e2e-metallb: e2e-build
+	$(CARGO) test -p kommander-operator --test metallb -- --nocapture
+
+## e2e-oracle: the real MetalLB v0.12.1 controller vs our safety check (20 fixed scenarios)
+e2e-oracle: e2e-build
+	$(CARGO) test -p kommander-operator --test oracle -- --nocapture
+
+## oracle: the same with 300 scenarios (not in CI: about 10 minutes)
+oracle: e2e-build
+	ORACLE_SCENARIOS=300 $(CARGO) test -p kommander-operator --test oracle -- --nocapture
 
 ## cluster-up / cluster-down: the clusters for tests and demo (kubeconfigs under .e2e/)
 cluster-up: e2e-build

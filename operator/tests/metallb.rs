@@ -1,0 +1,446 @@
+//! The MetalLB config gate with the real MetalLB v0.12.1 controller in the loop.
+//!
+//! The controller Deployment's pods are simulated; the harness backs them with a real
+//! `metallb-controller` process against the attached cluster and restarts it whenever the
+//! operator rolls the Deployment (a new config-hash on its pod template), as a real rollout would.
+
+use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, root};
+use kommander_operator::resources::{AppDeployment, ClusterPhase};
+use kube::api::Api;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+const NS: &str = "ws-m";
+
+struct Mlb {
+    child: Mutex<Option<Child>>,
+    restarts: AtomicUsize,
+    port: u16,
+    kubeconfig: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Mlb {
+    fn start(&self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(root().join("e2e/bin/metallb-controller"))
+            .args([
+                "--kubeconfig",
+                self.kubeconfig.to_str().unwrap(),
+                "--namespace",
+                NS,
+                "--config",
+                "metallb",
+                "--port",
+                &self.port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("e2e/bin/metallb-controller (make e2e-build)");
+        let mut slot = self.child.lock().unwrap();
+        if let Some(mut old) = slot.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        *slot = Some(child);
+    }
+
+    fn metric(&self, name: &str) -> Result<f64, String> {
+        let (_, body) = http_get(self.port, "/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no {name}"))
+    }
+}
+
+impl Drop for Mlb {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn values(ns: &str, body: &str) -> String {
+    let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: metallb-overrides, namespace: {ns}}}\ndata:\n  values.yaml: |\n{indented}"
+    )
+}
+
+fn ip_of(clusters: &Clusters, svc: &str) -> Result<String, String> {
+    let ip = clusters.kubectl(
+        "attached-1",
+        &[
+            "-n",
+            "default",
+            "get",
+            "service",
+            svc,
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ],
+        None,
+    )?;
+    if ip.trim().is_empty() {
+        Err("no IP yet".into())
+    } else {
+        Ok(ip.trim().to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn e2e_metallb_rollouts_with_the_real_controller() {
+    let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
+    let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
+    k(
+        "management",
+        &["apply", "-f", root().join("crds").to_str().unwrap()],
+        None,
+    )
+    .unwrap();
+    k(
+        "management",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+        None,
+    )
+    .unwrap();
+    k(
+        "management",
+        &[
+            "apply",
+            "-f",
+            root().join("manifests/catalog").to_str().unwrap(),
+        ],
+        None,
+    )
+    .unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
+    let _operator = Operator::start(
+        &bin,
+        &clusters.kubeconfig("management"),
+        clusters.state_dir().join("operator.log"),
+    )
+    .unwrap();
+    let mgmt = clusters.client("management").await.unwrap();
+    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {NS}}}\nspec: {{}}\n"))).unwrap();
+    eventually("workspace namespace", T, || async {
+        k("management", &["get", "namespace", NS], None).map(|_| ())
+    })
+    .await
+    .unwrap();
+    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig("attached-1")).unwrap();
+    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
+    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a1, namespace: {NS}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: attached-1, namespace: {NS}}}\nspec: {{kubeconfigRef: {{name: a1}}}}\n"))).unwrap();
+
+    let status = || async {
+        let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), NS);
+        let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
+        ad.status
+            .and_then(|s| s.clusters.into_iter().next())
+            .ok_or_else(|| "no status".to_string())
+    };
+
+    println!("the guide's layer2 example, and the real MetalLB behind the controller Deployment");
+    k(
+        "management",
+        &["apply", "-f", "-"],
+        Some(
+            &std::fs::read_to_string(root().join("examples/seed-layer2.yaml"))
+                .unwrap()
+                .replace("${WORKSPACE_NAMESPACE}", NS),
+        ),
+    )
+    .unwrap();
+    k(
+        "management",
+        &[
+            "-n",
+            NS,
+            "wait",
+            "--for=condition=Ready",
+            "appdeployment/metallb",
+            "--timeout=90s",
+        ],
+        None,
+    )
+    .unwrap();
+    let mlb = Arc::new(Mlb {
+        child: Mutex::new(None),
+        restarts: AtomicUsize::new(0),
+        port: free_port(),
+        kubeconfig: clusters.kubeconfig("attached-1"),
+        log: clusters.state_dir().join("metallb.log"),
+    });
+    mlb.start();
+    // The "pod": restart the process whenever the Deployment's config hash changes.
+    let watcher = {
+        let mlb = mlb.clone();
+        let kc = clusters.kubeconfig("attached-1");
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            while Arc::strong_count(&mlb) > 1 {
+                let out = Command::new("kubectl")
+                    .args(["-n", NS, "get", "deployment", "metallb-controller", "-o", "jsonpath={.spec.template.metadata.annotations.apps\\.kommander\\.d2iq\\.io/config-hash}"])
+                    .env("KUBECONFIG", &kc)
+                    .output();
+                if let Ok(o) = out {
+                    let hash = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                    if !seen.is_empty() && !hash.is_empty() && hash != seen {
+                        mlb.start();
+                        mlb.restarts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if !hash.is_empty() {
+                        seen = hash;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    k(
+        "attached-1",
+        &[
+            "-n",
+            "default",
+            "create",
+            "service",
+            "loadbalancer",
+            "web",
+            "--tcp=80:80",
+        ],
+        None,
+    )
+    .unwrap();
+    let ip = eventually("MetalLB assigns web an IP", T, || async {
+        ip_of(&clusters, "web")
+    })
+    .await
+    .unwrap();
+    let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    assert!(
+        ip.starts_with("10.0.50.") && (25..=50).contains(&last),
+        "{ip}"
+    );
+    println!("  web got {ip} from the real MetalLB");
+
+    println!("shrinking the pool past web's IP: held, MetalLB untouched");
+    let narrow = format!("10.0.50.{}-10.0.50.50", last + 1);
+    k("management", &["apply", "-f", "-"], Some(&values(NS, &format!("configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {narrow}\n")))).unwrap();
+    let held = eventually("Blocked", T, || async {
+        let c = status().await?;
+        if c.phase == ClusterPhase::Blocked {
+            Ok(c)
+        } else {
+            Err(format!("{:?}", c.phase))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        held.blockers,
+        vec![format!(
+            "default/web holds {ip}, outside every pool of the new config"
+        )]
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        mlb.metric("metallb_k8s_client_config_stale_bool").unwrap(),
+        0.0,
+        "MetalLB never saw the config"
+    );
+    assert_eq!(mlb.restarts.load(Ordering::SeqCst), 0);
+    assert_eq!(ip_of(&clusters, "web").unwrap(), ip);
+
+    println!(
+        "deleting web: the rollout proceeds, the controller restarts, MetalLB loads the new pool"
+    );
+    k(
+        "attached-1",
+        &["-n", "default", "delete", "service", "web"],
+        None,
+    )
+    .unwrap();
+    eventually("controller restarted", T, || async {
+        if mlb.restarts.load(Ordering::SeqCst) >= 1 {
+            Ok(())
+        } else {
+            Err("no".into())
+        }
+    })
+    .await
+    .unwrap();
+    let size = 50 - u64::from(last);
+    eventually("MetalLB loaded the new pool", T, || async {
+        let n = mlb.metric("metallb_allocator_addresses_total")?;
+        if n as u64 == size && mlb.metric("metallb_k8s_client_config_stale_bool")? == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    })
+    .await
+    .unwrap();
+    k(
+        "attached-1",
+        &[
+            "-n",
+            "default",
+            "create",
+            "service",
+            "loadbalancer",
+            "web-b",
+            "--tcp=80:80",
+        ],
+        None,
+    )
+    .unwrap();
+    let ip_b = eventually("web-b gets an IP", T, || async {
+        ip_of(&clusters, "web-b")
+    })
+    .await
+    .unwrap();
+    assert!(
+        ip_b.rsplit('.').next().unwrap().parse::<u8>().unwrap() > last,
+        "{ip_b} from the new pool"
+    );
+
+    println!("a safe change (a new pool): applied and rolled, new Services get IPs from it");
+    k("management", &["apply", "-f", "-"], Some(&values(NS, &format!("configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {narrow}\n  - name: extra\n    protocol: layer2\n    addresses:\n    - 10.0.60.0/28\n")))).unwrap();
+    eventually("controller restarted again", T, || async {
+        if mlb.restarts.load(Ordering::SeqCst) >= 2 {
+            Ok(())
+        } else {
+            Err("no".into())
+        }
+    })
+    .await
+    .unwrap();
+    k("attached-1", &["apply", "-f", "-"], Some("apiVersion: v1\nkind: Service\nmetadata:\n  name: web-extra\n  namespace: default\n  annotations: {metallb.universe.tf/address-pool: extra}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\n")).unwrap();
+    let ip_x = eventually("web-extra gets an IP from extra", T, || async {
+        ip_of(&clusters, "web-extra")
+    })
+    .await
+    .unwrap();
+    assert!(ip_x.starts_with("10.0.60."), "{ip_x}");
+    assert_eq!(
+        ip_of(&clusters, "web-b").unwrap(),
+        ip_b,
+        "web-b kept its IP"
+    );
+
+    println!("the guide's BGP example: accepted by the gate and by MetalLB");
+    k(
+        "attached-1",
+        &["-n", "default", "delete", "service", "web-b", "web-extra"],
+        None,
+    )
+    .unwrap();
+    k("management", &["apply", "-f", "-"], Some(&values(NS, "configInline:\n  peers:\n  - my-asn: 64500\n    peer-asn: 64500\n    peer-address: 172.17.0.4\n  address-pools:\n  - name: my-ip-space\n    protocol: bgp\n    addresses:\n    - 172.40.100.0/24\n"))).unwrap();
+    eventually("controller restarted for BGP", T, || async {
+        if mlb.restarts.load(Ordering::SeqCst) >= 3 {
+            Ok(())
+        } else {
+            Err("no".into())
+        }
+    })
+    .await
+    .unwrap();
+    eventually("MetalLB loaded the BGP pool", T, || async {
+        let n = mlb.metric("metallb_allocator_addresses_total")?;
+        if n == 256.0 && mlb.metric("metallb_k8s_client_config_stale_bool")? == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    })
+    .await
+    .unwrap();
+
+    println!("accept-disruption: the person accepts, MetalLB renumbers the Service");
+    k(
+        "attached-1",
+        &[
+            "-n",
+            "default",
+            "create",
+            "service",
+            "loadbalancer",
+            "bgp-web",
+            "--tcp=80:80",
+        ],
+        None,
+    )
+    .unwrap();
+    let ip_g = eventually("bgp-web gets an IP", T, || async {
+        ip_of(&clusters, "bgp-web")
+    })
+    .await
+    .unwrap();
+    assert!(ip_g.starts_with("172.40.100."), "{ip_g}");
+    k("management", &["apply", "-f", "-"], Some(&values(NS, "configInline:\n  peers:\n  - my-asn: 64500\n    peer-asn: 64500\n    peer-address: 172.17.0.4\n  address-pools:\n  - name: my-ip-space\n    protocol: bgp\n    addresses:\n    - 172.40.101.0/24\n"))).unwrap();
+    let held = eventually("Blocked on bgp-web", T, || async {
+        let c = status().await?;
+        if c.phase == ClusterPhase::Blocked {
+            Ok(c)
+        } else {
+            Err(format!("{:?}", c.phase))
+        }
+    })
+    .await
+    .unwrap();
+    let hash = held.desired_config_hash.unwrap();
+    k(
+        "management",
+        &[
+            "-n",
+            NS,
+            "annotate",
+            "appdeployment",
+            "metallb",
+            &format!("apps.kommander.d2iq.io/accept-disruption={hash}"),
+        ],
+        None,
+    )
+    .unwrap();
+    let renumbered = eventually("MetalLB renumbers bgp-web", T, || async {
+        let ip = ip_of(&clusters, "bgp-web")?;
+        if ip.starts_with("172.40.101.") {
+            Ok(ip)
+        } else {
+            Err(ip)
+        }
+    })
+    .await
+    .unwrap();
+    println!(
+        "  bgp-web: {ip_g} -> {renumbered} after the accepted change ({} controller restarts in all)",
+        mlb.restarts.load(Ordering::SeqCst)
+    );
+    let c = status().await.unwrap();
+    assert_eq!(
+        c.blockers,
+        vec![format!(
+            "disrupted (accepted): default/bgp-web holds {ip_g}, outside every pool of the new config"
+        )]
+    );
+    drop(mlb);
+    let _ = watcher.join();
+}
