@@ -351,7 +351,12 @@ fn check_live(
         desired.hash,
         live.services.len()
     ))?;
-    match rollout::decide(&desired, plan.safety_check, &live, None) {
+    match rollout::decide(
+        &desired,
+        plan.safety_check.map(rollout::check_for),
+        &live,
+        None,
+    ) {
         Decision::Unchanged => {
             say("unchanged: this config is already in force")?;
             Ok(ExitCode::SUCCESS)

@@ -4,7 +4,7 @@
 use crate::manifest::ManifestObject;
 use crate::metallb::cluster::{self, ClusterFacts};
 use crate::metallb::safety::{self, LiveService};
-use crate::metallb::{self as mlb, ConfigError, SpeakerMode};
+use crate::metallb::{self as mlb, SpeakerMode};
 use crate::render::ResolvedRollout;
 use crate::resources::{RestartTarget, SafetyCheck};
 use serde_json::Value;
@@ -109,12 +109,12 @@ pub enum Decision {
     Unchanged,
     /// Safe (or unchecked) change: apply and roll.
     Roll,
-    /// The rendered config breaks a rule: apply nothing.
-    Invalid(Vec<ConfigError>),
-    /// Live Services would break: apply nothing, keep the old config.
-    Blocked(Vec<safety::Blocker>),
-    /// Services would break, but a person accepted exactly this config: apply and roll.
-    Accepted(Vec<safety::Blocker>),
+    /// The rendered config breaks a rule (each named): apply nothing.
+    Invalid(Vec<String>),
+    /// Live objects would break (each named): apply nothing, keep the old config.
+    Blocked(Vec<String>),
+    /// Live objects would break, but a person accepted exactly this config: apply and roll.
+    Accepted(Vec<String>),
 }
 
 /// Everything the decision needs about the cluster right now.
@@ -128,41 +128,78 @@ pub struct LiveState {
     pub services: Vec<LiveService>,
 }
 
+/// A safety check guarding an app's runtime-config changes: what makes a config invalid on a
+/// cluster, and what live objects a change would break. Apps name one in
+/// `spec.configRollout.safetyCheck`; an app without one rolls every valid change.
+pub trait ConfigCheck: Sync {
+    /// Problems of `new` on a cluster with `live` facts; empty when valid.
+    fn validate(&self, new: &str, live: &LiveState) -> Vec<String>;
+    /// What the change from the live config to `new` would break, in words; empty when safe.
+    fn breaks(&self, new: &str, live: &LiveState) -> Vec<String>;
+}
+
+/// MetalLB 0.12 (ConfigMap-configured): every config rule, the cluster's networks and
+/// kube-proxy mode, and the Services holding IPs.
+pub struct MetallbV012;
+
+impl ConfigCheck for MetallbV012 {
+    fn validate(&self, new: &str, live: &LiveState) -> Vec<String> {
+        match mlb::parse(new, SpeakerMode::Native) {
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+            Ok(cfg) => cluster::validate(&cfg, &live.facts)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+
+    fn breaks(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Ok(new) = mlb::parse(new, SpeakerMode::Native) else {
+            return Vec::new();
+        };
+        // An unparsable live config cannot be compared with; MetalLB would not be running it.
+        let old = live
+            .config
+            .as_deref()
+            .and_then(|t| mlb::parse(t, SpeakerMode::Native).ok());
+        safety::check(old.as_ref(), &new, &live.services)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+}
+
+/// The implementation of a named check.
+pub fn check_for(check: SafetyCheck) -> &'static dyn ConfigCheck {
+    match check {
+        SafetyCheck::MetallbV012 => &MetallbV012,
+    }
+}
+
 /// Decide for one cluster. `accepted` is the accept-disruption annotation's value, if any.
 pub fn decide(
     desired: &RuntimeConfig,
-    check: Option<SafetyCheck>,
+    check: Option<&dyn ConfigCheck>,
     live: &LiveState,
     accepted: Option<&str>,
 ) -> Decision {
     if live.config.as_deref().map(config_hash).as_deref() == Some(desired.hash.as_str()) {
         return Decision::Unchanged;
     }
-    match check {
-        None => Decision::Roll,
-        Some(SafetyCheck::MetallbV012) => {
-            let new = match mlb::parse(&desired.text, SpeakerMode::Native) {
-                Ok(c) => c,
-                Err(e) => return Decision::Invalid(e.0),
-            };
-            let on_cluster = cluster::validate(&new, &live.facts);
-            if !on_cluster.is_empty() {
-                return Decision::Invalid(on_cluster);
-            }
-            // An unparsable live config cannot be compared with; MetalLB would not be running it.
-            let old = live
-                .config
-                .as_deref()
-                .and_then(|t| mlb::parse(t, SpeakerMode::Native).ok());
-            let blockers = safety::check(old.as_ref(), &new, &live.services);
-            if blockers.is_empty() {
-                Decision::Roll
-            } else if accepted == Some(desired.hash.as_str()) {
-                Decision::Accepted(blockers)
-            } else {
-                Decision::Blocked(blockers)
-            }
-        }
+    let Some(check) = check else {
+        return Decision::Roll;
+    };
+    let problems = check.validate(&desired.text, live);
+    if !problems.is_empty() {
+        return Decision::Invalid(problems);
+    }
+    let breaks = check.breaks(&desired.text, live);
+    if breaks.is_empty() {
+        Decision::Roll
+    } else if accepted == Some(desired.hash.as_str()) {
+        Decision::Accepted(breaks)
+    } else {
+        Decision::Blocked(breaks)
     }
 }
 
@@ -246,7 +283,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            decide(&desired(WIDE), Some(SafetyCheck::MetallbV012), &live, None),
+            decide(&desired(WIDE), Some(&MetallbV012), &live, None),
             Decision::Unchanged
         );
     }
@@ -268,7 +305,7 @@ mod tests {
             ..Default::default()
         };
         let d = desired(NARROW);
-        match decide(&d, Some(SafetyCheck::MetallbV012), &live, None) {
+        match decide(&d, Some(&MetallbV012), &live, None) {
             Decision::Blocked(b) => assert_eq!(
                 b[0].to_string(),
                 "default/web holds 10.0.50.30, outside every pool of the new config"
@@ -277,16 +314,11 @@ mod tests {
         }
         // Accepting another config's hash accepts nothing.
         assert!(matches!(
-            decide(
-                &d,
-                Some(SafetyCheck::MetallbV012),
-                &live,
-                Some("0000000000000000")
-            ),
+            decide(&d, Some(&MetallbV012), &live, Some("0000000000000000")),
             Decision::Blocked(_)
         ));
         assert!(
-            matches!(decide(&d, Some(SafetyCheck::MetallbV012), &live, Some(&d.hash)), Decision::Accepted(b) if b.len() == 1)
+            matches!(decide(&d, Some(check_for(SafetyCheck::MetallbV012)), &live, Some(&d.hash)), Decision::Accepted(b) if b.len() == 1)
         );
     }
 
@@ -298,7 +330,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            decide(&desired(WIDE), Some(SafetyCheck::MetallbV012), &live, None),
+            decide(&desired(WIDE), Some(&MetallbV012), &live, None),
             Decision::Roll
         );
     }
@@ -307,7 +339,7 @@ mod tests {
     fn invalid_configs_and_cluster_clashes_are_invalid() {
         let live = LiveState::default();
         assert!(
-            matches!(decide(&desired("address-pools: [{name: x}]\n"), Some(SafetyCheck::MetallbV012), &live, None), Decision::Invalid(e) if !e.is_empty())
+            matches!(decide(&desired("address-pools: [{name: x}]\n"), Some(&MetallbV012), &live, None), Decision::Invalid(e) if !e.is_empty())
         );
         let clash = LiveState {
             facts: ClusterFacts {
@@ -317,7 +349,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            matches!(decide(&desired(WIDE), Some(SafetyCheck::MetallbV012), &clash, None), Decision::Invalid(e) if e[0].to_string().contains("serviceSubnet"))
+            matches!(decide(&desired(WIDE), Some(&MetallbV012), &clash, None), Decision::Invalid(e) if e[0].contains("serviceSubnet"))
         );
     }
 

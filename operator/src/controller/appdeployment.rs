@@ -363,25 +363,24 @@ async fn deploy_to(
                 .map(|k| format!(" key {k}"))
                 .unwrap_or_default()
         );
-        match rollout::decide(d, p.safety_check, &live, accepted) {
+        match rollout::decide(d, p.safety_check.map(rollout::check_for), &live, accepted) {
             Decision::Invalid(errors) => {
-                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 let msg = format!(
                     "new runtime config in {where_} is invalid, nothing applied: {}",
-                    list.join("; ")
+                    errors.join("; ")
                 );
                 return with_hashes(outcome(ClusterPhase::Invalid, msg, previous), live_hash);
             }
             Decision::Blocked(blockers) => {
                 let msg = format!(
-                    "new config {} held, the old one stays in force: {} Service(s) would break; it proceeds by itself once they are gone, or annotate {}={} to accept",
+                    "new config {} held, the old one stays in force: {} live object(s) would break; it proceeds by itself once they are gone, or annotate {}={} to accept",
                     d.hash,
                     blockers.len(),
                     rollout::ACCEPT_DISRUPTION_ANNOTATION,
                     d.hash
                 );
                 let mut o = with_hashes(outcome(ClusterPhase::Blocked, msg, previous), live_hash);
-                o.blockers = blockers.iter().map(ToString::to_string).collect();
+                o.blockers = blockers;
                 return o;
             }
             Decision::Accepted(blockers) => {
