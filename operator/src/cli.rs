@@ -5,9 +5,10 @@ use kommander_operator::catalog::{self, LoadedApp};
 use kommander_operator::controller::{self, Settings};
 use kommander_operator::manifest::ManifestObject;
 use kommander_operator::metallb::{self, SpeakerMode};
+use kommander_operator::render::ResolvedRollout;
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
 use kommander_operator::resources::SafetyCheck;
-use kommander_operator::rollout::Decision;
+use kommander_operator::rollout::{Decision, RuntimeConfig};
 use kommander_operator::{crdgen, rollout, targets, values, yaml};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -295,6 +296,30 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The app's config rollout and the runtime config it renders; `None` (after saying why) when
+/// there is nothing beyond rendering to check.
+fn runtime_config_of(r: &Rendered) -> Result<Option<(ResolvedRollout, RuntimeConfig)>, CliError> {
+    let Some(plan) = r
+        .compiled
+        .config_rollout(&r.release, &r.cluster)
+        .map_err(|e| e.to_string())?
+    else {
+        say(format!(
+            "{} has no configRollout: rendering is all there is to check",
+            r.app.name
+        ))?;
+        return Ok(None);
+    };
+    let Some(config) = rollout::runtime_config(&r.objects, &plan) else {
+        say(format!(
+            "no ConfigMap {}/{} is rendered with these values: the app runs without runtime config",
+            r.release.namespace, plan.config_map
+        ))?;
+        return Ok(None);
+    };
+    Ok(Some((plan, config)))
+}
+
 /// Dry run of the operator's gate against a live cluster.
 fn check_live(
     args: &RenderArgs,
@@ -302,22 +327,7 @@ fn check_live(
     context: Option<String>,
 ) -> Result<ExitCode, CliError> {
     let r = render_app(args)?;
-    let Some(plan) = r
-        .compiled
-        .config_rollout(&r.release, &r.cluster)
-        .map_err(|e| e.to_string())?
-    else {
-        say(format!(
-            "{} has no configRollout: nothing to check against the cluster",
-            r.app.name
-        ))?;
-        return Ok(ExitCode::SUCCESS);
-    };
-    let Some(desired) = rollout::runtime_config(&r.objects, &plan) else {
-        say(format!(
-            "no ConfigMap {}/{} is rendered with these values: nothing to check",
-            r.release.namespace, plan.config_map
-        ))?;
+    let Some((plan, desired)) = runtime_config_of(&r)? else {
         return Ok(ExitCode::SUCCESS);
     };
     let runtime = tokio::runtime::Runtime::new()
@@ -427,15 +437,7 @@ fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
         r.release.namespace,
         r.release.name
     ))?;
-    let Some(plan) = r
-        .compiled
-        .config_rollout(&r.release, &r.cluster)
-        .map_err(|e| e.to_string())?
-    else {
-        say(format!(
-            "{} has no configRollout: rendering is all there is to check",
-            r.app.name
-        ))?;
+    let Some((plan, config)) = runtime_config_of(&r)? else {
         return Ok(ExitCode::SUCCESS);
     };
     let key = plan
@@ -443,13 +445,6 @@ fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
         .as_deref()
         .map(|k| format!(" key {k}"))
         .unwrap_or_default();
-    let Some(config) = rollout::runtime_config(&r.objects, &plan) else {
-        say(format!(
-            "no ConfigMap {}/{} is rendered with these values: the app runs without runtime config",
-            r.release.namespace, plan.config_map
-        ))?;
-        return Ok(ExitCode::SUCCESS);
-    };
     say(format!(
         "runtime config: ConfigMap {}{key} (hash {})",
         config.config_map, config.hash

@@ -259,37 +259,7 @@ async fn e2e_operator_end_to_end() {
         .expect("clusters start");
     let mgmt = clusters.client("management").await.unwrap();
     let env = Env { clusters, mgmt };
-    env.clusters
-        .kubectl(
-            "management",
-            &["apply", "-f", root().join("crds").to_str().unwrap()],
-            None,
-        )
-        .unwrap();
-    env.clusters
-        .kubectl(
-            "management",
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd",
-                "--all",
-                "--timeout=60s",
-            ],
-            None,
-        )
-        .unwrap();
-    env.clusters
-        .kubectl(
-            "management",
-            &[
-                "apply",
-                "-f",
-                root().join("manifests/catalog").to_str().unwrap(),
-            ],
-            None,
-        )
-        .unwrap();
+    env.clusters.install_crds_and_catalog("management").unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
     let log = env.clusters.state_dir().join("operator.log");
     let mut operator =
@@ -805,6 +775,20 @@ async fn bad_inputs(env: &Env) {
     env.config_on("attached-1", "ws-b", "hello", "greeting", "finally")
         .await;
 
+    println!("an App of the workspace itself, and a change to it reaching the cluster");
+    let app = |greeting: &str| {
+        format!(
+            "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: App\nmetadata: {{name: greeter, namespace: ws-b}}\nspec:\n  appId: greeter\n  version: 1.0.0\n  defaultValues: |\n    greeting: {greeting}\n  templates:\n  - name: cm.yaml\n    template: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: greeter\n      data:\n        greeting: {{{{values.greeting}}}}\n"
+        )
+    };
+    env.apply(&app("hello"));
+    env.apply(&appdeployment("ws-b", "greeter", "greeter", "App", ""));
+    env.config_on("attached-1", "ws-b", "greeter", "greeting", "hello")
+        .await;
+    env.apply(&app("bonjour"));
+    env.config_on("attached-1", "ws-b", "greeter", "greeting", "bonjour")
+        .await;
+
     println!(
         "bad input: kubeconfig problems, each named on the KommanderCluster and the AppDeployment"
     );
@@ -1019,6 +1003,24 @@ async fn cluster_status(
         .ok_or_else(|| format!("{cluster} not in status"))
 }
 
+/// Wait until `cluster` of ws-a/metallb reaches `phase`; its status then.
+async fn wait_phase(
+    env: &Env,
+    cluster: &str,
+    phase: ClusterPhase,
+) -> kommander_operator::resources::ClusterRolloutStatus {
+    eventually(&format!("{cluster} {phase:?}"), T, || async {
+        let c = cluster_status(env, cluster).await?;
+        if c.phase == phase {
+            Ok(c)
+        } else {
+            Err(format!("{:?}", c.phase))
+        }
+    })
+    .await
+    .unwrap()
+}
+
 /// The MetalLB config gate: a change that would take an IP from a Service is held on that
 /// cluster only, resumes by itself when the Service goes, and can be accepted by hash.
 async fn gate(env: &Env) {
@@ -1033,16 +1035,7 @@ async fn gate(env: &Env) {
         env.config_on(c, "ws-a", "metallb", "config", "10.0.83.1-10.0.83.9")
             .await;
     }
-    let held = eventually("attached-1 Blocked", T, || async {
-        let c = cluster_status(env, "attached-1").await?;
-        if c.phase == ClusterPhase::Blocked {
-            Ok(c)
-        } else {
-            Err(format!("{:?}", c.phase))
-        }
-    })
-    .await
-    .unwrap();
+    let held = wait_phase(env, "attached-1", ClusterPhase::Blocked).await;
     assert_eq!(
         held.blockers,
         vec!["default/web holds 10.0.82.5, outside every pool of the new config".to_string()]
@@ -1164,16 +1157,7 @@ async fn gate(env: &Env) {
         "metallb-overrides",
         &pool("10.0.84.1-10.0.84.9"),
     ));
-    let held = eventually("attached-1 Blocked again", T, || async {
-        let c = cluster_status(env, "attached-1").await?;
-        if c.phase == ClusterPhase::Blocked {
-            Ok(c)
-        } else {
-            Err(format!("{:?}", c.phase))
-        }
-    })
-    .await
-    .unwrap();
+    let held = wait_phase(env, "attached-1", ClusterPhase::Blocked).await;
     let hash = held.desired_config_hash.unwrap();
     env.clusters
         .kubectl(

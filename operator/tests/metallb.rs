@@ -104,34 +104,7 @@ fn ip_of(clusters: &Clusters, svc: &str) -> Result<String, String> {
 async fn e2e_metallb_rollouts_with_the_real_controller() {
     let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
     let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
-    k(
-        "management",
-        &["apply", "-f", root().join("crds").to_str().unwrap()],
-        None,
-    )
-    .unwrap();
-    k(
-        "management",
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-        None,
-    )
-    .unwrap();
-    k(
-        "management",
-        &[
-            "apply",
-            "-f",
-            root().join("manifests/catalog").to_str().unwrap(),
-        ],
-        None,
-    )
-    .unwrap();
+    clusters.install_crds_and_catalog("management").unwrap();
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
     let _operator = Operator::start(
         &bin,
@@ -156,6 +129,19 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         ad.status
             .and_then(|s| s.clusters.into_iter().next())
             .ok_or_else(|| "no status".to_string())
+    };
+
+    let blocked = || async {
+        eventually("Blocked", T, || async {
+            let c = status().await?;
+            if c.phase == ClusterPhase::Blocked {
+                Ok(c)
+            } else {
+                Err(format!("{:?}", c.phase))
+            }
+        })
+        .await
+        .unwrap()
     };
 
     println!("the guide's layer2 example, and the real MetalLB behind the controller Deployment");
@@ -190,6 +176,20 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         log: clusters.state_dir().join("metallb.log"),
     });
     mlb.start();
+    let restarted = |n: usize| {
+        let mlb = mlb.clone();
+        async move {
+            eventually(&format!("{n} controller restart(s)"), T, || async {
+                if mlb.restarts.load(Ordering::SeqCst) >= n {
+                    Ok(())
+                } else {
+                    Err("not yet".to_string())
+                }
+            })
+            .await
+            .unwrap()
+        }
+    };
     // The "pod": restart the process whenever the Deployment's config hash changes.
     let watcher = {
         let mlb = mlb.clone();
@@ -244,16 +244,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     println!("shrinking the pool past web's IP: held, MetalLB untouched");
     let narrow = format!("10.0.50.{}-10.0.50.50", last + 1);
     k("management", &["apply", "-f", "-"], Some(&values(NS, &format!("configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {narrow}\n")))).unwrap();
-    let held = eventually("Blocked", T, || async {
-        let c = status().await?;
-        if c.phase == ClusterPhase::Blocked {
-            Ok(c)
-        } else {
-            Err(format!("{:?}", c.phase))
-        }
-    })
-    .await
-    .unwrap();
+    let held = blocked().await;
     assert_eq!(
         held.blockers,
         vec![format!(
@@ -278,15 +269,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         None,
     )
     .unwrap();
-    eventually("controller restarted", T, || async {
-        if mlb.restarts.load(Ordering::SeqCst) >= 1 {
-            Ok(())
-        } else {
-            Err("no".into())
-        }
-    })
-    .await
-    .unwrap();
+    restarted(1).await;
     let size = 50 - u64::from(last);
     eventually("MetalLB loaded the new pool", T, || async {
         let n = mlb.metric("metallb_allocator_addresses_total")?;
@@ -324,15 +307,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
 
     println!("a safe change (a new pool): applied and rolled, new Services get IPs from it");
     k("management", &["apply", "-f", "-"], Some(&values(NS, &format!("configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {narrow}\n  - name: extra\n    protocol: layer2\n    addresses:\n    - 10.0.60.0/28\n")))).unwrap();
-    eventually("controller restarted again", T, || async {
-        if mlb.restarts.load(Ordering::SeqCst) >= 2 {
-            Ok(())
-        } else {
-            Err("no".into())
-        }
-    })
-    .await
-    .unwrap();
+    restarted(2).await;
     k("attached-1", &["apply", "-f", "-"], Some("apiVersion: v1\nkind: Service\nmetadata:\n  name: web-extra\n  namespace: default\n  annotations: {metallb.universe.tf/address-pool: extra}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\n")).unwrap();
     let ip_x = eventually("web-extra gets an IP from extra", T, || async {
         ip_of(&clusters, "web-extra")
@@ -354,15 +329,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     )
     .unwrap();
     k("management", &["apply", "-f", "-"], Some(&values(NS, "configInline:\n  peers:\n  - my-asn: 64500\n    peer-asn: 64500\n    peer-address: 172.17.0.4\n  address-pools:\n  - name: my-ip-space\n    protocol: bgp\n    addresses:\n    - 172.40.100.0/24\n"))).unwrap();
-    eventually("controller restarted for BGP", T, || async {
-        if mlb.restarts.load(Ordering::SeqCst) >= 3 {
-            Ok(())
-        } else {
-            Err("no".into())
-        }
-    })
-    .await
-    .unwrap();
+    restarted(3).await;
     eventually("MetalLB loaded the BGP pool", T, || async {
         let n = mlb.metric("metallb_allocator_addresses_total")?;
         if n == 256.0 && mlb.metric("metallb_k8s_client_config_stale_bool")? == 0.0 {
@@ -396,16 +363,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     .unwrap();
     assert!(ip_g.starts_with("172.40.100."), "{ip_g}");
     k("management", &["apply", "-f", "-"], Some(&values(NS, "configInline:\n  peers:\n  - my-asn: 64500\n    peer-asn: 64500\n    peer-address: 172.17.0.4\n  address-pools:\n  - name: my-ip-space\n    protocol: bgp\n    addresses:\n    - 172.40.101.0/24\n"))).unwrap();
-    let held = eventually("Blocked on bgp-web", T, || async {
-        let c = status().await?;
-        if c.phase == ClusterPhase::Blocked {
-            Ok(c)
-        } else {
-            Err(format!("{:?}", c.phase))
-        }
-    })
-    .await
-    .unwrap();
+    let held = blocked().await;
     let hash = held.desired_config_hash.unwrap();
     k(
         "management",

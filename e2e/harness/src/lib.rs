@@ -23,6 +23,11 @@ fn driver(state: &Path, args: &[&str]) -> Result<String, String> {
         .env("E2E_STATE_DIR", state)
         .output()
         .map_err(|e| format!("cannot run e2e/clusters.sh: {e}"))?;
+    combined(out)
+}
+
+/// stdout and stderr together; `Err` when the command failed.
+fn combined(out: std::process::Output) -> Result<String, String> {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -101,17 +106,28 @@ impl Clusters {
             pipe.write_all(input.as_bytes())
                 .map_err(|e| e.to_string())?;
         }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(text)
-        }
+        combined(child.wait_with_output().map_err(|e| e.to_string())?)
+    }
+}
+
+impl Clusters {
+    /// Install the CRDs (and wait until they serve) and the catalog on cluster `name`.
+    pub fn install_crds_and_catalog(&self, name: &str) -> Result<(), String> {
+        let path = |p: &str| root().join(p).to_string_lossy().into_owned();
+        self.kubectl(name, &["apply", "-f", &path("crds")], None)?;
+        self.kubectl(
+            name,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ],
+            None,
+        )?;
+        self.kubectl(name, &["apply", "-f", &path("manifests/catalog")], None)?;
+        Ok(())
     }
 }
 

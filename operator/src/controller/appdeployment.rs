@@ -22,7 +22,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -740,6 +740,19 @@ fn error_policy(ad: Arc<AppDeployment>, err: &Error, ctx: Arc<Context>) -> Actio
     Action::requeue(requeue::RETRY)
 }
 
+/// The AppDeployments in `store` that `pred` says a changed object concerns.
+fn concerned(
+    store: &Store<AppDeployment>,
+    pred: impl Fn(&AppDeployment) -> bool,
+) -> Vec<ObjectRef<AppDeployment>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|ad| pred(ad))
+        .map(|ad| ObjectRef::from_obj(&*ad))
+        .collect()
+}
+
 /// Run the AppDeployment controller until `stop` resolves.
 pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
@@ -747,59 +760,61 @@ pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync
         Api::<AppDeployment>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (s1, s2, s3) = (controller.store(), controller.store(), controller.store());
+    let (s1, s2, s3, s4) = (
+        controller.store(),
+        controller.store(),
+        controller.store(),
+        controller.store(),
+    );
+    let wc = watcher::Config::default;
     controller
         // An overrides ConfigMap changed (or appeared).
         .watches(
             Api::<ConfigMap>::all(client.clone()),
-            watcher::Config::default(),
+            wc(),
             move |cm: ConfigMap| {
                 let (ns, name) = (cm.namespace(), cm.name_any());
-                s1.state()
-                    .into_iter()
-                    .filter(|ad| {
-                        ad.namespace() == ns
-                            && (ad
+                concerned(&s1, |ad| {
+                    ad.namespace() == ns
+                        && (ad
+                            .spec
+                            .config_overrides
+                            .as_ref()
+                            .is_some_and(|o| o.name == name)
+                            || ad
                                 .spec
-                                .config_overrides
-                                .as_ref()
-                                .is_some_and(|o| o.name == name)
-                                || ad
-                                    .spec
-                                    .cluster_config_overrides
-                                    .iter()
-                                    .any(|l| l.config_map_name == name))
-                    })
-                    .map(|ad| ObjectRef::from_obj(&*ad))
-                    .collect::<Vec<_>>()
+                                .cluster_config_overrides
+                                .iter()
+                                .any(|l| l.config_map_name == name))
+                })
             },
         )
-        // An app changed (new templates or defaults).
+        // An app changed (new templates or defaults): a ClusterApp, or an App of the same namespace.
         .watches(
             Api::<ClusterApp>::all(client.clone()),
-            watcher::Config::default(),
+            wc(),
             move |app: ClusterApp| {
                 let name = app.name_any();
-                s2.state()
-                    .into_iter()
-                    .filter(|ad| {
-                        ad.spec.app_ref.kind == AppKind::ClusterApp && ad.spec.app_ref.name == name
-                    })
-                    .map(|ad| ObjectRef::from_obj(&*ad))
-                    .collect::<Vec<_>>()
+                concerned(&s2, |ad| {
+                    ad.spec.app_ref.kind == AppKind::ClusterApp && ad.spec.app_ref.name == name
+                })
             },
         )
+        .watches(Api::<App>::all(client.clone()), wc(), move |app: App| {
+            let (ns, name) = (app.namespace(), app.name_any());
+            concerned(&s3, |ad| {
+                ad.spec.app_ref.kind == AppKind::App
+                    && ad.spec.app_ref.name == name
+                    && ad.namespace() == ns
+            })
+        })
         // A cluster joined, left, changed labels or reachability: every AppDeployment of its workspace.
         .watches(
             Api::<KommanderCluster>::all(client.clone()),
-            watcher::Config::default(),
+            wc(),
             move |kc: KommanderCluster| {
                 let ns = kc.namespace();
-                s3.state()
-                    .into_iter()
-                    .filter(|ad| ad.namespace() == ns)
-                    .map(|ad| ObjectRef::from_obj(&*ad))
-                    .collect::<Vec<_>>()
+                concerned(&s4, |ad| ad.namespace() == ns)
             },
         )
         .graceful_shutdown_on(stop)

@@ -690,6 +690,17 @@ impl Report {
             problem,
         });
     }
+    /// A list entry as a mapping; a problem at `location` (and `None`) when it is not.
+    fn entry<'a>(&mut self, v: &'a Value, location: &Location) -> Option<&'a Map<String, Value>> {
+        match as_map(v, "the entry") {
+            Ok(m) => Some(m),
+            Err(p) => {
+                self.add(location, p);
+                None
+            }
+        }
+    }
+
     fn extend(&mut self, location: &Location, problems: Vec<Problem>) {
         for p in problems {
             self.add(location, p);
@@ -775,12 +786,8 @@ fn parse_bfd_profiles(raw: &[Value], report: &mut Report) -> Vec<BfdProfile> {
             index,
             name: name_hint(v, "name"),
         };
-        let m = match as_map(v, "the entry") {
-            Ok(m) => m,
-            Err(p) => {
-                report.add(&loc, p);
-                continue;
-            }
+        let Some(m) = report.entry(v, &loc) else {
+            continue;
         };
         let mut f = Fields::new(m, "", BFD_FIELDS);
         let name = f.string("name");
@@ -847,12 +854,8 @@ fn parse_peers(
             index,
             address: name_hint(v, "peer-address"),
         };
-        let m = match as_map(v, "the entry") {
-            Ok(m) => m,
-            Err(p) => {
-                report.add(&loc, p);
-                continue;
-            }
+        let Some(m) = report.entry(v, &loc) else {
+            continue;
         };
         let mut f = Fields::new(m, "", PEER_FIELDS);
         let my_asn = f.opt_u32("my-asn").unwrap_or(0);
@@ -1162,12 +1165,8 @@ fn parse_pools(
             index,
             name: name_hint(v, "name"),
         };
-        let m = match as_map(v, "the entry") {
-            Ok(m) => m,
-            Err(p) => {
-                report.add(&loc, p);
-                continue;
-            }
+        let Some(m) = report.entry(v, &loc) else {
+            continue;
         };
         let mut f = Fields::new(m, "", POOL_FIELDS);
         let name = f.string("name");

@@ -150,38 +150,7 @@ async fn main() -> Res<()> {
         clusters.client("attached-1").await?,
         clusters.client("attached-2").await?,
     ];
-    clusters.kubectl(
-        "management",
-        &[
-            "apply",
-            "-f",
-            root().join("crds").to_str().unwrap_or_default(),
-        ],
-        None,
-    )?;
-    clusters.kubectl(
-        "management",
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-        None,
-    )?;
-    clusters.kubectl(
-        "management",
-        &[
-            "apply",
-            "-f",
-            root()
-                .join("manifests/catalog")
-                .to_str()
-                .unwrap_or_default(),
-        ],
-        None,
-    )?;
+    clusters.install_crds_and_catalog("management")?;
     clusters.kubectl(
         "management",
         &["apply", "-f", "-"],
