@@ -361,6 +361,9 @@ fn check_live(
         desired.hash,
         live.services.len()
     ))?;
+    for note in &live.notes {
+        say(format!("note: {note}"))?;
+    }
     match rollout::decide(
         &desired,
         plan.safety_check.map(rollout::check_for),

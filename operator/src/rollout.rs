@@ -126,6 +126,8 @@ pub struct LiveState {
     pub facts: ClusterFacts,
     /// LoadBalancer Services.
     pub services: Vec<LiveService>,
+    /// What could not be checked, in words (e.g. unknown cluster networks).
+    pub notes: Vec<String>,
 }
 
 /// A safety check guarding an app's runtime-config changes: what makes a config invalid on a

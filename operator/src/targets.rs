@@ -283,10 +283,22 @@ pub async fn live_state(
     {
         facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
     }
+    let mut notes = Vec::new();
+    for (name, nets) in [
+        ("podSubnet", &facts.pod_subnets),
+        ("serviceSubnet", &facts.service_subnets),
+    ] {
+        if nets.is_empty() {
+            notes.push(format!(
+                "the cluster's {name} is unknown (set spec.network.{name} on the KommanderCluster, or keep kube-system/kubeadm-config): overlap with it was not checked"
+            ));
+        }
+    }
     Ok(LiveState {
         config,
         facts,
         services,
+        notes,
     })
 }
 

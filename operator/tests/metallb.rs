@@ -4,73 +4,13 @@
 //! `metallb-controller` process against the attached cluster and restarts it whenever the
 //! operator rolls the Deployment (a new config-hash on its pod template), as a real rollout would.
 
-use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, root};
+use kommander_e2e::{Clusters, MetallbController, Operator, eventually, root};
 use kommander_operator::resources::{AppDeployment, ClusterPhase};
 use kube::api::Api;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 const NS: &str = "ws-m";
-
-struct Mlb {
-    child: Mutex<Option<Child>>,
-    restarts: AtomicUsize,
-    port: u16,
-    kubeconfig: std::path::PathBuf,
-    log: std::path::PathBuf,
-}
-
-impl Mlb {
-    fn start(&self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(root().join("e2e/bin/metallb-controller"))
-            .args([
-                "--kubeconfig",
-                self.kubeconfig.to_str().unwrap(),
-                "--namespace",
-                NS,
-                "--config",
-                "metallb",
-                "--port",
-                &self.port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("e2e/bin/metallb-controller (make e2e-build)");
-        let mut slot = self.child.lock().unwrap();
-        if let Some(mut old) = slot.take() {
-            let _ = old.kill();
-            let _ = old.wait();
-        }
-        *slot = Some(child);
-    }
-
-    fn metric(&self, name: &str) -> Result<f64, String> {
-        let (_, body) = http_get(self.port, "/metrics")?;
-        body.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no {name}"))
-    }
-}
-
-impl Drop for Mlb {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.lock().unwrap().take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn values(ns: &str, body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
@@ -168,19 +108,16 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         None,
     )
     .unwrap();
-    let mlb = Arc::new(Mlb {
-        child: Mutex::new(None),
-        restarts: AtomicUsize::new(0),
-        port: free_port(),
-        kubeconfig: clusters.kubeconfig("attached-1"),
-        log: clusters.state_dir().join("metallb.log"),
-    });
-    mlb.start();
+    let mlb = MetallbController::start(
+        &clusters.kubeconfig("attached-1"),
+        NS,
+        clusters.state_dir().join("metallb.log"),
+    );
     let restarted = |n: usize| {
         let mlb = mlb.clone();
         async move {
             eventually(&format!("{n} controller restart(s)"), T, || async {
-                if mlb.restarts.load(Ordering::SeqCst) >= n {
+                if mlb.restarts() >= n {
                     Ok(())
                 } else {
                     Err("not yet".to_string())
@@ -189,31 +126,6 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
             .await
             .unwrap()
         }
-    };
-    // The "pod": restart the process whenever the Deployment's config hash changes.
-    let watcher = {
-        let mlb = mlb.clone();
-        let kc = clusters.kubeconfig("attached-1");
-        std::thread::spawn(move || {
-            let mut seen = String::new();
-            while Arc::strong_count(&mlb) > 1 {
-                let out = Command::new("kubectl")
-                    .args(["-n", NS, "get", "deployment", "metallb-controller", "-o", "jsonpath={.spec.template.metadata.annotations.apps\\.kommander\\.d2iq\\.io/config-hash}"])
-                    .env("KUBECONFIG", &kc)
-                    .output();
-                if let Ok(o) = out {
-                    let hash = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                    if !seen.is_empty() && !hash.is_empty() && hash != seen {
-                        mlb.start();
-                        mlb.restarts.fetch_add(1, Ordering::SeqCst);
-                    }
-                    if !hash.is_empty() {
-                        seen = hash;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
     };
     k(
         "attached-1",
@@ -257,7 +169,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         0.0,
         "MetalLB never saw the config"
     );
-    assert_eq!(mlb.restarts.load(Ordering::SeqCst), 0);
+    assert_eq!(mlb.restarts(), 0);
     assert_eq!(ip_of(&clusters, "web").unwrap(), ip);
 
     println!(
@@ -390,7 +302,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     .unwrap();
     println!(
         "  bgp-web: {ip_g} -> {renumbered} after the accepted change ({} controller restarts in all)",
-        mlb.restarts.load(Ordering::SeqCst)
+        mlb.restarts()
     );
     let c = status().await.unwrap();
     assert_eq!(
@@ -400,5 +312,4 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         )]
     );
     drop(mlb);
-    let _ = watcher.join();
 }

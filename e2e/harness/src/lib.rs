@@ -272,3 +272,124 @@ where
         }
     }
 }
+
+/// The real MetalLB v0.12.1 controller (e2e/bin/metallb-controller) standing in for the
+/// metallb-controller Deployment's pod on one cluster: it runs out of cluster, and is restarted
+/// whenever the operator rolls the Deployment (a new config-hash on its pod template), as a
+/// real rollout would. Stops when the last handle is dropped.
+pub struct MetallbController {
+    child: std::sync::Mutex<Option<Child>>,
+    restarts: std::sync::atomic::AtomicUsize,
+    /// Its metrics port.
+    pub port: u16,
+    kubeconfig: PathBuf,
+    namespace: String,
+    log: PathBuf,
+}
+
+impl MetallbController {
+    /// Start it against `kubeconfig`, reading ConfigMap `metallb` in `namespace`.
+    pub fn start(
+        kubeconfig: &Path,
+        namespace: &str,
+        log: PathBuf,
+    ) -> std::sync::Arc<MetallbController> {
+        let m = std::sync::Arc::new(MetallbController {
+            child: std::sync::Mutex::new(None),
+            restarts: std::sync::atomic::AtomicUsize::new(0),
+            port: free_port(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            namespace: namespace.to_string(),
+            log,
+        });
+        m.spawn();
+        let watched = m.clone();
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            // The watcher holds one handle; it stops when it holds the last.
+            while std::sync::Arc::strong_count(&watched) > 1 {
+                let out = Command::new("kubectl")
+                    .args(["-n", &watched.namespace, "get", "deployment", "metallb-controller", "-o"])
+                    .arg("jsonpath={.spec.template.metadata.annotations.apps\\.kommander\\.d2iq\\.io/config-hash}")
+                    .env("KUBECONFIG", &watched.kubeconfig)
+                    .output();
+                if let Ok(o) = out {
+                    let hash = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                    if !seen.is_empty() && !hash.is_empty() && hash != seen {
+                        watched.spawn();
+                        watched
+                            .restarts
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if !hash.is_empty() {
+                        seen = hash;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        m
+    }
+
+    fn spawn(&self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .ok();
+        let child = Command::new(root().join("e2e/bin/metallb-controller"))
+            .args([
+                "--kubeconfig",
+                &self.kubeconfig.to_string_lossy(),
+                "--namespace",
+                &self.namespace,
+                "--config",
+                "metallb",
+                "--port",
+                &self.port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null))
+            .spawn()
+            .ok();
+        let mut slot = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut old) = slot.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        *slot = child;
+    }
+
+    /// How many times a rollout restarted it.
+    pub fn restarts(&self) -> usize {
+        self.restarts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A metric's value (the first series whose name matches).
+    pub fn metric(&self, name: &str) -> Result<f64, String> {
+        let (_, body) = http_get(self.port, "/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no {name}"))
+    }
+
+    /// Whether its allocator knows pool `pool` (it has loaded a config with that pool).
+    pub fn has_pool(&self, pool: &str) -> bool {
+        http_get(self.port, "/metrics").is_ok_and(|(_, b)| {
+            b.contains(&format!(
+                "metallb_allocator_addresses_total{{pool=\"{pool}\"}}"
+            ))
+        })
+    }
+}
+
+impl Drop for MetallbController {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

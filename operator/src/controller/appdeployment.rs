@@ -334,7 +334,9 @@ async fn deploy_to(
         let mut o = with_hashes(
             outcome(
                 ClusterPhase::Applied,
-                format!("{} objects applied", objects.len()),
+                // Nothing was done: what was said when it was applied still holds.
+                prev.and_then(|p| p.message.clone())
+                    .unwrap_or_else(|| format!("{} objects applied", objects.len())),
                 current,
             ),
             desired_hash.clone(),
@@ -345,12 +347,16 @@ async fn deploy_to(
 
     // The gate: a changed runtime config is validated and checked against what is live.
     let mut disrupted: Vec<String> = Vec::new();
+    let mut unchecked: Vec<String> = Vec::new();
     if let (Some(p), Some(d)) = (&plan, &desired) {
         let live = match targets::live_state(&client, kc.spec.network.as_ref(), ns, p).await {
             Ok(l) => l,
             Err(e) => return outcome(ClusterPhase::Unreachable, e, previous),
         };
         let live_hash = live.config.as_deref().map(rollout::config_hash);
+        if p.safety_check.is_some() {
+            unchecked = live.notes.clone();
+        }
         let accepted = ad
             .annotations()
             .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)
@@ -434,6 +440,9 @@ async fn deploy_to(
         }
     }
     ctx.applied.lock().await.insert(key, hash);
+    for note in &unchecked {
+        message.push_str(&format!("; {note}"));
+    }
     if !disrupted.is_empty() {
         message.push_str(&format!(
             "; accepted disruption of {} Service(s)",

@@ -7,11 +7,13 @@
 //! (b) cold start: APPS AppDeployments (default 500) over WORKSPACES workspaces (default 50)
 //!     sharing the attached clusters, created while the operator is down: time to all Ready,
 //!     and the operator's peak RSS;
+//! (d) from a safe overrides change (a new pool) to the real MetalLB controller restarted and
+//!     serving the new pool, on both attached clusters (10 changes);
 //! (c) API writes (POST/PUT/PATCH/DELETE/APPLY, from each API server's own
 //!     apiserver_request_total) during IDLE_SECS (default 300) idle seconds after convergence.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kommander_e2e::{Clusters, Operator, root};
+use kommander_e2e::{Clusters, MetallbController, Operator, root};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
@@ -234,6 +236,44 @@ async fn main() -> Res<()> {
         percentile(&lat, 0.99) * 1000.0,
         lat.last().copied().unwrap_or(0.0) * 1000.0
     );
+
+    // (d) safe change -> the real MetalLB controller restarted with it, on both clusters
+    let mlbs: Vec<_> = ["attached-1", "attached-2"]
+        .iter()
+        .map(|c| MetallbController::start(&clusters.kubeconfig(c), ns, clusters.state_dir().join(format!("metallb-{c}.log"))))
+        .collect();
+    let base = format!("{}-{}", "10.9.0.1", "10.9.0.9");
+    set_overrides(&mgmt, ns, "metallb-overrides", &pool(&base)).await?;
+    let start = Instant::now();
+    while !mlbs.iter().all(|m| m.has_pool("default")) {
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err("MetalLB did not load the base config".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut restart = Vec::new();
+    for i in 0..10u64 {
+        let pool_name = format!("extra{i}");
+        let values = format!("{}  - name: {pool_name}\n    protocol: layer2\n    addresses:\n    - 10.8.{i}.0/28\n", pool(&base));
+        let before: Vec<usize> = mlbs.iter().map(|m| m.restarts()).collect();
+        let t0 = Instant::now();
+        set_overrides(&mgmt, ns, "metallb-overrides", &values).await?;
+        while !mlbs.iter().zip(&before).all(|(m, b)| m.restarts() > *b && m.has_pool(&pool_name)) {
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err(format!("change {i}: MetalLB not restarted with the new pool after 60s"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        restart.push(t0.elapsed().as_secs_f64());
+    }
+    restart.sort_by(f64::total_cmp);
+    println!(
+        "(d) safe change -> real MetalLB controller restarted and serving the new pool on both clusters, {} changes: p50 {:.0} ms, max {:.0} ms",
+        restart.len(),
+        percentile(&restart, 0.5) * 1000.0,
+        restart.last().copied().unwrap_or(0.0) * 1000.0
+    );
+    drop(mlbs);
 
     // (b) cold start
     op.kill();
