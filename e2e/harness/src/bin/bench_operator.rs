@@ -240,7 +240,13 @@ async fn main() -> Res<()> {
     // (d) safe change -> the real MetalLB controller restarted with it, on both clusters
     let mlbs: Vec<_> = ["attached-1", "attached-2"]
         .iter()
-        .map(|c| MetallbController::start(&clusters.kubeconfig(c), ns, clusters.state_dir().join(format!("metallb-{c}.log"))))
+        .map(|c| {
+            MetallbController::start(
+                &clusters.kubeconfig(c),
+                ns,
+                clusters.state_dir().join(format!("metallb-{c}.log")),
+            )
+        })
         .collect();
     let base = format!("{}-{}", "10.9.0.1", "10.9.0.9");
     set_overrides(&mgmt, ns, "metallb-overrides", &pool(&base)).await?;
@@ -254,13 +260,22 @@ async fn main() -> Res<()> {
     let mut restart = Vec::new();
     for i in 0..10u64 {
         let pool_name = format!("extra{i}");
-        let values = format!("{}  - name: {pool_name}\n    protocol: layer2\n    addresses:\n    - 10.8.{i}.0/28\n", pool(&base));
+        let values = format!(
+            "{}  - name: {pool_name}\n    protocol: layer2\n    addresses:\n    - 10.8.{i}.0/28\n",
+            pool(&base)
+        );
         let before: Vec<usize> = mlbs.iter().map(|m| m.restarts()).collect();
         let t0 = Instant::now();
         set_overrides(&mgmt, ns, "metallb-overrides", &values).await?;
-        while !mlbs.iter().zip(&before).all(|(m, b)| m.restarts() > *b && m.has_pool(&pool_name)) {
+        while !mlbs
+            .iter()
+            .zip(&before)
+            .all(|(m, b)| m.restarts() > *b && m.has_pool(&pool_name))
+        {
             if t0.elapsed() > Duration::from_secs(60) {
-                return Err(format!("change {i}: MetalLB not restarted with the new pool after 60s"));
+                return Err(format!(
+                    "change {i}: MetalLB not restarted with the new pool after 60s"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
