@@ -331,13 +331,20 @@ impl MetallbController {
         m
     }
 
+    /// (Re)start the process: the old one stops first, as a pod's container would, so the new
+    /// one can bind the same metrics port.
     fn spawn(&self) {
+        let mut slot = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut old) = slot.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .ok();
-        let child = Command::new(root().join("e2e/bin/metallb-controller"))
+        *slot = Command::new(root().join("e2e/bin/metallb-controller"))
             .args([
                 "--kubeconfig",
                 &self.kubeconfig.to_string_lossy(),
@@ -352,12 +359,6 @@ impl MetallbController {
             .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null))
             .spawn()
             .ok();
-        let mut slot = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut old) = slot.take() {
-            let _ = old.kill();
-            let _ = old.wait();
-        }
-        *slot = child;
     }
 
     /// How many times a rollout restarted it.
