@@ -213,6 +213,7 @@ async fn deploy_to(
     prev: Option<&ClusterRolloutStatus>,
 ) -> ClusterOutcome {
     let cluster = kc.name_any();
+    let labels = cluster_labels(kc);
     let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
     let outcome = |phase, message: String, applied: Vec<AppliedObject>| ClusterOutcome {
         cluster: cluster.clone(),
@@ -228,7 +229,7 @@ async fn deploy_to(
     let mut layers = inputs.base.clone();
     for (i, layer) in ad.spec.cluster_config_overrides.iter().enumerate() {
         let field = format!("spec.clusterConfigOverrides[{i}]");
-        match selector::matches(&layer.cluster_selector, &cluster_labels(kc)) {
+        match selector::matches(&layer.cluster_selector, &labels) {
             Ok(false) => continue,
             Ok(true) => {}
             Err(e) => {
@@ -258,7 +259,7 @@ async fn deploy_to(
     };
     let info = ClusterInfo {
         name: cluster.clone(),
-        labels: cluster_labels(kc),
+        labels,
     };
     let mut objects: Vec<ManifestObject> = match inputs.app.render(merged, &release, &info) {
         Ok(o) => o,

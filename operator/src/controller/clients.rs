@@ -86,11 +86,6 @@ impl ClusterClients {
         }
     }
 
-    /// The management cluster's client.
-    pub fn management(&self) -> &Client {
-        &self.management
-    }
-
     /// A client for `kc`, rebuilt when its Secret changes. Returns the server URL for messages.
     pub async fn for_cluster(
         &self,
@@ -131,14 +126,6 @@ impl ClusterClients {
             },
         );
         Ok((client, server))
-    }
-
-    /// Forget a cluster's client (the cluster was deleted).
-    pub async fn forget(&self, namespace: &str, name: &str) {
-        self.cache
-            .lock()
-            .await
-            .remove(&(namespace.to_string(), name.to_string()));
     }
 }
 
