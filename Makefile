@@ -8,7 +8,7 @@ CLUSTERS := management attached-1 attached-2
 
 .PHONY: bench-render bench-operator
 .PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
-	e2e-build e2e-smoke e2e-operator e2e-metallb e2e-oracle oracle cluster-up cluster-down cluster-status
+	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle oracle cluster-up cluster-down cluster-status
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 	$(CARGO) build --release --bin kommander-operator
 
 ## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
-test: lint unit e2e-smoke e2e-operator e2e-metallb e2e-oracle
+test: lint unit e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle
 
 lint: fmt-check clippy go-lint
 
@@ -50,6 +50,10 @@ e2e-smoke: e2e-build
 ## e2e-operator: the operator against four embedded clusters (scenarios and 16 bad inputs)
 e2e-operator: e2e-build
 	$(CARGO) test -p kommander-operator --test e2e -- --nocapture
+
+## e2e-security: a tenant's attacks, with its own token, against the operator under its shipped RBAC
+e2e-security: e2e-build
+	$(CARGO) test -p kommander-operator --test security -- --nocapture
 
 ## e2e-metallb: the config gate with the real MetalLB v0.12.1 controller in the loop
 e2e-metallb: e2e-build

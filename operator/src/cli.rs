@@ -100,6 +100,10 @@ enum Command {
     /// Run the operator (controllers for Workspaces, KommanderClusters and AppDeployments).
     #[command(after_help = RUN_EXAMPLE)]
     Run(RunArgs),
+    /// One render job as JSON on stdin, the result as JSON on stdout, under memory and CPU
+    /// limits; the operator runs every render this way.
+    #[command(name = "render-worker", hide = true)]
+    RenderWorker,
     /// Print the CustomResourceDefinitions (or write one file per CRD with --dir).
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -168,6 +172,18 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The host workspace's namespace: only KommanderClusters there may omit kubeconfigRef
+    /// (and so target the management cluster).
+    #[arg(long, default_value = "kommander")]
+    host_namespace: String,
+    /// Let tenant kubeconfigs run `exec` credential plugins inside the operator (bounded by a
+    /// deadline, with a clean environment). Off by default: a tenant could run any command.
+    #[arg(long)]
+    insecure_kubeconfig_exec: bool,
+    /// Let tenant kubeconfigs skip TLS verification (`insecure-skip-tls-verify`, `http://`).
+    /// Off by default: credentials could go to whoever answers.
+    #[arg(long)]
+    insecure_kubeconfig_tls: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -238,9 +254,27 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
     })
 }
 
+fn render_worker() -> Result<ExitCode, CliError> {
+    use kommander_operator::render::job;
+    use std::io::Read as _;
+    controller::sandbox::limit_this_process()?;
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| format!("render-worker: cannot read the job: {e}"))?;
+    let job: job::RenderJob = serde_json::from_slice(&input)
+        .map_err(|e| format!("render-worker: not a render job: {e}"))?;
+    let result = job::run(&job);
+    let text = serde_json::to_string(&result)
+        .map_err(|e| format!("render-worker: cannot encode the result: {e}"))?;
+    say(text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Run(args) => run_operator(args),
+        Command::RenderWorker => render_worker(),
         Command::Crds { dir } => crds(dir),
         Command::Render(args) => {
             let r = render_app(&args)?;
@@ -287,6 +321,11 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
             .or_else(|| env("HOSTNAME"))
             .unwrap_or_else(|| format!("kommander-operator-{}", std::process::id())),
         no_leader_election: args.no_leader_election,
+        host_namespace: args.host_namespace,
+        kubeconfig_policy: kommander_operator::kubeconfig::Policy {
+            allow_exec: args.insecure_kubeconfig_exec,
+            allow_insecure_tls: args.insecure_kubeconfig_tls,
+        },
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

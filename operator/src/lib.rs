@@ -7,9 +7,11 @@
 pub mod catalog;
 pub mod controller;
 pub mod crdgen;
+pub mod kubeconfig;
 pub mod manifest;
 pub mod metallb;
 pub mod metrics;
+pub mod names;
 pub mod render;
 pub mod resources;
 pub mod rollout;

@@ -54,7 +54,7 @@ pub const KNOWN_CLUSTER_SCOPED_KINDS: &[&str] = &[
 ];
 
 /// One object ready to apply.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestObject {
     /// Template that produced it.
     pub template: String,

@@ -67,6 +67,7 @@ fn phase_word(p: ClusterPhase) -> &'static str {
         ClusterPhase::Blocked => "Blocked",
         ClusterPhase::Unreachable => "Unreachable",
         ClusterPhase::Failed => "Failed",
+        ClusterPhase::Conflict => "Conflict",
     }
 }
 

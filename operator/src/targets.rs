@@ -1,11 +1,13 @@
 //! Writing to a target cluster: server-side apply of rendered objects into the workspace
 //! namespace (created if missing), and pruning of objects no longer rendered.
 
-use crate::manifest::{LABEL_MANAGED_BY, MANAGER, ManifestObject};
+use crate::manifest::{
+    LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER, ManifestObject,
+};
 use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
 use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
 use crate::render::ResolvedRollout;
-use crate::resources::{AppliedObject, ClusterNetwork};
+use crate::resources::{AppliedObject, ClusterNetwork, ClusterPhase};
 use crate::rollout::LiveState;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::ResourceExt;
@@ -42,6 +44,24 @@ pub enum TargetError {
         /// API server message.
         message: String,
     },
+    /// The object exists and belongs to someone else: nothing was applied.
+    #[error(
+        "{object} already exists and is {owner}; nothing was applied (this AppDeployment never takes over another owner's object)"
+    )]
+    Conflict {
+        /// Object.
+        object: String,
+        /// Who owns it, in words.
+        owner: String,
+    },
+    /// The object's scope on the cluster is not the scope the app declared.
+    #[error("{object}: {message}")]
+    Scope {
+        /// Object.
+        object: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Anything else the API server or the connection said.
     #[error("{object}: {message}")]
     Api {
@@ -56,6 +76,16 @@ impl TargetError {
     /// Whether retrying later can help (connection trouble) rather than needing a fix.
     pub fn is_transient(&self) -> bool {
         matches!(self, TargetError::Api { .. })
+    }
+
+    /// The cluster phase this failure puts a deployment in.
+    pub fn phase(&self) -> ClusterPhase {
+        match self {
+            TargetError::Api { .. } => ClusterPhase::Unreachable,
+            TargetError::Conflict { .. } => ClusterPhase::Conflict,
+            TargetError::Scope { .. } => ClusterPhase::Invalid,
+            TargetError::UnknownKind { .. } | TargetError::Forbidden { .. } => ClusterPhase::Failed,
+        }
     }
 }
 
@@ -84,6 +114,14 @@ fn classify(object: &str, e: KubeError) -> TargetError {
 }
 
 impl Discovery {
+    /// Forget the clusters (`namespace/name` keys) for which `keep` is false.
+    pub async fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.cache
+            .lock()
+            .await
+            .retain(|(cluster, _), _| keep(cluster));
+    }
+
     async fn resolve(
         &self,
         client: &Client,
@@ -114,48 +152,21 @@ impl Discovery {
         Ok(found)
     }
 
-    async fn api_for(
-        &self,
-        client: &Client,
-        cluster: &str,
-        o: &AppliedObject,
-    ) -> Result<Api<DynamicObject>, TargetError> {
-        let display = display(o);
-        let (ar, caps) = self
-            .resolve(client, cluster, &o.api_version, &o.kind, &display)
-            .await?;
-        Ok(match (caps.scope, &o.namespace) {
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
-            _ => Api::all_with(client.clone(), &ar),
-        })
-    }
-
-    /// Create the workspace namespace if needed, then apply every object. Returns the inventory.
+    /// Check every object before writing any (scope from discovery, ownership of what exists),
+    /// create the workspace namespace if needed, then apply. The inventory holds exactly what
+    /// was applied, also when a write fails part-way.
     pub async fn apply_all(
         &self,
         client: &Client,
         cluster: &str,
-        namespace: &str,
+        owner: &Owner<'_>,
         objects: &[ManifestObject],
-    ) -> Result<Vec<AppliedObject>, TargetError> {
-        let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match ns_api.get_opt(namespace).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                let ns = json!({
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {"name": namespace, "labels": {LABEL_MANAGED_BY: MANAGER}}
-                });
-                ns_api
-                    .patch(namespace, &params, &Patch::Apply(&ns))
-                    .await
-                    .map_err(|e| classify(&format!("Namespace {namespace}"), e))?;
-            }
-            Err(e) => return Err(classify(&format!("Namespace {namespace}"), e)),
-        }
-        let mut inventory = Vec::with_capacity(objects.len());
+    ) -> Result<Vec<AppliedObject>, ApplyFailure> {
+        let fail = |error| ApplyFailure {
+            applied: Vec::new(),
+            error,
+        };
+        let mut checked = Vec::with_capacity(objects.len());
         for o in objects {
             let entry = AppliedObject {
                 api_version: o.api_version.clone(),
@@ -163,37 +174,191 @@ impl Discovery {
                 namespace: o.namespace.clone(),
                 name: o.name.clone(),
             };
-            let api = self.api_for(client, cluster, &entry).await?;
-            api.patch(&o.name, &params, &Patch::Apply(&o.body))
+            let display = o.display_name();
+            let (ar, caps) = self
+                .resolve(client, cluster, &o.api_version, &o.kind, &display)
                 .await
-                .map_err(|e| classify(&o.display_name(), e))?;
+                .map_err(fail)?;
+            check_scope(&entry, &caps.scope).map_err(fail)?;
+            let api = api_with(client, &ar, &caps.scope, &entry);
+            if let Some(existing) = api
+                .get_metadata_opt(&o.name)
+                .await
+                .map_err(|e| fail(classify(&display, e)))?
+            {
+                owned_by(existing.labels(), owner).map_err(|current| {
+                    fail(TargetError::Conflict {
+                        object: display.clone(),
+                        owner: current,
+                    })
+                })?;
+            }
+            checked.push((api, entry, o));
+        }
+        ensure_namespace(client, owner.workspace)
+            .await
+            .map_err(fail)?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut inventory = Vec::with_capacity(objects.len());
+        for (api, entry, o) in checked {
+            if let Err(e) = api.patch(&o.name, &params, &Patch::Apply(&o.body)).await {
+                return Err(ApplyFailure {
+                    applied: inventory,
+                    error: classify(&o.display_name(), e),
+                });
+            }
             inventory.push(entry);
         }
         Ok(inventory)
     }
 
-    /// Delete these objects (already gone is fine). Returns how many were deleted.
+    /// Delete these objects where they still belong to `owner` (already gone is fine; one
+    /// that someone else now owns is left alone and named).
     pub async fn delete_all(
         &self,
         client: &Client,
         cluster: &str,
+        owner: &Owner<'_>,
         objects: &[AppliedObject],
-    ) -> Result<usize, TargetError> {
-        let mut deleted = 0;
+    ) -> Result<Deleted, TargetError> {
+        let mut report = Deleted::default();
         for o in objects {
-            let api = match self.api_for(client, cluster, o).await {
-                Ok(api) => api,
+            let display = display(o);
+            if o.namespace
+                .as_deref()
+                .is_some_and(|ns| ns != owner.workspace)
+            {
+                report
+                    .not_owned
+                    .push(format!("{display} (outside namespace {})", owner.workspace));
+                continue;
+            }
+            let (ar, caps) = match self
+                .resolve(client, cluster, &o.api_version, &o.kind, &display)
+                .await
+            {
+                Ok(found) => found,
                 // The kind is gone from the cluster, so are its objects.
                 Err(TargetError::UnknownKind { .. }) => continue,
                 Err(e) => return Err(e),
             };
+            let api = api_with(client, &ar, &caps.scope, o);
+            let Some(existing) = api
+                .get_metadata_opt(&o.name)
+                .await
+                .map_err(|e| classify(&display, e))?
+            else {
+                continue;
+            };
+            if let Err(current) = owned_by(existing.labels(), owner) {
+                report.not_owned.push(format!("{display} ({current})"));
+                continue;
+            }
             match api.delete(&o.name, &DeleteParams::background()).await {
-                Ok(_) => deleted += 1,
+                Ok(_) => report.deleted += 1,
                 Err(KubeError::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(classify(&display(o), e)),
+                Err(e) => return Err(classify(&display, e)),
             }
         }
-        Ok(deleted)
+        Ok(report)
+    }
+}
+
+/// What a delete pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// Objects deleted.
+    pub deleted: usize,
+    /// Objects left alone because this AppDeployment does not own them, with their owner.
+    pub not_owned: Vec<String>,
+}
+
+/// An apply that stopped part-way: what was applied before the error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyFailure {
+    /// Objects applied before the failure (they belong in the inventory).
+    pub applied: Vec<AppliedObject>,
+    /// Why it stopped.
+    pub error: TargetError,
+}
+
+/// Whose objects these are: the ownership labels every rendered object carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    /// Workspace namespace.
+    pub workspace: &'a str,
+    /// AppDeployment name.
+    pub release: &'a str,
+}
+
+/// `Ok` when `labels` say the object belongs to `owner`; otherwise who it belongs to, in words.
+pub fn owned_by(
+    labels: &std::collections::BTreeMap<String, String>,
+    owner: &Owner<'_>,
+) -> Result<(), String> {
+    let get = |k: &str| labels.get(k).map(String::as_str);
+    match (
+        get(LABEL_MANAGED_BY),
+        get(LABEL_WORKSPACE),
+        get(LABEL_APPDEPLOYMENT),
+    ) {
+        (Some(MANAGER), Some(ws), Some(ad)) if ws == owner.workspace && ad == owner.release => {
+            Ok(())
+        }
+        (Some(MANAGER), Some(ws), Some(ad)) => Err(format!("owned by AppDeployment {ws}/{ad}")),
+        (Some(other), _, _) if other != MANAGER => Err(format!("managed by {other:?}")),
+        _ => Err("not created by this operator".to_string()),
+    }
+}
+
+/// The scope the app declared (a namespace or none) must be the scope the cluster serves.
+fn check_scope(o: &AppliedObject, scope: &Scope) -> Result<(), TargetError> {
+    match (scope, &o.namespace) {
+        (Scope::Namespaced, Some(_)) | (Scope::Cluster, None) => Ok(()),
+        (Scope::Cluster, Some(_)) => Err(TargetError::Scope {
+            object: format!("{} {}", o.kind, o.name),
+            message: "the cluster serves this kind cluster-scoped and the app does not list it in spec.clusterScopedKinds".into(),
+        }),
+        (Scope::Namespaced, None) => Err(TargetError::Scope {
+            object: format!("{} {}", o.kind, o.name),
+            message: "the app lists this kind in spec.clusterScopedKinds, but the cluster serves it namespaced".into(),
+        }),
+    }
+}
+
+fn api_with(
+    client: &Client,
+    ar: &ApiResource,
+    scope: &Scope,
+    o: &AppliedObject,
+) -> Api<DynamicObject> {
+    match (scope, &o.namespace) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
+        _ => Api::all_with(client.clone(), ar),
+    }
+}
+
+async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), TargetError> {
+    let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    match ns_api.get_metadata_opt(namespace).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => {
+            let ns = json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": {LABEL_MANAGED_BY: MANAGER}}
+            });
+            ns_api
+                .patch(
+                    namespace,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&ns),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&format!("Namespace {namespace}"), e))
+        }
+        Err(e) => Err(classify(&format!("Namespace {namespace}"), e)),
     }
 }
 

@@ -53,6 +53,16 @@ fn operator_rbac_has_no_wildcards() {
                     "wildcard in {field}: {rule}"
                 );
             }
+            // bind/escalate let a holder grant rights it does not have: only by name.
+            let verbs = rule["verbs"].as_array().unwrap();
+            if verbs.iter().any(|v| v == "bind" || v == "escalate") {
+                assert!(
+                    rule["resourceNames"]
+                        .as_array()
+                        .is_some_and(|n| !n.is_empty()),
+                    "bind/escalate without resourceNames: {rule}"
+                );
+            }
         }
     }
     assert!(rules >= 10, "only {rules} rules read");

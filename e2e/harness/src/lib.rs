@@ -90,24 +90,49 @@ impl Clusters {
         args: &[&str],
         stdin: Option<&str>,
     ) -> Result<String, String> {
-        let mut cmd = Command::new("kubectl");
-        cmd.args(args)
-            .env("KUBECONFIG", self.kubeconfig(name))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if stdin.is_some() {
-            cmd.stdin(Stdio::piped());
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run kubectl: {e}"))?;
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            pipe.write_all(input.as_bytes())
-                .map_err(|e| e.to_string())?;
-        }
-        combined(child.wait_with_output().map_err(|e| e.to_string())?)
+        kubectl_with(&self.kubeconfig(name), args, stdin)
     }
+
+    /// A kubeconfig for cluster `name` that authenticates with `token` instead of as admin
+    /// (same server and CA), as YAML text.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> Result<String, String> {
+        let text = std::fs::read_to_string(self.kubeconfig(name)).map_err(|e| e.to_string())?;
+        let mut kc = Kubeconfig::from_yaml(&text).map_err(|e| e.to_string())?;
+        for user in kc
+            .auth_infos
+            .iter_mut()
+            .filter_map(|u| u.auth_info.as_mut())
+        {
+            user.token = Some(token.to_string().into());
+        }
+        // JSON is YAML; kubectl and kube both read it.
+        serde_json::to_string(&kc).map_err(|e| e.to_string())
+    }
+}
+
+/// Run kubectl with a kubeconfig file; `Err` carries its output.
+pub fn kubectl_with(
+    kubeconfig: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, String> {
+    let mut cmd = Command::new("kubectl");
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        pipe.write_all(input.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    combined(child.wait_with_output().map_err(|e| e.to_string())?)
 }
 
 impl Clusters {

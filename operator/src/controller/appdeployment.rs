@@ -1,24 +1,29 @@
 //! AppDeployment: render the app with the workspace's overrides and apply it to every matching
 //! cluster of the workspace. Every decision lands in status and an Event.
 
-use super::{Context, Error};
-use crate::manifest::ManifestObject;
+use super::clients::short_error;
+use super::sandbox;
+use super::{CLUSTER_DEADLINE, Context, Error};
 use crate::metrics::{ApplyLabels, requeue};
+use crate::render::job::RenderJob;
+use crate::render::limits::MAX_VALUES_BYTES;
 use crate::render::{ClusterInfo, CompiledApp, Release};
+use crate::resources::AppDefinition;
 use crate::resources::{
     App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, ClusterRolloutStatus,
-    JoinPhase, KommanderCluster,
+    JoinPhase, KommanderCluster, Workspace,
 };
 use crate::rollout::{self, Decision};
 use crate::selector;
 use crate::status::{self, Blocker, ClusterOutcome};
-use crate::targets::{self, FIELD_MANAGER};
+use crate::targets::{self, Deleted, FIELD_MANAGER, Owner};
 use crate::values::{self, Values};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -37,8 +42,16 @@ pub const VALUES_KEY: &str = "values.yaml";
 
 /// What the whole AppDeployment needs before any cluster: the app and the base overrides.
 struct Inputs {
-    app: Arc<CompiledApp>,
+    app: Arc<CheckedApp>,
     base: Vec<Values>,
+}
+
+/// An app version whose templates compiled (bounds and syntax checked), ready to render.
+pub struct CheckedApp {
+    /// The ClusterApp/App name, for messages.
+    pub name: String,
+    /// Its definition, handed to the render sandbox.
+    pub definition: AppDefinition,
 }
 
 fn blocker(reason: &str, message: String, config_invalid: bool) -> Blocker {
@@ -49,12 +62,14 @@ fn blocker(reason: &str, message: String, config_invalid: bool) -> Blocker {
     }
 }
 
-async fn compiled_app(
+async fn checked_app(
     ctx: &Context,
     ad: &AppDeployment,
     ns: &str,
-) -> Result<Arc<CompiledApp>, Blocker> {
+) -> Result<Arc<CheckedApp>, Blocker> {
     let r = &ad.spec.app_ref;
+    crate::names::check("spec.appRef.name", &r.name)
+        .map_err(|m| blocker("InvalidReference", m, true))?;
     let (key, version, name, def) = match r.kind {
         AppKind::ClusterApp => {
             let api: Api<ClusterApp> = Api::all(ctx.client.clone());
@@ -84,12 +99,15 @@ async fn compiled_app(
         AppKind::App => {
             let api: Api<App> = Api::namespaced(ctx.client.clone(), ns);
             match api.get_opt(&r.name).await {
-                Ok(Some(a)) => (
-                    format!("App/{ns}/{}", r.name),
-                    a.resource_version().unwrap_or_default(),
-                    a.name_any(),
-                    a.spec.app,
-                ),
+                Ok(Some(a)) => {
+                    tenant_cluster_scoped_kinds(ctx, ns, &a).await?;
+                    (
+                        format!("App/{ns}/{}", r.name),
+                        a.resource_version().unwrap_or_default(),
+                        a.name_any(),
+                        a.spec.app,
+                    )
+                }
                 Ok(None) => {
                     return Err(blocker(
                         "AppNotFound",
@@ -119,18 +137,68 @@ async fn compiled_app(
     {
         return Ok(app.clone());
     }
-    let compiled = CompiledApp::compile(&name, &def)
-        .map_err(|e| blocker("InvalidApp", e.to_string(), true))?;
-    let compiled = Arc::new(compiled);
+    // Compiling checks the templates' bounds and syntax once per app version; the renders
+    // themselves run in the sandbox.
+    CompiledApp::compile(&name, &def).map_err(|e| blocker("InvalidApp", e.to_string(), true))?;
+    let checked = Arc::new(CheckedApp {
+        name,
+        definition: def,
+    });
     ctx.apps
         .lock()
         .await
-        .insert(key, (version, compiled.clone()));
-    Ok(compiled)
+        .insert(key, (version, checked.clone()));
+    Ok(checked)
+}
+
+/// A namespaced App is tenant-written: it may declare cluster-scoped kinds only where the
+/// platform allowed them for this workspace (Workspace `spec.allowedClusterScopedKinds`).
+async fn tenant_cluster_scoped_kinds(ctx: &Context, ns: &str, app: &App) -> Result<(), Blocker> {
+    let declared = &app.spec.app.cluster_scoped_kinds;
+    if declared.is_empty() {
+        return Ok(());
+    }
+    let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
+    let allowed: Vec<String> = match workspaces.list(&ListParams::default()).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .find(|w| w.namespace_name() == Some(ns))
+            .map(|w| w.spec.allowed_cluster_scoped_kinds)
+            .unwrap_or_default(),
+        Err(e) => {
+            return Err(blocker(
+                "AppUnreadable",
+                format!(
+                    "cannot read Workspaces to check spec.clusterScopedKinds: {}",
+                    short_error(&e)
+                ),
+                false,
+            ));
+        }
+    };
+    let refused: Vec<&str> = declared
+        .iter()
+        .filter(|k| !allowed.contains(k))
+        .map(String::as_str)
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(blocker(
+        "ClusterScopedNotAllowed",
+        format!(
+            "App {ns}/{}: spec.clusterScopedKinds lists {}: a workspace's own App may create only namespaced objects unless the platform allows the kind in the Workspace's spec.allowedClusterScopedKinds",
+            app.name_any(),
+            refused.join(", ")
+        ),
+        true,
+    ))
 }
 
 /// Read `values.yaml` of ConfigMap `ns/name`. `Err` names the ConfigMap, key, line and column.
 async fn overrides(ctx: &Context, ns: &str, name: &str, field: &str) -> Result<Values, Blocker> {
+    crate::names::check(field, name).map_err(|m| blocker("InvalidReference", m, true))?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let cm = match api.get_opt(name).await {
         Ok(Some(cm)) => cm,
@@ -162,12 +230,22 @@ async fn overrides(ctx: &Context, ns: &str, name: &str, field: &str) -> Result<V
                 true,
             )
         })?;
+    if text.len() > MAX_VALUES_BYTES {
+        return Err(blocker(
+            "InvalidOverrides",
+            format!(
+                "{field}: ConfigMap {ns}/{name} key {VALUES_KEY} holds {} bytes, more than the limit of {MAX_VALUES_BYTES}",
+                text.len()
+            ),
+            true,
+        ));
+    }
     values::parse(&format!("ConfigMap {ns}/{name} key {VALUES_KEY}"), text)
         .map_err(|e| blocker("InvalidOverrides", format!("{field}: {e}"), true))
 }
 
 async fn inputs(ctx: &Context, ad: &AppDeployment, ns: &str) -> Result<Inputs, Blocker> {
-    let app = compiled_app(ctx, ad, ns).await?;
+    let app = checked_app(ctx, ad, ns).await?;
     let mut base = Vec::new();
     if let Some(o) = &ad.spec.config_overrides {
         base.push(overrides(ctx, ns, &o.name, "spec.configOverrides").await?);
@@ -252,25 +330,22 @@ async fn deploy_to(
             }
         }
     }
-    let merged = inputs.app.values(&layers);
-    let release = Release {
-        name: ad.name_any(),
-        namespace: ns.to_string(),
+    let job = RenderJob {
+        app_name: inputs.app.name.clone(),
+        definition: inputs.app.definition.clone(),
+        layers,
+        release: Release {
+            name: ad.name_any(),
+            namespace: ns.to_string(),
+        },
+        cluster: ClusterInfo {
+            name: cluster.clone(),
+            labels,
+        },
     };
-    let info = ClusterInfo {
-        name: cluster.clone(),
-        labels,
-    };
-    let mut objects: Vec<ManifestObject> = match inputs.app.render(merged, &release, &info) {
-        Ok(o) => o,
-        Err(e) => return outcome(ClusterPhase::Invalid, e.to_string(), previous),
-    };
-
-    // The app's runtime config: its hash goes on the restart targets' pod templates, so that
-    // applying a new config restarts them.
-    let plan = match inputs.app.config_rollout(&release, &info) {
-        Ok(p) => p,
-        Err(e) => return outcome(ClusterPhase::Invalid, e.to_string(), previous),
+    let (mut objects, plan) = match sandbox::render(&job).await {
+        Ok(r) => (r.objects, r.rollout),
+        Err(e) => return outcome(ClusterPhase::Invalid, e, previous),
     };
     let desired = plan
         .as_ref()
@@ -398,22 +473,29 @@ async fn deploy_to(
     }
 
     let cluster_key = format!("{ns}/{cluster}");
+    let release = ad.name_any();
+    let owner = Owner {
+        workspace: ns,
+        release: &release,
+    };
     let applied = match ctx
         .discovery
-        .apply_all(&client, &cluster_key, ns, &objects)
+        .apply_all(&client, &cluster_key, &owner, &objects)
         .await
     {
         Ok(a) => a,
-        Err(e) => {
-            // Keep the old inventory plus anything new, so a later prune misses nothing.
+        Err(failure) => {
+            // The old inventory plus only what this attempt really applied: a later prune
+            // must neither miss our objects nor touch anything we never wrote.
             let mut keep = previous.clone();
-            keep.extend(current.iter().filter(|c| !previous.contains(c)).cloned());
-            let phase = if e.is_transient() {
-                ClusterPhase::Unreachable
-            } else {
-                ClusterPhase::Failed
-            };
-            return outcome(phase, format!("apply failed: {e}"), keep);
+            keep.extend(
+                failure
+                    .applied
+                    .into_iter()
+                    .filter(|c| !previous.contains(c)),
+            );
+            let e = failure.error;
+            return outcome(e.phase(), format!("apply failed: {e}"), keep);
         }
     };
     ctx.metrics.objects_applied.inc_by(applied.len() as u64);
@@ -422,12 +504,18 @@ async fn deploy_to(
     if !stale.is_empty() {
         match ctx
             .discovery
-            .delete_all(&client, &cluster_key, &stale)
+            .delete_all(&client, &cluster_key, &owner, &stale)
             .await
         {
-            Ok(n) => {
-                ctx.metrics.objects_pruned.inc_by(n as u64);
-                message.push_str(&format!(", {} pruned", stale.len()));
+            Ok(report) => {
+                ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
+                message.push_str(&format!(", {} pruned", report.deleted));
+                if !report.not_owned.is_empty() {
+                    message.push_str(&format!(
+                        "; not pruned, not ours: {}",
+                        report.not_owned.join(", ")
+                    ));
+                }
             }
             Err(e) => {
                 let mut keep = applied.clone();
@@ -462,30 +550,69 @@ async fn deploy_to(
     o
 }
 
+/// Bound one cluster's deploy by [`CLUSTER_DEADLINE`]: a cluster that answers slowly (or a
+/// byte at a time) ends as Unreachable with the deadline named, and the status is written.
+async fn within_deadline(
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    deploy: impl Future<Output = ClusterOutcome>,
+) -> ClusterOutcome {
+    match tokio::time::timeout(CLUSTER_DEADLINE, deploy).await {
+        Ok(o) => o,
+        Err(_) => ClusterOutcome {
+            cluster: kc.name_any(),
+            phase: ClusterPhase::Unreachable,
+            message: deadline_message(),
+            applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
+            desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
+            blockers: vec![],
+            applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
+        },
+    }
+}
+
 /// Prefix of a status entry naming a Service an accepted config disrupted.
 const DISRUPTED: &str = "disrupted (accepted): ";
 
-/// Remove everything in `inventory` from the cluster `name` of namespace `ns`, if it can be reached.
+/// Remove what AppDeployment `release` owns in `inventory` from cluster `name` of namespace
+/// `ns`, if it can be reached, within the per-cluster deadline.
 async fn remove_from(
     ctx: &Context,
     ns: &str,
+    release: &str,
     name: &str,
     kc: Option<&KommanderCluster>,
     inventory: &[AppliedObject],
-) -> Result<usize, String> {
+) -> Result<Deleted, String> {
     let Some(kc) = kc else {
         // The cluster was detached and its access is gone: nothing can be removed there.
-        return Ok(0);
+        return Ok(Deleted::default());
     };
-    let (client, _) = ctx
-        .clusters
-        .for_cluster(kc)
+    let owner = Owner {
+        workspace: ns,
+        release,
+    };
+    let work = async {
+        let (client, _) = ctx
+            .clusters
+            .for_cluster(kc)
+            .await
+            .map_err(|e| e.to_string())?;
+        ctx.discovery
+            .delete_all(&client, &format!("{ns}/{name}"), &owner, inventory)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(CLUSTER_DEADLINE, work)
         .await
-        .map_err(|e| e.to_string())?;
-    ctx.discovery
-        .delete_all(&client, &format!("{ns}/{name}"), inventory)
-        .await
-        .map_err(|e| e.to_string())
+        .unwrap_or_else(|_| Err(deadline_message()))
+}
+
+fn deadline_message() -> String {
+    format!(
+        "no answer within the per-cluster deadline of {}s",
+        CLUSTER_DEADLINE.as_secs()
+    )
 }
 
 async fn publish(ctx: &Context, ad: &AppDeployment, type_: EventType, reason: &str, note: String) {
@@ -524,7 +651,7 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
                     .unwrap_or_default();
                 let futs = targets.iter().map(|kc| {
                     let p = prev_clusters.iter().find(|c| c.name == kc.name_any());
-                    deploy_to(&ctx, &ad, &ns, &inputs, kc, p)
+                    within_deadline(kc, p, deploy_to(&ctx, &ad, &ns, &inputs, kc, p))
                 });
                 (None, futures::future::join_all(futs).await)
             }
@@ -541,8 +668,9 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
             let kc = all_clusters
                 .iter()
                 .find(|k| k.name_any() == old.name && k.metadata.deletion_timestamp.is_none());
-            match remove_from(&ctx, &ns, &old.name, kc, &old.applied_objects).await {
-                Ok(n) => {
+            match remove_from(&ctx, &ns, &name, &old.name, kc, &old.applied_objects).await {
+                Ok(report) => {
+                    let n = report.deleted;
                     ctx.metrics.objects_pruned.inc_by(n as u64);
                     ctx.applied
                         .lock()
@@ -615,6 +743,7 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
                 ClusterPhase::Unreachable => (EventType::Warning, "ClusterUnreachable"),
                 ClusterPhase::Blocked => (EventType::Warning, "RolloutBlocked"),
                 ClusterPhase::Failed => (EventType::Warning, "ApplyFailed"),
+                ClusterPhase::Conflict => (EventType::Warning, "Conflict"),
                 ClusterPhase::Pending => (EventType::Normal, "Waiting"),
             };
             publish(
@@ -664,7 +793,10 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     let retry = new_status.clusters.iter().any(|c| {
         matches!(
             c.phase,
-            ClusterPhase::Unreachable | ClusterPhase::Failed | ClusterPhase::Pending
+            ClusterPhase::Unreachable
+                | ClusterPhase::Failed
+                | ClusterPhase::Pending
+                | ClusterPhase::Conflict
         )
     });
     Ok(match &blocked {
@@ -691,8 +823,8 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
     let all = clusters_api.list(&ListParams::default()).await?.items;
     for c in ad.status.iter().flat_map(|s| s.clusters.iter()) {
         let kc = all.iter().find(|k| k.name_any() == c.name);
-        match remove_from(&ctx, &ns, &c.name, kc, &c.applied_objects).await {
-            Ok(n) => ctx.metrics.objects_pruned.inc_by(n as u64),
+        match remove_from(&ctx, &ns, &ad.name_any(), &c.name, kc, &c.applied_objects).await {
+            Ok(report) => ctx.metrics.objects_pruned.inc_by(report.deleted as u64),
             Err(message) => {
                 publish(
                     &ctx,
@@ -780,9 +912,11 @@ pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync
     controller
         // An overrides ConfigMap changed (or appeared).
         .watches(
-            Api::<ConfigMap>::all(client.clone()),
+            // Metadata only: the operator needs to know that a ConfigMap changed, not what every
+            // ConfigMap of the management cluster holds. Bodies are fetched when referenced.
+            Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
             wc(),
-            move |cm: ConfigMap| {
+            move |cm: PartialObjectMeta<ConfigMap>| {
                 let (ns, name) = (cm.namespace(), cm.name_any());
                 concerned(&s1, |ad| {
                     ad.namespace() == ns

@@ -1,12 +1,18 @@
 //! Clients for attached clusters, built from their kubeconfig Secrets and cached until the
-//! Secret changes. Kubeconfig contents never appear in errors, logs, events or status.
+//! Secret changes. A kubeconfig passes the lockdown of [`crate::kubeconfig`] first; kubeconfig
+//! contents never appear in errors, logs, events or status, and what a remote server answers is
+//! bounded in size and only ever shown as a short excerpt.
 
+use crate::kubeconfig::{self, KubeconfigError, Policy};
+use crate::names;
 use crate::resources::KommanderCluster;
 use k8s_openapi::api::core::v1::Secret;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::client::ClientBuilder;
+use kube::config::{ExecConfig, KubeConfigOptions};
 use kube::{Api, Client, Config, ResourceExt};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex;
 
 /// Why a cluster cannot be talked to.
@@ -40,7 +46,42 @@ pub enum ClusterError {
         /// Key read.
         key: String,
         /// What kind of problem, without contents.
-        problem: &'static str,
+        problem: String,
+    },
+    /// The kubeconfig asks for something the lockdown refuses (a command, a file, no TLS).
+    #[error("Secret {namespace}/{name} key {key}: {refusals}")]
+    KubeconfigRefused {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Key read.
+        key: String,
+        /// Each refused field, its rule and the flag that would allow it.
+        refusals: String,
+    },
+    /// No kubeconfigRef outside the host workspace: the management cluster is the platform's.
+    #[error(
+        "spec.kubeconfigRef is required: only KommanderClusters in the host workspace namespace {host:?} may target the management cluster (this one is in {namespace:?})"
+    )]
+    ManagementNotAllowed {
+        /// The KommanderCluster's namespace.
+        namespace: String,
+        /// The host workspace namespace.
+        host: String,
+    },
+    /// A reference that is not a valid object name.
+    #[error("{0}")]
+    InvalidReference(String),
+    /// The allowed exec plugin failed or took too long.
+    #[error("exec plugin of Secret {namespace}/{name}: {reason}")]
+    Exec {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What happened (never its output).
+        reason: String,
     },
     /// The API server did not answer in time or refused the credentials.
     #[error("API server {server} unreachable: {reason}")]
@@ -62,26 +103,53 @@ pub enum ClusterError {
     },
 }
 
+impl ClusterError {
+    /// CamelCase reason for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClusterError::KubeconfigRefused { .. } => "KubeconfigRefused",
+            ClusterError::ManagementNotAllowed { .. } => "ManagementClusterRefused",
+            ClusterError::InvalidReference(_) => "InvalidReference",
+            ClusterError::Unreachable { .. } => "Unreachable",
+            _ => "KubeconfigInvalid",
+        }
+    }
+}
+
 struct Cached {
     secret_version: String,
     client: Client,
     server: String,
+    /// When credentials from an exec plugin expire; the client is rebuilt after that.
+    valid_until: Option<Instant>,
 }
 
 /// Clients per KommanderCluster, shared by the controllers.
 pub struct ClusterClients {
     management: Client,
+    policy: Policy,
+    host_namespace: String,
     cache: Mutex<HashMap<(String, String), Cached>>,
 }
 
 /// How long a target cluster may take to answer one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a target cluster may send in one response: a tenant's server answering with
+/// gigabytes must not take the operator's memory.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// How long an allowed exec plugin may run.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most an exec plugin may print.
+const MAX_EXEC_OUTPUT: u64 = 64 * 1024;
 
 impl ClusterClients {
-    /// Clients for clusters; `management` serves clusters without a kubeconfigRef.
-    pub fn new(management: Client) -> Self {
+    /// Clients for clusters. `management` serves clusters without a kubeconfigRef, and only in
+    /// `host_namespace`; `policy` is what tenant kubeconfigs may do beyond the lockdown.
+    pub fn new(management: Client, policy: Policy, host_namespace: String) -> Self {
         ClusterClients {
             management,
+            policy,
+            host_namespace,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -91,11 +159,18 @@ impl ClusterClients {
         &self,
         kc: &KommanderCluster,
     ) -> Result<(Client, String), ClusterError> {
-        let Some(secret_ref) = &kc.spec.kubeconfig_ref else {
-            return Ok((self.management.clone(), "management cluster".to_string()));
-        };
         let namespace = kc.namespace().unwrap_or_default();
+        let Some(secret_ref) = &kc.spec.kubeconfig_ref else {
+            if namespace == self.host_namespace {
+                return Ok((self.management.clone(), "management cluster".to_string()));
+            }
+            return Err(ClusterError::ManagementNotAllowed {
+                namespace,
+                host: self.host_namespace.clone(),
+            });
+        };
         let name = secret_ref.name.clone();
+        names::check("spec.kubeconfigRef.name", &name).map_err(ClusterError::InvalidReference)?;
         let secrets: Api<Secret> = Api::namespaced(self.management.clone(), &namespace);
         let secret = match secrets.get_opt(&name).await {
             Ok(Some(s)) => s,
@@ -104,7 +179,7 @@ impl ClusterClients {
                 return Err(ClusterError::SecretRead {
                     namespace,
                     name,
-                    reason: e.to_string(),
+                    reason: short_error(&e),
                 });
             }
         };
@@ -112,28 +187,54 @@ impl ClusterClients {
         let key = (namespace.clone(), kc.name_any());
         {
             let cache = self.cache.lock().await;
-            if let Some(c) = cache.get(&key).filter(|c| c.secret_version == version) {
+            let fresh = |c: &&Cached| {
+                c.secret_version == version && c.valid_until.is_none_or(|t| Instant::now() < t)
+            };
+            if let Some(c) = cache.get(&key).filter(fresh) {
                 return Ok((c.client.clone(), c.server.clone()));
             }
         }
-        let (client, server) = build_client(&secret, &namespace, &name).await?;
+        let built = build_client(&secret, &namespace, &name, self.policy).await?;
         self.cache.lock().await.insert(
             key,
             Cached {
                 secret_version: version,
-                client: client.clone(),
-                server: server.clone(),
+                client: built.client.clone(),
+                server: built.server.clone(),
+                valid_until: built.valid_until,
             },
         );
-        Ok((client, server))
+        Ok((built.client, built.server))
     }
+
+    /// Drop the clients of clusters that are gone: `keep` says which (namespace, name) remain.
+    pub async fn retain(&self, keep: impl Fn(&(String, String)) -> bool) {
+        self.cache.lock().await.retain(|k, _| keep(k));
+    }
+
+    /// How many clients are cached (for tests and metrics).
+    pub async fn len(&self) -> usize {
+        self.cache.lock().await.len()
+    }
+
+    /// Whether no client is cached.
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+}
+
+struct Built {
+    client: Client,
+    server: String,
+    valid_until: Option<Instant>,
 }
 
 async fn build_client(
     secret: &Secret,
     namespace: &str,
     name: &str,
-) -> Result<(Client, String), ClusterError> {
+    policy: Policy,
+) -> Result<Built, ClusterError> {
     let data = secret.data.clone().unwrap_or_default();
     let (key, bytes) = ["kubeconfig", "value"]
         .iter()
@@ -142,30 +243,166 @@ async fn build_client(
             namespace: namespace.into(),
             name: name.into(),
         })?;
-    let bad = |problem| ClusterError::BadKubeconfig {
+    let bad = |problem: String| ClusterError::BadKubeconfig {
         namespace: namespace.into(),
         name: name.into(),
         key: key.clone(),
         problem,
     };
-    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text"))?;
-    let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|_| bad("not a kubeconfig document"))?;
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|_| bad("no usable current context, cluster or user"))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let mut clean = match kubeconfig::sanitize(&text, policy) {
+        Ok(c) => c,
+        Err(KubeconfigError::Refused(r)) => {
+            return Err(ClusterError::KubeconfigRefused {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.clone(),
+                refusals: KubeconfigError::Refused(r).to_string(),
+            });
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    let mut valid_until = None;
+    if let Some(exec) = &clean.exec {
+        let cred = run_exec(exec, &clean.server, EXEC_TIMEOUT)
+            .await
+            .map_err(|reason| ClusterError::Exec {
+                namespace: namespace.into(),
+                name: name.into(),
+                reason,
+            })?;
+        valid_until = cred.valid_for.map(|d| Instant::now() + d);
+        if let Some(user) = clean
+            .kubeconfig
+            .auth_infos
+            .first_mut()
+            .and_then(|u| u.auth_info.as_mut())
+        {
+            user.token = cred.token.map(Into::into);
+            user.client_certificate_data = cred.client_certificate_data;
+            user.client_key_data = cred.client_key_data.map(Into::into);
+        }
+    }
+    let mut config =
+        Config::from_custom_kubeconfig(clean.kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|_| bad("no usable current context, cluster or user".into()))?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(REQUEST_TIMEOUT);
     config.write_timeout = Some(REQUEST_TIMEOUT);
     let server = config.cluster_url.to_string();
     let client =
-        Client::try_from(config).map_err(|_| bad("TLS or auth settings cannot be used"))?;
-    Ok((client, server))
+        bounded_client(config).map_err(|_| bad("TLS or auth settings cannot be used".into()))?;
+    Ok(Built {
+        client,
+        server,
+        valid_until,
+    })
+}
+
+/// A client whose every response body is cut off at [`MAX_RESPONSE_BYTES`].
+pub fn bounded_client(config: Config) -> Result<Client, kube::Error> {
+    let limit =
+        tower::util::MapResponseLayer::new(|r: http::Response<Box<kube::client::DynBody>>| {
+            r.map(|b| http_body_util::Limited::new(b, MAX_RESPONSE_BYTES))
+        });
+    Ok(ClientBuilder::try_from(config)?.with_layer(&limit).build())
+}
+
+/// Credentials an exec plugin printed (client.authentication.k8s.io ExecCredential status).
+#[derive(Debug, Default, PartialEq)]
+struct ExecCredential {
+    token: Option<String>,
+    client_certificate_data: Option<String>,
+    client_key_data: Option<String>,
+    valid_for: Option<Duration>,
+}
+
+/// Run an exec plugin the platform allowed: never on a worker thread (tokio's process driver),
+/// with a clean environment (only the plugin's own `env`), a deadline, bounded output, and
+/// killed when the reconcile that needed it is dropped (shutdown never waits for it).
+async fn run_exec(
+    exec: &ExecConfig,
+    server: &str,
+    deadline: Duration,
+) -> Result<ExecCredential, String> {
+    let command = exec
+        .command
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or("exec.command is empty")?;
+    let api_version = exec
+        .api_version
+        .clone()
+        .unwrap_or_else(|| "client.authentication.k8s.io/v1".into());
+    let info = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": "ExecCredential",
+        "spec": {"interactive": false, "cluster": {"server": server}},
+    });
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(exec.args.iter().flatten())
+        .env_clear()
+        .env("KUBERNETES_EXEC_INFO", info.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for pair in exec.env.iter().flatten() {
+        if let (Some(k), Some(v)) = (pair.get("name"), pair.get("value")) {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {command:?}: {}", e.kind()))?;
+    let mut out = Vec::new();
+    let run = async {
+        if let Some(stdout) = child.stdout.take() {
+            stdout
+                .take(MAX_EXEC_OUTPUT)
+                .read_to_end(&mut out)
+                .await
+                .map_err(|e| e.kind().to_string())?;
+        }
+        child.wait().await.map_err(|e| e.kind().to_string())
+    };
+    let status = tokio::time::timeout(deadline, run).await.map_err(|_| {
+        format!(
+            "{command:?} did not finish within {}s and was killed",
+            deadline.as_secs()
+        )
+    })??;
+    if !status.success() {
+        return Err(format!("{command:?} failed ({status})"));
+    }
+    parse_exec_credential(&out)
+        .ok_or_else(|| format!("{command:?} did not print an ExecCredential"))
+}
+
+fn parse_exec_credential(out: &[u8]) -> Option<ExecCredential> {
+    let v: serde_json::Value = serde_json::from_slice(out).ok()?;
+    let status = v.get("status")?;
+    let s = |k: &str| status.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let valid_for = s("expirationTimestamp")
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .map(|t| {
+            let secs = t.as_second() - k8s_openapi::jiff::Timestamp::now().as_second();
+            Duration::from_secs(secs.max(0) as u64)
+        });
+    let cred = ExecCredential {
+        token: s("token"),
+        client_certificate_data: s("clientCertificateData"),
+        client_key_data: s("clientKeyData"),
+        valid_for,
+    };
+    (cred.token.is_some() || cred.client_key_data.is_some()).then_some(cred)
 }
 
 /// Ask the cluster for its version, with a deadline; `Unreachable` otherwise.
 pub async fn probe(client: &Client, server: &str) -> Result<String, ClusterError> {
     match tokio::time::timeout(REQUEST_TIMEOUT, client.apiserver_version()).await {
-        Ok(Ok(info)) => Ok(info.git_version),
+        Ok(Ok(info)) => Ok(excerpt(&info.git_version)),
         Ok(Err(e)) => Err(ClusterError::Unreachable {
             server: server.to_string(),
             reason: short_error(&e),
@@ -177,10 +414,27 @@ pub async fn probe(client: &Client, server: &str) -> Result<String, ClusterError
     }
 }
 
-/// A kube error in one line, for status messages.
+/// The most of a remote answer that is ever logged or stored.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// A short, single-line excerpt of text a remote server chose: control characters become
+/// spaces and anything past [`EXCERPT_CHARS`] is cut.
+pub fn excerpt(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(EXCERPT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(EXCERPT_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A kube error in one line, for status messages: bounded, whatever the server sent.
 pub fn short_error(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        kube::Error::Api(s) => excerpt(&format!("{} ({})", s.message, s.reason)),
         other => {
             // Walk to the root cause: "connection refused" beats "client error (Connect)".
             let mut msg = other.to_string();
@@ -189,7 +443,84 @@ pub fn short_error(e: &kube::Error) -> String {
                 msg = s.to_string();
                 src = s.source();
             }
-            msg
+            excerpt(&msg)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_short_and_one_line() {
+        let long = format!("a\nb{}", "x".repeat(10_000));
+        let e = excerpt(&long);
+        assert!(e.chars().count() <= EXCERPT_CHARS + 1);
+        assert!(!e.contains('\n'));
+        assert!(e.ends_with('…'));
+        assert_eq!(excerpt("v1.34.4"), "v1.34.4");
+    }
+
+    #[tokio::test]
+    async fn a_server_answering_without_end_cannot_take_the_memory() {
+        // A loopback server that answers /version with an endless body.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"gitVersion\":\"",
+                )
+                .await;
+            let chunk = vec![b'x'; 1 << 20];
+            // Up to 4 GiB, far past the limit: the client must stop reading long before.
+            for _ in 0..4096 {
+                if sock.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let config = Config::new(format!("http://{addr}").parse().unwrap());
+        let client = bounded_client(config).unwrap();
+        let err = client.apiserver_version().await.unwrap_err();
+        let msg = short_error(&err);
+        assert!(msg.chars().count() <= EXCERPT_CHARS + 1, "{msg}");
+        assert!(msg.contains("length limit"), "{msg}");
+    }
+
+    #[test]
+    fn exec_credentials_parse() {
+        let out = br#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}"#;
+        assert_eq!(
+            parse_exec_credential(out).and_then(|c| c.token).as_deref(),
+            Some("t")
+        );
+        assert_eq!(parse_exec_credential(b"not json"), None);
+        assert_eq!(parse_exec_credential(br#"{"status":{}}"#), None);
+    }
+
+    #[tokio::test]
+    async fn an_allowed_exec_plugin_is_killed_at_its_deadline_and_sees_no_environment() {
+        // The environment is cleared (no HOME, nothing of the operator's); the exec info is given.
+        let exec: ExecConfig = serde_json::from_value(serde_json::json!({
+            "command": "/bin/sh",
+            "args": ["-c", "test -z \"$HOME\" && test -n \"$KUBERNETES_EXEC_INFO\" && printf '{\"status\":{\"token\":\"%s\"}}' ok"],
+        }))
+        .unwrap();
+        let cred = run_exec(&exec, "https://x", EXEC_TIMEOUT).await.unwrap();
+        assert_eq!(cred.token.as_deref(), Some("ok"));
+
+        let sleeper: ExecConfig =
+            serde_json::from_value(serde_json::json!({"command": "/bin/sleep", "args": ["600"]}))
+                .unwrap();
+        let err = run_exec(&sleeper, "https://x", Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(err.contains("killed"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! KommanderCluster: can the operator talk to this cluster? Phase Joined or Unreachable, with why.
 
-use super::clients::probe;
+use super::CLUSTER_DEADLINE;
+use super::clients::{ClusterError, probe};
 use super::{Context, Error};
 use crate::metrics::requeue;
 use crate::resources::{JoinPhase, KommanderCluster, KommanderClusterStatus};
@@ -10,9 +11,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -24,22 +26,28 @@ pub async fn check(
     ctx: &Context,
     kc: &KommanderCluster,
 ) -> (JoinPhase, Option<String>, &'static str, String) {
-    match ctx.clusters.for_cluster(kc).await {
-        Err(e) => (
+    let checked = async {
+        let (client, server) = ctx.clusters.for_cluster(kc).await?;
+        let version = probe(&client, &server).await?;
+        Ok::<_, ClusterError>((server, version))
+    };
+    match tokio::time::timeout(CLUSTER_DEADLINE, checked).await {
+        Ok(Ok((server, version))) => (
+            JoinPhase::Joined,
+            Some(version.clone()),
+            "Joined",
+            format!("{server} answers, Kubernetes {version}"),
+        ),
+        Ok(Err(e)) => (JoinPhase::Unreachable, None, e.reason(), e.to_string()),
+        Err(_) => (
             JoinPhase::Unreachable,
             None,
-            "KubeconfigInvalid",
-            e.to_string(),
-        ),
-        Ok((client, server)) => match probe(&client, &server).await {
-            Ok(version) => (
-                JoinPhase::Joined,
-                Some(version.clone()),
-                "Joined",
-                format!("{server} answers, Kubernetes {version}"),
+            "DeadlineExceeded",
+            format!(
+                "no answer within the per-cluster deadline of {}s",
+                CLUSTER_DEADLINE.as_secs()
             ),
-            Err(e) => (JoinPhase::Unreachable, None, "Unreachable", e.to_string()),
-        },
+        ),
     }
 }
 
@@ -76,11 +84,12 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
         }],
     };
     if kc.status.as_ref() != Some(&status) {
-        if prev.phase != Some(phase) {
-            let (type_, reason) = if ok {
-                (EventType::Normal, "Joined")
+        let prev_reason = prev.conditions.first().map(|c| c.reason.as_str());
+        if prev.phase != Some(phase) || prev_reason != Some(reason) {
+            let type_ = if ok {
+                EventType::Normal
             } else {
-                (EventType::Warning, "Unreachable")
+                EventType::Warning
             };
             let _ = ctx
                 .recorder
@@ -118,18 +127,45 @@ fn error_policy(_kc: Arc<KommanderCluster>, err: &Error, ctx: Arc<Context>) -> A
     Action::requeue(requeue::RETRY)
 }
 
+/// Every minute, forget the clients and discovery results of clusters that are gone, so the
+/// caches follow the clusters instead of growing with every one ever attached.
+async fn evict_gone(ctx: Arc<Context>, store: Store<KommanderCluster>) {
+    let mut tick = tokio::time::interval(requeue::HEALTHY / 5);
+    loop {
+        tick.tick().await;
+        if store.is_empty() && ctx.clusters.is_empty().await {
+            continue;
+        }
+        let known = |ns: &str, name: &str| {
+            store
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some_and(|kc| kc.metadata.deletion_timestamp.is_none())
+        };
+        ctx.clusters.retain(|(ns, name)| known(ns, name)).await;
+        ctx.discovery
+            .retain(|key| {
+                key.split_once('/')
+                    .is_some_and(|(ns, name)| known(ns, name))
+            })
+            .await;
+    }
+}
+
 /// Run the KommanderCluster controller until `stop` resolves.
 pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<KommanderCluster> = Api::all(ctx.client.clone());
-    let secrets: Api<Secret> = Api::all(ctx.client.clone());
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
     let controller = Controller::new(api, watcher::Config::default());
     let store = controller.store();
+    tokio::spawn(evict_gone(ctx.clone(), controller.store()));
     controller
         // A kubeconfig Secret changed: re-check the clusters that use it.
         .watches(
+            // Metadata only: a tenant's large Secrets cost the operator nothing; the referenced
+            // kubeconfig Secret is read when its cluster is checked.
             secrets,
             watcher::Config::default(),
-            move |secret: Secret| {
+            move |secret: PartialObjectMeta<Secret>| {
                 let ns = secret.namespace();
                 let name = secret.name_any();
                 store

@@ -4,10 +4,10 @@
 pub mod appdeployment;
 pub mod clients;
 pub mod cluster;
+pub mod sandbox;
 pub mod workspace;
 
 use crate::metrics::Metrics;
-use crate::render::CompiledApp;
 use crate::targets::Discovery;
 use clients::ClusterClients;
 use kube::Client;
@@ -16,6 +16,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Mutex;
+
+/// The most one operation on one target cluster (probe, deploy, clean-up) may take, however
+/// slowly its server answers: one tenant's cluster never holds a worker for long.
+pub const CLUSTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a reconcile can fail with (after recording what it could in status and events).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,8 @@ pub struct Context {
     pub client: Client,
     /// Target cluster clients.
     pub clusters: ClusterClients,
+    /// The host workspace's namespace.
+    pub host_namespace: String,
     /// Discovery results per target cluster.
     pub discovery: Discovery,
     /// Event recorder.
@@ -64,7 +70,7 @@ pub struct Context {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Compiled apps by (kind/namespace/name, resourceVersion): compiling is the slow part.
-    pub apps: Mutex<HashMap<String, (String, Arc<CompiledApp>)>>,
+    pub apps: Mutex<HashMap<String, (String, Arc<appdeployment::CheckedApp>)>>,
     /// (AppDeployment uid, cluster) -> hash of what was applied there by this process. An
     /// unchanged render is not re-applied: no writes when nothing changed.
     pub applied: Mutex<HashMap<(String, String), String>>,
@@ -72,13 +78,18 @@ pub struct Context {
 
 impl Context {
     /// A context over `client`.
-    pub fn new(client: Client, metrics: Arc<Metrics>, instance: String) -> Self {
+    pub fn new(client: Client, metrics: Arc<Metrics>, settings: &Settings) -> Self {
         let reporter = Reporter {
             controller: "kommander-operator".into(),
-            instance: Some(instance),
+            instance: Some(settings.identity.clone()),
         };
         Context {
-            clusters: ClusterClients::new(client.clone()),
+            clusters: ClusterClients::new(
+                client.clone(),
+                settings.kubeconfig_policy,
+                settings.host_namespace.clone(),
+            ),
+            host_namespace: settings.host_namespace.clone(),
             discovery: Discovery::default(),
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -102,6 +113,10 @@ pub struct Settings {
     pub identity: String,
     /// Skip leader election (single replica, tests).
     pub no_leader_election: bool,
+    /// The host workspace's namespace (the only one that may target the management cluster).
+    pub host_namespace: String,
+    /// What tenant kubeconfigs may do beyond the lockdown.
+    pub kubeconfig_policy: crate::kubeconfig::Policy,
 }
 
 /// Why the operator stopped.
@@ -199,11 +214,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         leading = Some(rx);
     }
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        metrics.clone(),
-        settings.identity.clone(),
-    ));
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &settings));
     metrics.set_ready(true);
     let controllers = async {
         tokio::join!(

@@ -117,14 +117,17 @@ fn arg<'a>(name: &str, p: &Params<'a>, i: usize, what: &str) -> Result<&'a Value
         .ok_or_else(|| format!("helper `{name}` needs {what} as argument {}", i + 1))
 }
 
+/// The widest indent a template may ask for: a huge width would allocate gigabytes per line.
+const MAX_INDENT: u64 = 256;
+
 fn width(name: &str, p: &Params<'_>) -> Result<usize, String> {
     let w = arg(name, p, 0, "a width")?;
     match w.as_u64() {
         // Indenting by 0 would let a value's own lines start at column 0, where `---` opens
         // a new object; every real use indents by at least one.
-        Some(n) if n >= 1 => Ok(n as usize),
+        Some(n) if (1..=MAX_INDENT).contains(&n) => Ok(n as usize),
         _ => Err(format!(
-            "helper `{name}`: width must be a whole number of at least 1, got {w}"
+            "helper `{name}`: width must be a whole number from 1 to {MAX_INDENT}, got {w}"
         )),
     }
 }
@@ -290,11 +293,16 @@ mod tests {
     }
 
     #[test]
-    fn indent_rejects_zero_and_non_numbers() {
+    fn indent_rejects_zero_huge_and_non_numbers() {
+        assert!(
+            indent("indent", &[&json!(1_000_000_000u64), &json!("a")])
+                .unwrap_err()
+                .contains("from 1 to 256")
+        );
         assert!(
             indent("indent", &[&json!(0), &json!("a")])
                 .unwrap_err()
-                .contains("at least 1")
+                .contains("from 1 to")
         );
         assert!(
             nindent("nindent", &[&json!("x"), &json!("a")])

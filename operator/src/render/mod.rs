@@ -4,11 +4,14 @@
 //! same app, values, release and cluster in, same objects out.
 
 mod helpers;
+pub mod job;
+pub mod limits;
 
 use crate::manifest::{self, ManifestError, ManifestObject, Placement};
 use crate::resources::{AppDefinition, ConfigRollout, RestartTarget, SafetyCheck};
 use crate::values::{self, Values, ValuesError};
 use handlebars::{Context, Handlebars};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -74,6 +77,16 @@ pub enum RenderError {
         /// What went wrong.
         message: String,
     },
+    /// The app passes a bound on the work it may cause (size, nesting, partial cycles, output).
+    #[error("app {app}{}: {message}", .template.as_ref().map(|t| format!(", template {t}")).unwrap_or_default())]
+    Limit {
+        /// App name.
+        app: String,
+        /// Template at fault, if one is.
+        template: Option<String>,
+        /// The bound and how it was passed.
+        message: String,
+    },
     /// A template rendered something that is not an acceptable set of objects.
     #[error("app {app}, template {template}: {error}")]
     Output {
@@ -95,7 +108,7 @@ fn at_line(line: Option<usize>, column: Option<usize>) -> String {
 }
 
 /// The release being rendered: the AppDeployment's name and the workspace namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
     /// AppDeployment name.
     pub name: String,
@@ -104,7 +117,7 @@ pub struct Release {
 }
 
 /// The cluster being rendered for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterInfo {
     /// KommanderCluster name.
     pub name: String,
@@ -169,6 +182,25 @@ impl CompiledApp {
         .map_err(|error| RenderError::DefaultValues {
             app: name.to_string(),
             error,
+        })?;
+
+        let mut sources: Vec<(&str, &str)> = def
+            .templates
+            .iter()
+            .map(|t| (t.name.as_str(), t.template.as_str()))
+            .collect();
+        if let Some(r) = &def.config_rollout {
+            sources.push(("configRollout.configMap", r.config_map.as_str()));
+            sources.extend(
+                r.restart
+                    .iter()
+                    .map(|t| ("configRollout.restart[].name", t.name.as_str())),
+            );
+        }
+        limits::check_templates(&sources).map_err(|e| RenderError::Limit {
+            app: name.to_string(),
+            template: e.template,
+            message: e.message,
         })?;
 
         let mut registry = Handlebars::new();
@@ -313,7 +345,7 @@ impl CompiledApp {
             release: &release.name,
             cluster_scoped_kinds: &self.cluster_scoped_kinds,
         };
-        let mut objects = Vec::new();
+        let mut objects: Vec<ManifestObject> = Vec::new();
         for (name, text) in &texts {
             let mut objs = manifest::parse_objects(name, text, &placement).map_err(|error| {
                 RenderError::Output {
@@ -323,6 +355,16 @@ impl CompiledApp {
                 }
             })?;
             objects.append(&mut objs);
+            if objects.len() > limits::MAX_OBJECTS {
+                return Err(RenderError::Limit {
+                    app: self.name.clone(),
+                    template: Some(name.clone()),
+                    message: format!(
+                        "renders more than the limit of {} objects",
+                        limits::MAX_OBJECTS
+                    ),
+                });
+            }
         }
         manifest::check_unique(&objects).map_err(|error| RenderError::Output {
             app: self.name.clone(),
@@ -347,15 +389,23 @@ impl CompiledApp {
     }
 
     fn render_text(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
+        let mut out = limits::BoundedOutput::default();
         self.registry
-            .render_with_context(name, ctx)
+            .render_with_context_to_write(name, ctx, &mut out)
             .map_err(|e| RenderError::Render {
                 app: self.name.clone(),
                 template: e.template_name.clone().unwrap_or_else(|| name.to_string()),
                 line: e.line_no,
                 column: e.column_no,
                 message: e.reason().to_string(),
-            })
+            })?;
+        String::from_utf8(out.bytes).map_err(|_| RenderError::Render {
+            app: self.name.clone(),
+            template: name.to_string(),
+            line: None,
+            column: None,
+            message: "rendered output is not UTF-8".into(),
+        })
     }
 }
 
@@ -365,7 +415,7 @@ fn rollout_template(field: &str) -> String {
 }
 
 /// An app's config rollout with its names resolved for one release.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedRollout {
     /// Name of the ConfigMap carrying the runtime config.
     pub config_map: String,

@@ -100,6 +100,9 @@ pub enum ClusterPhase {
     Unreachable,
     /// Applying failed; see the message.
     Failed,
+    /// An object the app renders already exists and belongs to someone else; nothing was
+    /// applied (the message names the object and its owner).
+    Conflict,
 }
 
 /// Per-cluster rollout state.

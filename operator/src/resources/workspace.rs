@@ -22,6 +22,12 @@ pub struct WorkspaceSpec {
     /// name. The host workspace `kommander` uses the namespace `kommander`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_name: Option<String>,
+    /// Cluster-scoped kinds (e.g. `ClusterRole`) that Apps written in this workspace's namespace
+    /// may create on its clusters. Empty (the default): a workspace's own Apps create only
+    /// namespaced objects; cluster-scoped ones come from ClusterApps, which only the platform
+    /// writes. Only cluster admins can edit a Workspace, so a tenant cannot grant this itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_cluster_scoped_kinds: Vec<String>,
 }
 
 /// Observed state of a Workspace.

@@ -1,0 +1,101 @@
+//! Renders run in a child process (`kommander-operator render-worker`) with a deadline and
+//! memory and CPU limits: a template that recurses, loops for minutes or allocates gigabytes
+//! takes down that child, never the operator, and the tenant gets a condition saying which
+//! bound was hit.
+
+use crate::render::job::{JobResult, RenderJob, Rendered};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long one render may take.
+pub const RENDER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most a worker may answer, in bytes (rendered output is bounded well below this).
+const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+/// The hidden subcommand that runs one job.
+pub const WORKER_COMMAND: &str = "render-worker";
+
+/// Render `job` in a worker process.
+pub async fn render(job: &RenderJob) -> Result<Rendered, String> {
+    let input =
+        serde_json::to_vec(job).map_err(|e| format!("cannot encode the render job: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the operator binary: {e}"))?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg(WORKER_COMMAND)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the render worker: {e}"))?;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let work = async {
+        let feed = async {
+            if let Some(mut pipe) = stdin.take() {
+                // A worker that dies early closes the pipe; its exit status says why.
+                let _ = pipe.write_all(&input).await;
+            }
+        };
+        let mut answer = Vec::new();
+        let read = async {
+            if let Some(pipe) = stdout.take() {
+                let _ = pipe.take(MAX_ANSWER_BYTES).read_to_end(&mut answer).await;
+            }
+        };
+        tokio::join!(feed, read);
+        let status = child.wait().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, answer))
+    };
+    let (status, answer) = tokio::time::timeout(RENDER_TIMEOUT, work)
+        .await
+        .map_err(|_| {
+            format!(
+                "rendering took longer than the limit of {}s and was stopped (a template loops over too much?)",
+                RENDER_TIMEOUT.as_secs()
+            )
+        })??;
+    if !status.success() {
+        return Err(stopped(status));
+    }
+    let result: JobResult = serde_json::from_slice(&answer)
+        .map_err(|_| "the render worker gave no usable answer".to_string())?;
+    result
+}
+
+fn stopped(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(sig) => format!(
+            "rendering was stopped by signal {sig}: it passed the render worker's stack, memory ({} MiB) or CPU ({}s) limit (partials that recurse, or a template that builds too much?)",
+            WORKER_MEMORY_BYTES / (1024 * 1024),
+            WORKER_CPU_SECONDS
+        ),
+        None => format!("the render worker failed ({status})"),
+    }
+}
+
+/// The address space a worker may use.
+pub const WORKER_MEMORY_BYTES: u64 = 1024 * 1024 * 1024;
+/// The CPU time a worker may use.
+pub const WORKER_CPU_SECONDS: u64 = 10;
+
+/// Apply the worker's own limits to this process (called first thing in `render-worker`).
+pub fn limit_this_process() -> Result<(), String> {
+    for (resource, value) in [
+        (libc::RLIMIT_AS, WORKER_MEMORY_BYTES),
+        (libc::RLIMIT_CPU, WORKER_CPU_SECONDS),
+    ] {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: setrlimit reads a valid, initialised struct; it only lowers this process's limits.
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
