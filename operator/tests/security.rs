@@ -523,27 +523,9 @@ async fn e2e_security_attacks_fail() {
 
     attack("a cluster-scoped CRD kind missing from the built-in list (scope from discovery)");
     env.clusters
-        .kubectl(
+        .install_crds(
             "attached-1",
-            &[
-                "apply",
-                "-f",
-                &manifests("crds/workspaces.workspaces.kommander.mesosphere.io.yaml"),
-            ],
-            None,
-        )
-        .unwrap();
-    env.clusters
-        .kubectl(
-            "attached-1",
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd",
-                "--all",
-                "--timeout=60s",
-            ],
-            None,
+            &manifests("crds/workspaces.workspaces.kommander.mesosphere.io.yaml"),
         )
         .unwrap();
     env.tenant_ok(&app("crd-scope", "", &[("ws.yaml", "apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {name: planted}\nspec: {}\n")]));

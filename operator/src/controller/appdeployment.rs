@@ -81,6 +81,11 @@ async fn checked_app(
                     a.spec.app,
                 ),
                 Ok(None) => {
+                    // A deleted app's checked copy goes with it.
+                    ctx.apps
+                        .lock()
+                        .await
+                        .remove(&format!("ClusterApp/{}", r.name));
                     return Err(blocker(
                         "AppNotFound",
                         format!("spec.appRef: ClusterApp {:?} not found", r.name),
@@ -109,6 +114,10 @@ async fn checked_app(
                     )
                 }
                 Ok(None) => {
+                    ctx.apps
+                        .lock()
+                        .await
+                        .remove(&format!("App/{ns}/{}", r.name));
                     return Err(blocker(
                         "AppNotFound",
                         format!(
