@@ -62,6 +62,15 @@ fn blocker(reason: &str, message: String, config_invalid: bool) -> Blocker {
     }
 }
 
+/// The cache key of the app an AppDeployment references.
+fn app_key(ad: &AppDeployment, ns: &str) -> String {
+    let r = &ad.spec.app_ref;
+    match r.kind {
+        AppKind::ClusterApp => format!("ClusterApp/{}", r.name),
+        AppKind::App => format!("App/{ns}/{}", r.name),
+    }
+}
+
 async fn checked_app(
     ctx: &Context,
     ad: &AppDeployment,
@@ -75,17 +84,14 @@ async fn checked_app(
             let api: Api<ClusterApp> = Api::all(ctx.client.clone());
             match api.get_opt(&r.name).await {
                 Ok(Some(a)) => (
-                    format!("ClusterApp/{}", r.name),
+                    app_key(ad, ns),
                     a.resource_version().unwrap_or_default(),
                     a.name_any(),
                     a.spec.app,
                 ),
                 Ok(None) => {
                     // A deleted app's checked copy goes with it.
-                    ctx.apps
-                        .lock()
-                        .await
-                        .remove(&format!("ClusterApp/{}", r.name));
+                    ctx.apps.lock().await.remove(&app_key(ad, ns));
                     return Err(blocker(
                         "AppNotFound",
                         format!("spec.appRef: ClusterApp {:?} not found", r.name),
@@ -107,17 +113,14 @@ async fn checked_app(
                 Ok(Some(a)) => {
                     tenant_cluster_scoped_kinds(ctx, ns, &a).await?;
                     (
-                        format!("App/{ns}/{}", r.name),
+                        app_key(ad, ns),
                         a.resource_version().unwrap_or_default(),
                         a.name_any(),
                         a.spec.app,
                     )
                 }
                 Ok(None) => {
-                    ctx.apps
-                        .lock()
-                        .await
-                        .remove(&format!("App/{ns}/{}", r.name));
+                    ctx.apps.lock().await.remove(&app_key(ad, ns));
                     return Err(blocker(
                         "AppNotFound",
                         format!(
@@ -828,6 +831,8 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
     let ns = ad
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
+    // Its checked app leaves the cache too; another AppDeployment of it checks it again.
+    ctx.apps.lock().await.remove(&app_key(&ad, &ns));
     let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let all = clusters_api.list(&ListParams::default()).await?.items;
     for c in ad.status.iter().flat_map(|s| s.clusters.iter()) {
