@@ -73,11 +73,6 @@ pub enum TargetError {
 }
 
 impl TargetError {
-    /// Whether retrying later can help (connection trouble) rather than needing a fix.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, TargetError::Api { .. })
-    }
-
     /// The cluster phase this failure puts a deployment in.
     pub fn phase(&self) -> ClusterPhase {
         match self {

@@ -3,7 +3,7 @@
 
 use super::clients::short_error;
 use super::sandbox;
-use super::{CLUSTER_DEADLINE, Context, Error};
+use super::{CLUSTER_DEADLINE, Context, Error, deadline_message};
 use crate::metrics::{ApplyLabels, requeue};
 use crate::render::job::RenderJob;
 use crate::render::limits::MAX_VALUES_BYTES;
@@ -79,19 +79,19 @@ async fn checked_app(
     let r = &ad.spec.app_ref;
     crate::names::check("spec.appRef.name", &r.name)
         .map_err(|m| blocker("InvalidReference", m, true))?;
-    let (key, version, name, def) = match r.kind {
+    let key = app_key(ad, ns);
+    let (version, name, def) = match r.kind {
         AppKind::ClusterApp => {
             let api: Api<ClusterApp> = Api::all(ctx.client.clone());
             match api.get_opt(&r.name).await {
                 Ok(Some(a)) => (
-                    app_key(ad, ns),
                     a.resource_version().unwrap_or_default(),
                     a.name_any(),
                     a.spec.app,
                 ),
                 Ok(None) => {
                     // A deleted app's checked copy goes with it.
-                    ctx.apps.lock().await.remove(&app_key(ad, ns));
+                    ctx.apps.lock().await.remove(&key);
                     return Err(blocker(
                         "AppNotFound",
                         format!("spec.appRef: ClusterApp {:?} not found", r.name),
@@ -113,14 +113,13 @@ async fn checked_app(
                 Ok(Some(a)) => {
                     tenant_cluster_scoped_kinds(ctx, ns, &a).await?;
                     (
-                        app_key(ad, ns),
                         a.resource_version().unwrap_or_default(),
                         a.name_any(),
                         a.spec.app,
                     )
                 }
                 Ok(None) => {
-                    ctx.apps.lock().await.remove(&app_key(ad, ns));
+                    ctx.apps.lock().await.remove(&key);
                     return Err(blocker(
                         "AppNotFound",
                         format!(
@@ -618,13 +617,6 @@ async fn remove_from(
     tokio::time::timeout(CLUSTER_DEADLINE, work)
         .await
         .unwrap_or_else(|_| Err(deadline_message()))
-}
-
-fn deadline_message() -> String {
-    format!(
-        "no answer within the per-cluster deadline of {}s",
-        CLUSTER_DEADLINE.as_secs()
-    )
 }
 
 async fn publish(ctx: &Context, ad: &AppDeployment, type_: EventType, reason: &str, note: String) {

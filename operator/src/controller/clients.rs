@@ -118,10 +118,7 @@ impl ClusterError {
 
 struct Cached {
     secret_version: String,
-    client: Client,
-    server: String,
-    /// When credentials from an exec plugin expire; the client is rebuilt after that.
-    valid_until: Option<Instant>,
+    built: Built,
 }
 
 /// Clients per KommanderCluster, shared by the controllers.
@@ -188,44 +185,35 @@ impl ClusterClients {
         {
             let cache = self.cache.lock().await;
             let fresh = |c: &&Cached| {
-                c.secret_version == version && c.valid_until.is_none_or(|t| Instant::now() < t)
+                c.secret_version == version
+                    && c.built.valid_until.is_none_or(|t| Instant::now() < t)
             };
             if let Some(c) = cache.get(&key).filter(fresh) {
-                return Ok((c.client.clone(), c.server.clone()));
+                return Ok((c.built.client.clone(), c.built.server.clone()));
             }
         }
         let built = build_client(&secret, &namespace, &name, self.policy).await?;
+        let answer = (built.client.clone(), built.server.clone());
         self.cache.lock().await.insert(
             key,
             Cached {
                 secret_version: version,
-                client: built.client.clone(),
-                server: built.server.clone(),
-                valid_until: built.valid_until,
+                built,
             },
         );
-        Ok((built.client, built.server))
+        Ok(answer)
     }
 
     /// Drop the clients of clusters that are gone: `keep` says which (namespace, name) remain.
     pub async fn retain(&self, keep: impl Fn(&(String, String)) -> bool) {
         self.cache.lock().await.retain(|k, _| keep(k));
     }
-
-    /// How many clients are cached (for tests and metrics).
-    pub async fn len(&self) -> usize {
-        self.cache.lock().await.len()
-    }
-
-    /// Whether no client is cached.
-    pub async fn is_empty(&self) -> bool {
-        self.len().await == 0
-    }
 }
 
 struct Built {
     client: Client,
     server: String,
+    /// When credentials from an exec plugin expire; the client is rebuilt after that.
     valid_until: Option<Instant>,
 }
 

@@ -1,7 +1,7 @@
 //! KommanderCluster: can the operator talk to this cluster? Phase Joined or Unreachable, with why.
 
-use super::CLUSTER_DEADLINE;
 use super::clients::{ClusterError, probe};
+use super::{CLUSTER_DEADLINE, deadline_message};
 use super::{Context, Error};
 use crate::metrics::requeue;
 use crate::resources::{JoinPhase, KommanderCluster, KommanderClusterStatus};
@@ -43,10 +43,7 @@ pub async fn check(
             JoinPhase::Unreachable,
             None,
             "DeadlineExceeded",
-            format!(
-                "no answer within the per-cluster deadline of {}s",
-                CLUSTER_DEADLINE.as_secs()
-            ),
+            deadline_message(),
         ),
     }
 }
@@ -133,9 +130,6 @@ async fn evict_gone(ctx: Arc<Context>, store: Store<KommanderCluster>) {
     let mut tick = tokio::time::interval(requeue::HEALTHY / 5);
     loop {
         tick.tick().await;
-        if store.is_empty() && ctx.clusters.is_empty().await {
-            continue;
-        }
         let known = |ns: &str, name: &str| {
             store
                 .get(&ObjectRef::new(name).within(ns))

@@ -21,6 +21,14 @@ use tokio::sync::Mutex;
 /// slowly its server answers: one tenant's cluster never holds a worker for long.
 pub const CLUSTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What a cluster operation that ran out of [`CLUSTER_DEADLINE`] says.
+pub fn deadline_message() -> String {
+    format!(
+        "no answer within the per-cluster deadline of {}s",
+        CLUSTER_DEADLINE.as_secs()
+    )
+}
+
 /// What a reconcile can fail with (after recording what it could in status and events).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
