@@ -184,6 +184,10 @@ struct RunArgs {
     /// Off by default: credentials could go to whoever answers.
     #[arg(long)]
     insecure_kubeconfig_tls: bool,
+    /// How long one operation on one attached cluster (probe, deploy, clean-up) may take, in
+    /// seconds, however slowly it answers.
+    #[arg(long, default_value_t = controller::CLUSTER_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    cluster_deadline_seconds: u64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -326,6 +330,7 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
             allow_exec: args.insecure_kubeconfig_exec,
             allow_insecure_tls: args.insecure_kubeconfig_tls,
         },
+        cluster_deadline: std::time::Duration::from_secs(args.cluster_deadline_seconds),
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod metallb;
 pub mod metrics;
 pub mod names;
+pub mod remote;
 pub mod render;
 pub mod resources;
 pub mod rollout;

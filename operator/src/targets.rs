@@ -6,6 +6,7 @@ use crate::manifest::{
 };
 use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
 use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
+use crate::remote::{excerpt, short_error};
 use crate::render::ResolvedRollout;
 use crate::resources::{AppliedObject, ClusterNetwork, ClusterPhase};
 use crate::rollout::LiveState;
@@ -99,11 +100,11 @@ fn classify(object: &str, e: KubeError) -> TargetError {
     match &e {
         KubeError::Api(s) if s.code == 403 => TargetError::Forbidden {
             object: object.to_string(),
-            message: s.message.clone(),
+            message: excerpt(&s.message),
         },
         _ => TargetError::Api {
             object: object.to_string(),
-            message: crate::controller::clients::short_error(&e),
+            message: short_error(&e),
         },
     }
 }
@@ -364,7 +365,7 @@ pub async fn live_state(
     ns: &str,
     plan: &ResolvedRollout,
 ) -> Result<LiveState, String> {
-    let short = |e: kube::Error| crate::controller::clients::short_error(&e);
+    let short = |e: kube::Error| short_error(&e);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let config = cms
         .get_opt(&plan.config_map)
@@ -425,7 +426,7 @@ pub async fn live_state(
         .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
         .map(|text| metallb_cluster::kubeadm_networks(&text))
         .transpose()
-        .map_err(|e| format!("kube-system/kubeadm-config: {e}"))?
+        .map_err(|e| excerpt(&format!("kube-system/kubeadm-config: {e}")))?
         .unwrap_or_default();
     facts.pod_subnets = match &network.pod_subnet {
         Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)?,

@@ -96,9 +96,13 @@ impl Env {
 
     /// A KommanderCluster in ws-evil whose Secret holds `kubeconfig`.
     fn evil_cluster(&self, name: &str, kubeconfig: &str) {
+        self.evil_cluster_labelled(name, "{attack: kubeconfig}", kubeconfig);
+    }
+
+    fn evil_cluster_labelled(&self, name: &str, labels: &str, kubeconfig: &str) {
         let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
         self.tenant_ok(&format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: ws-evil}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: {name}, namespace: ws-evil, labels: {{attack: kubeconfig}}}}\nspec: {{kubeconfigRef: {{name: {name}}}}}\n"
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: ws-evil}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: {name}, namespace: ws-evil, labels: {labels}}}\nspec: {{kubeconfigRef: {{name: {name}}}}}\n"
         ));
     }
 
@@ -331,7 +335,13 @@ async fn e2e_security_attacks_fail() {
         &bin,
         &operator_kubeconfig,
         state.join("operator.log"),
-        &["--no-leader-election", "--metrics-addr", &addr],
+        &[
+            "--no-leader-election",
+            "--metrics-addr",
+            &addr,
+            "--cluster-deadline-seconds",
+            "8",
+        ],
     )
     .unwrap();
 
@@ -744,7 +754,63 @@ async fn e2e_security_attacks_fail() {
     env.tenant_ok(&deploy("big", "pruner", "  configOverrides: {name: big}\n"));
     env.ad_says("big", "more than the limit of 262144").await;
 
-    attack("a cluster that accepts connections and never answers (trickle/hang)");
+    let ca = hostile_certificates(&state);
+    let hostile = |mode: &str| {
+        let portfile = state.join(format!("{mode}.port"));
+        let child = std::process::Command::new("python3")
+            .arg(root.join("e2e/hostile_apiserver.py"))
+            .args([mode])
+            .arg(state.join("hostile.crt"))
+            .arg(state.join("hostile.key"))
+            .arg(&portfile)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !portfile.exists() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = std::fs::read_to_string(&portfile).unwrap();
+        let kc = kubeconfig(
+            &format!("https://127.0.0.1:{}", port.trim()),
+            &format!("    certificate-authority-data: {ca}\n"),
+            "    token: t\n",
+        );
+        (KillOnDrop(child), kc)
+    };
+
+    attack("an API server answering /version with a 4 GiB body");
+    let (_flood, flood_kc) = hostile("flood");
+    env.evil_cluster("flood", &flood_kc);
+    env.cluster_condition("ws-evil", "flood", "Unreachable", &["length limit"])
+        .await;
+    assert!(
+        operator.peak_rss_mib() < 200,
+        "the operator grew to {} MiB reading a hostile body",
+        operator.peak_rss_mib()
+    );
+    assert!(
+        !operator.log().contains(&"x".repeat(1000)),
+        "the hostile body reached the log"
+    );
+
+    attack("an API server that answers /version, then trickles a byte every 2 s (deploy deadline)");
+    let (_trickle, trickle_kc) = hostile("trickle");
+    env.evil_cluster_labelled("trickle", "{target: trickle}", &trickle_kc);
+    let api: Api<KommanderCluster> = Api::namespaced(env.mgmt.clone(), "ws-evil");
+    eventually("trickle Joined", T, || async {
+        let kc = api.get("trickle").await.map_err(|e| e.to_string())?;
+        match kc.status.and_then(|s| s.kubernetes_version) {
+            Some(v) if v == "v1.34.0-hostile" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap();
+    env.tenant_ok(&deploy("slow", "pruner", "").replace("target: real", "target: trickle"));
+    env.ad_says("slow", "no answer within the per-cluster deadline of 8s")
+        .await;
+
+    attack("a cluster that accepts connections and never answers (hang)");
     let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hang_port = hang.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -835,4 +901,88 @@ async fn victim_ready(env: &Env) {
     })
     .await
     .unwrap();
+}
+
+/// Kills the hostile server when the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 in `dir` (hostile.crt, hostile.key); returns the
+/// CA as base64 PEM for `certificate-authority-data`: the hostile servers pass TLS
+/// verification, so only the operator's own bounds stand between them and its memory.
+fn hostile_certificates(dir: &std::path::Path) -> String {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("hostile.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=hostile-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ];
+    ca.extend(ec);
+    openssl(&ca);
+    let mut csr = vec![
+        "req",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "hostile.key",
+        "-out",
+        "hostile.csr",
+    ];
+    csr.extend(ec);
+    openssl(&csr);
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        "hostile.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "hostile.ext",
+        "-out",
+        "hostile.crt",
+    ]);
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("ca.crt")).unwrap())
 }

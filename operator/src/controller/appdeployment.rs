@@ -1,10 +1,10 @@
 //! AppDeployment: render the app with the workspace's overrides and apply it to every matching
 //! cluster of the workspace. Every decision lands in status and an Event.
 
-use super::clients::short_error;
 use super::sandbox;
-use super::{CLUSTER_DEADLINE, Context, Error, deadline_message};
+use super::{Context, Error};
 use crate::metrics::{ApplyLabels, requeue};
+use crate::remote::short_error;
 use crate::render::job::RenderJob;
 use crate::render::limits::MAX_VALUES_BYTES;
 use crate::render::{ClusterInfo, CompiledApp, Release};
@@ -561,19 +561,20 @@ async fn deploy_to(
     o
 }
 
-/// Bound one cluster's deploy by [`CLUSTER_DEADLINE`]: a cluster that answers slowly (or a
+/// Bound one cluster's deploy by the per-cluster deadline: a cluster that answers slowly (or a
 /// byte at a time) ends as Unreachable with the deadline named, and the status is written.
 async fn within_deadline(
+    ctx: &Context,
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
     deploy: impl Future<Output = ClusterOutcome>,
 ) -> ClusterOutcome {
-    match tokio::time::timeout(CLUSTER_DEADLINE, deploy).await {
+    match ctx.bounded(deploy).await {
         Ok(o) => o,
-        Err(_) => ClusterOutcome {
+        Err(message) => ClusterOutcome {
             cluster: kc.name_any(),
             phase: ClusterPhase::Unreachable,
-            message: deadline_message(),
+            message,
             applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
             desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
             blockers: vec![],
@@ -614,9 +615,7 @@ async fn remove_from(
             .await
             .map_err(|e| e.to_string())
     };
-    tokio::time::timeout(CLUSTER_DEADLINE, work)
-        .await
-        .unwrap_or_else(|_| Err(deadline_message()))
+    ctx.bounded(work).await.and_then(|r| r)
 }
 
 async fn publish(ctx: &Context, ad: &AppDeployment, type_: EventType, reason: &str, note: String) {
@@ -655,7 +654,7 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
                     .unwrap_or_default();
                 let futs = targets.iter().map(|kc| {
                     let p = prev_clusters.iter().find(|c| c.name == kc.name_any());
-                    within_deadline(kc, p, deploy_to(&ctx, &ad, &ns, &inputs, kc, p))
+                    within_deadline(&ctx, kc, p, deploy_to(&ctx, &ad, &ns, &inputs, kc, p))
                 });
                 (None, futures::future::join_all(futs).await)
             }

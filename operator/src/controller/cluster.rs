@@ -1,7 +1,6 @@
 //! KommanderCluster: can the operator talk to this cluster? Phase Joined or Unreachable, with why.
 
 use super::clients::{ClusterError, probe};
-use super::{CLUSTER_DEADLINE, deadline_message};
 use super::{Context, Error};
 use crate::metrics::requeue;
 use crate::resources::{JoinPhase, KommanderCluster, KommanderClusterStatus};
@@ -31,7 +30,7 @@ pub async fn check(
         let version = probe(&client, &server).await?;
         Ok::<_, ClusterError>((server, version))
     };
-    match tokio::time::timeout(CLUSTER_DEADLINE, checked).await {
+    match ctx.bounded(checked).await {
         Ok(Ok((server, version))) => (
             JoinPhase::Joined,
             Some(version.clone()),
@@ -39,12 +38,7 @@ pub async fn check(
             format!("{server} answers, Kubernetes {version}"),
         ),
         Ok(Err(e)) => (JoinPhase::Unreachable, None, e.reason(), e.to_string()),
-        Err(_) => (
-            JoinPhase::Unreachable,
-            None,
-            "DeadlineExceeded",
-            deadline_message(),
-        ),
+        Err(message) => (JoinPhase::Unreachable, None, "DeadlineExceeded", message),
     }
 }
 

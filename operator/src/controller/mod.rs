@@ -17,17 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
-/// The most one operation on one target cluster (probe, deploy, clean-up) may take, however
-/// slowly its server answers: one tenant's cluster never holds a worker for long.
+/// The default for how long one operation on one target cluster (probe, deploy, clean-up) may
+/// take, however slowly its server answers: one tenant's cluster never holds a worker for long.
 pub const CLUSTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// What a cluster operation that ran out of [`CLUSTER_DEADLINE`] says.
-pub fn deadline_message() -> String {
-    format!(
-        "no answer within the per-cluster deadline of {}s",
-        CLUSTER_DEADLINE.as_secs()
-    )
-}
 
 /// What a reconcile can fail with (after recording what it could in status and events).
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +63,8 @@ pub struct Context {
     pub clusters: ClusterClients,
     /// The host workspace's namespace.
     pub host_namespace: String,
+    /// How long one operation on one target cluster may take.
+    pub cluster_deadline: std::time::Duration,
     /// Discovery results per target cluster.
     pub discovery: Discovery,
     /// Event recorder.
@@ -86,6 +80,20 @@ pub struct Context {
 
 impl Context {
     /// A context over `client`.
+    /// Run one operation on one target cluster within the per-cluster deadline; `Err` says
+    /// it ran out.
+    pub async fn bounded<T>(&self, op: impl std::future::Future<Output = T>) -> Result<T, String> {
+        tokio::time::timeout(self.cluster_deadline, op)
+            .await
+            .map_err(|_| {
+                format!(
+                    "no answer within the per-cluster deadline of {}s",
+                    self.cluster_deadline.as_secs()
+                )
+            })
+    }
+
+    /// A context over `client`.
     pub fn new(client: Client, metrics: Arc<Metrics>, settings: &Settings) -> Self {
         let reporter = Reporter {
             controller: "kommander-operator".into(),
@@ -98,6 +106,7 @@ impl Context {
                 settings.host_namespace.clone(),
             ),
             host_namespace: settings.host_namespace.clone(),
+            cluster_deadline: settings.cluster_deadline,
             discovery: Discovery::default(),
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -125,6 +134,8 @@ pub struct Settings {
     pub host_namespace: String,
     /// What tenant kubeconfigs may do beyond the lockdown.
     pub kubeconfig_policy: crate::kubeconfig::Policy,
+    /// How long one operation on one target cluster may take ([`CLUSTER_DEADLINE`] by default).
+    pub cluster_deadline: std::time::Duration,
 }
 
 /// Why the operator stopped.
