@@ -233,15 +233,23 @@ impl Operator {
 
     /// Peak resident memory so far (VmHWM), in MiB; 0 when unknown.
     pub fn peak_rss_mib(&self) -> u64 {
+        self.memory_kib("VmHWM") / 1024
+    }
+
+    /// Resident memory now (VmRSS), in KiB; 0 when unknown.
+    pub fn rss_kib(&self) -> u64 {
+        self.memory_kib("VmRSS")
+    }
+
+    fn memory_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
+                    .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|v| v.parse::<u64>().ok())
             })
-            .map(|kb| kb / 1024)
             .unwrap_or(0)
     }
 
