@@ -362,6 +362,43 @@ async fn e2e_security_attacks_fail() {
     env.admin(&seed);
     victim_ready(&env).await;
 
+    println!(
+        "platform: the host workspace deploys the catalog's MetalLB to the management cluster under the shipped RBAC"
+    );
+    env.admin("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {name: kommander}\nspec: {}\n---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {name: host-cluster, namespace: kommander}\nspec: {}\n");
+    env.admin(
+        &std::fs::read_to_string(root.join("examples/seed-layer2.yaml"))
+            .unwrap()
+            .replace("${WORKSPACE_NAMESPACE}", "kommander"),
+    );
+    let host: Api<AppDeployment> = Api::namespaced(env.mgmt.clone(), "kommander");
+    eventually(
+        "kommander/metallb Ready on the management cluster",
+        T,
+        || async {
+            let s = host
+                .get("metallb")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .ok_or("no status")?;
+            if s.summary.as_deref() == Some("Ready") && s.clusters_ready.as_deref() == Some("1/1") {
+                Ok(())
+            } else {
+                Err(serde_json::to_string(&s).unwrap_or_default())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        env.exists_on(
+            "management",
+            &["clusterrolebinding", "kommander:metallb:controller"]
+        )
+        .await
+    );
+
     let mut count = 0;
     let mut attack = |what: &str| {
         count += 1;
