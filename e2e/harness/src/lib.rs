@@ -433,3 +433,22 @@ impl Drop for MetallbController {
         }
     }
 }
+
+/// Command-line argument `i` of a bench program, or `default` when absent or not a number.
+pub fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
+    std::env::args()
+        .nth(i)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The AppDeployment API, for dynamic lists in bench programs.
+pub fn appdeployment_resource() -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
+        group: "apps.kommander.d2iq.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "apps.kommander.d2iq.io/v1alpha2".into(),
+        kind: "AppDeployment".into(),
+        plural: "appdeployments".into(),
+    }
+}

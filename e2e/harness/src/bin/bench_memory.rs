@@ -8,21 +8,13 @@
 //! them present; with APPS (default 300) Apps and an AppDeployment of each; after all of those
 //! are deleted again.
 
-use kommander_e2e::{Clusters, Operator, eventually};
+use kommander_e2e::{Clusters, Operator, appdeployment_resource, arg, eventually};
 use kube::api::{Api, ListParams};
 use kube::core::DynamicObject;
-use kube::discovery::ApiResource;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 type Res<T> = Result<T, String>;
-
-fn arg(i: usize, default: usize) -> usize {
-    std::env::args()
-        .nth(i)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 const NS: &str = "ws-mem";
 const SETTLE: Duration = Duration::from_secs(10);
@@ -50,16 +42,6 @@ fn apps(n: usize) -> String {
     out
 }
 
-fn ad_resource() -> ApiResource {
-    ApiResource {
-        group: "apps.kommander.d2iq.io".into(),
-        version: "v1alpha2".into(),
-        api_version: "apps.kommander.d2iq.io/v1alpha2".into(),
-        kind: "AppDeployment".into(),
-        plural: "appdeployments".into(),
-    }
-}
-
 fn start(bin: &Path, kubeconfig: &Path, log: PathBuf) -> Res<Operator> {
     Operator::start(bin, kubeconfig, log)
 }
@@ -70,7 +52,7 @@ fn mib(kib: u64) -> String {
 
 #[tokio::main]
 async fn main() -> Res<()> {
-    let (n_secrets, n_apps) = (arg(1, 2000), arg(2, 300));
+    let (n_secrets, n_apps): (usize, usize) = (arg(1, 2000), arg(2, 300));
     let bin = kommander_e2e::root().join("target/release/kommander-operator");
     let clusters = Clusters::start(&["management"])?;
     clusters.install_crds_and_catalog("management")?;
@@ -104,7 +86,8 @@ async fn main() -> Res<()> {
     ));
 
     clusters.kubectl("management", &["apply", "-f", "-"], Some(&apps(n_apps)))?;
-    let ads: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ad_resource());
+    let ads: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &appdeployment_resource());
     eventually(
         "every AppDeployment has a status",
         Duration::from_secs(300),

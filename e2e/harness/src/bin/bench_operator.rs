@@ -13,23 +13,15 @@
 //!     apiserver_request_total) during IDLE_SECS (default 300) idle seconds after convergence.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kommander_e2e::{Clusters, MetallbController, Operator, root};
+use kommander_e2e::{Clusters, MetallbController, Operator, appdeployment_resource, arg, root};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
-use kube::discovery::ApiResource;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, String>;
-
-fn arg(i: usize, default: u64) -> u64 {
-    std::env::args()
-        .nth(i)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 fn pool(range: &str) -> String {
     format!(
@@ -64,18 +56,8 @@ async fn config_has(client: &Client, ns: &str, fragment: &str) -> bool {
     }
 }
 
-fn ad_resource() -> ApiResource {
-    ApiResource {
-        group: "apps.kommander.d2iq.io".into(),
-        version: "v1alpha2".into(),
-        api_version: "apps.kommander.d2iq.io/v1alpha2".into(),
-        kind: "AppDeployment".into(),
-        plural: "appdeployments".into(),
-    }
-}
-
 async fn ready_count(client: &Client) -> Res<(usize, usize)> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ad_resource());
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &appdeployment_resource());
     let list = api
         .list(&ListParams::default())
         .await
@@ -138,7 +120,8 @@ fn attach_yaml(ns: &str, cluster: &str, kubeconfig: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Res<()> {
-    let (changes, apps, workspaces, idle) = (arg(1, 50), arg(2, 500), arg(3, 50), arg(4, 300));
+    let (changes, apps, workspaces, idle): (u64, u64, u64, u64) =
+        (arg(1, 50), arg(2, 500), arg(3, 50), arg(4, 300));
     let bin = std::env::var("KOMMANDER_OPERATOR_BIN")
         .map(Into::into)
         .unwrap_or_else(|_| root().join("target/release/kommander-operator"));
