@@ -867,6 +867,12 @@ async fn e2e_security_attacks_fail() {
     env.cluster_condition("ws-evil", "hang", "Unreachable", &["127.0.0.1"])
         .await;
 
+    attack("eight CPU-bomb AppDeployments at once, to take every render slot");
+    for i in 0..8 {
+        env.tenant_ok(&deploy(&format!("cpu-{i}"), "cpu", ""));
+    }
+    env.ad_says("cpu-0", "\"clusters\"").await;
+
     attack("meanwhile: another workspace's change still reaches its cluster within 5 s");
     let started = Instant::now();
     env.admin("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: metallb-overrides, namespace: ws-good}\ndata:\n  values.yaml: |\n    configInline:\n      address-pools:\n      - name: default\n        protocol: layer2\n        addresses:\n        - 10.0.51.1-10.0.51.9\n");
@@ -895,7 +901,7 @@ async fn e2e_security_attacks_fail() {
     .await
     .unwrap();
     println!(
-        "figure: ws-good overrides change -> applied on attached-2 in {:?} with the hostile App and cluster active",
+        "figure: ws-good overrides change -> applied on attached-2 in {:?} with CPU-bomb renders queued and hostile clusters active",
         started.elapsed()
     );
 

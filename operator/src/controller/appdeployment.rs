@@ -1,7 +1,6 @@
 //! AppDeployment: render the app with the workspace's overrides and apply it to every matching
 //! cluster of the workspace. Every decision lands in status and an Event.
 
-use super::sandbox;
 use super::{Context, Error};
 use crate::metrics::{ApplyLabels, requeue};
 use crate::remote::short_error;
@@ -354,7 +353,7 @@ async fn deploy_to(
             labels,
         },
     };
-    let (mut objects, plan) = match sandbox::render(&job).await {
+    let (mut objects, plan) = match ctx.renders.render(ns, &job).await {
         Ok(r) => (r.objects, r.rollout),
         Err(e) => return outcome(ClusterPhase::Invalid, e, previous),
     };

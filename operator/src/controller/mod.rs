@@ -63,6 +63,8 @@ pub struct Context {
     pub clusters: ClusterClients,
     /// The host workspace's namespace.
     pub host_namespace: String,
+    /// The render worker processes, bounded in number.
+    pub renders: sandbox::Workers,
     /// How long one operation on one target cluster may take.
     pub cluster_deadline: std::time::Duration,
     /// Discovery results per target cluster.
@@ -106,6 +108,7 @@ impl Context {
                 settings.host_namespace.clone(),
             ),
             host_namespace: settings.host_namespace.clone(),
+            renders: sandbox::Workers::default(),
             cluster_deadline: settings.cluster_deadline,
             discovery: Discovery::default(),
             recorder: Recorder::new(client.clone(), reporter),

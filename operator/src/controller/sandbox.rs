@@ -4,9 +4,12 @@
 //! bound was hit.
 
 use crate::render::job::{JobResult, RenderJob, Rendered};
+use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
 
 /// How long one render may take.
 pub const RENDER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -15,8 +18,49 @@ const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 /// The hidden subcommand that runs one job.
 pub const WORKER_COMMAND: &str = "render-worker";
 
+/// How many render workers run at once in all, per core; and per workspace.
+const WORKERS_PER_CORE: usize = 2;
+const WORKERS_PER_WORKSPACE: usize = 2;
+
+/// Bounds how many render workers run at once: a cold start of hundreds of AppDeployments
+/// does not fork hundreds of processes, and one workspace (say, one with many Apps that burn
+/// their whole deadline) never holds more than its share of the slots.
+pub struct Workers {
+    all: Semaphore,
+    per_workspace: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Workers {
+            all: Semaphore::new(cores.max(2) * WORKERS_PER_CORE),
+            per_workspace: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Workers {
+    /// Render `job` for `workspace` in a worker process, once a slot is free. The deadline
+    /// counts from the start of the worker, not from the wait.
+    pub async fn render(&self, workspace: &str, job: &RenderJob) -> Result<Rendered, String> {
+        let mine = {
+            let mut map = self.per_workspace.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget idle workspaces, so the map follows the workspaces that are rendering.
+            map.retain(|_, s| Arc::strong_count(s) > 1);
+            map.entry(workspace.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(WORKERS_PER_WORKSPACE)))
+                .clone()
+        };
+        let closed = |_| "the render worker pool is closed".to_string();
+        let _workspace_slot = mine.acquire().await.map_err(closed)?;
+        let _slot = self.all.acquire().await.map_err(closed)?;
+        render(job).await
+    }
+}
+
 /// Render `job` in a worker process.
-pub async fn render(job: &RenderJob) -> Result<Rendered, String> {
+async fn render(job: &RenderJob) -> Result<Rendered, String> {
     let input =
         serde_json::to_vec(job).map_err(|e| format!("cannot encode the render job: {e}"))?;
     let exe =
