@@ -175,6 +175,13 @@ impl Env {
         .unwrap()
     }
 
+    /// The AppDeployment says `fragment` and carries an Event with `reason`.
+    async fn ad_refused(&self, name: &str, fragment: &str, reason: &str) {
+        self.ad_says(name, fragment).await;
+        self.has_event("ws-evil", "AppDeployment", name, reason)
+            .await;
+    }
+
     async fn exists_on(&self, cluster: &str, args: &[&str]) -> bool {
         let mut a = vec!["get"];
         a.extend_from_slice(args);
@@ -561,8 +568,12 @@ async fn e2e_security_attacks_fail() {
     attack("an undeclared cluster-scoped kind (ClusterRole) rendered by a tenant App");
     env.tenant_ok(&app("sneaky", "", &[("cr.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: sneaky}\nrules: []\n")]));
     env.tenant_ok(&deploy("sneaky", "sneaky", ""));
-    env.ad_says("sneaky", "is cluster-scoped and the app does not allow it")
-        .await;
+    env.ad_refused(
+        "sneaky",
+        "is cluster-scoped and the app does not allow it",
+        "InvalidConfig",
+    )
+    .await;
     assert!(
         !env.exists_on("attached-1", &["clusterrole", "sneaky"])
             .await
@@ -577,8 +588,12 @@ async fn e2e_security_attacks_fail() {
         .unwrap();
     env.tenant_ok(&app("crd-scope", "", &[("ws.yaml", "apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {name: planted}\nspec: {}\n")]));
     env.tenant_ok(&deploy("crd-scope", "crd-scope", ""));
-    env.ad_says("crd-scope", "the cluster serves this kind cluster-scoped")
-        .await;
+    env.ad_refused(
+        "crd-scope",
+        "the cluster serves this kind cluster-scoped",
+        "InvalidConfig",
+    )
+    .await;
     assert!(!env.exists_on("attached-1", &["workspace", "planted"]).await);
 
     attack("taking over another workspace's ClusterRole, then deleting to delete it");
@@ -632,7 +647,8 @@ async fn e2e_security_attacks_fail() {
         .unwrap();
     env.tenant_ok(&app("pruner", "  clusterScopedKinds: [ClusterRole]\n", &[("cr.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: precious}\nrules: []\n"), ("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n")]));
     env.tenant_ok(&deploy("pruner", "pruner", ""));
-    env.ad_says("pruner", "not created by this operator").await;
+    env.ad_refused("pruner", "not created by this operator", "Conflict")
+        .await;
     env.tenant_ok(&app(
         "pruner",
         "",
@@ -680,7 +696,7 @@ async fn e2e_security_attacks_fail() {
     attack("an App of another workspace by name");
     env.admin("apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: App\nmetadata: {name: good-only, namespace: ws-good}\nspec: {appId: x, version: '1', templates: []}\n");
     env.tenant_ok(&deploy("borrow", "good-only", ""));
-    env.ad_says("borrow", "not found in namespace ws-evil")
+    env.ad_refused("borrow", "not found in namespace ws-evil", "AppNotFound")
         .await;
 
     attack("an overrides ConfigMap name that is a path");
@@ -689,7 +705,8 @@ async fn e2e_security_attacks_fail() {
         "pruner",
         "  configOverrides: {name: ../ws-good/metallb-overrides}\n",
     ));
-    env.ad_says("traverse", "is not a valid object name").await;
+    env.ad_refused("traverse", "is not a valid object name", "InvalidReference")
+        .await;
 
     // --- Starving and crashing -------------------------------------------------------------
     attack("two partials that include each other (stack overflow)");
@@ -750,13 +767,18 @@ async fn e2e_security_attacks_fail() {
     );
     env.tenant_ok(&bomb);
     env.tenant_ok(&deploy("cpu", "cpu", ""));
-    env.ad_says("cpu", "rendering took longer than the limit")
-        .await;
+    env.ad_refused(
+        "cpu",
+        "rendering took longer than the limit",
+        "InvalidConfig",
+    )
+    .await;
 
     attack("output bomb (nested #each writing)");
     env.tenant_ok(&app("output", "  defaultValues: |\n    a: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32]\n", &[("m.yaml", "{{#each values.a}}{{#each ../values.a}}{{#each ../../values.a}}{{#each ../../../values.a}}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{{/each}}{{/each}}{{/each}}{{/each}}")]));
     env.tenant_ok(&deploy("output", "output", ""));
-    env.ad_says("output", "passes the limit of").await;
+    env.ad_refused("output", "passes the limit of", "InvalidConfig")
+        .await;
 
     attack("indent by a billion");
     env.tenant_ok(&app(
@@ -765,7 +787,8 @@ async fn e2e_security_attacks_fail() {
         &[("m.yaml", "{{indent 1000000000 \"x\"}}")],
     ));
     env.tenant_ok(&deploy("indent", "indent", ""));
-    env.ad_says("indent", "from 1 to 256").await;
+    env.ad_refused("indent", "from 1 to 256", "InvalidConfig")
+        .await;
 
     attack("too many objects");
     let many = |from: usize| -> String {
@@ -779,8 +802,12 @@ async fn e2e_security_attacks_fail() {
         &[("a.yaml", &many(0)), ("b.yaml", &many(550))],
     ));
     env.tenant_ok(&deploy("many", "many", ""));
-    env.ad_says("many", "more than the limit of 1000 objects")
-        .await;
+    env.ad_refused(
+        "many",
+        "more than the limit of 1000 objects",
+        "InvalidConfig",
+    )
+    .await;
 
     attack("oversized overrides");
     let big = format!(
@@ -789,7 +816,8 @@ async fn e2e_security_attacks_fail() {
     );
     env.tenant_ok(&big);
     env.tenant_ok(&deploy("big", "pruner", "  configOverrides: {name: big}\n"));
-    env.ad_says("big", "more than the limit of 262144").await;
+    env.ad_refused("big", "more than the limit of 262144", "InvalidOverrides")
+        .await;
 
     let ca = hostile_certificates(&state);
     let hostile = |mode: &str| {
@@ -844,8 +872,12 @@ async fn e2e_security_attacks_fail() {
     .await
     .unwrap();
     env.tenant_ok(&deploy("slow", "pruner", "").replace("target: real", "target: trickle"));
-    env.ad_says("slow", "no answer within the per-cluster deadline of 8s")
-        .await;
+    env.ad_refused(
+        "slow",
+        "no answer within the per-cluster deadline of 8s",
+        "ClusterUnreachable",
+    )
+    .await;
 
     attack("a cluster that accepts connections and never answers (hang)");
     let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
