@@ -3,6 +3,7 @@
 
 use crate::resources::{App, AppDeployment, ClusterApp, KommanderCluster, Workspace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON;
 use kube::CustomResourceExt;
 
 /// AppDeployment is also served as v1alpha3, with the same schema (v1alpha2 stays the storage
@@ -18,10 +19,32 @@ fn appdeployment() -> CustomResourceDefinition {
     crd
 }
 
+/// Every Workspace field is optional, so a Workspace may be just a name: the API server fills
+/// in `spec: {}` (the Rust type, like every derived custom resource, always has a spec).
+fn workspace() -> CustomResourceDefinition {
+    let mut crd = Workspace::crd();
+    for v in &mut crd.spec.versions {
+        if let Some(schema) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            if let Some(required) = schema.required.as_mut() {
+                required.retain(|f| f != "spec");
+            }
+            schema.required = schema.required.take().filter(|r| !r.is_empty());
+            if let Some(spec) = schema.properties.as_mut().and_then(|p| p.get_mut("spec")) {
+                spec.default = Some(JSON(serde_json::json!({})));
+            }
+        }
+    }
+    crd
+}
+
 /// Every CRD the operator owns, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
-        Workspace::crd(),
+        workspace(),
         KommanderCluster::crd(),
         ClusterApp::crd(),
         App::crd(),

@@ -4,6 +4,7 @@ use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, rou
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Metrics {
     pub objects_applied: Counter,
     /// Objects deleted from target clusters.
     pub objects_pruned: Counter,
+    /// 1 on the replica that holds the lease (or runs without election), 0 on a standby.
+    pub leader: Gauge,
     ready: AtomicBool,
 }
 
@@ -90,7 +93,14 @@ impl Default for Metrics {
             "Objects deleted from target clusters",
             objects_pruned.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 when this replica leads and writes, 0 on a warm standby",
+            leader.clone(),
+        );
         Metrics {
+            leader,
             registry,
             reconciles,
             errors,
@@ -127,7 +137,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Mark the operator ready (leading and controllers running) or not.
+    /// Mark the operator ready (it can serve: the management API answers; leader or standby).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }

@@ -196,7 +196,8 @@ impl Env {
     }
 
     async fn workspace(&self, name: &str) {
-        self.apply(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{}}\n"));
+        // Only a name: every spec field is optional.
+        self.apply(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\n"));
         eventually(&format!("workspace {name} namespace"), T, || async {
             let out = self.clusters.kubectl(
                 "management",
@@ -413,6 +414,20 @@ async fn e2e_operator_end_to_end() {
         "scenario: two replicas with leader election: only the leader acts; SIGTERM hands over"
     );
     operator.kill();
+    // Without the Lease's namespace, `run` says how to fix it instead of dumping an API error.
+    let missing = std::process::Command::new(&bin)
+        .args(["run", "--lease-namespace", "no-such-namespace"])
+        .env("KUBECONFIG", env.clusters.kubeconfig("management"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "namespace \"no-such-namespace\" for the leader-election Lease does not exist"
+        ) && said.contains("--no-leader-election"),
+        "{said}"
+    );
     let _ = env.clusters.kubectl(
         "management",
         &["create", "namespace", "kommander-system"],
@@ -477,16 +492,19 @@ async fn e2e_operator_end_to_end() {
     })
     .await
     .unwrap();
-    eventually("replica-b stands by (not ready)", T, || async {
-        let (code, _) = http_get(port_b, "/readyz")?;
-        if code == 503 {
+    // A healthy standby is Ready: a Deployment of two shows 2/2, and a rolling update proceeds.
+    let standby = |port: u16| async move {
+        let (code, _) = http_get(port, "/readyz")?;
+        let (_, metrics) = http_get(port, "/metrics")?;
+        if code == 200 && metrics.contains("kommander_operator_leader 0") {
             Ok(())
         } else {
-            Err(format!("{code}"))
+            Err(format!("readyz {code}"))
         }
-    })
-    .await
-    .unwrap();
+    };
+    eventually("replica-b stands by, Ready", T, || standby(port_b))
+        .await
+        .unwrap();
     env.apply(&overrides(
         "ws-a",
         "metallb-overrides",
@@ -500,6 +518,15 @@ async fn e2e_operator_end_to_end() {
         "10.0.81.1-10.0.81.9",
     )
     .await;
+    // A rolling update: the new pod (replica-c) comes up Ready as a standby, then the old
+    // leader goes; one of the others takes over.
+    let port_c = free_port();
+    let mut c = replica("replica-c", port_c);
+    eventually("replica-c (the new pod) Ready as a standby", T, || {
+        standby(port_c)
+    })
+    .await
+    .unwrap();
     let exit = a.terminate(Duration::from_secs(15));
     assert!(
         exit.is_some_and(|s| s.success()),
@@ -513,13 +540,41 @@ async fn e2e_operator_end_to_end() {
         "replica-a exited but still holds the Lease"
     );
     // ...and the standby, which sleeps until the lock it saw would expire (15 s), takes it.
-    eventually("replica-b takes over", Duration::from_secs(25), || async {
-        if lease_holder().await? == "replica-b" {
-            Ok(())
-        } else {
-            Err("not yet".into())
+    let t0 = std::time::Instant::now();
+    let leader = eventually("a standby takes over", Duration::from_secs(25), || async {
+        match lease_holder().await?.as_str() {
+            h @ ("replica-b" | "replica-c") => Ok(h.to_string()),
+            other => Err(format!("holder {other:?}")),
         }
     })
+    .await
+    .unwrap();
+    println!(
+        "  {leader} took over {:.1}s after the leader's clean exit",
+        t0.elapsed().as_secs_f64()
+    );
+    // The rolling update finishes: the other old pod goes too; the new one leads.
+    let (mut b, port_b) = if leader == "replica-b" {
+        let exit = b.terminate(Duration::from_secs(15));
+        assert!(exit.is_some_and(|s| s.success()), "{}", b.log());
+        (c, port_c)
+    } else {
+        let exit = c.terminate(Duration::from_secs(15));
+        assert!(exit.is_some_and(|s| s.success()), "{}", c.log());
+        (b, port_b)
+    };
+    eventually(
+        "the remaining replica leads",
+        Duration::from_secs(25),
+        || async {
+            let (_, metrics) = http_get(port_b, "/metrics")?;
+            if metrics.contains("kommander_operator_leader 1") {
+                Ok(())
+            } else {
+                Err("not leading yet".into())
+            }
+        },
+    )
     .await
     .unwrap();
     env.apply(&overrides(
@@ -539,6 +594,7 @@ async fn e2e_operator_end_to_end() {
     let operator = &mut b;
 
     gate(&env).await;
+    suspend(&env).await;
     bad_inputs(&env).await;
 
     println!("scenario: after all that, the good deployment is still served");
@@ -990,6 +1046,62 @@ fn lb_service(env: &Env, cluster: &str, name: &str, ip: &str) {
             None,
         )
         .unwrap();
+}
+
+/// Suspension shows in status and holds every change until lifted.
+async fn suspend(env: &Env) {
+    println!("scenario: a suspended AppDeployment says so and changes nothing until resumed");
+    let patch = |on: bool| {
+        env.clusters
+            .kubectl(
+                "management",
+                &[
+                    "-n",
+                    "ws-a",
+                    "patch",
+                    "appdeployment",
+                    "metallb",
+                    "--type=merge",
+                    "-p",
+                    &format!("{{\"spec\":{{\"suspend\":{on}}}}}"),
+                ],
+                None,
+            )
+            .unwrap()
+    };
+    patch(true);
+    let s = env
+        .condition(
+            "ws-a",
+            "metallb",
+            "Ready",
+            "False",
+            "Suspended",
+            "spec.suspend is true",
+        )
+        .await;
+    assert_eq!(s.summary.as_deref(), Some("Suspended"));
+    env.has_event("ws-a", "metallb", "Suspended").await;
+    env.apply(&overrides(
+        "ws-a",
+        "metallb-overrides",
+        &pool("10.0.85.1-10.0.85.9"),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.config_on(
+        "attached-2",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.84.1-10.0.84.9",
+    )
+    .await;
+    patch(false);
+    for c in ["attached-1", "attached-2", "attached-3"] {
+        env.config_on(c, "ws-a", "metallb", "config", "10.0.85.1-10.0.85.9")
+            .await;
+    }
+    env.ready("ws-a", "metallb", "3/3").await;
 }
 
 async fn cluster_status(

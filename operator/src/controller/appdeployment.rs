@@ -465,9 +465,10 @@ async fn deploy_to(
             }
             Decision::Blocked(blockers) => {
                 let msg = format!(
-                    "new config {} held, the old one stays in force: {} live object(s) would break; it proceeds by itself once they are gone, or annotate {}={} to accept",
+                    "new config {} held, the old one stays in force: {} live Service(s) would break: {}; it proceeds by itself once they are gone, or annotate {}={} to accept",
                     d.hash,
                     blockers.len(),
+                    status::listed(&blockers, status::LIST_LIMIT),
                     rollout::ACCEPT_DISRUPTION_ANNOTATION,
                     d.hash
                 );
@@ -582,6 +583,18 @@ async fn within_deadline(
     }
 }
 
+/// Reason (and summary) of a suspended AppDeployment.
+const SUSPENDED: &str = "Suspended";
+
+/// Suspension stops everything before any cluster is touched, like a blocker, and says so.
+fn suspended() -> Blocker {
+    blocker(
+        SUSPENDED,
+        "spec.suspend is true: nothing is applied, corrected or removed; each cluster keeps what it has".into(),
+        false,
+    )
+}
+
 /// Prefix of a status entry naming a Service an accepted config disrupted.
 const DISRUPTED: &str = "disrupted (accepted): ";
 
@@ -636,28 +649,29 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = ad.name_any();
     let prev = ad.status.clone();
-    if ad.spec.suspend {
-        return Ok(Action::await_change());
-    }
     let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let all_clusters = clusters_api.list(&ListParams::default()).await?.items;
 
-    let (blocked, outcomes) = match inputs(&ctx, &ad, &ns).await {
-        Err(b) => (Some(b), Vec::new()),
-        Ok(inputs) => match targets(&ad, &all_clusters) {
+    let (blocked, outcomes) = if ad.spec.suspend {
+        (Some(suspended()), Vec::new())
+    } else {
+        match inputs(&ctx, &ad, &ns).await {
             Err(b) => (Some(b), Vec::new()),
-            Ok(targets) => {
-                let prev_clusters = prev
-                    .as_ref()
-                    .map(|p| p.clusters.clone())
-                    .unwrap_or_default();
-                let futs = targets.iter().map(|kc| {
-                    let p = prev_clusters.iter().find(|c| c.name == kc.name_any());
-                    within_deadline(&ctx, kc, p, deploy_to(&ctx, &ad, &ns, &inputs, kc, p))
-                });
-                (None, futures::future::join_all(futs).await)
-            }
-        },
+            Ok(inputs) => match targets(&ad, &all_clusters) {
+                Err(b) => (Some(b), Vec::new()),
+                Ok(targets) => {
+                    let prev_clusters = prev
+                        .as_ref()
+                        .map(|p| p.clusters.clone())
+                        .unwrap_or_default();
+                    let futs = targets.iter().map(|kc| {
+                        let p = prev_clusters.iter().find(|c| c.name == kc.name_any());
+                        within_deadline(&ctx, kc, p, deploy_to(&ctx, &ad, &ns, &inputs, kc, p))
+                    });
+                    (None, futures::future::join_all(futs).await)
+                }
+            },
+        }
     };
 
     // Clusters that no longer match (or were detached): take our objects away.
@@ -803,7 +817,11 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     });
     Ok(match &blocked {
         // Waiting for an object to appear or be fixed: the watches bring us back.
-        Some(b) if b.config_invalid || b.reason == "WaitingForConfigMap" => Action::await_change(),
+        Some(b)
+            if b.config_invalid || b.reason == "WaitingForConfigMap" || b.reason == SUSPENDED =>
+        {
+            Action::await_change()
+        }
         Some(_) => Action::requeue(requeue::RETRY),
         None if new_status
             .clusters

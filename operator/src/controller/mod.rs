@@ -147,6 +147,14 @@ pub enum RunError {
     /// No usable kubeconfig or in-cluster config.
     #[error("cannot build a Kubernetes client: {0}")]
     Client(#[source] kube::Error),
+    /// The management API did not answer.
+    #[error("the management cluster's API does not answer: {0}")]
+    Api(#[source] kube::Error),
+    /// The Lease's namespace does not exist.
+    #[error(
+        "namespace {0:?} for the leader-election Lease does not exist: create it (kubectl create namespace {0}), choose another with --lease-namespace, or run a single replica with --no-leader-election"
+    )]
+    LeaseNamespaceMissing(String),
     /// The leader-election Lease could not be used.
     #[error("leader election: {0}")]
     Lease(String),
@@ -181,6 +189,16 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// A missing Lease namespace is a set-up mistake with a known fix: say it, instead of the
+/// API's 404 from deep inside leader election. Not being allowed to look is no proof of absence.
+async fn lease_namespace_exists(client: &Client, namespace: &str) -> Result<(), RunError> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    match api.get_metadata_opt(namespace).await {
+        Ok(None) => Err(RunError::LeaseNamespaceMissing(namespace.to_string())),
+        Ok(Some(_)) | Err(_) => Ok(()),
+    }
+}
+
 /// Run the operator until SIGTERM/SIGINT (graceful) or lost leadership (error).
 pub async fn run(settings: Settings) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
@@ -211,10 +229,16 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         stopped(),
     ));
 
+    client.apiserver_version().await.map_err(RunError::Api)?;
+    // Ready means "can serve": the API answers. A standby is Ready too, so a Deployment of two
+    // replicas shows 2/2 and a rolling update never waits on a pod that is not leading.
+    metrics.set_ready(true);
+
     // Only the leader acts; a standby waits here until it leads.
     let mut leading: Option<tokio::sync::watch::Receiver<bool>> = None;
     let mut lease_task = None;
     if !settings.no_leader_election {
+        lease_namespace_exists(&client, &settings.lease_namespace).await?;
         let manager =
             kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
                 .with_namespace(&settings.lease_namespace)
@@ -237,7 +261,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     }
 
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &settings));
-    metrics.set_ready(true);
+    metrics.leader.set(1);
     let controllers = async {
         tokio::join!(
             workspace::run(ctx.clone(), stopped()),
@@ -261,6 +285,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         }
     };
     metrics.set_ready(false);
+    metrics.leader.set(0);
     let _ = stop_tx.send(true);
     // Closing the channel makes the lease manager release the Lease: a standby takes over now
     // instead of after the lease expires.

@@ -32,12 +32,30 @@ pub struct AppDeploymentSpec {
     /// Further override layers for some clusters, merged in order after `configOverrides`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cluster_config_overrides: Vec<ClusterConfigOverride>,
-    /// How the rollout proceeds across clusters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutStrategy>,
-    /// Stop reconciling: nothing is applied or removed while true.
+    /// What to do when an applied object is changed or deleted on a cluster by someone else:
+    /// `Correct` (the default) puts it back, through the same config gate as any change;
+    /// `Report` only says so in status and an Event.
+    #[serde(default, skip_serializing_if = "DriftPolicy::is_default")]
+    pub drift: DriftPolicy,
+    /// Stop reconciling: nothing is applied or removed while true; status says `Suspended`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+}
+
+/// What drift on a cluster leads to.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DriftPolicy {
+    /// Put the object back (a drifted runtime config goes through the gate first).
+    #[default]
+    Correct,
+    /// Leave it; report it in status and an Event.
+    Report,
+}
+
+impl DriftPolicy {
+    fn is_default(&self) -> bool {
+        *self == DriftPolicy::Correct
+    }
 }
 
 /// Reference to a ClusterApp or App.
@@ -74,15 +92,6 @@ pub struct ClusterConfigOverride {
     pub config_map_name: String,
     /// KommanderClusters this layer applies to.
     pub cluster_selector: LabelSelector,
-}
-
-/// Rollout across clusters.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutStrategy {
-    /// How many clusters are changed at once; absent or 0 means all at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrent_clusters: Option<u32>,
 }
 
 /// Where one target cluster stands.

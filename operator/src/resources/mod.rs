@@ -11,7 +11,7 @@ pub use app::{
 };
 pub use appdeployment::{
     AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, AppliedObject,
-    ClusterConfigOverride, ClusterPhase, ClusterRolloutStatus, ConfigMapRef, RolloutStrategy,
+    ClusterConfigOverride, ClusterPhase, ClusterRolloutStatus, ConfigMapRef, DriftPolicy,
 };
 pub use cluster::{
     ClusterNetwork, JoinPhase, KommanderCluster, KommanderClusterSpec, KommanderClusterStatus,
