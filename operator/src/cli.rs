@@ -9,7 +9,7 @@ use kommander_operator::render::ResolvedRollout;
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
 use kommander_operator::resources::SafetyCheck;
 use kommander_operator::rollout::{Decision, RuntimeConfig};
-use kommander_operator::{crdgen, rollout, targets, values, yaml};
+use kommander_operator::{checks, crdgen, rollout, values, yaml};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -391,7 +391,12 @@ fn check_live(
             .map_err(|e| format!("kubeconfig: {e}"))?;
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(|e| format!("client: {e}"))?;
-        let live = targets::live_state(&client, None, &r.release.namespace, &plan)
+        let source = checks::Source {
+            client: &client,
+            network: None,
+            services: None,
+        };
+        let live = checks::live_state(&source, &r.release.namespace, &plan)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
         Ok::<_, String>((server, live))

@@ -5,13 +5,16 @@
 //! nothing in it knows about HTTP or the Kubernetes API.
 
 pub mod catalog;
+pub mod checks;
 pub mod controller;
 pub mod crdgen;
+pub mod drift;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod metallb;
 pub mod metrics;
 pub mod names;
+pub mod plan;
 pub mod remote;
 pub mod render;
 pub mod resources;

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub objects_applied: Counter,
     /// Objects deleted from target clusters.
     pub objects_pruned: Counter,
+    /// Applied objects put back after someone else changed or deleted them.
+    pub drift_corrected: Counter,
+    /// Watch streams open on attached clusters.
+    pub cluster_watches: Gauge,
     /// 1 on the replica that holds the lease (or runs without election), 0 on a standby.
     pub leader: Gauge,
     ready: AtomicBool,
@@ -93,6 +97,18 @@ impl Default for Metrics {
             "Objects deleted from target clusters",
             objects_pruned.clone(),
         );
+        let drift_corrected = Counter::default();
+        registry.register(
+            "drift_corrected",
+            "Applied objects put back after someone else changed or deleted them",
+            drift_corrected.clone(),
+        );
+        let cluster_watches = Gauge::default();
+        registry.register(
+            "cluster_watches",
+            "Watch streams open on attached clusters",
+            cluster_watches.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -100,6 +116,8 @@ impl Default for Metrics {
             leader.clone(),
         );
         Metrics {
+            drift_corrected,
+            cluster_watches,
             leader,
             registry,
             reconciles,
@@ -209,10 +227,9 @@ pub async fn serve(
 /// How long reconciles wait before looking again, by situation.
 pub mod requeue {
     use super::Duration;
-    /// Everything applied: look again for drift now and then.
+    /// Everything applied (or held): the watches report drift and Service changes; this is
+    /// only the safety net for a watch event lost.
     pub const HEALTHY: Duration = Duration::from_secs(300);
     /// A cluster unreachable or a transient failure.
     pub const RETRY: Duration = Duration::from_secs(20);
-    /// A config change held by live Services: look again soon, it proceeds once they are gone.
-    pub const BLOCKED: Duration = Duration::from_secs(3);
 }

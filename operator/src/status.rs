@@ -20,6 +20,8 @@ pub struct ClusterOutcome {
     pub blockers: Vec<String>,
     /// Objects now applied there (the prune inventory).
     pub applied_objects: Vec<AppliedObject>,
+    /// Drift this reconcile put back, in words (for the `DriftCorrected` Event).
+    pub corrected: Vec<String>,
 }
 
 /// A problem that stops the whole AppDeployment before any cluster is touched.
@@ -87,6 +89,7 @@ fn phase_word(p: ClusterPhase) -> &'static str {
         ClusterPhase::Unreachable => "Unreachable",
         ClusterPhase::Failed => "Failed",
         ClusterPhase::Conflict => "Conflict",
+        ClusterPhase::Drifted => "Drifted",
     }
 }
 
@@ -296,6 +299,7 @@ mod tests {
             desired_config_hash: None,
             blockers: vec![],
             applied_objects: vec![],
+            corrected: vec![],
         }
     }
 

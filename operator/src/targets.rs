@@ -4,15 +4,9 @@
 use crate::manifest::{
     LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER, ManifestObject,
 };
-use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
-use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
 use crate::remote::{excerpt, short_error};
-use crate::render::ResolvedRollout;
-use crate::resources::{AppliedObject, ClusterNetwork, ClusterPhase};
-use crate::rollout::LiveState;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use crate::resources::{AppliedObject, ClusterPhase};
 use kube::ResourceExt;
-use kube::api::ListParams;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
@@ -157,7 +151,7 @@ impl Discovery {
         cluster: &str,
         owner: &Owner<'_>,
         objects: &[ManifestObject],
-    ) -> Result<Vec<AppliedObject>, ApplyFailure> {
+    ) -> Result<Vec<Written>, ApplyFailure> {
         let fail = |error| ApplyFailure {
             applied: Vec::new(),
             error,
@@ -177,11 +171,11 @@ impl Discovery {
                 .map_err(fail)?;
             check_scope(&entry, &caps.scope).map_err(fail)?;
             let api = api_with(client, &ar, &caps.scope, &entry);
-            if let Some(existing) = api
+            let existing = api
                 .get_metadata_opt(&o.name)
                 .await
-                .map_err(|e| fail(classify(&display, e)))?
-            {
+                .map_err(|e| fail(classify(&display, e)))?;
+            if let Some(existing) = &existing {
                 owned_by(existing.labels(), owner).map_err(|current| {
                     fail(TargetError::Conflict {
                         object: display.clone(),
@@ -189,23 +183,75 @@ impl Discovery {
                     })
                 })?;
             }
-            checked.push((api, entry, o));
+            let before = existing.and_then(|e| e.metadata.resource_version);
+            let namespaced = caps.scope == Scope::Namespaced;
+            checked.push((api, entry, o, before, ar, namespaced));
         }
         ensure_namespace(client, owner.workspace)
             .await
             .map_err(fail)?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let mut inventory = Vec::with_capacity(objects.len());
-        for (api, entry, o) in checked {
-            if let Err(e) = api.patch(&o.name, &params, &Patch::Apply(&o.body)).await {
-                return Err(ApplyFailure {
-                    applied: inventory,
-                    error: classify(&o.display_name(), e),
-                });
-            }
-            inventory.push(entry);
+        let mut written = Vec::with_capacity(objects.len());
+        for (api, entry, o, before, resource, namespaced) in checked {
+            let after = match api.patch(&o.name, &params, &Patch::Apply(&o.body)).await {
+                Ok(after) => after,
+                Err(e) => {
+                    return Err(ApplyFailure {
+                        applied: inventory,
+                        error: classify(&o.display_name(), e),
+                    });
+                }
+            };
+            inventory.push(entry.clone());
+            written.push(Written {
+                // An apply that changes nothing keeps the resourceVersion.
+                changed: before.is_none() || before != after.metadata.resource_version,
+                fingerprint: crate::drift::fingerprint(&after.metadata),
+                object: entry,
+                resource,
+                namespaced,
+            });
         }
-        Ok(inventory)
+        Ok(written)
+    }
+
+    /// Whether applying `object` would change what the cluster holds (a server-side dry run
+    /// compared with the live object, both as the API server returns them). A missing object
+    /// differs.
+    pub async fn differs(
+        &self,
+        client: &Client,
+        cluster: &str,
+        object: &ManifestObject,
+    ) -> Result<bool, TargetError> {
+        let display = object.display_name();
+        let (ar, caps) = self
+            .resolve(client, cluster, &object.api_version, &object.kind, &display)
+            .await?;
+        let entry = AppliedObject {
+            api_version: object.api_version.clone(),
+            kind: object.kind.clone(),
+            namespace: object.namespace.clone(),
+            name: object.name.clone(),
+        };
+        let api = api_with(client, &ar, &caps.scope, &entry);
+        let Some(live) = api
+            .get_opt(&object.name)
+            .await
+            .map_err(|e| classify(&display, e))?
+        else {
+            return Ok(true);
+        };
+        let would = api
+            .patch(
+                &object.name,
+                &PatchParams::apply(FIELD_MANAGER).force().dry_run(),
+                &Patch::Apply(&object.body),
+            )
+            .await
+            .map_err(|e| classify(&display, e))?;
+        Ok(comparable(live) != comparable(would))
     }
 
     /// Delete these objects where they still belong to `owner` (already gone is fine; one
@@ -258,6 +304,21 @@ impl Discovery {
         }
         Ok(report)
     }
+}
+
+/// One object as applied.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The object.
+    pub object: AppliedObject,
+    /// Whether the apply changed it (created, or any field differed).
+    pub changed: bool,
+    /// Its writer fingerprint after the apply ([`crate::drift::fingerprint`]).
+    pub fingerprint: u64,
+    /// Its API, to watch it by.
+    pub resource: ApiResource,
+    /// Whether the kind is namespaced on that cluster.
+    pub namespaced: bool,
 }
 
 /// What a delete pass did.
@@ -358,109 +419,13 @@ async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), Target
     }
 }
 
-/// What the gate needs to know about a cluster right now.
-pub async fn live_state(
-    client: &kube::Client,
-    network: Option<&ClusterNetwork>,
-    ns: &str,
-    plan: &ResolvedRollout,
-) -> Result<LiveState, String> {
-    let short = |e: kube::Error| short_error(&e);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let config = cms
-        .get_opt(&plan.config_map)
-        .await
-        .map_err(short)?
-        .map(|cm| {
-            let data = cm.data.unwrap_or_default();
-            match &plan.key {
-                Some(k) => data.get(k).cloned().unwrap_or_default(),
-                None => serde_json::to_value(&data)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            }
-        });
-    if plan.safety_check.is_none() {
-        return Ok(LiveState {
-            config,
-            ..Default::default()
-        });
-    }
-    let mut services = Vec::new();
-    for svc in Api::<Service>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(short)?
-        .items
-    {
-        let spec = svc.spec.clone().unwrap_or_default();
-        if spec.type_.as_deref() != Some("LoadBalancer") {
-            continue;
-        }
-        let ips = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.as_deref().and_then(|ip| ip.parse().ok()))
-            .collect();
-        services.push(LiveService {
-            namespace: svc.namespace().unwrap_or_default(),
-            name: svc.name_any(),
-            ips,
-            pool: svc.annotations().get(POOL_ANNOTATION).cloned(),
-            requested_ip: spec
-                .load_balancer_ip
-                .as_deref()
-                .and_then(|ip| ip.parse().ok()),
-        });
-    }
-    let system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
-    let mut facts = ClusterFacts::default();
-    // The KommanderCluster's spec.network wins over what kubeadm recorded.
-    let network = network.cloned().unwrap_or_default();
-    let kubeadm = system.get_opt("kubeadm-config").await.map_err(short)?;
-    let (kubeadm_pod, kubeadm_svc) = kubeadm
-        .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
-        .map(|text| metallb_cluster::kubeadm_networks(&text))
-        .transpose()
-        .map_err(|e| excerpt(&format!("kube-system/kubeadm-config: {e}")))?
-        .unwrap_or_default();
-    facts.pod_subnets = match &network.pod_subnet {
-        Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)?,
-        None => kubeadm_pod,
-    };
-    facts.service_subnets = match &network.service_subnet {
-        Some(s) => metallb_cluster::parse_subnets("spec.network.serviceSubnet", s)?,
-        None => kubeadm_svc,
-    };
-    if let Some(text) = system
-        .get_opt("kube-proxy")
-        .await
-        .map_err(short)?
-        .and_then(|cm| cm.data.and_then(|d| d.get("config.conf").cloned()))
-    {
-        facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
-    }
-    let mut notes = Vec::new();
-    for (name, nets) in [
-        ("podSubnet", &facts.pod_subnets),
-        ("serviceSubnet", &facts.service_subnets),
-    ] {
-        if nets.is_empty() {
-            notes.push(format!(
-                "the cluster's {name} is unknown (set spec.network.{name} on the KommanderCluster, or keep kube-system/kubeadm-config): overlap with it was not checked"
-            ));
-        }
-    }
-    Ok(LiveState {
-        config,
-        facts,
-        services,
-        notes,
-    })
+/// An object without what every write changes (who wrote when, versions): what is left is
+/// what the object says.
+fn comparable(mut o: DynamicObject) -> serde_json::Value {
+    o.metadata.managed_fields = None;
+    o.metadata.resource_version = None;
+    o.metadata.generation = None;
+    serde_json::to_value(o).unwrap_or_default()
 }
 
 /// `Kind namespace/name` for messages.

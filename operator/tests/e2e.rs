@@ -595,6 +595,7 @@ async fn e2e_operator_end_to_end() {
 
     gate(&env).await;
     suspend(&env).await;
+    drift(&env).await;
     bad_inputs(&env).await;
 
     println!("scenario: after all that, the good deployment is still served");
@@ -1046,6 +1047,231 @@ fn lb_service(env: &Env, cluster: &str, name: &str, ip: &str) {
             None,
         )
         .unwrap();
+}
+
+/// A MetalLB 0.12 config (what its ConfigMap holds) of layer2 pools.
+fn metallb_config(pools: &[(&str, &str)]) -> String {
+    let mut out = "address-pools:\n".to_string();
+    for (name, range) in pools {
+        out.push_str(&format!(
+            "- name: {name}\n  protocol: layer2\n  addresses:\n  - {range}\n"
+        ));
+    }
+    out
+}
+
+/// The cluster's `metallb` ConfigMap's `config`, set by hand (as `kubectl patch` would).
+fn hand_edit_config(env: &Env, cluster: &str, config: &str) {
+    let patch = serde_json::json!({"data": {"config": config}}).to_string();
+    env.clusters
+        .kubectl(
+            cluster,
+            &[
+                "-n",
+                "ws-a",
+                "patch",
+                "configmap",
+                "metallb",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )
+        .unwrap();
+}
+
+/// Messages of the Events with `reason` for ws-a/metallb.
+async fn event_notes(env: &Env, reason: &str) -> Vec<String> {
+    let api: Api<Event> = Api::namespaced(env.mgmt.clone(), "ws-a");
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.name.as_deref() == Some("metallb")
+                && e.reason.as_deref() == Some(reason)
+        })
+        .filter_map(|e| e.message)
+        .collect()
+}
+
+async fn has_note(env: &Env, reason: &str, fragment: &str) {
+    eventually(&format!("Event {reason} with {fragment:?}"), T, || async {
+        let notes = event_notes(env, reason).await;
+        if notes.iter().any(|n| n.contains(fragment)) {
+            Ok(())
+        } else {
+            Err(format!("{notes:?}"))
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// Drift on attached clusters: put back within seconds, through the gate, and named.
+async fn drift(env: &Env) {
+    println!("scenario: a hand edit of MetalLB's ConfigMap is put back, naming who made it");
+    let t0 = std::time::Instant::now();
+    hand_edit_config(
+        env,
+        "attached-2",
+        &metallb_config(&[("default", "10.0.70.1-10.0.70.9")]),
+    );
+    env.config_on(
+        "attached-2",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.85.1-10.0.85.9",
+    )
+    .await;
+    println!(
+        "  put back {:.1}s after the edit",
+        t0.elapsed().as_secs_f64()
+    );
+    has_note(
+        env,
+        "DriftCorrected",
+        "cluster attached-2: put back ConfigMap ws-a/metallb changed by kubectl-patch (Update)",
+    )
+    .await;
+
+    println!("scenario: a deleted controller Deployment is recreated");
+    env.clusters
+        .kubectl(
+            "attached-3",
+            &["-n", "ws-a", "delete", "deployment", "metallb-controller"],
+            None,
+        )
+        .unwrap();
+    eventually("metallb-controller back on attached-3", T, || async {
+        env.clusters
+            .kubectl(
+                "attached-3",
+                &[
+                    "-n",
+                    "ws-a",
+                    "get",
+                    "deployment",
+                    "metallb-controller",
+                    "-o",
+                    "name",
+                ],
+                None,
+            )
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+    has_note(
+        env,
+        "DriftCorrected",
+        "cluster attached-3: put back Deployment ws-a/metallb-controller deleted",
+    )
+    .await;
+
+    println!(
+        "scenario: a hand-added pool with a Service on it: putting the config back is held, naming both"
+    );
+    lb_service(env, "attached-1", "hand", "10.0.99.5");
+    hand_edit_config(
+        env,
+        "attached-1",
+        &metallb_config(&[("default", "10.0.85.1-10.0.85.9"), ("hand", "10.0.99.0/28")]),
+    );
+    let held = wait_phase(env, "attached-1", ClusterPhase::Blocked).await;
+    assert_eq!(
+        held.blockers,
+        vec!["default/hand holds 10.0.99.5, outside every pool of the new config".to_string()]
+    );
+    let message = held.message.unwrap_or_default();
+    assert!(
+        message.contains("ConfigMap ws-a/metallb changed by kubectl-patch (Update)")
+            && message.contains("putting config")
+            && message.contains("default/hand holds 10.0.99.5"),
+        "{message}"
+    );
+    env.config_on("attached-1", "ws-a", "metallb", "config", "10.0.99.0/28")
+        .await;
+    let t0 = std::time::Instant::now();
+    env.clusters
+        .kubectl(
+            "attached-1",
+            &["-n", "default", "delete", "service", "hand"],
+            None,
+        )
+        .unwrap();
+    env.config_on(
+        "attached-1",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.85.1-10.0.85.9",
+    )
+    .await;
+    println!(
+        "  put back {:.1}s after the blocking Service was deleted (Service watch, no poll)",
+        t0.elapsed().as_secs_f64()
+    );
+    env.ready("ws-a", "metallb", "3/3").await;
+
+    println!("scenario: spec.drift: Report says what drifted and leaves it");
+    let set_policy = |policy: &str| {
+        env.clusters
+            .kubectl(
+                "management",
+                &[
+                    "-n",
+                    "ws-a",
+                    "patch",
+                    "appdeployment",
+                    "metallb",
+                    "--type=merge",
+                    "-p",
+                    &format!("{{\"spec\":{{\"drift\":\"{policy}\"}}}}"),
+                ],
+                None,
+            )
+            .unwrap()
+    };
+    set_policy("Report");
+    hand_edit_config(
+        env,
+        "attached-2",
+        &metallb_config(&[("default", "10.0.71.1-10.0.71.9")]),
+    );
+    let drifted = wait_phase(env, "attached-2", ClusterPhase::Drifted).await;
+    assert!(
+        drifted
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ConfigMap ws-a/metallb changed by kubectl-patch (Update); left as they are because spec.drift is Report"),
+        "{drifted:?}"
+    );
+    has_note(env, "DriftDetected", "cluster attached-2").await;
+    let s = env.status("ws-a", "metallb").await.unwrap();
+    assert_eq!(s.summary.as_deref(), Some("Drifted: attached-2"));
+    env.config_on(
+        "attached-2",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.71.1-10.0.71.9",
+    )
+    .await;
+    set_policy("Correct");
+    env.config_on(
+        "attached-2",
+        "ws-a",
+        "metallb",
+        "config",
+        "10.0.85.1-10.0.85.9",
+    )
+    .await;
+    env.ready("ws-a", "metallb", "3/3").await;
 }
 
 /// Suspension shows in status and holds every change until lifted.

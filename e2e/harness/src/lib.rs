@@ -43,10 +43,12 @@ fn combined(out: std::process::Output) -> Result<String, String> {
 impl Clusters {
     /// Start clusters by name and wait until each can run pods.
     pub fn start(names: &[&str]) -> Result<Clusters, String> {
-        let state = tempfile::Builder::new()
+        let mut builder = tempfile::Builder::new();
+        // KOMMANDER_E2E_KEEP=1 keeps the state (logs, kubeconfigs) after the test for a look.
+        builder
             .prefix("kommander-e2e-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
+            .disable_cleanup(std::env::var_os("KOMMANDER_E2E_KEEP").is_some());
+        let state = builder.tempdir().map_err(|e| e.to_string())?;
         let mut args = vec!["up"];
         args.extend_from_slice(names);
         driver(state.path(), &args)?;

@@ -1,21 +1,20 @@
 //! AppDeployment: render the app with the workspace's overrides and apply it to every matching
 //! cluster of the workspace. Every decision lands in status and an Event.
 
+use super::deploy::{Inputs, deploy_to, within_deadline};
 use super::{Context, Error};
 use crate::metrics::{ApplyLabels, requeue};
 use crate::remote::short_error;
-use crate::render::job::RenderJob;
+use crate::render::CompiledApp;
 use crate::render::limits::MAX_VALUES_BYTES;
-use crate::render::{ClusterInfo, CompiledApp, Release};
 use crate::resources::AppDefinition;
 use crate::resources::{
-    App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, ClusterRolloutStatus,
-    JoinPhase, KommanderCluster, Workspace,
+    App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, KommanderCluster,
+    Workspace,
 };
-use crate::rollout::{self, Decision};
 use crate::selector;
 use crate::status::{self, Blocker, ClusterOutcome};
-use crate::targets::{self, Deleted, FIELD_MANAGER, Owner};
+use crate::targets::{Deleted, FIELD_MANAGER, Owner};
 use crate::values::{self, Values};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -38,12 +37,6 @@ use std::sync::Arc;
 pub const FINALIZER: &str = "apps.kommander.d2iq.io/cleanup";
 /// Key of an overrides ConfigMap holding the values.
 pub const VALUES_KEY: &str = "values.yaml";
-
-/// What the whole AppDeployment needs before any cluster: the app and the base overrides.
-struct Inputs {
-    app: Arc<CheckedApp>,
-    base: Vec<Values>,
-}
 
 /// An app version whose templates compiled (bounds and syntax checked), ready to render.
 pub struct CheckedApp {
@@ -254,13 +247,30 @@ async fn overrides(ctx: &Context, ns: &str, name: &str, field: &str) -> Result<V
         .map_err(|e| blocker("InvalidOverrides", format!("{field}: {e}"), true))
 }
 
+/// The app and every overrides ConfigMap, each read once per reconcile, whichever clusters
+/// use it. A per-cluster layer that cannot be used stops only the clusters it matches.
 async fn inputs(ctx: &Context, ad: &AppDeployment, ns: &str) -> Result<Inputs, Blocker> {
     let app = checked_app(ctx, ad, ns).await?;
     let mut base = Vec::new();
     if let Some(o) = &ad.spec.config_overrides {
         base.push(overrides(ctx, ns, &o.name, "spec.configOverrides").await?);
     }
-    Ok(Inputs { app, base })
+    let mut read: BTreeMap<&str, Result<Values, Blocker>> = BTreeMap::new();
+    let mut layers = Vec::new();
+    for (i, layer) in ad.spec.cluster_config_overrides.iter().enumerate() {
+        let name = layer.config_map_name.as_str();
+        let values = match read.get(name) {
+            Some(r) => r.clone(),
+            None => {
+                let field = format!("spec.clusterConfigOverrides[{i}]");
+                let r = overrides(ctx, ns, name, &field).await;
+                read.insert(name, r.clone());
+                r
+            }
+        };
+        layers.push(values);
+    }
+    Ok(Inputs { app, base, layers })
 }
 
 fn cluster_labels(kc: &KommanderCluster) -> BTreeMap<String, String> {
@@ -291,298 +301,6 @@ fn targets(
     Ok(out)
 }
 
-/// Render and apply to one cluster. Never fails: every problem is an outcome.
-async fn deploy_to(
-    ctx: &Context,
-    ad: &AppDeployment,
-    ns: &str,
-    inputs: &Inputs,
-    kc: &KommanderCluster,
-    prev: Option<&ClusterRolloutStatus>,
-) -> ClusterOutcome {
-    let cluster = kc.name_any();
-    let labels = cluster_labels(kc);
-    let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
-    let outcome = |phase, message: String, applied: Vec<AppliedObject>| ClusterOutcome {
-        cluster: cluster.clone(),
-        phase,
-        message,
-        applied_config_hash: None,
-        desired_config_hash: None,
-        blockers: vec![],
-        applied_objects: applied,
-    };
-
-    // Values: base overrides, then every matching per-cluster layer, in order.
-    let mut layers = inputs.base.clone();
-    for (i, layer) in ad.spec.cluster_config_overrides.iter().enumerate() {
-        let field = format!("spec.clusterConfigOverrides[{i}]");
-        match selector::matches(&layer.cluster_selector, &labels) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(e) => {
-                return outcome(
-                    ClusterPhase::Invalid,
-                    format!("{field}.clusterSelector: {e}"),
-                    previous,
-                );
-            }
-        }
-        match overrides(ctx, ns, &layer.config_map_name, &field).await {
-            Ok(v) => layers.push(v),
-            Err(b) => {
-                let phase = if b.config_invalid {
-                    ClusterPhase::Invalid
-                } else {
-                    ClusterPhase::Pending
-                };
-                return outcome(phase, b.message, previous);
-            }
-        }
-    }
-    let job = RenderJob {
-        app_name: inputs.app.name.clone(),
-        definition: inputs.app.definition.clone(),
-        layers,
-        release: Release {
-            name: ad.name_any(),
-            namespace: ns.to_string(),
-        },
-        cluster: ClusterInfo {
-            name: cluster.clone(),
-            labels,
-        },
-    };
-    let (mut objects, plan) = match ctx.renders.render(ns, &job).await {
-        Ok(r) => (r.objects, r.rollout),
-        Err(e) => return outcome(ClusterPhase::Invalid, e, previous),
-    };
-    let desired = plan
-        .as_ref()
-        .and_then(|p| rollout::runtime_config(&objects, p));
-    if let (Some(p), Some(d)) = (&plan, &desired) {
-        rollout::annotate_restart_targets(&mut objects, &p.restart, &d.hash);
-    }
-    let desired_hash = desired.as_ref().map(|d| d.hash.clone());
-    // Who an accepted config disrupted stays on record while that config is in force.
-    let prior_disruptions: Vec<String> = prev
-        .filter(|p| p.applied_config_hash.is_some() && p.applied_config_hash == desired_hash)
-        .map(|p| {
-            p.blockers
-                .iter()
-                .filter(|b| b.starts_with(DISRUPTED))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let with_hashes = |mut o: ClusterOutcome, applied: Option<String>| {
-        o.desired_config_hash = desired_hash.clone();
-        o.applied_config_hash = applied;
-        o
-    };
-
-    if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
-        let why = kc
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.first())
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        return outcome(
-            ClusterPhase::Unreachable,
-            format!("cluster is unreachable: {why}"),
-            previous,
-        );
-    }
-    let (client, _server) = match ctx.clusters.for_cluster(kc).await {
-        Ok(c) => c,
-        Err(e) => return outcome(ClusterPhase::Unreachable, e.to_string(), previous),
-    };
-
-    // Unchanged render, already applied by this process: nothing to write.
-    let hash = crate::rollout::config_hash(
-        &serde_json::to_string(&objects.iter().map(|o| &o.body).collect::<Vec<_>>())
-            .unwrap_or_default(),
-    );
-    let key = (ad.uid().unwrap_or_default(), cluster.clone());
-    let current: Vec<AppliedObject> = objects
-        .iter()
-        .map(|o| AppliedObject {
-            api_version: o.api_version.clone(),
-            kind: o.kind.clone(),
-            namespace: o.namespace.clone(),
-            name: o.name.clone(),
-        })
-        .collect();
-    let up_to_date = prev.is_some_and(|p| p.phase == ClusterPhase::Applied)
-        && ctx.applied.lock().await.get(&key) == Some(&hash);
-    if up_to_date {
-        let mut o = with_hashes(
-            outcome(
-                ClusterPhase::Applied,
-                // Nothing was done: what was said when it was applied still holds.
-                prev.and_then(|p| p.message.clone())
-                    .unwrap_or_else(|| format!("{} objects applied", objects.len())),
-                current,
-            ),
-            desired_hash.clone(),
-        );
-        o.blockers = prior_disruptions;
-        return o;
-    }
-
-    // The gate: a changed runtime config is validated and checked against what is live.
-    let mut disrupted: Vec<String> = Vec::new();
-    let mut unchecked: Vec<String> = Vec::new();
-    if let (Some(p), Some(d)) = (&plan, &desired) {
-        let live = match targets::live_state(&client, kc.spec.network.as_ref(), ns, p).await {
-            Ok(l) => l,
-            Err(e) => return outcome(ClusterPhase::Unreachable, e, previous),
-        };
-        let live_hash = live.config.as_deref().map(rollout::config_hash);
-        if p.safety_check.is_some() {
-            unchecked = live.notes.clone();
-        }
-        let accepted = ad
-            .annotations()
-            .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)
-            .map(String::as_str);
-        let where_ = format!(
-            "ConfigMap {ns}/{}{}",
-            p.config_map,
-            p.key
-                .as_deref()
-                .map(|k| format!(" key {k}"))
-                .unwrap_or_default()
-        );
-        match rollout::decide(d, p.safety_check.map(rollout::check_for), &live, accepted) {
-            Decision::Invalid(errors) => {
-                let msg = format!(
-                    "new runtime config in {where_} is invalid, nothing applied: {}",
-                    errors.join("; ")
-                );
-                return with_hashes(outcome(ClusterPhase::Invalid, msg, previous), live_hash);
-            }
-            Decision::Blocked(blockers) => {
-                let msg = format!(
-                    "new config {} held, the old one stays in force: {} live Service(s) would break: {}; it proceeds by itself once they are gone, or annotate {}={} to accept",
-                    d.hash,
-                    blockers.len(),
-                    status::listed(&blockers, status::LIST_LIMIT),
-                    rollout::ACCEPT_DISRUPTION_ANNOTATION,
-                    d.hash
-                );
-                let mut o = with_hashes(outcome(ClusterPhase::Blocked, msg, previous), live_hash);
-                o.blockers = blockers;
-                return o;
-            }
-            Decision::Accepted(blockers) => {
-                disrupted = blockers.iter().map(|b| format!("{DISRUPTED}{b}")).collect()
-            }
-            Decision::Roll | Decision::Unchanged => {}
-        }
-    }
-
-    let cluster_key = format!("{ns}/{cluster}");
-    let release = ad.name_any();
-    let owner = Owner {
-        workspace: ns,
-        release: &release,
-    };
-    let applied = match ctx
-        .discovery
-        .apply_all(&client, &cluster_key, &owner, &objects)
-        .await
-    {
-        Ok(a) => a,
-        Err(failure) => {
-            // The old inventory plus only what this attempt really applied: a later prune
-            // must neither miss our objects nor touch anything we never wrote.
-            let mut keep = previous.clone();
-            keep.extend(
-                failure
-                    .applied
-                    .into_iter()
-                    .filter(|c| !previous.contains(c)),
-            );
-            let e = failure.error;
-            return outcome(e.phase(), format!("apply failed: {e}"), keep);
-        }
-    };
-    ctx.metrics.objects_applied.inc_by(applied.len() as u64);
-    let stale = targets::stale(&previous, &applied);
-    let mut message = format!("{} objects applied", applied.len());
-    if !stale.is_empty() {
-        match ctx
-            .discovery
-            .delete_all(&client, &cluster_key, &owner, &stale)
-            .await
-        {
-            Ok(report) => {
-                ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
-                message.push_str(&format!(", {} pruned", report.deleted));
-                if !report.not_owned.is_empty() {
-                    message.push_str(&format!(
-                        "; not pruned, not ours: {}",
-                        report.not_owned.join(", ")
-                    ));
-                }
-            }
-            Err(e) => {
-                let mut keep = applied.clone();
-                keep.extend(stale);
-                return outcome(
-                    ClusterPhase::Failed,
-                    format!("applied, but pruning failed: {e}"),
-                    keep,
-                );
-            }
-        }
-    }
-    ctx.applied.lock().await.insert(key, hash);
-    for note in &unchecked {
-        message.push_str(&format!("; {note}"));
-    }
-    if !disrupted.is_empty() {
-        message.push_str(&format!(
-            "; accepted disruption of {} Service(s)",
-            disrupted.len()
-        ));
-    }
-    let mut o = with_hashes(
-        outcome(ClusterPhase::Applied, message, applied),
-        desired_hash.clone(),
-    );
-    o.blockers = if disrupted.is_empty() {
-        prior_disruptions
-    } else {
-        disrupted
-    };
-    o
-}
-
-/// Bound one cluster's deploy by the per-cluster deadline: a cluster that answers slowly (or a
-/// byte at a time) ends as Unreachable with the deadline named, and the status is written.
-async fn within_deadline(
-    ctx: &Context,
-    kc: &KommanderCluster,
-    prev: Option<&ClusterRolloutStatus>,
-    deploy: impl Future<Output = ClusterOutcome>,
-) -> ClusterOutcome {
-    match ctx.bounded(deploy).await {
-        Ok(o) => o,
-        Err(message) => ClusterOutcome {
-            cluster: kc.name_any(),
-            phase: ClusterPhase::Unreachable,
-            message,
-            applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
-            desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
-            blockers: vec![],
-            applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
-        },
-    }
-}
-
 /// Reason (and summary) of a suspended AppDeployment.
 const SUSPENDED: &str = "Suspended";
 
@@ -595,23 +313,16 @@ fn suspended() -> Blocker {
     )
 }
 
-/// Prefix of a status entry naming a Service an accepted config disrupted.
-const DISRUPTED: &str = "disrupted (accepted): ";
-
-/// Remove what AppDeployment `release` owns in `inventory` from cluster `name` of namespace
-/// `ns`, if it can be reached, within the per-cluster deadline.
+/// Remove what AppDeployment `release` owns in `inventory` from cluster `kc` of namespace
+/// `ns`, within the per-cluster deadline, and forget it.
 async fn remove_from(
     ctx: &Context,
     ns: &str,
     release: &str,
-    name: &str,
-    kc: Option<&KommanderCluster>,
+    kc: &KommanderCluster,
     inventory: &[AppliedObject],
 ) -> Result<Deleted, String> {
-    let Some(kc) = kc else {
-        // The cluster was detached and its access is gone: nothing can be removed there.
-        return Ok(Deleted::default());
-    };
+    let name = kc.name_any();
     let owner = Owner {
         workspace: ns,
         release,
@@ -627,15 +338,29 @@ async fn remove_from(
             .await
             .map_err(|e| e.to_string())
     };
-    ctx.bounded(work).await.and_then(|r| r)
+    let report = ctx.bounded(work).await.and_then(|r| r)?;
+    ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
+    ctx.watches.forget(&(ns.to_string(), name), release);
+    Ok(report)
+}
+
+/// The Event's action. The recorder folds Events with the same (type, reason, action, object)
+/// into one series that keeps the first note: a drift corrected on one cluster and then on
+/// another would read as the first twice. The note's hash in the action keeps different notes
+/// apart, while the same note repeating still folds into a count.
+fn event_action(reason: &str, note: &str) -> String {
+    format!(
+        "Reconcile#{}",
+        &crate::rollout::config_hash(&format!("{reason}\n{note}"))[..8]
+    )
 }
 
 async fn publish(ctx: &Context, ad: &AppDeployment, type_: EventType, reason: &str, note: String) {
     let ev = Event {
         type_,
         reason: reason.into(),
+        action: event_action(reason, &note),
         note: Some(note),
-        action: "Reconcile".into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &ad.object_ref(&())).await {
@@ -652,140 +377,35 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let all_clusters = clusters_api.list(&ListParams::default()).await?.items;
 
-    let (blocked, outcomes) = if ad.spec.suspend {
+    let (blocked, mut outcomes) = if ad.spec.suspend {
         (Some(suspended()), Vec::new())
     } else {
-        match inputs(&ctx, &ad, &ns).await {
-            Err(b) => (Some(b), Vec::new()),
-            Ok(inputs) => match targets(&ad, &all_clusters) {
-                Err(b) => (Some(b), Vec::new()),
-                Ok(targets) => {
-                    let prev_clusters = prev
-                        .as_ref()
-                        .map(|p| p.clusters.clone())
-                        .unwrap_or_default();
-                    let futs = targets.iter().map(|kc| {
-                        let p = prev_clusters.iter().find(|c| c.name == kc.name_any());
-                        within_deadline(&ctx, kc, p, deploy_to(&ctx, &ad, &ns, &inputs, kc, p))
-                    });
-                    (None, futures::future::join_all(futs).await)
-                }
-            },
-        }
+        deploy_all(&ctx, &ad, &ns, &all_clusters).await
     };
-
-    // Clusters that no longer match (or were detached): take our objects away.
-    let mut outcomes = outcomes;
-    if blocked.is_none() {
-        for old in prev.iter().flat_map(|p| p.clusters.iter()) {
-            if outcomes.iter().any(|o| o.cluster == old.name) {
-                continue;
-            }
-            let kc = all_clusters
-                .iter()
-                .find(|k| k.name_any() == old.name && k.metadata.deletion_timestamp.is_none());
-            match remove_from(&ctx, &ns, &name, &old.name, kc, &old.applied_objects).await {
-                Ok(report) => {
-                    let n = report.deleted;
-                    ctx.metrics.objects_pruned.inc_by(n as u64);
-                    ctx.applied
-                        .lock()
-                        .await
-                        .remove(&(ad.uid().unwrap_or_default(), old.name.clone()));
-                    publish(
-                        &ctx,
-                        &ad,
-                        EventType::Normal,
-                        "Removed",
-                        format!(
-                            "cluster {} no longer targeted: {n} objects removed",
-                            old.name
-                        ),
-                    )
-                    .await;
-                }
-                Err(e) => {
-                    // Keep it in status until the objects are gone.
-                    outcomes.push(ClusterOutcome {
-                        cluster: old.name.clone(),
-                        phase: ClusterPhase::Failed,
-                        message: format!(
-                            "no longer targeted, but removing its objects failed: {e}"
-                        ),
-                        applied_config_hash: None,
-                        desired_config_hash: None,
-                        blockers: vec![],
-                        applied_objects: old.applied_objects.clone(),
-                    });
-                }
-            }
+    match &blocked {
+        None => {
+            let gone = remove_untargeted(&ctx, &ad, &ns, &all_clusters, &outcomes).await;
+            outcomes.extend(gone);
         }
-    } else if let Some(p) = &prev {
         // Nothing changes on any cluster while blocked: keep what is there on record.
-        for c in &p.clusters {
-            outcomes.push(ClusterOutcome {
-                cluster: c.name.clone(),
-                phase: c.phase,
-                message: c.message.clone().unwrap_or_default(),
-                applied_config_hash: c.applied_config_hash.clone(),
-                desired_config_hash: c.desired_config_hash.clone(),
-                blockers: c.blockers.clone(),
-                applied_objects: c.applied_objects.clone(),
-            });
-        }
-    }
-
-    for o in &outcomes {
-        ctx.metrics
-            .cluster_results
-            .get_or_create(&ApplyLabels {
-                cluster: format!("{ns}/{}", o.cluster),
-                result: format!("{:?}", o.phase),
-            })
-            .inc();
-        let was = prev
-            .as_ref()
-            .and_then(|p| p.clusters.iter().find(|c| c.name == o.cluster))
-            .map(|c| (c.phase, c.message.clone()));
-        if blocked.is_none()
-            && was
-                .as_ref()
-                .map(|(p, m)| (*p, m.clone().unwrap_or_default()))
-                != Some((o.phase, o.message.clone()))
-        {
-            let (t, reason) = match o.phase {
-                ClusterPhase::Applied => (EventType::Normal, "Applied"),
-                ClusterPhase::Invalid => (EventType::Warning, "InvalidConfig"),
-                ClusterPhase::Unreachable => (EventType::Warning, "ClusterUnreachable"),
-                ClusterPhase::Blocked => (EventType::Warning, "RolloutBlocked"),
-                ClusterPhase::Failed => (EventType::Warning, "ApplyFailed"),
-                ClusterPhase::Conflict => (EventType::Warning, "Conflict"),
-                ClusterPhase::Pending => (EventType::Normal, "Waiting"),
-            };
-            publish(
-                &ctx,
-                &ad,
-                t,
-                reason,
-                format!("cluster {}: {}", o.cluster, o.message),
+        Some(_) => {
+            outcomes.extend(
+                prev.iter()
+                    .flat_map(|p| p.clusters.iter())
+                    .map(|c| ClusterOutcome {
+                        cluster: c.name.clone(),
+                        phase: c.phase,
+                        message: c.message.clone().unwrap_or_default(),
+                        applied_config_hash: c.applied_config_hash.clone(),
+                        desired_config_hash: c.desired_config_hash.clone(),
+                        blockers: c.blockers.clone(),
+                        applied_objects: c.applied_objects.clone(),
+                        corrected: vec![],
+                    }),
             )
-            .await;
         }
     }
-    if let Some(b) = &blocked {
-        let was = prev
-            .as_ref()
-            .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| c.message.clone());
-        if was.as_deref() != Some(b.message.as_str()) {
-            let t = if b.config_invalid {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            publish(&ctx, &ad, t, &b.reason, b.message.clone()).await;
-        }
-    }
+    record_outcomes(&ctx, &ad, &ns, blocked.as_ref(), &outcomes).await;
 
     let now = Time(Timestamp::now());
     let new_status = status::build(
@@ -805,8 +425,200 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         )
         .await?;
     }
+    Ok(next_action(blocked.as_ref(), &new_status))
+}
 
-    let retry = new_status.clusters.iter().any(|c| {
+/// Deploy to every target cluster at once, each within its deadline; or the blocker that
+/// stops them all.
+async fn deploy_all(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    all_clusters: &[KommanderCluster],
+) -> (Option<Blocker>, Vec<ClusterOutcome>) {
+    let inputs = match inputs(ctx, ad, ns).await {
+        Ok(i) => i,
+        Err(b) => return (Some(b), Vec::new()),
+    };
+    let targets = match targets(ad, all_clusters) {
+        Ok(t) => t,
+        Err(b) => return (Some(b), Vec::new()),
+    };
+    let prev_clusters = ad
+        .status
+        .as_ref()
+        .map(|p| p.clusters.as_slice())
+        .unwrap_or_default();
+    let futs = targets.iter().map(|kc| {
+        let p = prev_clusters.iter().find(|c| c.name == kc.name_any());
+        within_deadline(ctx, kc, p, deploy_to(ctx, ad, ns, &inputs, kc, p))
+    });
+    (None, futures::future::join_all(futs).await)
+}
+
+/// Clusters that no longer match, are detaching, or are gone: take our objects away. What
+/// cannot be removed yet stays in status (Failed) and is retried.
+async fn remove_untargeted(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    all_clusters: &[KommanderCluster],
+    targeted: &[ClusterOutcome],
+) -> Vec<ClusterOutcome> {
+    let release = ad.name_any();
+    let mut kept = Vec::new();
+    for old in ad.status.iter().flat_map(|p| p.clusters.iter()) {
+        if targeted.iter().any(|o| o.cluster == old.name) {
+            continue;
+        }
+        ctx.applied
+            .lock()
+            .await
+            .remove(&(ad.uid().unwrap_or_default(), old.name.clone()));
+        let Some(kc) = all_clusters.iter().find(|k| k.name_any() == old.name) else {
+            // Released by its detach without the objects removed (unreachable, or forced).
+            let left: Vec<String> = old.applied_objects.iter().map(targets_display).collect();
+            if !left.is_empty() {
+                publish(
+                    ctx,
+                    ad,
+                    EventType::Warning,
+                    "LeftBehind",
+                    format!(
+                        "cluster {} was detached before its objects could be removed; left there: {}",
+                        old.name,
+                        status::listed(&left, status::LIST_LIMIT)
+                    ),
+                )
+                .await;
+            }
+            continue;
+        };
+        let why = if kc.metadata.deletion_timestamp.is_some() {
+            "detached"
+        } else {
+            "no longer targeted"
+        };
+        match remove_from(ctx, ns, &release, kc, &old.applied_objects).await {
+            Ok(report) => {
+                let mut note = format!(
+                    "cluster {} {why}: {} of {} objects removed",
+                    old.name,
+                    report.deleted,
+                    old.applied_objects.len()
+                );
+                if !report.not_owned.is_empty() {
+                    note.push_str(&format!(
+                        "; left alone, not ours: {}",
+                        report.not_owned.join(", ")
+                    ));
+                }
+                publish(ctx, ad, EventType::Normal, "Removed", note).await;
+            }
+            Err(e) => kept.push(ClusterOutcome {
+                cluster: old.name.clone(),
+                phase: ClusterPhase::Failed,
+                message: format!("{why}, but removing its objects failed: {e}"),
+                applied_config_hash: None,
+                desired_config_hash: None,
+                blockers: vec![],
+                applied_objects: old.applied_objects.clone(),
+                corrected: vec![],
+            }),
+        }
+    }
+    kept
+}
+
+fn targets_display(o: &AppliedObject) -> String {
+    crate::targets::display(o)
+}
+
+/// Metrics and Events for what happened: one Event per cluster whose phase or message changed,
+/// one per drift put back, and one when a blocker's message changed.
+async fn record_outcomes(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    blocked: Option<&Blocker>,
+    outcomes: &[ClusterOutcome],
+) {
+    let prev = ad.status.as_ref();
+    for o in outcomes {
+        ctx.metrics
+            .cluster_results
+            .get_or_create(&ApplyLabels {
+                cluster: format!("{ns}/{}", o.cluster),
+                result: format!("{:?}", o.phase),
+            })
+            .inc();
+        if !o.corrected.is_empty() {
+            ctx.metrics.drift_corrected.inc_by(o.corrected.len() as u64);
+            publish(
+                ctx,
+                ad,
+                EventType::Normal,
+                "DriftCorrected",
+                format!(
+                    "cluster {}: put back {}",
+                    o.cluster,
+                    status::listed(&o.corrected, status::LIST_LIMIT)
+                ),
+            )
+            .await;
+        }
+        let was = prev
+            .and_then(|p| p.clusters.iter().find(|c| c.name == o.cluster))
+            .map(|c| (c.phase, c.message.clone().unwrap_or_default()));
+        if blocked.is_none() && was != Some((o.phase, o.message.clone())) {
+            let (t, reason) = event_reason(o.phase);
+            publish(
+                ctx,
+                ad,
+                t,
+                reason,
+                format!("cluster {}: {}", o.cluster, o.message),
+            )
+            .await;
+        }
+    }
+    if let Some(b) = blocked {
+        let was = prev
+            .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.message.clone());
+        if was.as_deref() != Some(b.message.as_str()) {
+            let t = if b.config_invalid {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            publish(ctx, ad, t, &b.reason, b.message.clone()).await;
+        }
+    }
+}
+
+/// The Event type and reason of a cluster reaching `phase`.
+fn event_reason(phase: ClusterPhase) -> (EventType, &'static str) {
+    match phase {
+        ClusterPhase::Applied => (EventType::Normal, "Applied"),
+        ClusterPhase::Invalid => (EventType::Warning, "InvalidConfig"),
+        ClusterPhase::Unreachable => (EventType::Warning, "ClusterUnreachable"),
+        ClusterPhase::Blocked => (EventType::Warning, "RolloutBlocked"),
+        ClusterPhase::Failed => (EventType::Warning, "ApplyFailed"),
+        ClusterPhase::Conflict => (EventType::Warning, "Conflict"),
+        ClusterPhase::Pending => (EventType::Normal, "Waiting"),
+        ClusterPhase::Drifted => (EventType::Warning, "DriftDetected"),
+    }
+}
+
+/// When to come back. Watches bring back everything that waits on an object (a ConfigMap, an
+/// app, a Service that blocks, an applied object that drifts); timers only retry failures and
+/// keep a slow safety net.
+fn next_action(
+    blocked: Option<&Blocker>,
+    status: &crate::resources::AppDeploymentStatus,
+) -> Action {
+    let retry = status.clusters.iter().any(|c| {
         matches!(
             c.phase,
             ClusterPhase::Unreachable
@@ -815,24 +627,16 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
                 | ClusterPhase::Conflict
         )
     });
-    Ok(match &blocked {
-        // Waiting for an object to appear or be fixed: the watches bring us back.
+    match blocked {
         Some(b)
             if b.config_invalid || b.reason == "WaitingForConfigMap" || b.reason == SUSPENDED =>
         {
             Action::await_change()
         }
         Some(_) => Action::requeue(requeue::RETRY),
-        None if new_status
-            .clusters
-            .iter()
-            .any(|c| c.phase == ClusterPhase::Blocked) =>
-        {
-            Action::requeue(requeue::BLOCKED)
-        }
         None if retry => Action::requeue(requeue::RETRY),
         None => Action::requeue(requeue::HEALTHY),
-    })
+    }
 }
 
 async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -843,10 +647,19 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
     ctx.apps.lock().await.remove(&app_key(&ad, &ns));
     let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let all = clusters_api.list(&ListParams::default()).await?.items;
+    let mut gone = Vec::new();
     for c in ad.status.iter().flat_map(|s| s.clusters.iter()) {
-        let kc = all.iter().find(|k| k.name_any() == c.name);
-        match remove_from(&ctx, &ns, &ad.name_any(), &c.name, kc, &c.applied_objects).await {
-            Ok(report) => ctx.metrics.objects_pruned.inc_by(report.deleted as u64),
+        ctx.applied
+            .lock()
+            .await
+            .remove(&(ad.uid().unwrap_or_default(), c.name.clone()));
+        let Some(kc) = all.iter().find(|k| k.name_any() == c.name) else {
+            // Detached and released: its access is gone with it.
+            gone.push(c.name.clone());
+            continue;
+        };
+        match remove_from(&ctx, &ns, &ad.name_any(), kc, &c.applied_objects).await {
+            Ok(_) => {}
             Err(message) => {
                 publish(
                     &ctx,
@@ -862,19 +675,16 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
                 });
             }
         };
-        ctx.applied
-            .lock()
-            .await
-            .remove(&(ad.uid().unwrap_or_default(), c.name.clone()));
     }
-    publish(
-        &ctx,
-        &ad,
-        EventType::Normal,
-        "Deleted",
-        "objects removed from every cluster".into(),
-    )
-    .await;
+    let note = if gone.is_empty() {
+        "objects removed from every cluster".to_string()
+    } else {
+        format!(
+            "objects removed from every attached cluster; {} had been detached already, nothing could be removed there",
+            gone.join(", ")
+        )
+    };
+    publish(&ctx, &ad, EventType::Normal, "Deleted", note).await;
     Ok(Action::await_change())
 }
 
@@ -920,6 +730,13 @@ fn concerned(
 /// Run the AppDeployment controller until `stop` resolves.
 pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
+    let triggers = ctx
+        .triggers
+        .lock()
+        .ok()
+        .and_then(|mut t| t.take())
+        .map(|t| t.boxed())
+        .unwrap_or_else(|| futures::stream::empty().boxed());
     let controller = Controller::new(
         Api::<AppDeployment>::all(client.clone()),
         watcher::Config::default(),
@@ -983,6 +800,8 @@ pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync
                 concerned(&s4, |ad| ad.namespace() == ns)
             },
         )
+        // An attached cluster's watch saw drift, or a Service a held change waits on.
+        .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

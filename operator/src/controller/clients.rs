@@ -157,10 +157,21 @@ impl ClusterClients {
         &self,
         kc: &KommanderCluster,
     ) -> Result<(Client, String), ClusterError> {
+        self.connect(kc).await.map(|c| (c.client, c.server))
+    }
+
+    /// A connection to `kc`, rebuilt when its Secret changes; its `id` changes with it, so
+    /// what was started over an older client (watches) can tell it must start again.
+    pub async fn connect(&self, kc: &KommanderCluster) -> Result<Connection, ClusterError> {
         let namespace = kc.namespace().unwrap_or_default();
         let Some(secret_ref) = &kc.spec.kubeconfig_ref else {
             if namespace == self.host_namespace {
-                return Ok((self.management.clone(), "management cluster".to_string()));
+                return Ok(Connection {
+                    client: self.management.clone(),
+                    watch_client: self.management.clone(),
+                    server: "management cluster".to_string(),
+                    id: 0,
+                });
             }
             return Err(ClusterError::ManagementNotAllowed {
                 namespace,
@@ -190,11 +201,11 @@ impl ClusterClients {
                     && c.built.valid_until.is_none_or(|t| Instant::now() < t)
             };
             if let Some(c) = cache.get(&key).filter(fresh) {
-                return Ok((c.built.client.clone(), c.built.server.clone()));
+                return Ok(c.built.connection());
             }
         }
         let built = build_client(&secret, &namespace, &name, self.policy).await?;
-        let answer = (built.client.clone(), built.server.clone());
+        let answer = built.connection();
         self.cache.lock().await.insert(
             key,
             Cached {
@@ -211,9 +222,26 @@ impl ClusterClients {
     }
 }
 
+/// A client for one attached cluster.
+#[derive(Clone)]
+pub struct Connection {
+    /// The client for requests (each bounded by [`REQUEST_TIMEOUT`]).
+    pub client: Client,
+    /// The client for watches (no read timeout).
+    pub watch_client: Client,
+    /// The server URL, for messages.
+    pub server: String,
+    /// Unique per client built in this process (0: the management cluster's own client).
+    pub id: u64,
+}
+
+static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 struct Built {
     client: Client,
+    watch_client: Client,
     server: String,
+    id: u64,
     /// When credentials from an exec plugin expire; the client is rebuilt after that.
     valid_until: Option<Instant>,
 }
@@ -277,16 +305,33 @@ async fn build_client(
             .await
             .map_err(|_| bad("no usable current context, cluster or user".into()))?;
     config.connect_timeout = Some(Duration::from_secs(5));
-    config.read_timeout = Some(REQUEST_TIMEOUT);
     config.write_timeout = Some(REQUEST_TIMEOUT);
+    // A watch is quiet for minutes on end: its client has no read timeout (the server ends a
+    // watch within ~5 minutes, and the watcher's own idle timeout catches a silent peer).
+    let watch_config = config.clone();
+    config.read_timeout = Some(REQUEST_TIMEOUT);
     let server = config.cluster_url.to_string();
-    let client =
-        bounded_client(config).map_err(|_| bad("TLS or auth settings cannot be used".into()))?;
+    let unusable = || bad("TLS or auth settings cannot be used".into());
+    let client = bounded_client(config).map_err(|_| unusable())?;
+    let watch_client = bounded_client(watch_config).map_err(|_| unusable())?;
     Ok(Built {
         client,
+        watch_client,
         server,
+        id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         valid_until,
     })
+}
+
+impl Built {
+    fn connection(&self) -> Connection {
+        Connection {
+            client: self.client.clone(),
+            watch_client: self.watch_client.clone(),
+            server: self.server.clone(),
+            id: self.id,
+        }
+    }
 }
 
 /// A client whose every response body is cut off at [`MAX_RESPONSE_BYTES`].

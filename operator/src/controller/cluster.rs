@@ -130,6 +130,7 @@ async fn evict_gone(ctx: Arc<Context>, store: Store<KommanderCluster>) {
                 .is_some_and(|kc| kc.metadata.deletion_timestamp.is_none())
         };
         ctx.clusters.retain(|(ns, name)| known(ns, name)).await;
+        ctx.watches.retain(|(ns, name)| known(ns, name));
         ctx.discovery
             .retain(|key| {
                 key.split_once('/')

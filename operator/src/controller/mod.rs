@@ -4,7 +4,9 @@
 pub mod appdeployment;
 pub mod clients;
 pub mod cluster;
+pub mod deploy;
 pub mod sandbox;
+pub mod watches;
 pub mod workspace;
 
 use crate::metrics::Metrics;
@@ -20,6 +22,9 @@ use tokio::sync::Mutex;
 /// The default for how long one operation on one target cluster (probe, deploy, clean-up) may
 /// take, however slowly its server answers: one tenant's cluster never holds a worker for long.
 pub const CLUSTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long in-flight reconciles may take to finish once shutdown is asked for.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// What a reconcile can fail with (after recording what it could in status and events).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,11 @@ pub struct Context {
     /// (AppDeployment uid, cluster) -> hash of what was applied there by this process. An
     /// unchanged render is not re-applied: no writes when nothing changed.
     pub applied: Mutex<HashMap<(String, String), String>>,
+    /// The per-cluster watches: drift and Service events.
+    pub watches: watches::Watches,
+    /// What the watches ask to reconcile; taken once by the AppDeployment controller.
+    pub triggers:
+        std::sync::Mutex<Option<futures::channel::mpsc::UnboundedReceiver<watches::Trigger>>>,
 }
 
 impl Context {
@@ -101,7 +111,10 @@ impl Context {
             controller: "kommander-operator".into(),
             instance: Some(settings.identity.clone()),
         };
+        let (watches, triggers) = watches::Watches::new(metrics.cluster_watches.clone());
         Context {
+            watches,
+            triggers: std::sync::Mutex::new(Some(triggers)),
             clusters: ClusterClients::new(
                 client.clone(),
                 settings.kubeconfig_policy,
@@ -263,11 +276,25 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &settings));
     metrics.leader.set(1);
     let controllers = async {
-        tokio::join!(
-            workspace::run(ctx.clone(), stopped()),
-            cluster::run(ctx.clone(), stopped()),
-            appdeployment::run(ctx.clone(), stopped()),
-        );
+        let all = async {
+            tokio::join!(
+                workspace::run(ctx.clone(), stopped()),
+                cluster::run(ctx.clone(), stopped()),
+                appdeployment::run(ctx.clone(), stopped()),
+            );
+        };
+        // In-flight reconciles get a grace period, not forever: a controller stopped before
+        // its first list completed would otherwise wait for it for good (and every write is
+        // an idempotent apply the next leader repeats).
+        let grace = async {
+            stopped().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!(
+                "in-flight reconciles did not finish within {}s of shutdown; leaving them to the next leader",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        };
+        tokio::select! { _ = all => {}, _ = grace => {} }
     };
     let lost = async {
         match leading.as_mut() {

@@ -112,6 +112,9 @@ pub enum ClusterPhase {
     /// An object the app renders already exists and belongs to someone else; nothing was
     /// applied (the message names the object and its owner).
     Conflict,
+    /// Applied objects were changed on the cluster by someone else and `spec.drift` is
+    /// `Report`: left as they are (the message names each and who changed it).
+    Drifted,
 }
 
 /// Per-cluster rollout state.

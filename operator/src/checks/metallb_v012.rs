@@ -1,0 +1,116 @@
+//! MetalLB 0.12 (ConfigMap-configured): the LoadBalancer Services and the IPs they hold, the
+//! cluster's pod and service networks, and kube-proxy's mode.
+
+use super::{Adapter, Source};
+use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
+use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
+use crate::remote::{excerpt, short_error};
+use crate::rollout::{ConfigCheck, LiveState, MetallbV012};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+/// The adapter.
+pub struct MetallbV012Adapter;
+
+impl Adapter for MetallbV012Adapter {
+    fn observe<'a>(&'a self, source: &'a Source<'a>) -> BoxFuture<'a, Result<LiveState, String>> {
+        Box::pin(observe(source))
+    }
+
+    fn reads_services(&self) -> bool {
+        true
+    }
+
+    fn rules(&self) -> &'static dyn ConfigCheck {
+        &MetallbV012
+    }
+}
+
+/// A Service as the gate sees it; `None` unless it is a LoadBalancer.
+pub fn live_service(svc: &Service) -> Option<LiveService> {
+    let spec = svc.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
+    let ips = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref().and_then(|ip| ip.parse().ok()))
+        .collect();
+    Some(LiveService {
+        namespace: svc.namespace().unwrap_or_default(),
+        name: svc.name_any(),
+        ips,
+        pool: svc.annotations().get(POOL_ANNOTATION).cloned(),
+        requested_ip: spec
+            .load_balancer_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok()),
+    })
+}
+
+async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
+    let short = |e: kube::Error| short_error(&e);
+    let client = source.client;
+    let services: Vec<LiveService> = match &source.services {
+        Some(watched) => watched.iter().filter_map(|s| live_service(s)).collect(),
+        None => Api::<Service>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(short)?
+            .items
+            .iter()
+            .filter_map(live_service)
+            .collect(),
+    };
+    let system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let mut facts = ClusterFacts::default();
+    // The KommanderCluster's spec.network wins over what kubeadm recorded.
+    let network = source.network.cloned().unwrap_or_default();
+    let kubeadm = system.get_opt("kubeadm-config").await.map_err(short)?;
+    let (kubeadm_pod, kubeadm_svc) = kubeadm
+        .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
+        .map(|text| metallb_cluster::kubeadm_networks(&text))
+        .transpose()
+        .map_err(|e| excerpt(&format!("kube-system/kubeadm-config: {e}")))?
+        .unwrap_or_default();
+    facts.pod_subnets = match &network.pod_subnet {
+        Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)?,
+        None => kubeadm_pod,
+    };
+    facts.service_subnets = match &network.service_subnet {
+        Some(s) => metallb_cluster::parse_subnets("spec.network.serviceSubnet", s)?,
+        None => kubeadm_svc,
+    };
+    if let Some(text) = system
+        .get_opt("kube-proxy")
+        .await
+        .map_err(short)?
+        .and_then(|cm| cm.data.and_then(|d| d.get("config.conf").cloned()))
+    {
+        facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
+    }
+    let mut notes = Vec::new();
+    for (name, nets) in [
+        ("podSubnet", &facts.pod_subnets),
+        ("serviceSubnet", &facts.service_subnets),
+    ] {
+        if nets.is_empty() {
+            notes.push(format!(
+                "the cluster's {name} is unknown (set spec.network.{name} on the KommanderCluster, or keep kube-system/kubeadm-config): overlap with it was not checked"
+            ));
+        }
+    }
+    Ok(LiveState {
+        config: None,
+        facts,
+        services,
+        notes,
+    })
+}

@@ -1,0 +1,585 @@
+//! One AppDeployment on one cluster, in three steps: observe (render, connect, drift, live
+//! state: everything the decision needs, read once), plan (the pure `plan::plan`), act (apply,
+//! prune, record). Never fails: every problem is an outcome.
+
+use super::Context;
+use super::clients::Connection;
+use super::watches::ClusterKey;
+use crate::checks;
+use crate::drift::{Drift, ObjKey};
+use crate::manifest::ManifestObject;
+use crate::plan::{self, Plan, View};
+use crate::render::job::RenderJob;
+use crate::render::{ClusterInfo, Release, ResolvedRollout};
+use crate::resources::{
+    AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, DriftPolicy, JoinPhase,
+    KommanderCluster,
+};
+use crate::rollout::{self, LiveState, RuntimeConfig};
+use crate::selector;
+use crate::status::{Blocker, ClusterOutcome};
+use crate::targets::{self, Owner, Written};
+use crate::values::Values;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Prefix of a status entry naming a Service an accepted config disrupted.
+pub const DISRUPTED: &str = "disrupted (accepted): ";
+
+/// What the whole AppDeployment needs before any cluster, read once per reconcile.
+pub struct Inputs {
+    /// The app, checked.
+    pub app: Arc<super::appdeployment::CheckedApp>,
+    /// `configOverrides`, when set.
+    pub base: Vec<Values>,
+    /// `clusterConfigOverrides`, in order: the layer's values, or why it cannot be used.
+    pub layers: Vec<Result<Values, Blocker>>,
+}
+
+/// Why a cluster stopped before a plan: its phase and why.
+type Stop = (ClusterPhase, String);
+
+/// Everything one cluster's decision is made from.
+struct Observed {
+    conn: Connection,
+    key: ClusterKey,
+    objects: Vec<ManifestObject>,
+    rollout: Option<ResolvedRollout>,
+    desired: Option<RuntimeConfig>,
+    render_hash: String,
+    unchanged: bool,
+    drift: Vec<Drift>,
+    live: Option<LiveState>,
+    /// The Service events seen before the live state was read (see `Watches::set_blocked`).
+    services_seen: u64,
+}
+
+/// Deploy `ad` to cluster `kc`.
+pub async fn deploy_to(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    inputs: &Inputs,
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+) -> ClusterOutcome {
+    let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
+    let observed = match observe(ctx, ad, ns, inputs, kc, prev).await {
+        Ok(o) => o,
+        Err((phase, message)) => return outcome(kc, phase, message, previous),
+    };
+    let accepted = ad
+        .annotations()
+        .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)
+        .map(String::as_str);
+    let check = observed
+        .rollout
+        .as_ref()
+        .and_then(|p| p.safety_check)
+        .map(rollout::check_for);
+    let view = View {
+        unchanged: observed.unchanged,
+        drift: &observed.drift,
+        policy: ad.spec.drift,
+        desired: observed.desired.as_ref(),
+        check,
+        live: observed.live.as_ref(),
+        accepted,
+    };
+    let plan = plan::plan(&view);
+    tracing::debug!(
+        appdeployment = %format!("{ns}/{}", ad.name_any()),
+        cluster = %kc.name_any(),
+        unchanged = view.unchanged,
+        drift = ?view.drift,
+        ?plan,
+        "planned"
+    );
+    let (key, seen) = (observed.key.clone(), observed.services_seen);
+    let o = act(ctx, ad, ns, kc, prev, observed, plan).await;
+    ctx.watches.set_blocked(
+        &key,
+        ObjectRef::from_obj(ad),
+        o.phase == ClusterPhase::Blocked,
+        seen,
+    );
+    o
+}
+
+fn outcome(
+    kc: &KommanderCluster,
+    phase: ClusterPhase,
+    message: String,
+    applied: Vec<AppliedObject>,
+) -> ClusterOutcome {
+    ClusterOutcome {
+        cluster: kc.name_any(),
+        phase,
+        message,
+        applied_config_hash: None,
+        desired_config_hash: None,
+        blockers: vec![],
+        applied_objects: applied,
+        corrected: vec![],
+    }
+}
+
+/// The override layers for a cluster: the base, then every matching per-cluster layer.
+fn layers_for(
+    ad: &AppDeployment,
+    inputs: &Inputs,
+    labels: &BTreeMap<String, String>,
+) -> Result<Vec<Values>, Stop> {
+    let mut layers = inputs.base.clone();
+    for (i, (layer, values)) in ad
+        .spec
+        .cluster_config_overrides
+        .iter()
+        .zip(&inputs.layers)
+        .enumerate()
+    {
+        match selector::matches(&layer.cluster_selector, labels) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => {
+                return Err((
+                    ClusterPhase::Invalid,
+                    format!("spec.clusterConfigOverrides[{i}].clusterSelector: {e}"),
+                ));
+            }
+        }
+        match values {
+            Ok(v) => layers.push(v.clone()),
+            Err(b) if b.config_invalid => return Err((ClusterPhase::Invalid, b.message.clone())),
+            Err(b) => return Err((ClusterPhase::Pending, b.message.clone())),
+        }
+    }
+    Ok(layers)
+}
+
+fn object_key(o: &AppliedObject) -> ObjKey {
+    ObjKey::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name)
+}
+
+fn inventory(objects: &[ManifestObject]) -> Vec<AppliedObject> {
+    objects
+        .iter()
+        .map(|o| AppliedObject {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        })
+        .collect()
+}
+
+/// Read everything the decision for this cluster needs.
+async fn observe(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    inputs: &Inputs,
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+) -> Result<Observed, Stop> {
+    let cluster = kc.name_any();
+    let labels = kc.labels().clone();
+    let job = RenderJob {
+        app_name: inputs.app.name.clone(),
+        definition: inputs.app.definition.clone(),
+        layers: layers_for(ad, inputs, &labels)?,
+        release: Release {
+            name: ad.name_any(),
+            namespace: ns.to_string(),
+        },
+        cluster: ClusterInfo {
+            name: cluster.clone(),
+            labels,
+        },
+    };
+    let rendered = ctx
+        .renders
+        .render(ns, &job)
+        .await
+        .map_err(|e| (ClusterPhase::Invalid, e))?;
+    let (mut objects, rollout) = (rendered.objects, rendered.rollout);
+    let desired = rollout
+        .as_ref()
+        .and_then(|p| rollout::runtime_config(&objects, p));
+    if let (Some(p), Some(d)) = (&rollout, &desired) {
+        rollout::annotate_restart_targets(&mut objects, &p.restart, &d.hash);
+    }
+
+    if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
+        let why = kc
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        return Err((
+            ClusterPhase::Unreachable,
+            format!("cluster is unreachable: {why}"),
+        ));
+    }
+    let conn = ctx
+        .clusters
+        .connect(kc)
+        .await
+        .map_err(|e| (ClusterPhase::Unreachable, e.to_string()))?;
+    let key: ClusterKey = (ns.to_string(), cluster.clone());
+    // A new watch set (first deploy here, or a new kubeconfig) starts with a full apply: that
+    // records what is there and starts the watches of its kinds.
+    let fresh = ctx.watches.connect(&key, &conn);
+
+    let render_hash = rollout::config_hash(
+        &serde_json::to_string(&objects.iter().map(|o| &o.body).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
+    let applied_here = ctx
+        .applied
+        .lock()
+        .await
+        .get(&(ad.uid().unwrap_or_default(), cluster.clone()))
+        == Some(&render_hash);
+    let settled = prev.is_some_and(|p| {
+        matches!(
+            p.phase,
+            ClusterPhase::Applied | ClusterPhase::Drifted | ClusterPhase::Blocked
+        )
+    });
+    let unchanged = !fresh && applied_here && settled;
+    let mut drift = if unchanged {
+        ctx.watches.drift(&key, &ad.name_any())
+    } else {
+        Vec::new()
+    };
+    if !drift.is_empty() && ad.spec.drift == DriftPolicy::Report {
+        drift = confirmed(ctx, &conn, &key, &objects, drift).await;
+    }
+
+    let check = rollout
+        .as_ref()
+        .and_then(|p| p.safety_check)
+        .map(checks::adapter);
+    let needs_live = plan::needs_live(&View {
+        unchanged,
+        drift: &drift,
+        policy: ad.spec.drift,
+        desired: desired.as_ref(),
+        check: None,
+        live: None,
+        accepted: None,
+    });
+    let services_seen = ctx.watches.services_seen(&key);
+    let live = match (&rollout, needs_live) {
+        (Some(p), true) => {
+            if check.is_some_and(|c| c.reads_services()) {
+                ctx.watches.watch_services(&key);
+            }
+            let source = checks::Source {
+                client: &conn.client,
+                network: kc.spec.network.as_ref(),
+                services: ctx.watches.services(&key),
+            };
+            Some(
+                checks::live_state(&source, ns, p)
+                    .await
+                    .map_err(|e| (ClusterPhase::Unreachable, e))?,
+            )
+        }
+        _ => None,
+    };
+    Ok(Observed {
+        conn,
+        key,
+        objects,
+        rollout,
+        desired,
+        render_hash,
+        unchanged,
+        drift,
+        live,
+        services_seen,
+    })
+}
+
+/// With `spec.drift: Report`, a suspect is reported only if applying would change it (a dry
+/// run): a controller adding an annotation is not drift. Others become what is expected.
+async fn confirmed(
+    ctx: &Context,
+    conn: &Connection,
+    key: &ClusterKey,
+    objects: &[ManifestObject],
+    drift: Vec<Drift>,
+) -> Vec<Drift> {
+    let cluster = format!("{}/{}", key.0, key.1);
+    let mut out = Vec::new();
+    for d in drift {
+        let Drift::Changed { object, .. } = &d else {
+            out.push(d);
+            continue;
+        };
+        let rendered = objects.iter().find(|o| {
+            ObjKey::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name) == *object
+        });
+        let differs = match rendered {
+            Some(o) => ctx
+                .discovery
+                .differs(&conn.client, &cluster, o)
+                .await
+                .unwrap_or(true),
+            None => false,
+        };
+        if differs {
+            out.push(d);
+        } else {
+            ctx.watches.accept(key, object);
+        }
+    }
+    out
+}
+
+/// Carry out the plan.
+async fn act(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    obs: Observed,
+    plan: Plan,
+) -> ClusterOutcome {
+    let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
+    let desired_hash = obs.desired.as_ref().map(|d| d.hash.clone());
+    let live_hash = obs
+        .live
+        .as_ref()
+        .and_then(|l| l.config.as_deref())
+        .map(rollout::config_hash);
+    let with_hashes = |mut o: ClusterOutcome, applied: Option<String>| {
+        o.desired_config_hash = desired_hash.clone();
+        o.applied_config_hash = applied;
+        o
+    };
+    // Who an accepted config disrupted stays on record while that config is in force.
+    let prior_disruptions: Vec<String> = prev
+        .filter(|p| p.applied_config_hash.is_some() && p.applied_config_hash == desired_hash)
+        .map(|p| {
+            p.blockers
+                .iter()
+                .filter(|b| b.starts_with(DISRUPTED))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    match plan {
+        Plan::Keep => {
+            let message = prev
+                .filter(|p| p.phase == ClusterPhase::Applied)
+                .and_then(|p| p.message.clone())
+                .unwrap_or_else(|| format!("{} objects applied", obs.objects.len()));
+            let mut o = with_hashes(
+                outcome(kc, ClusterPhase::Applied, message, inventory(&obs.objects)),
+                desired_hash.clone(),
+            );
+            o.blockers = prior_disruptions;
+            o
+        }
+        Plan::Report(drift) => with_hashes(
+            outcome(
+                kc,
+                ClusterPhase::Drifted,
+                plan::report_message(&drift),
+                previous,
+            ),
+            None,
+        ),
+        Plan::Invalid(errors) => {
+            let where_ = obs
+                .rollout
+                .as_ref()
+                .map(|p| {
+                    format!(
+                        "ConfigMap {ns}/{}{}",
+                        p.config_map,
+                        p.key
+                            .as_deref()
+                            .map(|k| format!(" key {k}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            let msg = format!(
+                "new runtime config in {where_} is invalid, nothing applied: {}",
+                errors.join("; ")
+            );
+            with_hashes(outcome(kc, ClusterPhase::Invalid, msg, previous), live_hash)
+        }
+        Plan::Hold { breaks, restoring } => {
+            let msg = plan::hold_message(
+                desired_hash.as_deref().unwrap_or_default(),
+                &breaks,
+                &restoring,
+                rollout::ACCEPT_DISRUPTION_ANNOTATION,
+            );
+            let mut o = with_hashes(outcome(kc, ClusterPhase::Blocked, msg, previous), live_hash);
+            o.blockers = breaks;
+            o
+        }
+        Plan::Apply {
+            disrupted,
+            restoring,
+        } => {
+            let disrupted: Vec<String> = disrupted
+                .iter()
+                .map(|b| format!("{DISRUPTED}{b}"))
+                .collect();
+            let mut o = apply(ctx, ad, ns, kc, &previous, &obs, &restoring).await;
+            if o.phase == ClusterPhase::Applied {
+                o = with_hashes(o, desired_hash.clone());
+                o.blockers = if disrupted.is_empty() {
+                    prior_disruptions
+                } else {
+                    o.message.push_str(&format!(
+                        "; accepted disruption of {} Service(s)",
+                        disrupted.len()
+                    ));
+                    disrupted
+                };
+            }
+            o
+        }
+    }
+}
+
+/// Apply every rendered object, prune what is no longer rendered, and record what is there.
+async fn apply(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    kc: &KommanderCluster,
+    previous: &[AppliedObject],
+    obs: &Observed,
+    restoring: &[Drift],
+) -> ClusterOutcome {
+    let cluster_key = format!("{ns}/{}", kc.name_any());
+    let release = ad.name_any();
+    let owner = Owner {
+        workspace: ns,
+        release: &release,
+    };
+    let client = &obs.conn.client;
+    let written: Vec<Written> = match ctx
+        .discovery
+        .apply_all(client, &cluster_key, &owner, &obs.objects)
+        .await
+    {
+        Ok(w) => w,
+        Err(failure) => {
+            // The old inventory plus only what this attempt really applied: a later prune
+            // must neither miss our objects nor touch anything we never wrote.
+            let mut keep = previous.to_vec();
+            keep.extend(
+                failure
+                    .applied
+                    .into_iter()
+                    .filter(|c| !previous.contains(c)),
+            );
+            let e = failure.error;
+            return outcome(kc, e.phase(), format!("apply failed: {e}"), keep);
+        }
+    };
+    ctx.watches.record(&obs.key, &release, &written);
+    ctx.metrics.objects_applied.inc_by(written.len() as u64);
+    let applied: Vec<AppliedObject> = written.iter().map(|w| w.object.clone()).collect();
+    let stale = targets::stale(previous, &applied);
+    let mut message = format!("{} objects applied", applied.len());
+    if !stale.is_empty() {
+        match ctx
+            .discovery
+            .delete_all(client, &cluster_key, &owner, &stale)
+            .await
+        {
+            Ok(report) => {
+                ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
+                message.push_str(&format!(", {} pruned", report.deleted));
+                if !report.not_owned.is_empty() {
+                    message.push_str(&format!(
+                        "; not pruned, not ours: {}",
+                        report.not_owned.join(", ")
+                    ));
+                }
+            }
+            Err(e) => {
+                let mut keep = applied.clone();
+                keep.extend(stale);
+                return outcome(
+                    kc,
+                    ClusterPhase::Failed,
+                    format!("applied, but pruning failed: {e}"),
+                    keep,
+                );
+            }
+        }
+    }
+    ctx.applied.lock().await.insert(
+        (ad.uid().unwrap_or_default(), kc.name_any()),
+        obs.render_hash.clone(),
+    );
+    if obs
+        .rollout
+        .as_ref()
+        .is_some_and(|p| p.safety_check.is_some())
+        && let Some(live) = &obs.live
+    {
+        for note in &live.notes {
+            message.push_str(&format!("; {note}"));
+        }
+    }
+    // Drift counts as put back only where the apply really changed something.
+    let corrected: Vec<String> = restoring
+        .iter()
+        .filter(|d| {
+            written
+                .iter()
+                .any(|w| w.changed && object_key(&w.object) == *d.object())
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !corrected.is_empty() {
+        message.push_str(&format!(
+            "; put back what was changed on the cluster: {}",
+            crate::status::listed(&corrected, crate::status::LIST_LIMIT)
+        ));
+    }
+    let mut o = outcome(kc, ClusterPhase::Applied, message, applied);
+    o.corrected = corrected;
+    o
+}
+
+/// Bound one cluster's deploy by the per-cluster deadline: a cluster that answers slowly (or a
+/// byte at a time) ends as Unreachable with the deadline named, and the status is written.
+pub async fn within_deadline(
+    ctx: &Context,
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    deploy: impl Future<Output = ClusterOutcome>,
+) -> ClusterOutcome {
+    match ctx.bounded(deploy).await {
+        Ok(o) => o,
+        Err(message) => ClusterOutcome {
+            cluster: kc.name_any(),
+            phase: ClusterPhase::Unreachable,
+            message,
+            applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
+            desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
+            blockers: vec![],
+            applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
+            corrected: vec![],
+        },
+    }
+}

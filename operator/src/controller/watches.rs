@@ -1,0 +1,483 @@
+//! The watch layer: per attached cluster, watches of the objects the operator applied there
+//! (metadata only, selected by the labels it stamps) and of what the apps' safety checks read
+//! (LoadBalancer Services). Started when a deployment first reaches the cluster, restarted when
+//! its client is rebuilt (a new kubeconfig), stopped when the cluster leaves. Every event maps
+//! back to the AppDeployments concerned and triggers their reconcile; the reconcile decides.
+
+use super::clients::Connection;
+use crate::drift::{self, Drift, ObjKey, Observed};
+use crate::manifest::{LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER};
+use crate::resources::AppDeployment;
+use crate::targets::{FIELD_MANAGER, Written};
+use futures::StreamExt;
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, ResourceExt};
+use prometheus_client::metrics::gauge::Gauge;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A KommanderCluster: (workspace namespace, name).
+pub type ClusterKey = (String, String);
+
+/// An AppDeployment to reconcile, sent by a watch.
+pub type Trigger = ObjectRef<AppDeployment>;
+
+/// What the operator applied to one cluster: object -> (owning AppDeployment, fingerprint).
+type Ledger = HashMap<ObjKey, Expected>;
+
+#[derive(Debug, Clone)]
+struct Expected {
+    owner: String,
+    fingerprint: u64,
+}
+
+/// Everything the watch tasks share with the reconciles.
+struct Shared {
+    trigger: mpsc::UnboundedSender<Trigger>,
+    ledgers: Mutex<HashMap<ClusterKey, Ledger>>,
+    /// Open watch streams, all clusters together.
+    open: Gauge,
+}
+
+impl Shared {
+    fn send(&self, workspace: &str, owner: &str) {
+        let _ = self
+            .trigger
+            .unbounded_send(ObjectRef::new(owner).within(workspace));
+    }
+
+    /// The owner of `key` on `cluster`, if what was seen is not what the operator left.
+    fn suspect(&self, cluster: &ClusterKey, key: &ObjKey, seen: &Observed) -> Option<String> {
+        let ledgers = lock(&self.ledgers);
+        let e = ledgers.get(cluster)?.get(key)?;
+        (seen.fingerprint != Some(e.fingerprint)).then(|| e.owner.clone())
+    }
+}
+
+/// Aborts its task when dropped: dropping a cluster's watches stops them.
+struct Task(tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts an open watch stream while alive (also when its task is aborted).
+struct OpenGuard(Gauge);
+
+impl OpenGuard {
+    fn new(g: &Gauge) -> Self {
+        g.inc();
+        OpenGuard(g.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+struct KindWatch {
+    synced: Arc<AtomicBool>,
+    _task: Task,
+}
+
+struct ServiceWatch {
+    store: Store<Service>,
+    synced: Arc<AtomicBool>,
+    _task: Task,
+}
+
+/// One cluster's watches.
+struct ClusterWatch {
+    connection: u64,
+    client: Client,
+    /// What the watches last saw of each applied object.
+    observed: Arc<Mutex<HashMap<ObjKey, Observed>>>,
+    /// Watched kinds by (group, kind).
+    kinds: HashMap<(String, String), KindWatch>,
+    services: Option<ServiceWatch>,
+    /// AppDeployments whose change is held here: a Service change re-runs their gate.
+    blocked: Arc<Mutex<HashSet<Trigger>>>,
+    /// LoadBalancer Service events seen, to tell whether one came while a gate was deciding.
+    service_events: Arc<AtomicU64>,
+}
+
+/// The per-cluster watches of the whole operator.
+pub struct Watches {
+    clusters: Mutex<HashMap<ClusterKey, ClusterWatch>>,
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking holder cannot leave these maps half-written in a way that matters more than
+    // stopping every reconcile would.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Watches {
+    /// The watch layer and the stream of AppDeployments its events concern. `open` counts the
+    /// open watch streams.
+    pub fn new(open: Gauge) -> (Self, mpsc::UnboundedReceiver<Trigger>) {
+        let (trigger, rx) = mpsc::unbounded();
+        let shared = Arc::new(Shared {
+            trigger,
+            ledgers: Mutex::new(HashMap::new()),
+            open,
+        });
+        let w = Watches {
+            clusters: Mutex::new(HashMap::new()),
+            shared,
+        };
+        (w, rx)
+    }
+
+    /// Make sure `cluster` is watched over `conn`; a new connection (kubeconfig changed)
+    /// replaces every watch of the old one.
+    /// `true` when the watches are new (nothing about the cluster is known from them yet).
+    pub fn connect(&self, cluster: &ClusterKey, conn: &Connection) -> bool {
+        let mut clusters = lock(&self.clusters);
+        if clusters
+            .get(cluster)
+            .is_some_and(|w| w.connection == conn.id)
+        {
+            return false;
+        }
+        clusters.insert(
+            cluster.clone(),
+            ClusterWatch {
+                connection: conn.id,
+                client: conn.watch_client.clone(),
+                observed: Arc::default(),
+                kinds: HashMap::new(),
+                services: None,
+                blocked: Arc::default(),
+                service_events: Arc::default(),
+            },
+        );
+        true
+    }
+
+    /// Record what an apply left on `cluster` for AppDeployment `owner`, and watch its kinds.
+    pub fn record(&self, cluster: &ClusterKey, owner: &str, written: &[Written]) {
+        {
+            let mut ledgers = lock(&self.shared.ledgers);
+            let ledger = ledgers.entry(cluster.clone()).or_default();
+            ledger.retain(|_, e| e.owner != owner);
+            for w in written {
+                let o = &w.object;
+                ledger.insert(
+                    ObjKey::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name),
+                    Expected {
+                        owner: owner.to_string(),
+                        fingerprint: w.fingerprint,
+                    },
+                );
+            }
+        }
+        let mut clusters = lock(&self.clusters);
+        let Some(cw) = clusters.get_mut(cluster) else {
+            return;
+        };
+        for w in written {
+            let gk = (w.resource.group.clone(), w.resource.kind.clone());
+            if cw.kinds.contains_key(&gk) {
+                continue;
+            }
+            let api: Api<PartialObjectMeta<DynamicObject>> = if w.namespaced {
+                Api::namespaced_with(cw.client.clone(), &cluster.0, &w.resource)
+            } else {
+                Api::all_with(cw.client.clone(), &w.resource)
+            };
+            let synced = Arc::new(AtomicBool::new(false));
+            let task = tokio::spawn(watch_kind(
+                api,
+                gk.clone(),
+                cluster.clone(),
+                cw.observed.clone(),
+                synced.clone(),
+                self.shared.clone(),
+            ));
+            cw.kinds.insert(
+                gk,
+                KindWatch {
+                    synced,
+                    _task: Task(task),
+                },
+            );
+        }
+    }
+
+    /// Forget what AppDeployment `owner` applied on `cluster` (its objects were removed).
+    pub fn forget(&self, cluster: &ClusterKey, owner: &str) {
+        if let Some(ledger) = lock(&self.shared.ledgers).get_mut(cluster) {
+            ledger.retain(|_, e| e.owner != owner);
+        }
+    }
+
+    /// Objects of `owner` on `cluster` that someone else changed or deleted since the operator
+    /// applied them (only kinds whose watch has listed them are judged).
+    pub fn drift(&self, cluster: &ClusterKey, owner: &str) -> Vec<Drift> {
+        let expected: HashMap<ObjKey, u64> = lock(&self.shared.ledgers)
+            .get(cluster)
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, e)| e.owner == owner)
+                    .map(|(k, e)| (k.clone(), e.fingerprint))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let clusters = lock(&self.clusters);
+        let Some(cw) = clusters.get(cluster) else {
+            return Vec::new();
+        };
+        let synced = |k: &ObjKey| {
+            cw.kinds
+                .get(&(k.group.clone(), k.kind.clone()))
+                .is_some_and(|w| w.synced.load(Ordering::Acquire))
+        };
+        let observed: HashMap<ObjKey, Observed> = lock(&cw.observed)
+            .iter()
+            .filter(|(k, _)| synced(k))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        drift::find(&expected, &observed)
+    }
+
+    /// Take what a watch saw of `object` as what the operator left (it was checked and found
+    /// to say what was applied, e.g. a controller only added an annotation).
+    pub fn accept(&self, cluster: &ClusterKey, object: &ObjKey) {
+        let seen = lock(&self.clusters)
+            .get(cluster)
+            .and_then(|cw| lock(&cw.observed).get(object).cloned());
+        if let Some(fp) = seen.and_then(|s| s.fingerprint)
+            && let Some(e) = lock(&self.shared.ledgers)
+                .get_mut(cluster)
+                .and_then(|l| l.get_mut(object))
+        {
+            e.fingerprint = fp;
+        }
+    }
+
+    /// Watch `cluster`'s Services (for a safety check); their events re-run held deployments.
+    pub fn watch_services(&self, cluster: &ClusterKey) {
+        let mut clusters = lock(&self.clusters);
+        let Some(cw) = clusters.get_mut(cluster) else {
+            return;
+        };
+        if cw.services.is_some() {
+            return;
+        }
+        let (store, writer) = reflector::store();
+        let synced = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(watch_services(
+            Api::all(cw.client.clone()),
+            writer,
+            cluster.clone(),
+            ServiceSinks {
+                blocked: cw.blocked.clone(),
+                events: cw.service_events.clone(),
+                synced: synced.clone(),
+            },
+            self.shared.clone(),
+        ));
+        cw.services = Some(ServiceWatch {
+            store,
+            synced,
+            _task: Task(task),
+        });
+    }
+
+    /// `cluster`'s Services as last seen, once the watch has listed them.
+    pub fn services(&self, cluster: &ClusterKey) -> Option<Vec<Arc<Service>>> {
+        let clusters = lock(&self.clusters);
+        let sw = clusters.get(cluster)?.services.as_ref()?;
+        sw.synced.load(Ordering::Acquire).then(|| sw.store.state())
+    }
+
+    /// How many LoadBalancer Service events `cluster`'s watch has seen; read before a gate
+    /// reads the Services, handed back to [`Watches::set_blocked`].
+    pub fn services_seen(&self, cluster: &ClusterKey) -> u64 {
+        lock(&self.clusters)
+            .get(cluster)
+            .map(|cw| cw.service_events.load(Ordering::Acquire))
+            .unwrap_or_default()
+    }
+
+    /// Whether `ad`'s change is held on `cluster` (a Service event then re-runs it). A Service
+    /// event that came after `seen` (while the gate was deciding) re-runs it at once.
+    pub fn set_blocked(&self, cluster: &ClusterKey, ad: Trigger, blocked: bool, seen: u64) {
+        let clusters = lock(&self.clusters);
+        let Some(cw) = clusters.get(cluster) else {
+            return;
+        };
+        let mut set = lock(&cw.blocked);
+        if !blocked {
+            set.remove(&ad);
+            return;
+        }
+        if cw.service_events.load(Ordering::Acquire) != seen {
+            let _ = self.shared.trigger.unbounded_send(ad.clone());
+        }
+        set.insert(ad);
+    }
+
+    /// Stop watching the clusters for which `keep` is false, and forget what was applied there.
+    pub fn retain(&self, keep: impl Fn(&ClusterKey) -> bool) {
+        lock(&self.clusters).retain(|k, _| keep(k));
+        lock(&self.shared.ledgers).retain(|k, _| keep(k));
+    }
+
+    /// Stop watching `cluster`.
+    pub fn stop(&self, cluster: &ClusterKey) {
+        self.retain(|k| k != cluster);
+    }
+}
+
+fn key_of(gk: &(String, String), meta: &PartialObjectMeta<DynamicObject>) -> ObjKey {
+    ObjKey {
+        group: gk.0.clone(),
+        kind: gk.1.clone(),
+        namespace: meta.namespace(),
+        name: meta.name_any(),
+    }
+}
+
+/// Watch one kind's objects that this operator applied in this workspace (metadata only).
+async fn watch_kind(
+    api: Api<PartialObjectMeta<DynamicObject>>,
+    gk: (String, String),
+    cluster: ClusterKey,
+    observed: Arc<Mutex<HashMap<ObjKey, Observed>>>,
+    synced: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+) {
+    let _open = OpenGuard::new(&shared.open);
+    let selector = format!(
+        "{LABEL_MANAGED_BY}={MANAGER},{LABEL_WORKSPACE}={}",
+        cluster.0
+    );
+    let stream =
+        watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
+    futures::pin_mut!(stream);
+    let mut listing: HashSet<ObjKey> = HashSet::new();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(cluster = %format!("{}/{}", cluster.0, cluster.1), kind = %gk.1, error = %e, "watch error; retrying");
+                continue;
+            }
+        };
+        let mut changed: Vec<(ObjKey, Observed)> = Vec::new();
+        match event {
+            Event::Init => listing.clear(),
+            Event::InitApply(meta) => {
+                let k = key_of(&gk, &meta);
+                listing.insert(k.clone());
+                changed.push((k, Observed::of(&meta.metadata, FIELD_MANAGER)));
+            }
+            Event::Apply(meta) => {
+                changed.push((
+                    key_of(&gk, &meta),
+                    Observed::of(&meta.metadata, FIELD_MANAGER),
+                ));
+            }
+            Event::Delete(meta) => changed.push((
+                key_of(&gk, &meta),
+                Observed {
+                    fingerprint: None,
+                    writer: None,
+                },
+            )),
+            Event::InitDone => {
+                // What the operator applied of this kind and the list did not show is gone.
+                let gone: Vec<ObjKey> = lock(&shared.ledgers)
+                    .get(&cluster)
+                    .map(|l| {
+                        l.keys()
+                            .filter(|k| k.group == gk.0 && k.kind == gk.1 && !listing.contains(k))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for k in gone {
+                    changed.push((
+                        k,
+                        Observed {
+                            fingerprint: None,
+                            writer: None,
+                        },
+                    ));
+                }
+                synced.store(true, Ordering::Release);
+            }
+        }
+        for (k, seen) in changed {
+            let owner = shared.suspect(&cluster, &k, &seen);
+            lock(&observed).insert(k, seen);
+            if let Some(owner) = owner {
+                shared.send(&cluster.0, &owner);
+            }
+        }
+    }
+}
+
+fn is_load_balancer(s: &Service) -> bool {
+    s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+}
+
+/// Watch a cluster's Services into `writer`; a LoadBalancer Service changing or going re-runs
+/// every deployment held there.
+/// Where a Service watch reports.
+struct ServiceSinks {
+    blocked: Arc<Mutex<HashSet<Trigger>>>,
+    events: Arc<AtomicU64>,
+    synced: Arc<AtomicBool>,
+}
+
+async fn watch_services(
+    api: Api<Service>,
+    writer: reflector::store::Writer<Service>,
+    cluster: ClusterKey,
+    sinks: ServiceSinks,
+    shared: Arc<Shared>,
+) {
+    let _open = OpenGuard::new(&shared.open);
+    let stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        // The gate needs type, IPs, pool annotation and requested IP, never who wrote them.
+        .modify(|s| s.managed_fields_mut().clear());
+    let stream = reflector::reflector(writer, stream);
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        let relevant = match &event {
+            Ok(Event::Apply(s)) | Ok(Event::Delete(s)) => is_load_balancer(s),
+            Ok(Event::InitDone) => {
+                sinks.synced.store(true, Ordering::Release);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!(cluster = %format!("{}/{}", cluster.0, cluster.1), error = %e, "service watch error; retrying");
+                false
+            }
+        };
+        if relevant {
+            sinks.events.fetch_add(1, Ordering::AcqRel);
+            let held: Vec<Trigger> = lock(&sinks.blocked).iter().cloned().collect();
+            for ad in held {
+                let _ = shared.trigger.unbounded_send(ad);
+            }
+        }
+    }
+}
