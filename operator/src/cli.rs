@@ -188,6 +188,10 @@ struct RunArgs {
     /// seconds, however slowly it answers.
     #[arg(long, default_value_t = controller::CLUSTER_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     cluster_deadline_seconds: u64,
+    /// How long a deleted KommanderCluster waits for its apps to be removed from the cluster
+    /// (an unreachable one cannot be cleaned) before it is released anyway, in seconds.
+    #[arg(long, default_value_t = controller::DETACH_TIMEOUT.as_secs())]
+    detach_timeout_seconds: u64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -331,6 +335,7 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
             allow_insecure_tls: args.insecure_kubeconfig_tls,
         },
         cluster_deadline: std::time::Duration::from_secs(args.cluster_deadline_seconds),
+        detach_timeout: std::time::Duration::from_secs(args.detach_timeout_seconds),
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

@@ -613,6 +613,7 @@ async fn e2e_operator_end_to_end() {
     )
     .await;
     env.ready("ws-a", "metallb", "3/3").await;
+    detach(&env).await;
     assert!(
         !operator.log().contains("panicked"),
         "the operator panicked:\n{}",
@@ -1272,6 +1273,82 @@ async fn drift(env: &Env) {
     )
     .await;
     env.ready("ws-a", "metallb", "3/3").await;
+}
+
+/// Deleting a KommanderCluster removes the workspace's apps from it first; an unreachable
+/// one waits, and is let go with what was left named.
+async fn detach(env: &Env) {
+    println!("scenario: detaching a cluster removes the app from it, then lets it go");
+    let kc_gone = |name: &'static str| async move {
+        let api: Api<KommanderCluster> = Api::namespaced(env.mgmt.clone(), "ws-a");
+        eventually(&format!("KommanderCluster {name} gone"), T, || async {
+            match api.get_opt(name).await {
+                Ok(None) => Ok(()),
+                Ok(Some(kc)) => Err(format!("{:?}", kc.status)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+        .unwrap()
+    };
+    env.delete(&["-n", "ws-a", "kommandercluster", "attached-3"]);
+    kc_gone("attached-3").await;
+    // Gone from the cluster before the KommanderCluster was let go.
+    assert!(
+        env.configmap("attached-3", "ws-a", "metallb")
+            .await
+            .is_none(),
+        "the app is still on attached-3 after its detach"
+    );
+    has_note(env, "Removed", "cluster attached-3 detached: ").await;
+    env.ready("ws-a", "metallb", "2/2").await;
+
+    println!(
+        "scenario: an unreachable cluster's detach waits, then is released on request, naming what was left"
+    );
+    env.clusters.stop("attached-2").unwrap();
+    env.delete(&["-n", "ws-a", "kommandercluster", "attached-2"]);
+    let api: Api<KommanderCluster> = Api::namespaced(env.mgmt.clone(), "ws-a");
+    let waiting = eventually("attached-2 Detaching", T, || async {
+        let kc = api.get("attached-2").await.map_err(|e| e.to_string())?;
+        let st = kc.status.clone().unwrap_or_default();
+        match (st.phase, st.conditions.first()) {
+            (Some(kommander_operator::resources::JoinPhase::Detaching), Some(c)) => {
+                Ok(c.message.clone())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        waiting.contains("waiting for AppDeployment metallb (")
+            && waiting.contains("kommander.mesosphere.io/release-now=true"),
+        "{waiting}"
+    );
+    env.clusters
+        .kubectl(
+            "management",
+            &[
+                "-n",
+                "ws-a",
+                "annotate",
+                "kommandercluster",
+                "attached-2",
+                "kommander.mesosphere.io/release-now=true",
+            ],
+            None,
+        )
+        .unwrap();
+    kc_gone("attached-2").await;
+    has_note(
+        env,
+        "LeftBehind",
+        "cluster attached-2 was detached before its objects could be removed; left there: ",
+    )
+    .await;
+    env.ready("ws-a", "metallb", "1/1").await;
+    env.clusters.resume("attached-2").unwrap();
 }
 
 /// Suspension shows in status and holds every change until lifted.

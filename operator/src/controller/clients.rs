@@ -181,9 +181,19 @@ impl ClusterClients {
         let name = secret_ref.name.clone();
         names::check("spec.kubeconfigRef.name", &name).map_err(ClusterError::InvalidReference)?;
         let secrets: Api<Secret> = Api::namespaced(self.management.clone(), &namespace);
+        let key = (namespace.clone(), kc.name_any());
         let secret = match secrets.get_opt(&name).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Err(ClusterError::SecretMissing { namespace, name }),
+            Ok(None) => {
+                // A cluster being detached may lose its Secret in the same `kubectl delete`:
+                // the client already built still removes the apps from it.
+                if kc.metadata.deletion_timestamp.is_some()
+                    && let Some(c) = self.cache.lock().await.get(&key)
+                {
+                    return Ok(c.built.connection());
+                }
+                return Err(ClusterError::SecretMissing { namespace, name });
+            }
             Err(e) => {
                 return Err(ClusterError::SecretRead {
                     namespace,
@@ -193,7 +203,6 @@ impl ClusterClients {
             }
         };
         let version = secret.resource_version().unwrap_or_default();
-        let key = (namespace.clone(), kc.name_any());
         {
             let cache = self.cache.lock().await;
             let fresh = |c: &&Cached| {

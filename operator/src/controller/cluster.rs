@@ -3,16 +3,17 @@
 use super::clients::{ClusterError, probe};
 use super::{Context, Error};
 use crate::metrics::requeue;
-use crate::resources::{JoinPhase, KommanderCluster, KommanderClusterStatus};
-use crate::targets::FIELD_MANAGER;
+use crate::resources::{AppDeployment, JoinPhase, KommanderCluster, KommanderClusterStatus};
+use crate::targets::{self, FIELD_MANAGER};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -42,13 +43,218 @@ pub async fn check(
     }
 }
 
+/// Finalizer that removes the workspace's apps from a cluster before it is let go.
+pub const DETACH_FINALIZER: &str = "kommander.mesosphere.io/detach";
+/// Annotation (`true`) that lets a detaching cluster go at once, whatever is left on it.
+pub const RELEASE_ANNOTATION: &str = "kommander.mesosphere.io/release-now";
+
+/// What a detaching cluster does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detach {
+    /// No app has anything left there: let it go.
+    Done,
+    /// Apps are still removing their objects: wait, at most this much longer.
+    Wait {
+        /// `AppDeployment (n objects)` still there.
+        remaining: Vec<String>,
+        /// Until it is released anyway.
+        release_in: std::time::Duration,
+    },
+    /// Let it go with objects left behind (the cluster could not be cleaned in time, or a
+    /// person asked).
+    Release {
+        /// What is left, per AppDeployment.
+        left: Vec<String>,
+        /// Why now, in words.
+        why: String,
+    },
+}
+
+/// The detach decision: `remaining` lists what each AppDeployment still has on the cluster.
+pub fn decide_detach(
+    remaining: Vec<String>,
+    waited: std::time::Duration,
+    timeout: std::time::Duration,
+    forced: bool,
+) -> Detach {
+    if remaining.is_empty() {
+        Detach::Done
+    } else if forced {
+        Detach::Release {
+            left: remaining,
+            why: format!("on request ({RELEASE_ANNOTATION}=true)"),
+        }
+    } else if waited >= timeout {
+        Detach::Release {
+            left: remaining,
+            why: format!(
+                "after waiting {}s for the cluster to be cleaned (--detach-timeout-seconds)",
+                timeout.as_secs()
+            ),
+        }
+    } else {
+        Detach::Wait {
+            remaining,
+            release_in: timeout - waited,
+        }
+    }
+}
+
 async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("kommandercluster");
     let ns = kc
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, DETACH_FINALIZER, kc, |event| async {
+        match event {
+            Finalizer::Apply(kc) => probe_and_record(kc, ctx.clone()).await,
+            Finalizer::Cleanup(kc) => detach(kc, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+/// Every AppDeployment of the workspace that still lists objects on this cluster, with them.
+async fn remaining_on(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<String>, Error> {
+    let ads: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), ns);
+    let mut out = Vec::new();
+    for ad in ads.list(&ListParams::default()).await?.items {
+        let Some(c) = ad
+            .status
+            .as_ref()
+            .and_then(|s| s.clusters.iter().find(|c| c.name == cluster))
+        else {
+            continue;
+        };
+        let objects: Vec<String> = c.applied_objects.iter().map(targets::display).collect();
+        out.push(format!(
+            "AppDeployment {} ({})",
+            ad.name_any(),
+            crate::status::listed(&objects, 200)
+        ));
+    }
+    Ok(out)
+}
+
+/// A deleted cluster: wait while the AppDeployments remove their objects from it (they see it
+/// detaching and do it), then let it go; an unreachable one is let go after the timeout.
+async fn detach(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = kc
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = kc.name_any();
+    let remaining = remaining_on(&ctx, &ns, &name).await?;
+    let waited = kc
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| Timestamp::now().duration_since(t.0).try_into().ok())
+        .unwrap_or_default();
+    let forced = kc
+        .annotations()
+        .get(RELEASE_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    let release = |type_, reason: &str, note: String| {
+        let ctx = ctx.clone();
+        let kc = kc.clone();
+        let reason = reason.to_string();
+        async move {
+            publish(&ctx, &kc, type_, &reason, note).await;
+            ctx.watches.stop(&(ns_of(&kc), kc.name_any()));
+            Ok(Action::await_change())
+        }
+    };
+    match decide_detach(remaining, waited, ctx.detach_timeout, forced) {
+        Detach::Done => {
+            release(
+                EventType::Normal,
+                "Detached",
+                "no app has objects left on the cluster; released".into(),
+            )
+            .await
+        }
+        Detach::Release { left, why } => {
+            release(
+                EventType::Warning,
+                "ReleasedWithObjectsLeft",
+                format!("released {why}; left on the cluster: {}", left.join("; ")),
+            )
+            .await
+        }
+        Detach::Wait {
+            remaining,
+            release_in,
+        } => {
+            // From the deletion time, so the message (and the status) stays the same while waiting.
+            let at = kc
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .and_then(|t| t.0.checked_add(ctx.detach_timeout).ok())
+                .or_else(|| Timestamp::now().checked_add(release_in).ok())
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let message = format!(
+                "detaching: waiting for {} to remove their objects; released regardless at {at}, or annotate {RELEASE_ANNOTATION}=true",
+                remaining.join("; "),
+            );
+            write_status(&ctx, &kc, JoinPhase::Detaching, None, "Detaching", message).await?;
+            Err(Error::Detaching(name))
+        }
+    }
+}
+
+fn ns_of(kc: &KommanderCluster) -> String {
+    kc.namespace().unwrap_or_default()
+}
+
+async fn publish(
+    ctx: &Context,
+    kc: &KommanderCluster,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Probe".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &kc.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+async fn probe_and_record(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let (phase, version, reason, message) = check(&ctx, &kc).await;
+    let ok = phase == JoinPhase::Joined;
+    write_status(&ctx, &kc, phase, version, reason, message).await?;
+    Ok(Action::requeue(if ok {
+        requeue::HEALTHY / 5
+    } else {
+        requeue::RETRY
+    }))
+}
+
+/// Write the status (and an Event when the phase or reason changed), unless nothing changed.
+async fn write_status(
+    ctx: &Context,
+    kc: &KommanderCluster,
+    phase: JoinPhase,
+    version: Option<String>,
+    reason: &str,
+    message: String,
+) -> Result<(), Error> {
+    let ns = ns_of(kc);
+    let name = kc.name_any();
     let prev = kc.status.clone().unwrap_or_default();
     let ok = phase == JoinPhase::Joined;
     let status_word = if ok { "True" } else { "False" };
@@ -77,24 +283,12 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
     if kc.status.as_ref() != Some(&status) {
         let prev_reason = prev.conditions.first().map(|c| c.reason.as_str());
         if prev.phase != Some(phase) || prev_reason != Some(reason) {
-            let type_ = if ok {
+            let type_ = if ok || phase == JoinPhase::Detaching {
                 EventType::Normal
             } else {
                 EventType::Warning
             };
-            let _ = ctx
-                .recorder
-                .publish(
-                    &Event {
-                        type_,
-                        reason: reason.into(),
-                        note: Some(message),
-                        action: "Probe".into(),
-                        secondary: None,
-                    },
-                    &kc.object_ref(&()),
-                )
-                .await;
+            publish(ctx, kc, type_, reason, message).await;
         }
         let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"apiVersion": "kommander.mesosphere.io/v1beta1", "kind": "KommanderCluster", "status": status});
@@ -105,18 +299,22 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
         )
         .await?;
     }
-    Ok(Action::requeue(if ok {
-        requeue::HEALTHY / 5
-    } else {
-        requeue::RETRY
-    }))
+    Ok(())
 }
 
 fn error_policy(_kc: Arc<KommanderCluster>, err: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::Detaching(cluster) = err {
+        // Waiting, not failing: look again soon (the apps remove their objects in seconds).
+        tracing::debug!(%cluster, "detaching");
+        return Action::requeue(DETACH_POLL);
+    }
     tracing::warn!(error = %err, "kommandercluster reconcile failed");
     ctx.metrics.error("kommandercluster", err.metric_label());
     Action::requeue(requeue::RETRY)
 }
+
+/// How often a detaching cluster looks whether its apps are gone.
+const DETACH_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every minute, forget the clients and discovery results of clusters that are gone, so the
 /// caches follow the clusters instead of growing with every one ever attached.
@@ -176,4 +374,58 @@ pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn detach_decisions() {
+        let left = || vec!["AppDeployment metallb (ConfigMap ws/metallb)".to_string()];
+        let timeout = Duration::from_secs(300);
+        let cases = vec![
+            ("nothing left", vec![], 10, false, Detach::Done),
+            ("nothing left, forced", vec![], 10, true, Detach::Done),
+            (
+                "apps still removing",
+                left(),
+                10,
+                false,
+                Detach::Wait {
+                    remaining: left(),
+                    release_in: Duration::from_secs(290),
+                },
+            ),
+            (
+                "a person lets it go",
+                left(),
+                10,
+                true,
+                Detach::Release {
+                    left: left(),
+                    why: "on request (kommander.mesosphere.io/release-now=true)".into(),
+                },
+            ),
+            (
+                "waited long enough",
+                left(),
+                300,
+                false,
+                Detach::Release {
+                    left: left(),
+                    why: "after waiting 300s for the cluster to be cleaned (--detach-timeout-seconds)"
+                        .into(),
+                },
+            ),
+        ];
+        for (name, remaining, waited, forced, want) in cases {
+            assert_eq!(
+                decide_detach(remaining, Duration::from_secs(waited), timeout, forced),
+                want,
+                "{name}"
+            );
+        }
+    }
 }

@@ -23,6 +23,9 @@ use tokio::sync::Mutex;
 /// take, however slowly its server answers: one tenant's cluster never holds a worker for long.
 pub const CLUSTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The default for how long a deleted KommanderCluster waits for its apps to be removed.
+pub const DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// How long in-flight reconciles may take to finish once shutdown is asked for.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
@@ -46,6 +49,9 @@ pub enum Error {
     /// An object without the name or namespace it must have.
     #[error("object has no {0}")]
     MissingField(&'static str),
+    /// A deleted cluster still has apps to remove: not a failure, a wait.
+    #[error("cluster {0} is detaching: waiting for its apps to be removed")]
+    Detaching(String),
 }
 
 impl Error {
@@ -56,6 +62,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Cleanup { .. } => "cleanup",
             Error::MissingField(_) => "missing_field",
+            Error::Detaching(_) => "detaching",
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct Context {
     pub renders: sandbox::Workers,
     /// How long one operation on one target cluster may take.
     pub cluster_deadline: std::time::Duration,
+    /// How long a deleted cluster waits for its apps to be removed.
+    pub detach_timeout: std::time::Duration,
     /// Discovery results per target cluster.
     pub discovery: Discovery,
     /// Event recorder.
@@ -123,6 +132,7 @@ impl Context {
             host_namespace: settings.host_namespace.clone(),
             renders: sandbox::Workers::default(),
             cluster_deadline: settings.cluster_deadline,
+            detach_timeout: settings.detach_timeout,
             discovery: Discovery::default(),
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -152,6 +162,8 @@ pub struct Settings {
     pub kubeconfig_policy: crate::kubeconfig::Policy,
     /// How long one operation on one target cluster may take ([`CLUSTER_DEADLINE`] by default).
     pub cluster_deadline: std::time::Duration,
+    /// How long a deleted cluster waits for its apps to be removed ([`DETACH_TIMEOUT`]).
+    pub detach_timeout: std::time::Duration,
 }
 
 /// Why the operator stopped.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
     group = "kommander.mesosphere.io",
     version = "v1beta1",
     kind = "KommanderCluster",
-    doc = "A cluster attached to the workspace whose namespace this lives in. spec.kubeconfigRef names the Secret with its kubeconfig; no kubeconfigRef means the management cluster itself.",
+    doc = "A cluster attached to the workspace whose namespace this lives in. spec.kubeconfigRef names the Secret with its kubeconfig; no kubeconfigRef means the management cluster itself. Deleting it removes the workspace's apps from the cluster first (annotate kommander.mesosphere.io/release-now=true to let it go at once).",
     namespaced,
     status = "KommanderClusterStatus",
     shortname = "kc",
@@ -58,13 +58,16 @@ pub enum JoinPhase {
     Joined,
     /// The kubeconfig is missing or invalid, or the API server does not answer.
     Unreachable,
+    /// Being deleted: every AppDeployment's objects are being removed from the cluster before
+    /// it is let go (the condition says which remain, and when it is released regardless).
+    Detaching,
 }
 
 /// Observed state of a KommanderCluster.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KommanderClusterStatus {
-    /// Pending, Joined or Unreachable.
+    /// Pending, Joined, Unreachable or Detaching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<JoinPhase>,
     /// Kubernetes version reported by the cluster's API server.
