@@ -6,7 +6,7 @@ CATALOG := manifests/catalog/metallb-0.12.3.yaml
 GO ?= go
 CLUSTERS := management attached-1 attached-2
 
-.PHONY: bench-render bench-operator bench-memory
+.PHONY: bench-render bench-operator bench-memory bench-watch
 .PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
 	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle oracle cluster-up cluster-down cluster-status
 
@@ -82,7 +82,7 @@ crds:
 	$(CARGO) run -q --bin kommander-operator -- crds --dir crds
 
 ## bench: render throughput (criterion), then the operator on embedded clusters (figures printed)
-bench: bench-render bench-operator bench-memory
+bench: bench-render bench-operator bench-memory bench-watch
 
 bench-render:
 	$(CARGO) bench -p kommander-operator --bench render --bench safety
@@ -94,6 +94,10 @@ bench-operator: build e2e-build
 ## bench-memory: operator RSS at rest, with 2,000 unrelated Secrets, and after 300 Apps come and go
 bench-memory: build e2e-build
 	$(CARGO) run --release -q -p kommander-e2e --bin bench_memory -- 2000 300
+
+## bench-watch: drift -> corrected, Blocked -> proceeding, watch streams and RSS with 2/10/50 clusters
+bench-watch: build e2e-build
+	$(CARGO) run --release -q -p kommander-e2e --bin bench_watch -- 30 20
 
 ## demo: three embedded clusters, the operator, the guide's MetalLB example (Ctrl-C to stop)
 demo: build e2e-build

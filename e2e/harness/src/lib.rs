@@ -238,6 +238,20 @@ impl Operator {
         self.memory_kib("VmHWM") / 1024
     }
 
+    /// Sockets the process holds open (TCP connections to API servers, the metrics listener).
+    pub fn sockets(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read_link(e.path())
+                            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Resident memory now (VmRSS), in KiB; 0 when unknown.
     pub fn rss_kib(&self) -> u64 {
         self.memory_kib("VmRSS")
@@ -452,5 +466,69 @@ pub fn appdeployment_resource() -> kube::discovery::ApiResource {
         api_version: "apps.kommander.d2iq.io/v1alpha2".into(),
         kind: "AppDeployment".into(),
         plural: "appdeployments".into(),
+    }
+}
+
+/// Pieces the bench programs share.
+pub mod bench {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::Client;
+    use kube::api::{Api, Patch, PatchParams};
+    use serde_json::json;
+
+    /// MetalLB overrides with one layer2 pool `default` of `range`.
+    pub fn pool(range: &str) -> String {
+        format!(
+            "configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {range}\n"
+        )
+    }
+
+    /// Write (server-side apply) the overrides ConfigMap `ns/name`.
+    pub async fn set_overrides(
+        client: &Client,
+        ns: &str,
+        name: &str,
+        values: &str,
+    ) -> Result<(), String> {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"values.yaml": values}});
+        Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .patch(
+                name,
+                &PatchParams::apply("bench").force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether the `metallb` ConfigMap in `ns` holds `fragment` in its `config`.
+    pub async fn config_has(client: &Client, ns: &str, fragment: &str) -> bool {
+        match Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .get_opt("metallb")
+            .await
+        {
+            Ok(Some(cm)) => cm
+                .data
+                .unwrap_or_default()
+                .get("config")
+                .is_some_and(|c| c.contains(fragment)),
+            _ => false,
+        }
+    }
+
+    /// The `p` quantile (0..=1) of sorted figures.
+    pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+        let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[idx.min(sorted.len() - 1)]
+    }
+
+    /// A kubeconfig Secret and a KommanderCluster `name` using it (names may differ from the
+    /// cluster the kubeconfig reaches: several KommanderClusters can share one API server).
+    pub fn attach_yaml(ns: &str, name: &str, kubeconfig: &str) -> String {
+        let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-kubeconfig, namespace: {ns}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{kubeconfigRef: {{name: {name}-kubeconfig}}}}\n"
+        )
     }
 }

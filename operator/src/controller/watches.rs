@@ -379,6 +379,7 @@ async fn watch_kind(
             }
         };
         let mut changed: Vec<(ObjKey, Observed)> = Vec::new();
+        let listed = matches!(event, Event::InitDone);
         match event {
             Event::Init => listing.clear(),
             Event::InitApply(meta) => {
@@ -429,7 +430,35 @@ async fn watch_kind(
                 shared.send(&cluster.0, &owner);
             }
         }
+        if listed {
+            // Drift seen while listing was not judged (the kind was not synced): judge it now.
+            for owner in suspects_of_kind(&shared, &cluster, &gk, &observed) {
+                shared.send(&cluster.0, &owner);
+            }
+        }
     }
+}
+
+/// Owners of this kind's objects whose last sight differs from what the operator left.
+fn suspects_of_kind(
+    shared: &Shared,
+    cluster: &ClusterKey,
+    gk: &(String, String),
+    observed: &Mutex<HashMap<ObjKey, Observed>>,
+) -> HashSet<String> {
+    let ledgers = lock(&shared.ledgers);
+    let seen = lock(observed);
+    ledgers
+        .get(cluster)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.group == gk.0 && k.kind == gk.1)
+        .filter(|(k, e)| {
+            seen.get(*k)
+                .is_none_or(|o| o.fingerprint != Some(e.fingerprint))
+        })
+        .map(|(_, e)| e.owner.clone())
+        .collect()
 }
 
 fn is_load_balancer(s: &Service) -> bool {

@@ -12,49 +12,15 @@
 //! (c) API writes (POST/PUT/PATCH/DELETE/APPLY, from each API server's own
 //!     apiserver_request_total) during IDLE_SECS (default 300) idle seconds after convergence.
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use kommander_e2e::bench::{attach_yaml, config_has, percentile, pool, set_overrides};
 use kommander_e2e::{Clusters, MetallbController, Operator, appdeployment_resource, arg, root};
 use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::core::DynamicObject;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, String>;
-
-fn pool(range: &str) -> String {
-    format!(
-        "configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - {range}\n"
-    )
-}
-
-async fn set_overrides(client: &Client, ns: &str, name: &str, values: &str) -> Res<()> {
-    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"values.yaml": values}});
-    Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::apply("bench").force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-async fn config_has(client: &Client, ns: &str, fragment: &str) -> bool {
-    match Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .get_opt("metallb")
-        .await
-    {
-        Ok(Some(cm)) => cm
-            .data
-            .unwrap_or_default()
-            .get("config")
-            .is_some_and(|c| c.contains(fragment)),
-        _ => false,
-    }
-}
 
 async fn ready_count(client: &Client) -> Res<(usize, usize)> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &appdeployment_resource());
@@ -104,18 +70,6 @@ async fn writes(client: &Client) -> Res<BTreeMap<String, f64>> {
         *out.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
     }
     Ok(out)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn attach_yaml(ns: &str, cluster: &str, kubeconfig: &str) -> String {
-    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {cluster}-kubeconfig, namespace: {ns}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: {cluster}, namespace: {ns}}}\nspec: {{kubeconfigRef: {{name: {cluster}-kubeconfig}}}}\n"
-    )
 }
 
 #[tokio::main]
