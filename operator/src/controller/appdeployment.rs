@@ -2,6 +2,7 @@
 //! cluster of the workspace. Every decision lands in status and an Event.
 
 use super::deploy::{Inputs, deploy_to, within_deadline};
+use super::warm::Warm;
 use super::{Context, Error};
 use crate::metrics::{ApplyLabels, requeue};
 use crate::remote::short_error;
@@ -728,7 +729,11 @@ fn concerned(
 }
 
 /// Run the AppDeployment controller until `stop` resolves.
-pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    cache: &Warm<AppDeployment>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     let triggers = ctx
         .triggers
@@ -737,10 +742,9 @@ pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync
         .and_then(|mut t| t.take())
         .map(|t| t.boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());
-    let controller = Controller::new(
-        Api::<AppDeployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let (store, changes) = cache.lead();
+    let controller = Controller::for_stream(changes, store)
+        .reconcile_all_on(futures::stream::once(futures::future::ready(())));
     let (s1, s2, s3, s4) = (
         controller.store(),
         controller.store(),

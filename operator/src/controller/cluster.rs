@@ -1,6 +1,7 @@
 //! KommanderCluster: can the operator talk to this cluster? Phase Joined or Unreachable, with why.
 
 use super::clients::{ClusterError, probe};
+use super::warm::Warm;
 use super::{Context, Error};
 use crate::metrics::requeue;
 use crate::resources::{AppDeployment, JoinPhase, KommanderCluster, KommanderClusterStatus};
@@ -339,10 +340,15 @@ async fn evict_gone(ctx: Arc<Context>, store: Store<KommanderCluster>) {
 }
 
 /// Run the KommanderCluster controller until `stop` resolves.
-pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<KommanderCluster> = Api::all(ctx.client.clone());
+pub async fn run(
+    ctx: Arc<Context>,
+    cache: &Warm<KommanderCluster>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let (store, changes) = cache.lead();
+    let controller = Controller::for_stream(changes, store)
+        .reconcile_all_on(futures::stream::once(futures::future::ready(())));
     let store = controller.store();
     tokio::spawn(evict_gone(ctx.clone(), controller.store()));
     controller

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod cluster;
 pub mod deploy;
 pub mod sandbox;
+pub mod warm;
 pub mod watches;
 pub mod workspace;
 
@@ -255,9 +256,19 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     ));
 
     client.apiserver_version().await.map_err(RunError::Api)?;
-    // Ready means "can serve": the API answers. A standby is Ready too, so a Deployment of two
-    // replicas shows 2/2 and a rolling update never waits on a pod that is not leading.
+    // Ready means "can serve": every replica fills its caches, leader or standby, and is Ready
+    // once they are listed; a Deployment of two shows 2/2, a rolling update never waits on a
+    // pod that is not leading, and a takeover starts from full caches.
+    let caches = warm::Caches::start(&client);
+    {
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            _ = caches.ready() => {}
+            _ = stop.wait_for(|s| *s) => { return Ok(()); }
+        }
+    }
     metrics.set_ready(true);
+    tracing::info!("caches listed: ready");
 
     // Only the leader acts; a standby waits here until it leads.
     let mut leading: Option<tokio::sync::watch::Receiver<bool>> = None;
@@ -290,9 +301,9 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let controllers = async {
         let all = async {
             tokio::join!(
-                workspace::run(ctx.clone(), stopped()),
-                cluster::run(ctx.clone(), stopped()),
-                appdeployment::run(ctx.clone(), stopped()),
+                workspace::run(ctx.clone(), &caches.workspaces, stopped()),
+                cluster::run(ctx.clone(), &caches.clusters, stopped()),
+                appdeployment::run(ctx.clone(), &caches.deployments, stopped()),
             );
         };
         // In-flight reconciles get a grace period, not forever: a controller stopped before

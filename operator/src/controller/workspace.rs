@@ -1,5 +1,6 @@
 //! Workspace: owns a namespace on the management cluster; its name goes to status.namespaceRef.
 
+use super::warm::Warm;
 use super::{Context, Error};
 use crate::metrics::requeue;
 use crate::resources::{NamespaceRef, Workspace, WorkspaceStatus};
@@ -102,10 +103,16 @@ fn error_policy(_ws: Arc<Workspace>, err: &Error, ctx: Arc<Context>) -> Action {
 }
 
 /// Run the Workspace controller until `stop` resolves.
-pub async fn run(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<Workspace> = Api::all(ctx.client.clone());
+pub async fn run(
+    ctx: Arc<Context>,
+    cache: &Warm<Workspace>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+    let (store, changes) = cache.lead();
+    Controller::for_stream(changes, store)
+        // Everything already cached is reconciled once when this replica starts leading.
+        .reconcile_all_on(futures::stream::once(futures::future::ready(())))
         .watches(
             namespaces,
             watcher::Config::default().labels(WORKSPACE_LABEL),
