@@ -35,6 +35,26 @@ impl Env {
             .unwrap_or_else(|e| panic!("kubectl delete failed: {e}"));
     }
 
+    /// Merge `spec` (JSON) into ws-a's AppDeployment `name`.
+    fn patch_spec(&self, name: &str, spec: &str) {
+        self.clusters
+            .kubectl(
+                "management",
+                &[
+                    "-n",
+                    "ws-a",
+                    "patch",
+                    "appdeployment",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    &format!("{{\"spec\":{spec}}}"),
+                ],
+                None,
+            )
+            .unwrap();
+    }
+
     async fn status(&self, ns: &str, name: &str) -> Result<AppDeploymentStatus, String> {
         let api: Api<AppDeployment> = Api::namespaced(self.mgmt.clone(), ns);
         let ad = api.get(name).await.map_err(|e| e.to_string())?;
@@ -1012,44 +1032,6 @@ async fn bad_inputs(env: &Env) {
     env.has_event("ws-d", "forbidden", "ApplyFailed").await;
 }
 
-/// A LoadBalancer Service holding `ip` on `cluster`, as MetalLB would have assigned it.
-fn lb_service(env: &Env, cluster: &str, name: &str, ip: &str) {
-    env.clusters
-        .kubectl(
-            cluster,
-            &[
-                "-n",
-                "default",
-                "create",
-                "service",
-                "loadbalancer",
-                name,
-                "--tcp=80:80",
-            ],
-            None,
-        )
-        .unwrap();
-    let patch =
-        format!("{{\"status\":{{\"loadBalancer\":{{\"ingress\":[{{\"ip\":\"{ip}\"}}]}}}}}}");
-    env.clusters
-        .kubectl(
-            cluster,
-            &[
-                "-n",
-                "default",
-                "patch",
-                "service",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-            None,
-        )
-        .unwrap();
-}
-
 /// A MetalLB 0.12 config (what its ConfigMap holds) of layer2 pools.
 fn metallb_config(pools: &[(&str, &str)]) -> String {
     let mut out = "address-pools:\n".to_string();
@@ -1176,7 +1158,9 @@ async fn drift(env: &Env) {
     println!(
         "scenario: a hand-added pool with a Service on it: putting the config back is held, naming both"
     );
-    lb_service(env, "attached-1", "hand", "10.0.99.5");
+    env.clusters
+        .lb_service("attached-1", "hand", "10.0.99.5")
+        .unwrap();
     hand_edit_config(
         env,
         "attached-1",
@@ -1219,24 +1203,8 @@ async fn drift(env: &Env) {
     env.ready("ws-a", "metallb", "3/3").await;
 
     println!("scenario: spec.drift: Report says what drifted and leaves it");
-    let set_policy = |policy: &str| {
-        env.clusters
-            .kubectl(
-                "management",
-                &[
-                    "-n",
-                    "ws-a",
-                    "patch",
-                    "appdeployment",
-                    "metallb",
-                    "--type=merge",
-                    "-p",
-                    &format!("{{\"spec\":{{\"drift\":\"{policy}\"}}}}"),
-                ],
-                None,
-            )
-            .unwrap()
-    };
+    let set_policy =
+        |policy: &str| env.patch_spec("metallb", &format!("{{\"drift\":\"{policy}\"}}"));
     set_policy("Report");
     hand_edit_config(
         env,
@@ -1354,24 +1322,7 @@ async fn detach(env: &Env) {
 /// Suspension shows in status and holds every change until lifted.
 async fn suspend(env: &Env) {
     println!("scenario: a suspended AppDeployment says so and changes nothing until resumed");
-    let patch = |on: bool| {
-        env.clusters
-            .kubectl(
-                "management",
-                &[
-                    "-n",
-                    "ws-a",
-                    "patch",
-                    "appdeployment",
-                    "metallb",
-                    "--type=merge",
-                    "-p",
-                    &format!("{{\"spec\":{{\"suspend\":{on}}}}}"),
-                ],
-                None,
-            )
-            .unwrap()
-    };
+    let patch = |on: bool| env.patch_spec("metallb", &format!("{{\"suspend\":{on}}}"));
     patch(true);
     let s = env
         .condition(
@@ -1440,7 +1391,9 @@ async fn wait_phase(
 /// cluster only, resumes by itself when the Service goes, and can be accepted by hash.
 async fn gate(env: &Env) {
     println!("scenario: a change that would take a Service's IP is held on that cluster only");
-    lb_service(env, "attached-1", "web", "10.0.82.5");
+    env.clusters
+        .lb_service("attached-1", "web", "10.0.82.5")
+        .unwrap();
     env.apply(&overrides(
         "ws-a",
         "metallb-overrides",
@@ -1566,7 +1519,9 @@ async fn gate(env: &Env) {
     println!(
         "scenario: accept-disruption accepts exactly one config, and the status records who was disrupted"
     );
-    lb_service(env, "attached-1", "web2", "10.0.83.5");
+    env.clusters
+        .lb_service("attached-1", "web2", "10.0.83.5")
+        .unwrap();
     env.apply(&overrides(
         "ws-a",
         "metallb-overrides",

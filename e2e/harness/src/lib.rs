@@ -70,6 +70,42 @@ impl Clusters {
         self.state.path().join(name).join("kubeconfig")
     }
 
+    /// A LoadBalancer Service `default/name` on `cluster` whose status holds `ip` (as if
+    /// MetalLB had assigned it).
+    pub fn lb_service(&self, cluster: &str, name: &str, ip: &str) -> Result<(), String> {
+        self.kubectl(
+            cluster,
+            &[
+                "-n",
+                "default",
+                "create",
+                "service",
+                "loadbalancer",
+                name,
+                "--tcp=80:80",
+            ],
+            None,
+        )?;
+        let patch =
+            format!("{{\"status\":{{\"loadBalancer\":{{\"ingress\":[{{\"ip\":\"{ip}\"}}]}}}}}}");
+        self.kubectl(
+            cluster,
+            &[
+                "-n",
+                "default",
+                "patch",
+                "service",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )
+        .map(|_| ())
+    }
+
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         self.state.path()
@@ -515,6 +551,45 @@ pub mod bench {
                 .is_some_and(|c| c.contains(fragment)),
             _ => false,
         }
+    }
+
+    /// Apply the guide's example (`examples/seed-layer2.yaml`) in workspace namespace `ns` on
+    /// the management cluster and wait until it is Ready.
+    pub fn apply_seed(clusters: &crate::Clusters, ns: &str) -> Result<(), String> {
+        let seed = std::fs::read_to_string(crate::root().join("examples/seed-layer2.yaml"))
+            .map_err(|e| e.to_string())?
+            .replace("${WORKSPACE_NAMESPACE}", ns);
+        clusters.kubectl("management", &["apply", "-f", "-"], Some(&seed))?;
+        clusters
+            .kubectl(
+                "management",
+                &[
+                    "-n",
+                    ns,
+                    "wait",
+                    "--for=condition=Ready",
+                    "appdeployment/metallb",
+                    "--timeout=120s",
+                ],
+                None,
+            )
+            .map(|_| ())
+    }
+
+    /// (Ready, all) AppDeployments of the cluster behind `client`.
+    pub async fn ready_count(client: &Client) -> Result<(usize, usize), String> {
+        let api: Api<kube::core::DynamicObject> =
+            Api::all_with(client.clone(), &crate::appdeployment_resource());
+        let list = api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|a| a.data["status"]["summary"] == "Ready")
+            .count();
+        Ok((ready, list.items.len()))
     }
 
     /// The `p` quantile (0..=1) of sorted figures.

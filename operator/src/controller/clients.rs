@@ -130,7 +130,7 @@ pub struct ClusterClients {
     cache: Mutex<HashMap<(String, String), Cached>>,
 }
 
-/// How long a target cluster may take to answer one request.
+/// How long a target cluster may take to take one request (write timeout) or answer a probe.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most a target cluster may send in one response: a tenant's server answering with
 /// gigabytes must not take the operator's memory.
@@ -168,7 +168,6 @@ impl ClusterClients {
             if namespace == self.host_namespace {
                 return Ok(Connection {
                     client: self.management.clone(),
-                    watch_client: self.management.clone(),
                     server: "management cluster".to_string(),
                     id: 0,
                 });
@@ -234,10 +233,8 @@ impl ClusterClients {
 /// A client for one attached cluster.
 #[derive(Clone)]
 pub struct Connection {
-    /// The client for requests (each bounded by [`REQUEST_TIMEOUT`]).
+    /// The client, for requests and watches.
     pub client: Client,
-    /// The client for watches (no read timeout).
-    pub watch_client: Client,
     /// The server URL, for messages.
     pub server: String,
     /// Unique per client built in this process (0: the management cluster's own client).
@@ -248,7 +245,6 @@ static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 
 struct Built {
     client: Client,
-    watch_client: Client,
     server: String,
     id: u64,
     /// When credentials from an exec plugin expire; the client is rebuilt after that.
@@ -315,17 +311,15 @@ async fn build_client(
             .map_err(|_| bad("no usable current context, cluster or user".into()))?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.write_timeout = Some(REQUEST_TIMEOUT);
-    // A watch is quiet for minutes on end: its client has no read timeout (the server ends a
-    // watch within ~5 minutes, and the watcher's own idle timeout catches a silent peer).
-    let watch_config = config.clone();
-    config.read_timeout = Some(REQUEST_TIMEOUT);
+    // No read timeout: the same client carries the cluster's watches, quiet for minutes on end
+    // (the server ends a watch within ~5 minutes; the watcher's idle timeout catches a silent
+    // peer). Every other request runs within the per-cluster deadline. One client per cluster,
+    // not two: each costs its own TLS setup and connections.
     let server = config.cluster_url.to_string();
-    let unusable = || bad("TLS or auth settings cannot be used".into());
-    let client = bounded_client(config).map_err(|_| unusable())?;
-    let watch_client = bounded_client(watch_config).map_err(|_| unusable())?;
+    let client =
+        bounded_client(config).map_err(|_| bad("TLS or auth settings cannot be used".into()))?;
     Ok(Built {
         client,
-        watch_client,
         server,
         id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         valid_until,
@@ -336,7 +330,6 @@ impl Built {
     fn connection(&self) -> Connection {
         Connection {
             client: self.client.clone(),
-            watch_client: self.watch_client.clone(),
             server: self.server.clone(),
             id: self.id,
         }

@@ -317,17 +317,15 @@ fn error_policy(_kc: Arc<KommanderCluster>, err: &Error, ctx: Arc<Context>) -> A
 /// How often a detaching cluster looks whether its apps are gone.
 const DETACH_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Every minute, forget the clients and discovery results of clusters that are gone, so the
+/// Every minute, forget the clients, discovery results and watches of clusters that are gone, so the
 /// caches follow the clusters instead of growing with every one ever attached.
 async fn evict_gone(ctx: Arc<Context>, store: Store<KommanderCluster>) {
     let mut tick = tokio::time::interval(requeue::HEALTHY / 5);
     loop {
         tick.tick().await;
-        let known = |ns: &str, name: &str| {
-            store
-                .get(&ObjectRef::new(name).within(ns))
-                .is_some_and(|kc| kc.metadata.deletion_timestamp.is_none())
-        };
+        // A detaching cluster is still known: its client removes the apps from it, also when
+        // its Secret went first; its detach stops its watches when it is let go.
+        let known = |ns: &str, name: &str| store.get(&ObjectRef::new(name).within(ns)).is_some();
         ctx.clusters.retain(|(ns, name)| known(ns, name)).await;
         ctx.watches.retain(|(ns, name)| known(ns, name));
         ctx.discovery

@@ -39,6 +39,16 @@ pub struct Inputs {
     pub layers: Vec<Result<Values, Blocker>>,
 }
 
+/// What this process last applied to one cluster for one AppDeployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedRecord {
+    /// Hash of the rendered objects.
+    pub render: String,
+    /// Who a person accepted to disrupt with that config: kept here as well as in status,
+    /// because a reconcile may start from a cached status that predates its own last write.
+    pub disrupted: Vec<String>,
+}
+
 /// Why a cluster stopped before a plan: its phase and why.
 type Stop = (ClusterPhase, String);
 
@@ -55,6 +65,8 @@ struct Observed {
     live: Option<LiveState>,
     /// The Service events seen before the live state was read (see `Watches::set_blocked`).
     services_seen: u64,
+    /// Disruptions accepted with this same render, as this process recorded them.
+    recorded_disruptions: Vec<String>,
 }
 
 /// Deploy `ad` to cluster `kc`.
@@ -239,12 +251,14 @@ async fn observe(
         &serde_json::to_string(&objects.iter().map(|o| &o.body).collect::<Vec<_>>())
             .unwrap_or_default(),
     );
-    let applied_here = ctx
+    let record = ctx
         .applied
         .lock()
         .await
         .get(&(ad.uid().unwrap_or_default(), cluster.clone()))
-        == Some(&render_hash);
+        .filter(|r| r.render == render_hash)
+        .cloned();
+    let applied_here = record.is_some();
     let settled = prev.is_some_and(|p| {
         matches!(
             p.phase,
@@ -304,6 +318,7 @@ async fn observe(
         drift,
         live,
         services_seen,
+        recorded_disruptions: record.map(|r| r.disrupted).unwrap_or_default(),
     })
 }
 
@@ -366,7 +381,7 @@ async fn act(
         o
     };
     // Who an accepted config disrupted stays on record while that config is in force.
-    let prior_disruptions: Vec<String> = prev
+    let mut prior_disruptions: Vec<String> = prev
         .filter(|p| p.applied_config_hash.is_some() && p.applied_config_hash == desired_hash)
         .map(|p| {
             p.blockers
@@ -376,6 +391,9 @@ async fn act(
                 .collect()
         })
         .unwrap_or_default();
+    if prior_disruptions.is_empty() {
+        prior_disruptions = obs.recorded_disruptions.clone();
+    }
     match plan {
         Plan::Keep => {
             let message = prev
@@ -438,18 +456,21 @@ async fn act(
                 .iter()
                 .map(|b| format!("{DISRUPTED}{b}"))
                 .collect();
-            let mut o = apply(ctx, ad, ns, kc, &previous, &obs, &restoring).await;
+            let on_record = if disrupted.is_empty() {
+                prior_disruptions
+            } else {
+                disrupted.clone()
+            };
+            let mut o = apply(ctx, ad, kc, &previous, &obs, &restoring, &on_record).await;
             if o.phase == ClusterPhase::Applied {
                 o = with_hashes(o, desired_hash.clone());
-                o.blockers = if disrupted.is_empty() {
-                    prior_disruptions
-                } else {
+                if !disrupted.is_empty() {
                     o.message.push_str(&format!(
                         "; accepted disruption of {} Service(s)",
                         disrupted.len()
                     ));
-                    disrupted
-                };
+                }
+                o.blockers = on_record;
             }
             o
         }
@@ -460,12 +481,13 @@ async fn act(
 async fn apply(
     ctx: &Context,
     ad: &AppDeployment,
-    ns: &str,
     kc: &KommanderCluster,
     previous: &[AppliedObject],
     obs: &Observed,
     restoring: &[Drift],
+    disrupted: &[String],
 ) -> ClusterOutcome {
+    let ns = obs.key.0.as_str();
     let cluster_key = format!("{ns}/{}", kc.name_any());
     let release = ad.name_any();
     let owner = Owner {
@@ -528,7 +550,10 @@ async fn apply(
     }
     ctx.applied.lock().await.insert(
         (ad.uid().unwrap_or_default(), kc.name_any()),
-        obs.render_hash.clone(),
+        AppliedRecord {
+            render: obs.render_hash.clone(),
+            disrupted: disrupted.to_vec(),
+        },
     );
     if obs
         .rollout

@@ -90,9 +90,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Compiled apps by (kind/namespace/name, resourceVersion): compiling is the slow part.
     pub apps: Mutex<HashMap<String, (String, Arc<appdeployment::CheckedApp>)>>,
-    /// (AppDeployment uid, cluster) -> hash of what was applied there by this process. An
-    /// unchanged render is not re-applied: no writes when nothing changed.
-    pub applied: Mutex<HashMap<(String, String), String>>,
+    /// (AppDeployment uid, cluster) -> what this process applied there. An unchanged render is
+    /// not re-applied: no writes when nothing changed.
+    pub applied: Mutex<HashMap<(String, String), deploy::AppliedRecord>>,
     /// The per-cluster watches: drift and Service events.
     pub watches: watches::Watches,
     /// What the watches ask to reconcile; taken once by the AppDeployment controller.

@@ -156,7 +156,7 @@ impl Watches {
             cluster.clone(),
             ClusterWatch {
                 connection: conn.id,
-                client: conn.watch_client.clone(),
+                client: conn.client.clone(),
                 observed: Arc::default(),
                 kinds: HashMap::new(),
                 services: None,

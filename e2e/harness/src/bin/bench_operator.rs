@@ -12,29 +12,15 @@
 //! (c) API writes (POST/PUT/PATCH/DELETE/APPLY, from each API server's own
 //!     apiserver_request_total) during IDLE_SECS (default 300) idle seconds after convergence.
 
-use kommander_e2e::bench::{attach_yaml, config_has, percentile, pool, set_overrides};
-use kommander_e2e::{Clusters, MetallbController, Operator, appdeployment_resource, arg, root};
+use kommander_e2e::bench::{
+    apply_seed, attach_yaml, config_has, percentile, pool, ready_count, set_overrides,
+};
+use kommander_e2e::{Clusters, MetallbController, Operator, arg, root};
 use kube::Client;
-use kube::api::{Api, ListParams};
-use kube::core::DynamicObject;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, String>;
-
-async fn ready_count(client: &Client) -> Res<(usize, usize)> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &appdeployment_resource());
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let ready = list
-        .items
-        .iter()
-        .filter(|a| a.data["status"]["summary"] == "Ready")
-        .count();
-    Ok((ready, list.items.len()))
-}
 
 /// Write requests per resource, from the API server's own counters.
 async fn writes(client: &Client) -> Res<BTreeMap<String, f64>> {
@@ -119,27 +105,7 @@ async fn main() -> Res<()> {
         &pool("10.0.50.25-10.0.50.50"),
     )
     .await?;
-    clusters.kubectl(
-        "management",
-        &["apply", "-f", "-"],
-        Some(
-            &std::fs::read_to_string(root().join("examples/seed-layer2.yaml"))
-                .unwrap_or_default()
-                .replace("${WORKSPACE_NAMESPACE}", ns),
-        ),
-    )?;
-    clusters.kubectl(
-        "management",
-        &[
-            "-n",
-            ns,
-            "wait",
-            "--for=condition=Ready",
-            "appdeployment/metallb",
-            "--timeout=120s",
-        ],
-        None,
-    )?;
+    apply_seed(&clusters, ns)?;
     let mut lat = Vec::new();
     for i in 0..changes {
         let range = format!(

@@ -10,10 +10,12 @@
 //!     (workspaces of two KommanderClusters each, sharing the two embedded attached API servers;
 //!     MetalLB on the first two, a five-kind app with a MetalLB-checked config on the others).
 
-use kommander_e2e::bench::{attach_yaml, config_has, percentile, pool, set_overrides};
+use kommander_e2e::bench::{
+    apply_seed, attach_yaml, config_has, percentile, pool, ready_count, set_overrides,
+};
 use kommander_e2e::{Clusters, Operator, appdeployment_resource, arg, free_port, http_get, root};
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::core::DynamicObject;
 use std::time::{Duration, Instant};
 
@@ -128,41 +130,6 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bo
     Ok(t0.elapsed().as_secs_f64())
 }
 
-fn lb_service(clusters: &Clusters, cluster: &str, name: &str, ip: &str) -> Res<()> {
-    clusters.kubectl(
-        cluster,
-        &[
-            "-n",
-            "default",
-            "create",
-            "service",
-            "loadbalancer",
-            name,
-            "--tcp=80:80",
-        ],
-        None,
-    )?;
-    let patch =
-        format!("{{\"status\":{{\"loadBalancer\":{{\"ingress\":[{{\"ip\":\"{ip}\"}}]}}}}}}");
-    clusters
-        .kubectl(
-            cluster,
-            &[
-                "-n",
-                "default",
-                "patch",
-                "service",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-            None,
-        )
-        .map(|_| ())
-}
-
 async fn phase_of(mgmt: &Client, ns: &str, ad: &str, cluster: &str) -> String {
     let api: Api<DynamicObject> = Api::namespaced_with(mgmt.clone(), ns, &appdeployment_resource());
     match api.get(ad).await {
@@ -174,20 +141,6 @@ async fn phase_of(mgmt: &Client, ns: &str, ad: &str, cluster: &str) -> String {
             .to_string(),
         Err(_) => String::new(),
     }
-}
-
-async fn all_ready(mgmt: &Client) -> Res<(usize, usize)> {
-    let api: Api<DynamicObject> = Api::all_with(mgmt.clone(), &appdeployment_resource());
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let ready = list
-        .items
-        .iter()
-        .filter(|a| a.data["status"]["summary"] == "Ready")
-        .count();
-    Ok((ready, list.items.len()))
 }
 
 fn gauge(port: u16, name: &str) -> f64 {
@@ -250,27 +203,7 @@ async fn main() -> Res<()> {
         setup.push_str(&attach_yaml(NS, c, k));
     }
     clusters.kubectl("management", &["apply", "-f", "-"], Some(&setup))?;
-    clusters.kubectl(
-        "management",
-        &["apply", "-f", "-"],
-        Some(
-            &std::fs::read_to_string(root().join("examples/seed-layer2.yaml"))
-                .unwrap_or_default()
-                .replace("${WORKSPACE_NAMESPACE}", NS),
-        ),
-    )?;
-    clusters.kubectl(
-        "management",
-        &[
-            "-n",
-            NS,
-            "wait",
-            "--for=condition=Ready",
-            "appdeployment/metallb",
-            "--timeout=120s",
-        ],
-        None,
-    )?;
+    apply_seed(&clusters, NS)?;
     // The guide's overrides, then a pool of our own on both clusters.
     let mut current = "10.50.0.1-10.50.0.9".to_string();
     set_overrides(&mgmt, NS, "metallb-overrides", &pool(&current)).await?;
@@ -311,7 +244,7 @@ async fn main() -> Res<()> {
     let mut proceeded = Vec::new();
     for i in 0..holds {
         let held_ip = current.split('-').next().unwrap_or_default().to_string();
-        lb_service(&clusters, "attached-1", "holder", &held_ip)?;
+        clusters.lb_service("attached-1", "holder", &held_ip)?;
         let next = format!("10.70.{i}.1-10.70.{i}.9");
         set_overrides(&mgmt, NS, "metallb-overrides", &pool(&next)).await?;
         wait_for(
@@ -388,14 +321,14 @@ async fn main() -> Res<()> {
             &format!("{want} clusters Ready"),
             Duration::from_secs(300),
             async || {
-                all_ready(&mgmt)
+                ready_count(&mgmt)
                     .await
                     .is_ok_and(|(r, t)| r == t && t == expected)
             },
         )
         .await?;
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let (ready, total) = all_ready(&mgmt).await?;
+        let (ready, total) = ready_count(&mgmt).await?;
         println!(
             "(g) {want:>3} | {:>4} | {:>4} | {:>6.1} | {ready}/{total}",
             gauge(port, "kommander_operator_cluster_watches"),
