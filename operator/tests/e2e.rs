@@ -1420,6 +1420,13 @@ async fn gate(env: &Env) {
         .await;
     assert_eq!(s.summary.as_deref(), Some("Blocked: attached-1"));
     env.has_event("ws-a", "metallb", "RolloutBlocked").await;
+    // The Event names the Service and its IP, not just a count.
+    has_note(
+        env,
+        "RolloutBlocked",
+        "1 live Service(s) would break: default/web holds 10.0.82.5, outside every pool of the new config",
+    )
+    .await;
     // Nothing was written there: the old config stays in force.
     env.config_on(
         "attached-1",
