@@ -420,7 +420,7 @@ fn check_live(
     }
     match rollout::decide(
         &desired,
-        plan.safety_check.map(rollout::check_for),
+        plan.safety_check.map(|c| checks::adapter(c).rules()),
         &live,
         None,
     ) {

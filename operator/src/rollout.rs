@@ -6,7 +6,7 @@ use crate::metallb::cluster::{self, ClusterFacts};
 use crate::metallb::safety::{self, LiveService};
 use crate::metallb::{self as mlb, SpeakerMode};
 use crate::render::ResolvedRollout;
-use crate::resources::{RestartTarget, SafetyCheck};
+use crate::resources::RestartTarget;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -171,13 +171,6 @@ impl ConfigCheck for MetallbV012 {
     }
 }
 
-/// The implementation of a named check.
-pub fn check_for(check: SafetyCheck) -> &'static dyn ConfigCheck {
-    match check {
-        SafetyCheck::MetallbV012 => &MetallbV012,
-    }
-}
-
 /// Decide for one cluster. `accepted` is the accept-disruption annotation's value, if any.
 pub fn decide(
     desired: &RuntimeConfig,
@@ -320,7 +313,7 @@ mod tests {
             Decision::Blocked(_)
         ));
         assert!(
-            matches!(decide(&d, Some(check_for(SafetyCheck::MetallbV012)), &live, Some(&d.hash)), Decision::Accepted(b) if b.len() == 1)
+            matches!(decide(&d, Some(&MetallbV012), &live, Some(&d.hash)), Decision::Accepted(b) if b.len() == 1)
         );
     }
 

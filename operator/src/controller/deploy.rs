@@ -91,7 +91,7 @@ pub async fn deploy_to(
         .rollout
         .as_ref()
         .and_then(|p| p.safety_check)
-        .map(rollout::check_for);
+        .map(|c| checks::adapter(c).rules());
     let view = View {
         unchanged: observed.unchanged,
         drift: &observed.drift,
