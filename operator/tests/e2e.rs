@@ -35,8 +35,9 @@ impl Env {
             .unwrap_or_else(|e| panic!("kubectl delete failed: {e}"));
     }
 
-    /// Merge `spec` (JSON) into ws-a's AppDeployment `name`.
-    fn patch_spec(&self, name: &str, spec: &str) {
+    /// Merge `spec` (JSON) into ws-a's AppDeployment `name`, and wait until the operator has
+    /// reconciled that generation (so what follows races nothing).
+    async fn patch_spec(&self, name: &str, spec: &str) {
         self.clusters
             .kubectl(
                 "management",
@@ -53,6 +54,21 @@ impl Env {
                 None,
             )
             .unwrap();
+        let api: Api<AppDeployment> = Api::namespaced(self.mgmt.clone(), "ws-a");
+        eventually(&format!("ws-a/{name} spec change observed"), T, || async {
+            let ad = api.get(name).await.map_err(|e| e.to_string())?;
+            let seen = ad.status.as_ref().and_then(|s| s.observed_generation);
+            if seen.is_some() && seen == ad.metadata.generation {
+                Ok(())
+            } else {
+                Err(format!(
+                    "observed {seen:?}, generation {:?}",
+                    ad.metadata.generation
+                ))
+            }
+        })
+        .await
+        .unwrap();
     }
 
     async fn status(&self, ns: &str, name: &str) -> Result<AppDeploymentStatus, String> {
@@ -1043,27 +1059,6 @@ fn metallb_config(pools: &[(&str, &str)]) -> String {
     out
 }
 
-/// The cluster's `metallb` ConfigMap's `config`, set by hand (as `kubectl patch` would).
-fn hand_edit_config(env: &Env, cluster: &str, config: &str) {
-    let patch = serde_json::json!({"data": {"config": config}}).to_string();
-    env.clusters
-        .kubectl(
-            cluster,
-            &[
-                "-n",
-                "ws-a",
-                "patch",
-                "configmap",
-                "metallb",
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-            None,
-        )
-        .unwrap();
-}
-
 /// Messages of the Events with `reason` for ws-a/metallb.
 async fn event_notes(env: &Env, reason: &str) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(env.mgmt.clone(), "ws-a");
@@ -1097,11 +1092,13 @@ async fn has_note(env: &Env, reason: &str, fragment: &str) {
 async fn drift(env: &Env) {
     println!("scenario: a hand edit of MetalLB's ConfigMap is put back, naming who made it");
     let t0 = std::time::Instant::now();
-    hand_edit_config(
-        env,
-        "attached-2",
-        &metallb_config(&[("default", "10.0.70.1-10.0.70.9")]),
-    );
+    env.clusters
+        .hand_edit_metallb(
+            "attached-2",
+            "ws-a",
+            &metallb_config(&[("default", "10.0.70.1-10.0.70.9")]),
+        )
+        .unwrap();
     env.config_on(
         "attached-2",
         "ws-a",
@@ -1161,11 +1158,13 @@ async fn drift(env: &Env) {
     env.clusters
         .lb_service("attached-1", "hand", "10.0.99.5")
         .unwrap();
-    hand_edit_config(
-        env,
-        "attached-1",
-        &metallb_config(&[("default", "10.0.85.1-10.0.85.9"), ("hand", "10.0.99.0/28")]),
-    );
+    env.clusters
+        .hand_edit_metallb(
+            "attached-1",
+            "ws-a",
+            &metallb_config(&[("default", "10.0.85.1-10.0.85.9"), ("hand", "10.0.99.0/28")]),
+        )
+        .unwrap();
     let held = wait_phase(env, "attached-1", ClusterPhase::Blocked).await;
     assert_eq!(
         held.blockers,
@@ -1203,14 +1202,18 @@ async fn drift(env: &Env) {
     env.ready("ws-a", "metallb", "3/3").await;
 
     println!("scenario: spec.drift: Report says what drifted and leaves it");
-    let set_policy =
-        |policy: &str| env.patch_spec("metallb", &format!("{{\"drift\":\"{policy}\"}}"));
-    set_policy("Report");
-    hand_edit_config(
-        env,
-        "attached-2",
-        &metallb_config(&[("default", "10.0.71.1-10.0.71.9")]),
-    );
+    let set_policy = async |policy: &str| {
+        env.patch_spec("metallb", &format!("{{\"drift\":\"{policy}\"}}"))
+            .await
+    };
+    set_policy("Report").await;
+    env.clusters
+        .hand_edit_metallb(
+            "attached-2",
+            "ws-a",
+            &metallb_config(&[("default", "10.0.71.1-10.0.71.9")]),
+        )
+        .unwrap();
     let drifted = wait_phase(env, "attached-2", ClusterPhase::Drifted).await;
     assert!(
         drifted
@@ -1231,7 +1234,7 @@ async fn drift(env: &Env) {
         "10.0.71.1-10.0.71.9",
     )
     .await;
-    set_policy("Correct");
+    set_policy("Correct").await;
     env.config_on(
         "attached-2",
         "ws-a",
@@ -1322,8 +1325,11 @@ async fn detach(env: &Env) {
 /// Suspension shows in status and holds every change until lifted.
 async fn suspend(env: &Env) {
     println!("scenario: a suspended AppDeployment says so and changes nothing until resumed");
-    let patch = |on: bool| env.patch_spec("metallb", &format!("{{\"suspend\":{on}}}"));
-    patch(true);
+    let patch = async |on: bool| {
+        env.patch_spec("metallb", &format!("{{\"suspend\":{on}}}"))
+            .await
+    };
+    patch(true).await;
     let s = env
         .condition(
             "ws-a",
@@ -1350,7 +1356,7 @@ async fn suspend(env: &Env) {
         "10.0.84.1-10.0.84.9",
     )
     .await;
-    patch(false);
+    patch(false).await;
     for c in ["attached-1", "attached-2", "attached-3"] {
         env.config_on(c, "ws-a", "metallb", "config", "10.0.85.1-10.0.85.9")
             .await;

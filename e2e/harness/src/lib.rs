@@ -106,6 +106,26 @@ impl Clusters {
         .map(|_| ())
     }
 
+    /// Set `config` in ConfigMap `ns/metallb` on `cluster` by hand, as `kubectl patch` does.
+    pub fn hand_edit_metallb(&self, cluster: &str, ns: &str, config: &str) -> Result<(), String> {
+        let patch = serde_json::json!({"data": {"config": config}}).to_string();
+        self.kubectl(
+            cluster,
+            &[
+                "-n",
+                ns,
+                "patch",
+                "configmap",
+                "metallb",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )
+        .map(|_| ())
+    }
+
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         self.state.path()

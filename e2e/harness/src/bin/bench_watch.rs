@@ -99,26 +99,6 @@ spec:
               image: registry.k8s.io/pause:3.10
 "#;
 
-fn kubectl_patch_config(clusters: &Clusters, cluster: &str, config: &str) -> Res<()> {
-    let patch = serde_json::json!({"data": {"config": config}}).to_string();
-    clusters
-        .kubectl(
-            cluster,
-            &[
-                "-n",
-                NS,
-                "patch",
-                "configmap",
-                "metallb",
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-            None,
-        )
-        .map(|_| ())
-}
-
 async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Res<f64> {
     let t0 = Instant::now();
     while !done().await {
@@ -225,7 +205,7 @@ async fn main() -> Res<()> {
         let edit = format!(
             "address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n  - 10.60.{i}.1-10.60.{i}.9\n"
         );
-        kubectl_patch_config(&clusters, name, &edit)?;
+        clusters.hand_edit_metallb(name, NS, &edit)?;
         // Timed from when the edit is visible, not from when kubectl started.
         let t = wait_for(
             &format!("drift {i} put back"),
