@@ -21,14 +21,14 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -345,28 +345,8 @@ async fn remove_from(
     Ok(report)
 }
 
-/// The Event's action. The recorder folds Events with the same (type, reason, action, object)
-/// into one series that keeps the first note: a drift corrected on one cluster and then on
-/// another would read as the first twice. The note's hash in the action keeps different notes
-/// apart, while the same note repeating still folds into a count.
-fn event_action(reason: &str, note: &str) -> String {
-    format!(
-        "Reconcile#{}",
-        &crate::rollout::config_hash(&format!("{reason}\n{note}"))[..8]
-    )
-}
-
 async fn publish(ctx: &Context, ad: &AppDeployment, type_: EventType, reason: &str, note: String) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        action: event_action(reason, &note),
-        note: Some(note),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &ad.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
+    ctx.publish(ad, type_, reason, "Reconcile", note).await;
 }
 
 async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -478,7 +458,11 @@ async fn remove_untargeted(
             .remove(&(ad.uid().unwrap_or_default(), old.name.clone()));
         let Some(kc) = all_clusters.iter().find(|k| k.name_any() == old.name) else {
             // Released by its detach without the objects removed (unreachable, or forced).
-            let left: Vec<String> = old.applied_objects.iter().map(targets_display).collect();
+            let left: Vec<String> = old
+                .applied_objects
+                .iter()
+                .map(crate::targets::display)
+                .collect();
             if !left.is_empty() {
                 publish(
                     ctx,
@@ -529,10 +513,6 @@ async fn remove_untargeted(
         }
     }
     kept
-}
-
-fn targets_display(o: &AppliedObject) -> String {
-    crate::targets::display(o)
 }
 
 /// Metrics and Events for what happened: one Event per cluster whose phase or message changed,

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::targets::Discovery;
 use clients::ClusterClients;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,6 +115,28 @@ impl Context {
             })
     }
 
+    /// Publish an Event about `obj`; `verb` says what the controller was doing (e.g.
+    /// `Reconcile`, `Probe`). A failure to publish is logged, never fatal.
+    pub async fn publish<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        verb: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            action: event_action(verb, reason, &note),
+            note: Some(note),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "cannot publish event");
+        }
+    }
+
     /// A context over `client`.
     pub fn new(client: Client, metrics: Arc<Metrics>, settings: &Settings) -> Self {
         let reporter = Reporter {
@@ -142,6 +164,17 @@ impl Context {
             applied: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// The Event's action. The recorder folds Events with the same (type, reason, action, object)
+/// into one series that keeps the first note: a drift corrected on one cluster and then on
+/// another would read as the first twice. The note's hash in the action keeps different notes
+/// apart, while the same note repeating still folds into a count.
+fn event_action(verb: &str, reason: &str, note: &str) -> String {
+    format!(
+        "{verb}#{}",
+        &crate::rollout::config_hash(&format!("{reason}\n{note}"))[..8]
+    )
 }
 
 /// How `run` is set up.

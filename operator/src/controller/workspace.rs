@@ -9,11 +9,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
@@ -48,18 +48,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, Erro
             )
             .await?;
         let note = format!("namespace {ns_name} is ready for workspace {name}");
-        let _ = ctx
-            .recorder
-            .publish(
-                &Event {
-                    type_: EventType::Normal,
-                    reason: "NamespaceReady".into(),
-                    note: Some(note),
-                    action: "Reconcile".into(),
-                    secondary: None,
-                },
-                &ws.object_ref(&()),
-            )
+        ctx.publish(&*ws, EventType::Normal, "NamespaceReady", "Reconcile", note)
             .await;
     }
 
