@@ -27,7 +27,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 go-lint:
-	@out="$$(gofmt -l e2e/controlplane e2e/metallb)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
+	@out="$$(gofmt -l e2e/controlplane e2e/metallb e2e/metallb-v0.15)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 	cd e2e/controlplane && $(GO) vet ./...
 
 ## unit: every test that needs no cluster (the e2e_ test runs in e2e-operator)
@@ -42,6 +42,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 e2e-build:
 	cd e2e/controlplane && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o ../bin/controlplane .
 	cd e2e/metallb && $(GO) build -o ../bin/metallb-controller go.universe.tf/metallb/controller
+	cd e2e/metallb-v0.15 && $(GO) build -o ../bin/metallb-controller-v0.15 go.universe.tf/metallb/controller
 
 ## e2e-smoke: three clusters, real kubectl: Deployments roll out and are garbage-collected
 e2e-smoke: e2e-build
@@ -59,13 +60,13 @@ e2e-security: e2e-build
 e2e-metallb: e2e-build
 	$(CARGO) test -p kommander-operator --test metallb -- --nocapture
 
-## e2e-oracle: the real MetalLB v0.12.1 controller vs our safety check (20 fixed scenarios)
+## e2e-oracle: the real MetalLB v0.12.1 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
 e2e-oracle: e2e-build
-	$(CARGO) test -p kommander-operator --test oracle -- --nocapture
+	$(CARGO) test -p kommander-operator --test oracle --test oracle_v015 -- --nocapture
 
-## oracle: the same with 300 scenarios (not in CI: about 10 minutes)
+## oracle: the same with 300 scenarios each (not in CI: about 30 minutes)
 oracle: e2e-build
-	ORACLE_SCENARIOS=300 $(CARGO) test -p kommander-operator --test oracle -- --nocapture
+	ORACLE_SCENARIOS=300 $(CARGO) test -p kommander-operator --test oracle --test oracle_v015 -- --nocapture
 
 ## cluster-up / cluster-down: the clusters for tests and demo (kubeconfigs under .e2e/)
 cluster-up: e2e-build

@@ -36,6 +36,7 @@ fn bench(c: &mut Criterion) {
             ))],
             pool: None,
             requested_ip: None,
+            ..Default::default()
         })
         .collect();
     let old = parse(&old_text, SpeakerMode::Native).expect("old config is valid");

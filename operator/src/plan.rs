@@ -148,6 +148,7 @@ mod tests {
                     ips: vec![ip.parse().unwrap()],
                     pool: None,
                     requested_ip: None,
+                    ..Default::default()
                 })
                 .into_iter()
                 .collect(),

@@ -268,6 +268,7 @@ mod tests {
             ips: vec![ip.parse().unwrap()],
             pool: None,
             requested_ip: None,
+            ..Default::default()
         }]
     }
 

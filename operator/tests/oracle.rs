@@ -208,6 +208,7 @@ async fn e2e_oracle_metallb_agrees_with_the_safety_check() {
                 ips: vec![*ip],
                 pool: None,
                 requested_ip: Some(*ip),
+                ..Default::default()
             });
         }
         for s in &services {

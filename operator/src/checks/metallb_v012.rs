@@ -52,6 +52,15 @@ pub fn live_service(svc: &Service) -> Option<LiveService> {
             .load_balancer_ip
             .as_deref()
             .and_then(|ip| ip.parse().ok()),
+        labels: svc.labels().clone(),
+        annotations: svc
+            .annotations()
+            .iter()
+            .filter(|(k, _)| k.starts_with("metallb.io/") || k.starts_with("metallb.universe.tf/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        // Filled in by the adapters whose pools admit namespaces by label.
+        namespace_labels: Default::default(),
     })
 }
 

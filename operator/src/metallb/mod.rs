@@ -8,7 +8,10 @@
 pub mod cidr;
 pub mod cluster;
 mod config;
+pub mod convert;
+pub mod crs;
 pub mod duration;
+pub mod renumber;
 pub mod safety;
 
 pub use config::*;

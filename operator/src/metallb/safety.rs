@@ -10,6 +10,7 @@
 //!   changes protocol (announced differently); its `spec.loadBalancerIP` can no longer be served.
 
 use super::{Config, Protocol};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -17,7 +18,7 @@ use std::net::IpAddr;
 pub const POOL_ANNOTATION: &str = "metallb.universe.tf/address-pool";
 
 /// What a LoadBalancer Service on the cluster holds and asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LiveService {
     /// Namespace.
     pub namespace: String,
@@ -29,6 +30,12 @@ pub struct LiveService {
     pub pool: Option<String>,
     /// `spec.loadBalancerIP`, if set.
     pub requested_ip: Option<IpAddr>,
+    /// Labels (MetalLB 0.13+ pools may select Services by label).
+    pub labels: BTreeMap<String, String>,
+    /// The Service's `metallb.io/*` and `metallb.universe.tf/*` annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Its namespace's labels (pools may admit namespaces by label).
+    pub namespace_labels: BTreeMap<String, String>,
 }
 
 /// Why a Service blocks the change.

@@ -23,6 +23,10 @@ pub fn register(hb: &mut Handlebars<'_>) {
     hb.register_helper("concat", Box::new(Escaped(concat)));
     hb.register_helper("default", Box::new(Escaped(default)));
     hb.register_helper("required", Box::new(Escaped(required)));
+    hb.register_helper("fail", Box::new(Escaped(fail)));
+    hb.register_helper("chartName", Box::new(Escaped(chart_name)));
+    hb.register_helper("fullname", Box::new(Escaped(fullname)));
+    hb.register_helper("metallbResources", Box::new(Verbatim(metallb_resources)));
     // eq, ne, gt, gte, lt, lte, and, or, not, len are handlebars built-ins.
 }
 
@@ -228,6 +232,70 @@ fn required(name: &str, p: &Params<'_>) -> Result<Value, String> {
     }
 }
 
+/// Helm `fail MESSAGE`: the render fails with MESSAGE.
+fn fail(name: &str, p: &Params<'_>) -> Result<Value, String> {
+    Err(as_text(arg(name, p, 0, "a message")?))
+}
+
+/// Helm's `trunc 63 | trimSuffix "-"`, the limit of an object name label.
+fn name_limit(s: &str) -> String {
+    let cut: String = s.chars().take(63).collect();
+    cut.strip_suffix('-').unwrap_or(&cut).to_string()
+}
+
+/// `chartName CHART NAME_OVERRIDE`: the `<chart>.name` of `helm create`.
+fn chart_name(name: &str, p: &Params<'_>) -> Result<Value, String> {
+    let chart = as_text(arg(name, p, 0, "the chart name")?);
+    let given = p.get(1).copied().filter(|v| !is_empty(v)).map(as_text);
+    Ok(Value::String(name_limit(&given.unwrap_or(chart))))
+}
+
+/// `fullname CHART RELEASE NAME_OVERRIDE FULLNAME_OVERRIDE`: the `<chart>.fullname` of
+/// `helm create`: the override, else the release name when it contains the chart's name, else
+/// `<release>-<name>`; at most 63 characters, no trailing `-`.
+fn fullname(name: &str, p: &Params<'_>) -> Result<Value, String> {
+    let chart = as_text(arg(name, p, 0, "the chart name")?);
+    let release = as_text(arg(name, p, 1, "the release name")?);
+    let pick = |i: usize| p.get(i).copied().filter(|v| !is_empty(v)).map(as_text);
+    if let Some(full) = pick(3) {
+        return Ok(Value::String(name_limit(&full)));
+    }
+    let short = pick(2).unwrap_or(chart);
+    Ok(Value::String(if release.contains(&short) {
+        name_limit(&release)
+    } else {
+        name_limit(&format!("{release}-{short}"))
+    }))
+}
+
+/// `metallbResources CONFIG_INLINE NAMESPACE FRR`: a MetalLB 0.12 config as the custom
+/// resources of MetalLB 0.13 and later (YAML documents), or the render fails naming each
+/// problem.
+fn metallb_resources(name: &str, p: &Params<'_>) -> Result<Value, String> {
+    use crate::metallb::{SpeakerMode, convert, parse};
+    let config = arg(name, p, 0, "configInline")?;
+    let namespace = as_text(arg(name, p, 1, "the namespace")?);
+    let mode = if p.get(2).is_some_and(|v| !is_empty(v)) {
+        SpeakerMode::Frr
+    } else {
+        SpeakerMode::Native
+    };
+    // JSON is YAML: the 0.12 parser reads the value as MetalLB read its ConfigMap.
+    let text = serde_json::to_string(config).map_err(|e| e.to_string())?;
+    let cfg = parse(&text, mode).map_err(|e| format!("configInline: {e}"))?;
+    let objects = convert::to_resources(&cfg, &namespace).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("configInline: {}", list.join("; "))
+    })?;
+    let mut out = String::new();
+    for o in &objects {
+        out.push_str("---\n");
+        out.push_str(&crate::yaml::to_yaml(o).map_err(|e| e.to_string())?);
+        out.push('\n');
+    }
+    Ok(Value::String(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +441,55 @@ mod tests {
             b64enc("b64enc", &[&json!("hello")]).unwrap(),
             json!("aGVsbG8=")
         );
+    }
+
+    #[test]
+    fn fullname_follows_helm_create() {
+        let f = |release: &str, name: Value, full: Value| {
+            fullname(
+                "fullname",
+                &[&json!("metallb"), &json!(release), &name, &full],
+            )
+            .unwrap()
+        };
+        assert_eq!(f("metallb", json!(""), json!("")), json!("metallb"));
+        assert_eq!(
+            f("my-metallb-1", Value::Null, Value::Null),
+            json!("my-metallb-1")
+        );
+        assert_eq!(f("lb", json!(""), json!("")), json!("lb-metallb"));
+        assert_eq!(f("lb", json!("mlb"), json!("")), json!("lb-mlb"));
+        assert_eq!(f("lb", json!("mlb"), json!("edge")), json!("edge"));
+        let long = "a".repeat(62);
+        assert_eq!(f(&long, json!(""), json!("")), json!(format!("{long}")));
+        assert_eq!(
+            f(&format!("{}-x", "b".repeat(61)), json!(""), json!("")),
+            json!("b".repeat(61) + "-x")
+        );
+        // Cut at 63 characters, then no trailing '-'.
+        let cut = f(&"c".repeat(62), json!("zz"), json!(""));
+        assert_eq!(cut, json!("c".repeat(62)));
+        assert_eq!(
+            chart_name("chartName", &[&json!("metallb"), &json!("")]).unwrap(),
+            json!("metallb")
+        );
+    }
+
+    #[test]
+    fn fail_fails_with_its_message() {
+        assert_eq!(fail("fail", &[&json!("no")]).unwrap_err(), "no");
+    }
+
+    #[test]
+    fn metallb_resources_converts_or_names_the_problem() {
+        let cfg = json!({"address-pools": [{"name": "default", "protocol": "layer2", "addresses": ["10.0.50.25-10.0.50.50"]}]});
+        let out = metallb_resources("m", &[&cfg, &json!("ws"), &json!(true)]).unwrap();
+        let docs = crate::yaml::parse_all(out.as_str().unwrap()).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0]["kind"], "IPAddressPool");
+        assert_eq!(docs[1]["kind"], "L2Advertisement");
+        let bad = json!({"address-pools": [{"name": "x", "protocol": "layer3", "addresses": ["10.0.0.0/30"]}]});
+        let e = metallb_resources("m", &[&bad, &json!("ws"), &json!(false)]).unwrap_err();
+        assert!(e.starts_with("configInline: address pool #1 \"x\""), "{e}");
     }
 }

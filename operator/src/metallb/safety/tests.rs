@@ -18,6 +18,7 @@ fn svc(name: &str, ips: &[&str]) -> LiveService {
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
         pool: None,
         requested_ip: None,
+        ..Default::default()
     }
 }
 

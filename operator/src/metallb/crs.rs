@@ -1,0 +1,1008 @@
+//! MetalLB 0.13 and later: the configuration as custom resources (IPAddressPool, L2Advertisement,
+//! BGPAdvertisement, BGPPeer, Community, BFDProfile), parsed and checked with the rules of
+//! MetalLB v0.15.2 `internal/config` (config.go `For`, validation.go) and its CRD schemas.
+//! Where MetalLB stops at the first problem, every problem is reported, each naming the object
+//! and the field.
+
+use super::cidr;
+use super::parse_community;
+use crate::selector;
+use ipnet::IpNet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// The API group of MetalLB's configuration resources.
+pub const GROUP: &str = "metallb.io";
+
+/// The MetalLB release a configuration is for: fields and behaviour differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// 0.13.x: a pool change that takes an IP from a Service is refused (the config goes stale).
+    V0_13,
+    /// 0.14 and later (0.15.x here): such a change is applied and the Service renumbered.
+    V0_15,
+}
+
+impl Release {
+    /// Fields a release does not know, by kind (`spec.<field>`); the CRD would drop them.
+    fn unknown_fields(self, kind: &str) -> &'static [&'static str] {
+        match (self, kind) {
+            (Release::V0_15, _) => &[],
+            (Release::V0_13, "IPAddressPool") => &["serviceAllocation"],
+            (Release::V0_13, "L2Advertisement") => &["interfaces"],
+            (Release::V0_13, "BGPPeer") => &[
+                "dynamicASN",
+                "interface",
+                "connectTime",
+                "enableGracefulRestart",
+                "vrf",
+                "disableMP",
+                "dualStackAddressFamily",
+            ],
+            (Release::V0_13, _) => &[],
+        }
+    }
+
+    /// The version, for messages.
+    pub fn version(self) -> &'static str {
+        match self {
+            Release::V0_13 => "0.13",
+            Release::V0_15 => "0.15",
+        }
+    }
+}
+
+/// Which BGP implementation the speakers run: it decides which peer fields are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BgpMode {
+    /// MetalLB's own BGP speaker (`speaker.frr.enabled: false`).
+    Native,
+    /// The FRR container or frr-k8s.
+    Frr,
+}
+
+/// One problem in one configuration object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrError {
+    /// `Kind/name`.
+    pub object: String,
+    /// The field, e.g. `spec.addresses[1]`; empty for the object as a whole.
+    pub field: String,
+    /// The rule broken.
+    pub message: String,
+}
+
+impl fmt::Display for CrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.object, self.message)
+        } else {
+            write!(f, "{} {}: {}", self.object, self.field, self.message)
+        }
+    }
+}
+
+/// Who may take addresses from a pool (`spec.serviceAllocation`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Allocation {
+    /// Lower is preferred; 0 means no priority (last).
+    pub priority: i64,
+    /// Namespaces named outright.
+    pub namespaces: BTreeSet<String>,
+    /// Namespaces by label; matching needs the namespaces' labels.
+    pub namespace_selectors: Vec<LabelSelector>,
+    /// Services by label. A `serviceAllocation` naming nothing matches every Service.
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+/// An IPAddressPool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrPool {
+    /// `metadata.name`; Services ask for it by name.
+    pub name: String,
+    /// `metadata.labels`, which advertisements select pools by.
+    pub labels: BTreeMap<String, String>,
+    /// `spec.addresses` as written.
+    pub addresses: Vec<String>,
+    /// The blocks, in the order MetalLB walks them when it picks a free address.
+    pub cidrs: Vec<IpNet>,
+    /// `spec.autoAssign` (default true).
+    pub auto_assign: bool,
+    /// `spec.avoidBuggyIPs`.
+    pub avoid_buggy_ips: bool,
+    /// `spec.serviceAllocation`.
+    pub allocation: Option<Allocation>,
+}
+
+impl CrPool {
+    /// Whether MetalLB would hand out `ip` from this pool.
+    pub fn owns(&self, ip: &IpAddr) -> bool {
+        !(self.avoid_buggy_ips && cidr::is_buggy_ip(ip))
+            && self.cidrs.iter().any(|c| c.contains(ip))
+    }
+
+    /// How many addresses MetalLB can hand out from this pool.
+    pub fn capacity(&self) -> u128 {
+        self.cidrs
+            .iter()
+            .map(|c| cidr::size(c, self.avoid_buggy_ips))
+            .fold(0u128, u128::saturating_add)
+    }
+}
+
+/// How an advertisement announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Announcement {
+    /// L2Advertisement: ARP / NDP from one node.
+    Layer2,
+    /// BGPAdvertisement: routes to the BGP peers.
+    Bgp,
+}
+
+impl fmt::Display for Announcement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Announcement::Layer2 => "layer2",
+            Announcement::Bgp => "BGP",
+        })
+    }
+}
+
+/// An L2Advertisement or BGPAdvertisement, as far as which pools it announces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advertisement {
+    /// `metadata.name`.
+    pub name: String,
+    /// Layer2 or BGP.
+    pub kind: Announcement,
+    /// `spec.ipAddressPools`.
+    pub pools: Vec<String>,
+    /// `spec.ipAddressPoolSelectors`.
+    pub pool_selectors: Vec<LabelSelector>,
+}
+
+impl Advertisement {
+    /// Whether this advertisement announces `pool` (no pool named or selected means all pools).
+    pub fn covers(&self, pool: &CrPool) -> bool {
+        if self.pools.is_empty() && self.pool_selectors.is_empty() {
+            return true;
+        }
+        self.pools.contains(&pool.name)
+            || self
+                .pool_selectors
+                .iter()
+                .any(|s| selector::matches(s, &pool.labels).unwrap_or(false))
+    }
+}
+
+/// A whole MetalLB configuration as custom resources.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CrConfig {
+    /// IPAddressPools, in the order given.
+    pub pools: Vec<CrPool>,
+    /// L2 and BGP advertisements.
+    pub advertisements: Vec<Advertisement>,
+    /// BGPPeer names.
+    pub peers: Vec<String>,
+}
+
+impl CrConfig {
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&CrPool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// The pool holding every one of `ips`: MetalLB's `poolFor`.
+    pub fn pool_for(&self, ips: &[IpAddr]) -> Option<&CrPool> {
+        self.pools.iter().find(|p| ips.iter().all(|ip| p.owns(ip)))
+    }
+
+    /// How `pool` is announced; empty when no advertisement covers it (its IPs are assigned but
+    /// nobody answers for them).
+    pub fn announced(&self, pool: &CrPool) -> BTreeSet<Announcement> {
+        self.advertisements
+            .iter()
+            .filter(|a| a.covers(pool))
+            .map(|a| a.kind)
+            .collect()
+    }
+}
+
+/// The kinds that make up a configuration, in the order MetalLB's docs list them.
+pub const KINDS: &[&str] = &[
+    "IPAddressPool",
+    "L2Advertisement",
+    "BGPAdvertisement",
+    "BGPPeer",
+    "Community",
+    "BFDProfile",
+];
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PoolSpec {
+    #[serde(default)]
+    addresses: Vec<String>,
+    auto_assign: Option<bool>,
+    #[serde(default, rename = "avoidBuggyIPs")]
+    avoid_buggy_ips: bool,
+    service_allocation: Option<AllocationSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AllocationSpec {
+    #[serde(default)]
+    priority: i64,
+    #[serde(default)]
+    namespaces: Vec<String>,
+    #[serde(default)]
+    namespace_selectors: Vec<LabelSelector>,
+    #[serde(default)]
+    service_selectors: Vec<LabelSelector>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AdvSpec {
+    #[serde(default)]
+    ip_address_pools: Vec<String>,
+    #[serde(default)]
+    ip_address_pool_selectors: Vec<LabelSelector>,
+    #[serde(default)]
+    node_selectors: Vec<LabelSelector>,
+    // L2 only.
+    #[serde(default)]
+    interfaces: Vec<String>,
+    // BGP only.
+    aggregation_length: Option<i64>,
+    #[serde(rename = "aggregationLengthV6")]
+    aggregation_length_v6: Option<i64>,
+    local_pref: Option<u32>,
+    #[serde(default)]
+    communities: Vec<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PeerSpec {
+    #[serde(rename = "myASN", default)]
+    my_asn: u32,
+    #[serde(rename = "peerASN", default)]
+    peer_asn: u32,
+    #[serde(rename = "dynamicASN", default)]
+    dynamic_asn: String,
+    #[serde(default)]
+    peer_address: String,
+    #[serde(default)]
+    interface: String,
+    #[serde(default)]
+    source_address: String,
+    peer_port: Option<u16>,
+    hold_time: Option<String>,
+    keepalive_time: Option<String>,
+    connect_time: Option<String>,
+    #[serde(rename = "routerID", default)]
+    router_id: String,
+    #[serde(default)]
+    node_selectors: Vec<LabelSelector>,
+    #[serde(default)]
+    password: String,
+    password_secret: Option<SecretRef>,
+    #[serde(default)]
+    bfd_profile: String,
+    #[serde(default)]
+    enable_graceful_restart: bool,
+    #[serde(default)]
+    ebgp_multi_hop: bool,
+    #[serde(rename = "vrf", default)]
+    vrf: String,
+    #[serde(rename = "disableMP", default)]
+    disable_mp: bool,
+    #[serde(default)]
+    dual_stack_address_family: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SecretRef {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)] // MetalLB reads the Secret from its own namespace whatever this says.
+    namespace: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CommunitySpec {
+    #[serde(default)]
+    communities: Vec<CommunityAlias>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommunityAlias {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BfdSpec {
+    receive_interval: Option<u32>,
+    transmit_interval: Option<u32>,
+    detect_multiplier: Option<u32>,
+    echo_interval: Option<u32>,
+    echo_mode: Option<bool>,
+    passive_mode: Option<bool>,
+    minimum_ttl: Option<u32>,
+}
+
+/// One object of the configuration: kind, name, labels and spec.
+struct Object<'a> {
+    kind: &'a str,
+    name: String,
+    labels: BTreeMap<String, String>,
+    spec: Value,
+}
+
+impl Object<'_> {
+    fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+/// Collects problems, each against one object.
+struct Report(Vec<CrError>);
+
+impl Report {
+    fn push(&mut self, object: &str, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(CrError {
+            object: object.to_string(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn spec<T: for<'de> Deserialize<'de> + Default>(&mut self, o: &Object<'_>) -> Option<T> {
+        if o.spec.is_null() {
+            return Some(T::default());
+        }
+        match serde_json::from_value(o.spec.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.push(&o.id(), "spec", e.to_string());
+                None
+            }
+        }
+    }
+}
+
+fn objects<'a>(items: &'a [Value], report: &mut Report) -> Vec<Object<'a>> {
+    let mut out = Vec::new();
+    for (i, v) in items.iter().enumerate() {
+        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api = v
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(kind) = KINDS.iter().find(|k| **k == kind) else {
+            continue;
+        };
+        let meta = v.get("metadata");
+        let name = meta
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if !api.starts_with("metallb.io/") {
+            report.push(
+                &format!("{kind}/{name}"),
+                "apiVersion",
+                format!("{api:?} is not in the metallb.io group"),
+            );
+            continue;
+        }
+        if name.is_empty() {
+            report.push(&format!("{kind} #{}", i + 1), "metadata.name", "missing");
+            continue;
+        }
+        let labels = meta
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        out.push(Object {
+            kind,
+            name,
+            labels,
+            spec: v.get("spec").cloned().unwrap_or(Value::Null),
+        });
+    }
+    let mut seen = BTreeSet::new();
+    for o in &out {
+        if !seen.insert(o.id()) {
+            report.push(&o.id(), "", "defined twice");
+        }
+    }
+    out
+}
+
+/// Parse and check a configuration: the metallb.io objects among `items` (others are ignored).
+/// `secrets` are the names of the `kubernetes.io/basic-auth` Secrets with a `password` key that
+/// BGPPeers may reference.
+pub fn parse(
+    items: &[Value],
+    release: Release,
+    mode: BgpMode,
+    secrets: &BTreeSet<String>,
+) -> Result<CrConfig, Vec<CrError>> {
+    let mut report = Report(Vec::new());
+    let objects = objects(items, &mut report);
+    for o in &objects {
+        for field in release.unknown_fields(o.kind) {
+            if o.spec.get(field).is_some() {
+                report.push(
+                    &o.id(),
+                    format!("spec.{field}"),
+                    format!(
+                        "is not a field in MetalLB {} (it came later)",
+                        release.version()
+                    ),
+                );
+            }
+        }
+    }
+    let of = |kind: &'static str| objects.iter().filter(move |o| o.kind == kind);
+    let communities = communities(of("Community"), &mut report);
+    let bfd: BTreeSet<String> = of("BFDProfile")
+        .filter(|o| bfd_profile(o, &mut report))
+        .map(|o| o.name.clone())
+        .collect();
+    if mode == BgpMode::Native && !bfd.is_empty() {
+        report.push(
+            "BFDProfile",
+            "",
+            "BFD profiles need the FRR speaker (speaker.frr.enabled)",
+        );
+    }
+    let pools = pools(of("IPAddressPool"), &mut report);
+    let mut advertisements = Vec::new();
+    for o in of("L2Advertisement").chain(of("BGPAdvertisement")) {
+        if let Some(a) = advertisement(o, &pools, &communities, mode, &mut report) {
+            advertisements.push(a);
+        }
+    }
+    let mut peers = Vec::new();
+    for o in of("BGPPeer") {
+        if peer(o, mode, &bfd, secrets, &mut report) {
+            peers.push(o.name.clone());
+        }
+    }
+    if report.0.is_empty() {
+        Ok(CrConfig {
+            pools,
+            advertisements,
+            peers,
+        })
+    } else {
+        Err(report.0)
+    }
+}
+
+fn pools<'a>(objects: impl Iterator<Item = &'a Object<'a>>, report: &mut Report) -> Vec<CrPool> {
+    let mut out: Vec<CrPool> = Vec::new();
+    let mut blocks: Vec<(IpNet, String)> = Vec::new();
+    for o in objects {
+        let id = o.id();
+        let Some(spec) = report.spec::<PoolSpec>(o) else {
+            continue;
+        };
+        let before = report.0.len();
+        if spec.addresses.is_empty() {
+            report.push(
+                &id,
+                "spec.addresses",
+                "list at least one CIDR or range, e.g. 10.0.50.25-10.0.50.50",
+            );
+        }
+        let mut cidrs = Vec::new();
+        for (i, a) in spec.addresses.iter().enumerate() {
+            match cidr::parse_addresses(a) {
+                Err(why) => report.push(&id, format!("spec.addresses[{i}]"), why),
+                Ok(nets) => {
+                    let clash = nets.iter().find_map(|n| {
+                        cidrs
+                            .iter()
+                            .map(|c| (c, o.name.as_str()))
+                            .chain(blocks.iter().map(|(c, p)| (c, p.as_str())))
+                            .find(|(c, _)| cidr::overlaps(n, c))
+                            .map(|(c, p)| (*n, *c, p.to_string()))
+                    });
+                    match clash {
+                        Some((n, c, p)) => report.push(
+                            &id,
+                            format!("spec.addresses[{i}]"),
+                            format!("{n} overlaps {c} of IPAddressPool/{p}"),
+                        ),
+                        None => cidrs.extend(nets),
+                    }
+                }
+            }
+        }
+        let allocation = spec.service_allocation.map(|a| allocation(&id, a, report));
+        blocks.extend(cidrs.iter().map(|c| (*c, o.name.clone())));
+        if report.0.len() == before {
+            out.push(CrPool {
+                name: o.name.clone(),
+                labels: o.labels.clone(),
+                addresses: spec.addresses,
+                cidrs,
+                auto_assign: spec.auto_assign.unwrap_or(true),
+                avoid_buggy_ips: spec.avoid_buggy_ips,
+                allocation,
+            });
+        }
+    }
+    out
+}
+
+fn allocation(id: &str, a: AllocationSpec, report: &mut Report) -> Allocation {
+    let mut namespaces = BTreeSet::new();
+    for n in &a.namespaces {
+        if !namespaces.insert(n.clone()) {
+            report.push(
+                id,
+                "spec.serviceAllocation.namespaces",
+                format!("{n:?} is listed twice"),
+            );
+        }
+    }
+    if a.priority < 0 {
+        report.push(
+            id,
+            "spec.serviceAllocation.priority",
+            "must not be negative",
+        );
+    }
+    selectors(
+        id,
+        "spec.serviceAllocation.namespaceSelectors",
+        &a.namespace_selectors,
+        report,
+    );
+    selectors(
+        id,
+        "spec.serviceAllocation.serviceSelectors",
+        &a.service_selectors,
+        report,
+    );
+    let everything =
+        namespaces.is_empty() && a.namespace_selectors.is_empty() && a.service_selectors.is_empty();
+    Allocation {
+        priority: a.priority,
+        namespaces,
+        namespace_selectors: a.namespace_selectors,
+        // MetalLB: a serviceAllocation that names nothing matches every Service.
+        service_selectors: if everything {
+            vec![LabelSelector::default()]
+        } else {
+            a.service_selectors
+        },
+    }
+}
+
+fn selectors(id: &str, field: &str, list: &[LabelSelector], report: &mut Report) {
+    let empty = BTreeMap::new();
+    for (i, s) in list.iter().enumerate() {
+        if let Err(e) = selector::matches(s, &empty) {
+            report.push(id, format!("{field}[{i}]"), e.to_string());
+        }
+        if list[..i].contains(s) {
+            report.push(
+                id,
+                format!("{field}[{i}]"),
+                "the same selector is listed twice",
+            );
+        }
+    }
+}
+
+fn duplicates(id: &str, field: &str, list: &[String], report: &mut Report) {
+    for (i, v) in list.iter().enumerate() {
+        if list[..i].contains(v) {
+            report.push(
+                id,
+                format!("{field}[{i}]"),
+                format!("{v:?} is listed twice"),
+            );
+        }
+    }
+}
+
+fn advertisement(
+    o: &Object<'_>,
+    pools: &[CrPool],
+    communities: &BTreeMap<String, String>,
+    mode: BgpMode,
+    report: &mut Report,
+) -> Option<Advertisement> {
+    let id = o.id();
+    let spec = report.spec::<AdvSpec>(o)?;
+    let before = report.0.len();
+    let kind = if o.kind == "L2Advertisement" {
+        Announcement::Layer2
+    } else {
+        Announcement::Bgp
+    };
+    duplicates(&id, "spec.ipAddressPools", &spec.ip_address_pools, report);
+    selectors(
+        &id,
+        "spec.ipAddressPoolSelectors",
+        &spec.ip_address_pool_selectors,
+        report,
+    );
+    selectors(&id, "spec.nodeSelectors", &spec.node_selectors, report);
+    let adv = Advertisement {
+        name: o.name.clone(),
+        kind,
+        pools: spec.ip_address_pools.clone(),
+        pool_selectors: spec.ip_address_pool_selectors.clone(),
+    };
+    match kind {
+        Announcement::Layer2 => {
+            for field in [
+                ("aggregationLength", spec.aggregation_length.is_some()),
+                ("aggregationLengthV6", spec.aggregation_length_v6.is_some()),
+                ("localPref", spec.local_pref.is_some()),
+                ("communities", !spec.communities.is_empty()),
+                ("peers", !spec.peers.is_empty()),
+            ]
+            .iter()
+            .filter(|f| f.1)
+            {
+                report.push(
+                    &id,
+                    format!("spec.{}", field.0),
+                    "is a BGPAdvertisement field",
+                );
+            }
+        }
+        Announcement::Bgp => {
+            if !spec.interfaces.is_empty() {
+                report.push(&id, "spec.interfaces", "is an L2Advertisement field");
+            }
+            bgp_fields(&id, &spec, &adv, pools, communities, mode, report);
+        }
+    }
+    (report.0.len() == before).then_some(adv)
+}
+
+fn bgp_fields(
+    id: &str,
+    spec: &AdvSpec,
+    adv: &Advertisement,
+    pools: &[CrPool],
+    communities: &BTreeMap<String, String>,
+    mode: BgpMode,
+    report: &mut Report,
+) {
+    let v4 = spec.aggregation_length.unwrap_or(32);
+    let v6 = spec.aggregation_length_v6.unwrap_or(128);
+    if !(0..=32).contains(&v4) {
+        report.push(
+            id,
+            "spec.aggregationLength",
+            format!("{v4} is not between 0 and 32"),
+        );
+    }
+    if !(0..=128).contains(&v6) {
+        report.push(
+            id,
+            "spec.aggregationLengthV6",
+            format!("{v6} is not between 0 and 128"),
+        );
+    }
+    duplicates(id, "spec.communities", &spec.communities, report);
+    duplicates(id, "spec.peers", &spec.peers, report);
+    for (i, c) in spec.communities.iter().enumerate() {
+        let value = communities.get(c).unwrap_or(c);
+        if let Err(why) = community(value, mode) {
+            report.push(
+                id,
+                format!("spec.communities[{i}]"),
+                format!("{c:?}: {why} (or the name of a Community alias)"),
+            );
+        }
+    }
+    for pool in pools.iter().filter(|p| adv.covers(p)) {
+        for (entry, nets) in pool
+            .addresses
+            .iter()
+            .filter_map(|a| Some((a, cidr::parse_addresses(a).ok()?)))
+        {
+            let Some(first) = nets.first() else { continue };
+            let max = if matches!(first, IpNet::V4(_)) {
+                v4
+            } else {
+                v6
+            };
+            let lowest = nets
+                .iter()
+                .map(|n| i64::from(n.prefix_len()))
+                .min()
+                .unwrap_or(0);
+            if max < lowest {
+                report.push(
+                    id,
+                    if matches!(first, IpNet::V4(_)) {
+                        "spec.aggregationLength"
+                    } else {
+                        "spec.aggregationLengthV6"
+                    },
+                    format!(
+                        "{max} is shorter than prefix /{lowest} of {entry:?} in IPAddressPool/{}",
+                        pool.name
+                    ),
+                );
+            }
+            if mode == BgpMode::Native && matches!(first, IpNet::V6(_)) {
+                report.push(id, "", format!("announces IPv6 {entry:?} of IPAddressPool/{}, which the native BGP speaker cannot (enable the FRR speaker)", pool.name));
+            }
+        }
+    }
+}
+
+/// A BGP community value: legacy `a:b`, or (FRR only) large `large:a:b:c`.
+fn community(value: &str, mode: BgpMode) -> Result<(), String> {
+    if let Some(rest) = value.strip_prefix("large:") {
+        if mode == BgpMode::Native {
+            return Err("large communities need the FRR speaker".into());
+        }
+        let parts: Vec<&str> = rest.split(':').collect();
+        if parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()) {
+            return Ok(());
+        }
+        return Err("a large community is large:<u32>:<u32>:<u32>".into());
+    }
+    parse_community(value).map(|_| ())
+}
+
+fn communities<'a>(
+    objects: impl Iterator<Item = &'a Object<'a>>,
+    report: &mut Report,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for o in objects {
+        let id = o.id();
+        let Some(spec) = report.spec::<CommunitySpec>(o) else {
+            continue;
+        };
+        for (i, c) in spec.communities.iter().enumerate() {
+            let field = format!("spec.communities[{i}]");
+            if let Err(why) = community(&c.value, BgpMode::Frr) {
+                report.push(&id, &field, format!("value {:?}: {why}", c.value));
+            }
+            if out.insert(c.name.clone(), c.value.clone()).is_some() {
+                report.push(&id, &field, format!("alias {:?} is defined twice", c.name));
+            }
+        }
+    }
+    out
+}
+
+fn bfd_profile(o: &Object<'_>, report: &mut Report) -> bool {
+    let id = o.id();
+    let Some(spec) = report.spec::<BfdSpec>(o) else {
+        return false;
+    };
+    let before = report.0.len();
+    for (field, value, min, max) in [
+        ("receiveInterval", spec.receive_interval, 10, 60000),
+        ("transmitInterval", spec.transmit_interval, 10, 60000),
+        ("detectMultiplier", spec.detect_multiplier, 2, 255),
+        ("echoInterval", spec.echo_interval, 10, 60000),
+        ("minimumTtl", spec.minimum_ttl, 1, 254),
+    ] {
+        if let Some(v) = value.filter(|v| !(min..=max).contains(v)) {
+            report.push(
+                &id,
+                format!("spec.{field}"),
+                format!("{v} is not between {min} and {max}"),
+            );
+        }
+    }
+    let _ = (spec.echo_mode, spec.passive_mode);
+    report.0.len() == before
+}
+
+fn peer(
+    o: &Object<'_>,
+    mode: BgpMode,
+    bfd: &BTreeSet<String>,
+    secrets: &BTreeSet<String>,
+    report: &mut Report,
+) -> bool {
+    let id = o.id();
+    let Some(p) = report.spec::<PeerSpec>(o) else {
+        return false;
+    };
+    let before = report.0.len();
+    let mut bad = |field: &str, message: String| report.push(&id, field, message);
+    if p.my_asn == 0 {
+        bad("spec.myASN", "missing: the local ASN".into());
+    }
+    match (p.peer_asn, p.dynamic_asn.as_str()) {
+        (0, "") => bad("spec.peerASN", "missing (or set spec.dynamicASN)".into()),
+        (0, "internal" | "external") => {}
+        (0, other) => bad(
+            "spec.dynamicASN",
+            format!("{other:?} is not internal or external"),
+        ),
+        (_, "") => {}
+        _ => bad(
+            "spec.dynamicASN",
+            "set either peerASN or dynamicASN, not both".into(),
+        ),
+    }
+    if p.peer_asn != 0 && p.peer_asn == p.my_asn && p.ebgp_multi_hop {
+        bad(
+            "spec.ebgpMultiHop",
+            "is for eBGP peers; this peer has the local ASN (iBGP)".into(),
+        );
+    }
+    match (p.peer_address.is_empty(), p.interface.is_empty()) {
+        (true, true) => bad("spec.peerAddress", "missing (or set spec.interface)".into()),
+        (false, false) => bad(
+            "spec.interface",
+            "set either peerAddress or interface, not both".into(),
+        ),
+        _ => {}
+    }
+    for (field, v) in [
+        ("spec.peerAddress", &p.peer_address),
+        ("spec.sourceAddress", &p.source_address),
+        ("spec.routerID", &p.router_id),
+    ] {
+        if !v.is_empty() && v.parse::<IpAddr>().is_err() {
+            bad(field, format!("{v:?} is not an IP address"));
+        }
+    }
+    if let Err(why) = timers(p.hold_time.as_deref(), p.keepalive_time.as_deref()) {
+        bad("spec.holdTime", why);
+    }
+    let secret = p
+        .password_secret
+        .as_ref()
+        .map(|s| s.name.as_str())
+        .unwrap_or_default();
+    if !p.password.is_empty() && !secret.is_empty() {
+        bad(
+            "spec.password",
+            "set either password or passwordSecret, not both".into(),
+        );
+    }
+    if !secret.is_empty() && !secrets.contains(secret) {
+        bad(
+            "spec.passwordSecret.name",
+            format!("no kubernetes.io/basic-auth Secret {secret:?} with a password key"),
+        );
+    }
+    if !p.bfd_profile.is_empty() && !bfd.contains(&p.bfd_profile) {
+        bad(
+            "spec.bfdProfile",
+            format!("no BFDProfile {:?}", p.bfd_profile),
+        );
+    }
+    if mode == BgpMode::Native {
+        for (field, set) in [
+            ("spec.bfdProfile", !p.bfd_profile.is_empty()),
+            ("spec.keepaliveTime", p.keepalive_time.is_some()),
+            ("spec.vrf", !p.vrf.is_empty()),
+            ("spec.connectTime", p.connect_time.is_some()),
+            ("spec.enableGracefulRestart", p.enable_graceful_restart),
+            ("spec.disableMP", p.disable_mp),
+            ("spec.dualStackAddressFamily", p.dual_stack_address_family),
+            ("spec.dynamicASN", !p.dynamic_asn.is_empty()),
+            ("spec.interface", !p.interface.is_empty()),
+        ] {
+            if set {
+                bad(field, "needs the FRR speaker (speaker.frr.enabled)".into());
+            }
+        }
+    }
+    selectors(&id, "spec.nodeSelectors", &p.node_selectors, report);
+    let _ = p.peer_port;
+    report.0.len() == before
+}
+
+/// When an object of a new configuration is written, relative to the others. MetalLB acts on
+/// every state the config passes through, so what adds addresses goes first (a Service's IP is
+/// never outside every pool in between; a transient overlap is refused by MetalLB as a whole
+/// and so changes nothing), and what takes addresses away goes last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// New pools, pools that only grow, and every advertisement, peer and the rest.
+    Add,
+    /// Pools that lose addresses or admit fewer Services.
+    Narrow,
+}
+
+/// The phase of each object of `new` (by position), given the config in force.
+pub fn phases(old: Option<&CrConfig>, new: &[Value]) -> Vec<Phase> {
+    new.iter()
+        .map(|o| {
+            if o.get("kind").and_then(Value::as_str) != Some("IPAddressPool") {
+                return Phase::Add;
+            }
+            let name = o
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let Some(before) = old.and_then(|c| c.pool(name)) else {
+                return Phase::Add;
+            };
+            let Ok(Some(after)) = single_pool(o) else {
+                return Phase::Narrow;
+            };
+            let keeps_all = before.cidrs.iter().all(|b| {
+                after
+                    .cidrs
+                    .iter()
+                    .any(|a| a.contains(&b.network()) && a.contains(&b.broadcast()))
+            });
+            let same_admission = before.allocation == after.allocation
+                && (!after.avoid_buggy_ips || before.avoid_buggy_ips)
+                && (after.auto_assign || !before.auto_assign);
+            if keeps_all && same_admission {
+                Phase::Add
+            } else {
+                Phase::Narrow
+            }
+        })
+        .collect()
+}
+
+fn single_pool(o: &Value) -> Result<Option<CrPool>, Vec<CrError>> {
+    let mut report = Report(Vec::new());
+    let objects = objects(std::slice::from_ref(o), &mut report);
+    let pools = pools(objects.iter(), &mut report);
+    if report.0.is_empty() {
+        Ok(pools.into_iter().next())
+    } else {
+        Err(report.0)
+    }
+}
+
+/// MetalLB's `parseTimers`: hold time 0 or at least 3 s, keepalive not above it.
+fn timers(hold: Option<&str>, keepalive: Option<&str>) -> Result<(), String> {
+    let secs = |s: &str| super::duration::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"));
+    let (h, k) = match (
+        hold.map(secs).transpose()?,
+        keepalive.map(secs).transpose()?,
+    ) {
+        (None, None) => return Ok(()),
+        (Some(h), Some(k)) => (h, k),
+        (Some(h), None) => (h, h / 3),
+        (None, Some(k)) => (k * 3, k),
+    };
+    let whole = super::duration::whole_seconds(h);
+    if whole != 0 && whole < 3 {
+        return Err(format!("hold time {whole}s must be 0 or at least 3s"));
+    }
+    if k > h {
+        return Err("keepaliveTime must not exceed holdTime".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+use super::*;
+use serde_json::json;
+
+fn pool(name: &str, addresses: &[&str]) -> Value {
+    json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+           "metadata": {"name": name, "namespace": "metallb-system"},
+           "spec": {"addresses": addresses}})
+}
+
+fn l2(name: &str, pools: &[&str]) -> Value {
+    json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+           "metadata": {"name": name}, "spec": {"ipAddressPools": pools}})
+}
+
+fn messages(items: &[Value], release: Release, mode: BgpMode) -> Vec<String> {
+    match parse(items, release, mode, &BTreeSet::new()) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_guides_layer2_pool_as_resources() {
+    let items = [
+        pool("default", &["10.0.50.25-10.0.50.50"]),
+        l2("default", &["default"]),
+    ];
+    let cfg = parse(&items, Release::V0_15, BgpMode::Frr, &BTreeSet::new()).unwrap();
+    let p = cfg.pool("default").unwrap();
+    assert_eq!(p.capacity(), 26);
+    assert!(p.auto_assign);
+    assert_eq!(cfg.announced(p), BTreeSet::from([Announcement::Layer2]));
+    assert_eq!(
+        cfg.pool_for(&["10.0.50.30".parse().unwrap()]).unwrap().name,
+        "default"
+    );
+    assert!(cfg.pool_for(&["10.0.50.51".parse().unwrap()]).is_none());
+}
+
+#[test]
+fn every_problem_is_named_with_object_and_field() {
+    let mut bad = pool("b", &["10.0.50.0/24", "not-an-ip"]);
+    bad["spec"]["autoassign"] = json!(true);
+    let items = [
+        pool("a", &["10.0.50.10-10.0.50.20"]),
+        pool("c", &["10.0.50.15/32"]),
+        bad,
+        pool("empty", &[]),
+    ];
+    assert_eq!(
+        messages(&items, Release::V0_15, BgpMode::Frr),
+        vec![
+            "IPAddressPool/c spec.addresses[0]: 10.0.50.15/32 overlaps 10.0.50.12/30 of IPAddressPool/a",
+            "IPAddressPool/b spec: unknown field `autoassign`, expected one of `addresses`, `autoAssign`, `avoidBuggyIPs`, `serviceAllocation`",
+            "IPAddressPool/empty spec.addresses: list at least one CIDR or range, e.g. 10.0.50.25-10.0.50.50",
+        ]
+    );
+}
+
+#[test]
+fn fields_a_release_does_not_know_are_refused() {
+    let mut p = pool("a", &["10.0.50.0/28"]);
+    p["spec"]["serviceAllocation"] = json!({"namespaces": ["team-a"]});
+    assert_eq!(
+        messages(&[p.clone()], Release::V0_13, BgpMode::Frr),
+        vec![
+            "IPAddressPool/a spec.serviceAllocation: is not a field in MetalLB 0.13 (it came later)"
+        ]
+    );
+    let cfg = parse(&[p], Release::V0_15, BgpMode::Frr, &BTreeSet::new()).unwrap();
+    let alloc = cfg.pools[0].allocation.as_ref().unwrap();
+    assert_eq!(alloc.namespaces, BTreeSet::from(["team-a".to_string()]));
+    assert!(alloc.service_selectors.is_empty());
+}
+
+#[test]
+fn an_empty_service_allocation_admits_every_service() {
+    let mut p = pool("a", &["10.0.50.0/28"]);
+    p["spec"]["serviceAllocation"] = json!({"priority": 5});
+    let cfg = parse(&[p], Release::V0_15, BgpMode::Frr, &BTreeSet::new()).unwrap();
+    assert_eq!(
+        cfg.pools[0].allocation.as_ref().unwrap().service_selectors,
+        vec![LabelSelector::default()]
+    );
+}
+
+#[test]
+fn advertisements_select_pools_by_name_label_or_all() {
+    let mut labelled = pool("lab", &["10.0.60.0/28"]);
+    labelled["metadata"]["labels"] = json!({"zone": "a"});
+    let bgp = json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+        "metadata": {"name": "by-label"},
+        "spec": {"ipAddressPoolSelectors": [{"matchLabels": {"zone": "a"}}]}});
+    let all = json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement", "metadata": {"name": "all"}});
+    let items = [pool("plain", &["10.0.50.0/28"]), labelled, bgp, all];
+    let cfg = parse(&items, Release::V0_15, BgpMode::Frr, &BTreeSet::new()).unwrap();
+    assert_eq!(
+        cfg.announced(cfg.pool("lab").unwrap()),
+        BTreeSet::from([Announcement::Layer2, Announcement::Bgp])
+    );
+    assert_eq!(
+        cfg.announced(cfg.pool("plain").unwrap()),
+        BTreeSet::from([Announcement::Layer2])
+    );
+}
+
+#[test]
+fn bgp_rules_from_metallb() {
+    let peer = |spec: Value| json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "p"}, "spec": spec});
+    let adv = json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+        "metadata": {"name": "agg"}, "spec": {"aggregationLength": 24, "communities": ["no-such", "64500:1"]}});
+    let items = [
+        pool("narrow", &["10.0.0.0/28"]),
+        adv,
+        peer(
+            json!({"myASN": 64500, "peerAddress": "10.0.0.1", "holdTime": "1s", "bfdProfile": "x",
+                    "password": "a", "passwordSecret": {"name": "s"}}),
+        ),
+    ];
+    assert_eq!(
+        messages(&items, Release::V0_15, BgpMode::Native),
+        vec![
+            "BGPAdvertisement/agg spec.communities[0]: \"no-such\": it must be two numbers separated by a colon, like 64500:100 (or the name of a Community alias)",
+            "BGPAdvertisement/agg spec.aggregationLength: 24 is shorter than prefix /28 of \"10.0.0.0/28\" in IPAddressPool/narrow",
+            "BGPPeer/p spec.peerASN: missing (or set spec.dynamicASN)",
+            "BGPPeer/p spec.holdTime: hold time 1s must be 0 or at least 3s",
+            "BGPPeer/p spec.password: set either password or passwordSecret, not both",
+            "BGPPeer/p spec.passwordSecret.name: no kubernetes.io/basic-auth Secret \"s\" with a password key",
+            "BGPPeer/p spec.bfdProfile: no BFDProfile \"x\"",
+            "BGPPeer/p spec.bfdProfile: needs the FRR speaker (speaker.frr.enabled)",
+        ]
+    );
+}
+
+#[test]
+fn a_peer_with_its_password_in_a_secret_is_fine() {
+    let items = [
+        json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "p"},
+        "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1", "passwordSecret": {"name": "pw"}}}),
+    ];
+    let secrets = BTreeSet::from(["pw".to_string()]);
+    let cfg = parse(&items, Release::V0_13, BgpMode::Native, &secrets).unwrap();
+    assert_eq!(cfg.peers, vec!["p"]);
+}
+
+#[test]
+fn duplicates_and_foreign_objects() {
+    let items = [
+        pool("a", &["10.0.50.0/28"]),
+        pool("a", &["10.0.51.0/28"]),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+        json!({"apiVersion": "example.com/v1", "kind": "IPAddressPool", "metadata": {"name": "z"}}),
+    ];
+    assert_eq!(
+        messages(&items, Release::V0_15, BgpMode::Frr),
+        vec![
+            "IPAddressPool/z apiVersion: \"example.com/v1\" is not in the metallb.io group",
+            "IPAddressPool/a: defined twice",
+        ]
+    );
+}
+
+#[test]
+fn what_adds_addresses_is_written_before_what_takes_them() {
+    let old = parse(
+        &[
+            pool("grow", &["10.0.50.0/29"]),
+            pool("shrink", &["10.0.51.0/29"]),
+            pool("same", &["10.0.52.0/29"]),
+        ],
+        Release::V0_15,
+        BgpMode::Frr,
+        &BTreeSet::new(),
+    )
+    .unwrap();
+    let mut narrowed = pool("same", &["10.0.52.0/29"]);
+    narrowed["spec"]["serviceAllocation"] = json!({"namespaces": ["a"]});
+    let new = [
+        pool("shrink", &["10.0.51.0/30"]),
+        pool("grow", &["10.0.50.0/28"]),
+        narrowed,
+        pool("fresh", &["10.0.60.0/29"]),
+        l2("all", &[]),
+    ];
+    assert_eq!(
+        phases(Some(&old), &new),
+        vec![
+            Phase::Narrow,
+            Phase::Add,
+            Phase::Narrow,
+            Phase::Add,
+            Phase::Add
+        ]
+    );
+    assert_eq!(phases(None, &new[..1]), vec![Phase::Add]);
+}

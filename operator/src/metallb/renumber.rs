@@ -1,0 +1,538 @@
+//! What MetalLB 0.13 and later does to each running Service when its custom-resource config
+//! changes. Pure: the new config and the live Services in, one fate per Service out.
+//!
+//! Read from MetalLB v0.15.2 `internal/allocator/allocator.go` (SetPools, Allocate,
+//! AllocateFromPool, poolFor) and `controller/service.go` (convergeBalancer, allocateIPs), and
+//! v0.13.5 for the refusal:
+//! - 0.13 refuses a config under which an assigned Service's IPs fit no single pool
+//!   (`SetPools`: "new config not compatible with assigned IPs"); the config goes stale.
+//! - 0.14+ accepts it: such a Service is cleared and given a new IP (`ClearAssignment`), or left
+//!   pending when no pool has one. A Service whose pool no longer admits it (serviceAllocation),
+//!   or that asks by annotation for a pool other than the one now holding its IP, is cleared
+//!   the same way (on 0.13 too: that part of convergeBalancer is older).
+//! - An IP that keeps its pool but whose pool no longer has an advertisement stays assigned and
+//!   is announced by nobody.
+//!
+//! MetalLB walks its pools as a Go map, so when a cleared Service could draw from several pools
+//! the one it lands in is not predictable: the fate names every candidate. Among Services that
+//! compete for the same free addresses, they are served in namespace/name order here.
+
+use super::crs::{Announcement, CrConfig, CrPool, Release};
+use super::safety::LiveService;
+use crate::selector;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+/// The pool annotation, current and deprecated spelling (0.13.5 reads only the latter).
+const POOL: [&str; 2] = [
+    "metallb.io/address-pool",
+    "metallb.universe.tf/address-pool",
+];
+/// Requested IPs by annotation, current and deprecated.
+const LB_IPS: [&str; 2] = [
+    "metallb.io/loadBalancerIPs",
+    "metallb.universe.tf/loadBalancerIPs",
+];
+
+/// What happens to one Service that holds IPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Keeps its IPs, announced as before.
+    Keeps,
+    /// 0.13: no single pool holds its IPs, so MetalLB refuses the whole config and keeps the old
+    /// one; the next controller restart forces the new config in and renumbers it.
+    Refused,
+    /// Keeps its IPs, but no advertisement covers its pool any more: nobody announces them.
+    Unannounced {
+        /// The pool.
+        pool: String,
+    },
+    /// Keeps its IPs, announced differently.
+    Reannounced {
+        /// The pool.
+        pool: String,
+        /// How it was announced.
+        from: BTreeSet<Announcement>,
+        /// How it will be.
+        to: BTreeSet<Announcement>,
+    },
+    /// Cleared and given another IP.
+    Renumbered {
+        /// Why it was cleared.
+        why: String,
+        /// The IP it will get (one), or the IPs it gets one of: Services cleared together draw
+        /// the first free addresses of a pool in an order MetalLB does not fix. Empty when
+        /// the pool itself is uncertain.
+        to: Vec<IpAddr>,
+        /// The pools it may draw from.
+        pools: Vec<String>,
+    },
+    /// Cleared, with more Services cleared than free addresses: some get one, the rest stay
+    /// pending, and which is up to MetalLB's order.
+    Contended {
+        /// Why it was cleared.
+        why: String,
+        /// The pools they draw from.
+        pools: Vec<String>,
+        /// The free addresses.
+        free: Vec<IpAddr>,
+        /// How many Services compete for them, this one included.
+        rivals: usize,
+    },
+    /// Cleared and left without an IP.
+    Pending {
+        /// Why it was cleared.
+        why: String,
+        /// Why no new IP.
+        because: String,
+    },
+}
+
+/// One Service and its fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// `namespace/name`.
+    pub service: String,
+    /// The IPs it holds now.
+    pub ips: Vec<IpAddr>,
+    /// What happens.
+    pub fate: Fate,
+}
+
+impl Outcome {
+    /// Whether the change breaks this Service.
+    pub fn breaks(&self) -> bool {
+        self.fate != Fate::Keeps
+    }
+}
+
+fn ips(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn set(s: &BTreeSet<Announcement>) -> String {
+    s.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (s, held) = (&self.service, ips(&self.ips));
+        match &self.fate {
+            Fate::Keeps => write!(f, "{s} keeps {held}"),
+            Fate::Refused => write!(
+                f,
+                "{s} holds {held}, which no single pool of the new config contains: MetalLB 0.13 refuses the config, and a controller restart would renumber {s}"
+            ),
+            Fate::Unannounced { pool } => write!(
+                f,
+                "{s} keeps {held}, but no L2Advertisement or BGPAdvertisement covers pool {pool:?} any more: nobody would announce it"
+            ),
+            Fate::Reannounced { pool, from, to } => write!(
+                f,
+                "{s} holds {held}, whose pool {pool:?} changes from {} to {} announcement",
+                set(from),
+                set(to)
+            ),
+            Fate::Renumbered { why, to, pools } => match to.as_slice() {
+                [ip] => write!(f, "{s} would lose {held} ({why}) and get {ip}"),
+                [] => write!(
+                    f,
+                    "{s} would lose {held} ({why}) and get a new IP from pool {}",
+                    pools.join(" or ")
+                ),
+                many => write!(
+                    f,
+                    "{s} would lose {held} ({why}) and get one of {}",
+                    ips(many)
+                ),
+            },
+            Fate::Contended {
+                why,
+                pools,
+                free,
+                rivals,
+            } => write!(
+                f,
+                "{s} would lose {held} ({why}); {rivals} Services compete for {} free address(es) of pool {} ({}): {} of them stay pending",
+                free.len(),
+                pools.join(" or "),
+                ips(free),
+                rivals - free.len()
+            ),
+            Fate::Pending { why, because } => write!(
+                f,
+                "{s} would lose {held} ({why}) and stay pending: {because}"
+            ),
+        }
+    }
+}
+
+fn annotation<'a>(s: &'a LiveService, release: Release, keys: [&str; 2]) -> Option<&'a str> {
+    // 0.13.5 knows only the metallb.universe.tf spelling.
+    let keys: &[&str] = match release {
+        Release::V0_13 => &keys[1..],
+        Release::V0_15 => &keys,
+    };
+    keys.iter()
+        .find_map(|k| s.annotations.get(*k))
+        .map(String::as_str)
+}
+
+/// The IPs a Service asks for: `spec.loadBalancerIP` or the loadBalancerIPs annotation.
+fn requested(s: &LiveService, release: Release) -> Vec<IpAddr> {
+    match annotation(s, release, LB_IPS) {
+        Some(list) => list
+            .split(',')
+            .filter_map(|ip| ip.trim().parse().ok())
+            .collect(),
+        None => s.requested_ip.into_iter().collect(),
+    }
+}
+
+/// MetalLB's `isPoolCompatibleWithService`.
+fn admits(pool: &CrPool, s: &LiveService) -> bool {
+    let Some(a) = &pool.allocation else {
+        return true;
+    };
+    // MetalLB adds the namespaces its selectors match to the named ones; this assumes the
+    // selectors match some namespace (one that matches none lifts the restriction).
+    let restricted = !a.namespaces.is_empty() || !a.namespace_selectors.is_empty();
+    let named = a.namespaces.contains(&s.namespace);
+    let selected = a
+        .namespace_selectors
+        .iter()
+        .any(|sel| selector::matches(sel, &s.namespace_labels).unwrap_or(false));
+    if restricted && !named && !selected {
+        return false;
+    }
+    a.service_selectors.is_empty()
+        || a.service_selectors
+            .iter()
+            .any(|sel| selector::matches(sel, &s.labels).unwrap_or(false))
+}
+
+/// Addresses in use, by the Services keeping theirs and those renumbered so far.
+type InUse = BTreeSet<IpAddr>;
+
+/// Every address of a block, network and broadcast included, as MetalLB's cursor walks them.
+fn every_address(net: &ipnet::IpNet) -> ipnet::IpAddrRange {
+    match net {
+        ipnet::IpNet::V4(n) => ipnet::Ipv4AddrRange::new(n.network(), n.broadcast()).into(),
+        ipnet::IpNet::V6(n) => ipnet::Ipv6AddrRange::new(n.network(), n.broadcast()).into(),
+    }
+}
+
+/// The first free address of the same family as `like` in `pool`, in MetalLB's walk order.
+fn first_free(pool: &CrPool, like: IpAddr, used: &InUse) -> Option<IpAddr> {
+    pool.cidrs
+        .iter()
+        .filter(|c| c.addr().is_ipv4() == like.is_ipv4())
+        .flat_map(every_address)
+        .filter(|ip| !(pool.avoid_buggy_ips && super::cidr::is_buggy_ip(ip)))
+        .find(|ip| !used.contains(ip))
+}
+
+/// The pools `Allocate` tries for a Service with no pool annotation: the pinned ones (by
+/// namespace or Service selector) first, then every auto-assign pool without serviceAllocation.
+fn candidate_pools<'a>(new: &'a CrConfig, s: &LiveService) -> Vec<Vec<&'a CrPool>> {
+    let mut pinned: Vec<&CrPool> = new
+        .pools
+        .iter()
+        .filter(|p| p.auto_assign && admits(p, s))
+        .filter(|p| {
+            p.allocation.as_ref().is_some_and(|a| {
+                a.namespaces.contains(&s.namespace)
+                    || a.namespace_selectors
+                        .iter()
+                        .any(|sel| selector::matches(sel, &s.namespace_labels).unwrap_or(false))
+                    || !a.service_selectors.is_empty()
+            })
+        })
+        .collect();
+    pinned.sort_by_key(|p| match p.allocation.as_ref().map(|a| a.priority) {
+        Some(n) if n > 0 => n,
+        _ => i64::MAX,
+    });
+    let open = new
+        .pools
+        .iter()
+        .filter(|p| p.auto_assign && p.allocation.is_none())
+        .collect();
+    // Pinned pools of one priority form one group: their order is a Go map's.
+    let mut groups: Vec<Vec<&CrPool>> = Vec::new();
+    for p in pinned {
+        let prio = p.allocation.as_ref().map(|a| a.priority).unwrap_or(0);
+        match groups.last_mut() {
+            Some(g) if g[0].allocation.as_ref().map(|a| a.priority).unwrap_or(0) == prio => {
+                g.push(p)
+            }
+            _ => groups.push(vec![p]),
+        }
+    }
+    groups.push(open);
+    groups
+}
+
+/// What a cleared Service asks of the allocator.
+enum Claim {
+    /// Settled on its own: a requested IP, or pending.
+    Settled(Fate),
+    /// The first free address of one of these pools (in this family).
+    Draw { pools: Vec<String>, v4: bool },
+}
+
+/// Where a cleared Service lands, as far as it can be told alone.
+fn claim(new: &CrConfig, s: &LiveService, release: Release, why: &str, used: &mut InUse) -> Claim {
+    let pending = |because: String| {
+        Claim::Settled(Fate::Pending {
+            why: why.to_string(),
+            because,
+        })
+    };
+    let asked_pool = annotation(s, release, POOL);
+    let wanted = requested(s, release);
+    if !wanted.is_empty() {
+        return match new.pool_for(&wanted).filter(|p| admits(p, s)) {
+            None => pending(format!(
+                "its requested IP {} is in no pool that admits it",
+                ips(&wanted)
+            )),
+            Some(p) if asked_pool.is_some_and(|a| a != p.name) => pending(format!(
+                "its requested IP is in pool {:?}, not the pool {:?} it asks for",
+                p.name,
+                asked_pool.unwrap_or_default()
+            )),
+            Some(_) if wanted.iter().any(|ip| used.contains(ip)) => {
+                pending(format!("its requested IP {} is taken", ips(&wanted)))
+            }
+            Some(p) => {
+                used.extend(wanted.iter().copied());
+                Claim::Settled(Fate::Renumbered {
+                    why: why.to_string(),
+                    to: wanted.clone(),
+                    pools: vec![p.name.clone()],
+                })
+            }
+        };
+    }
+    let v4 = s.ips[0].is_ipv4();
+    let groups: Vec<Vec<&CrPool>> = match asked_pool {
+        Some(name) => match new.pool(name) {
+            None => return pending(format!("the pool {name:?} it asks for does not exist")),
+            Some(p) if !admits(p, s) => {
+                return pending(format!("pool {name:?} it asks for does not admit it"));
+            }
+            Some(p) => vec![vec![p]],
+        },
+        None => candidate_pools(new, s),
+    };
+    // The first group with any free address is where it draws from.
+    let like = s.ips[0];
+    match groups
+        .into_iter()
+        .find(|g| g.iter().any(|p| first_free(p, like, used).is_some()))
+    {
+        Some(g) => Claim::Draw {
+            pools: g.iter().map(|p| p.name.clone()).collect(),
+            v4,
+        },
+        None => pending(match asked_pool {
+            Some(name) => format!("pool {name:?} has no free address"),
+            None => "no pool that admits it has a free address".into(),
+        }),
+    }
+}
+
+/// Serve the Services drawing from the same pools: together they take the first free
+/// addresses, in an order MetalLB does not fix.
+fn draw(
+    new: &CrConfig,
+    pools: &[String],
+    v4: bool,
+    rivals: usize,
+    used: &mut InUse,
+) -> (Vec<IpAddr>, bool) {
+    let like: IpAddr = if v4 {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    };
+    let mut free = Vec::new();
+    for p in pools.iter().filter_map(|n| new.pool(n)) {
+        let mut taken = used.clone();
+        while free.len() < rivals {
+            match first_free(p, like, &taken) {
+                Some(ip) => {
+                    taken.insert(ip);
+                    free.push(ip);
+                }
+                None => break,
+            }
+        }
+    }
+    let enough = free.len() >= rivals;
+    if pools.len() == 1 || !enough {
+        used.extend(free.iter().copied());
+    }
+    (free, enough)
+}
+
+/// Why a Service holding `held` is cleared under `new`, or the pool it keeps.
+fn keeps<'a>(new: &'a CrConfig, s: &LiveService, release: Release) -> Result<&'a CrPool, String> {
+    let Some(pool) = new.pool_for(&s.ips) else {
+        return Err(if new.pools.is_empty() {
+            "the new config has no pools".into()
+        } else {
+            "no pool of the new config holds it".into()
+        });
+    };
+    if !admits(pool, s) {
+        return Err(format!(
+            "pool {:?} no longer admits it (spec.serviceAllocation)",
+            pool.name
+        ));
+    }
+    match annotation(s, release, POOL) {
+        Some(asked) if asked != pool.name => Err(format!(
+            "it asks for pool {asked:?}, but its IP is now in pool {:?}",
+            pool.name
+        )),
+        _ => Ok(pool),
+    }
+}
+
+/// The fate of every Service holding IPs when `new` replaces `old` (if known) on `release`.
+/// Services are taken in namespace/name order; those with no IPs are not listed.
+pub fn predict(
+    old: Option<&CrConfig>,
+    new: &CrConfig,
+    services: &[LiveService],
+    release: Release,
+) -> Vec<Outcome> {
+    let mut held: Vec<&LiveService> = services.iter().filter(|s| !s.ips.is_empty()).collect();
+    held.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let verdicts: Vec<Result<&CrPool, String>> =
+        held.iter().map(|s| keeps(new, s, release)).collect();
+    let outcome = |s: &LiveService, fate| Outcome {
+        service: format!("{}/{}", s.namespace, s.name),
+        ips: s.ips.clone(),
+        fate,
+    };
+    if release == Release::V0_13 && held.iter().any(|s| new.pool_for(&s.ips).is_none()) {
+        // The whole config is refused: nothing else changes, but every misfit is named.
+        return held
+            .iter()
+            .map(|s| {
+                let fate = if new.pool_for(&s.ips).is_none() {
+                    Fate::Refused
+                } else {
+                    Fate::Keeps
+                };
+                outcome(s, fate)
+            })
+            .collect();
+    }
+    // Addresses stay taken by every Service whose IPs still fit a pool: SetPools keeps those
+    // allocations, even of Services convergeBalancer clears later.
+    let mut used: InUse = held
+        .iter()
+        .filter(|s| new.pool_for(&s.ips).is_some())
+        .flat_map(|s| s.ips.iter().copied())
+        .collect();
+    let mut fates: Vec<Option<Fate>> = Vec::new();
+    let mut draws: Vec<(usize, String, Vec<String>, bool)> = Vec::new();
+    for (i, (s, verdict)) in held.iter().zip(verdicts).enumerate() {
+        match verdict {
+            Ok(pool) => fates.push(Some(announcement(old, new, s, pool))),
+            Err(why) => {
+                for ip in &s.ips {
+                    used.remove(ip);
+                }
+                match claim(new, s, release, &why, &mut used) {
+                    Claim::Settled(fate) => fates.push(Some(fate)),
+                    Claim::Draw { pools, v4 } => {
+                        fates.push(None);
+                        draws.push((i, why, pools, v4));
+                    }
+                }
+            }
+        }
+    }
+    let mut groups: Vec<(Vec<String>, bool)> = Vec::new();
+    for (_, _, pools, v4) in &draws {
+        if !groups.contains(&(pools.clone(), *v4)) {
+            groups.push((pools.clone(), *v4));
+        }
+    }
+    for (pools, v4) in groups {
+        let members: Vec<&(usize, String, Vec<String>, bool)> =
+            draws.iter().filter(|d| d.2 == pools && d.3 == v4).collect();
+        // Services drawing from several pools may take this pool's addresses first.
+        let others = if pools.len() == 1 {
+            draws
+                .iter()
+                .filter(|d| d.3 == v4 && d.2.len() > 1 && d.2.contains(&pools[0]))
+                .count()
+        } else {
+            0
+        };
+        let (free, enough) = draw(new, &pools, v4, members.len() + others, &mut used);
+        for (i, why, _, _) in members.iter().map(|m| (*m).clone()) {
+            fates[i] = Some(if !enough {
+                Fate::Contended {
+                    why,
+                    pools: pools.clone(),
+                    free: free.clone(),
+                    rivals: members.len() + others,
+                }
+            } else if pools.len() > 1 {
+                Fate::Renumbered {
+                    why,
+                    to: Vec::new(),
+                    pools: pools.clone(),
+                }
+            } else {
+                Fate::Renumbered {
+                    why,
+                    to: free.clone(),
+                    pools: pools.clone(),
+                }
+            });
+        }
+    }
+    held.iter()
+        .zip(fates)
+        .map(|(s, fate)| outcome(s, fate.unwrap_or(Fate::Keeps)))
+        .collect()
+}
+
+/// Whether a kept IP is still announced, and the same way.
+fn announcement(old: Option<&CrConfig>, new: &CrConfig, s: &LiveService, pool: &CrPool) -> Fate {
+    let to = new.announced(pool);
+    if to.is_empty() {
+        return Fate::Unannounced {
+            pool: pool.name.clone(),
+        };
+    }
+    let from = old
+        .and_then(|o| o.pool_for(&s.ips).map(|p| o.announced(p)))
+        .unwrap_or_default();
+    if !from.is_empty() && from != to {
+        return Fate::Reannounced {
+            pool: pool.name.clone(),
+            from,
+            to,
+        };
+    }
+    Fate::Keeps
+}
+
+#[cfg(test)]
+mod tests;
