@@ -56,9 +56,9 @@ e2e-operator: e2e-build
 e2e-security: e2e-build
 	$(CARGO) test -p kommander-operator --test security -- --nocapture
 
-## e2e-metallb: the config gate with the real MetalLB v0.12.1 controller in the loop
+## e2e-metallb: the config gate with the real MetalLB v0.12.1 and v0.15.2 controllers in the loop, and the upgrade from 0.12.3
 e2e-metallb: e2e-build
-	$(CARGO) test -p kommander-operator --test metallb -- --nocapture
+	$(CARGO) test -p kommander-operator --test metallb --test metallb_v015 --test metallb_upgrade -- --nocapture
 
 ## e2e-oracle: the real MetalLB v0.12.1 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
 e2e-oracle: e2e-build

@@ -1,10 +1,16 @@
 //! Safety verdict for a MetalLB config change: 5,000 LoadBalancer Services, 50 pools.
 //! Goal: under 10 ms. Measured: parse of the new config + the check (the old config parsed too,
-//! for the protocol comparison), as the operator does per cluster.
+//! for the protocol comparison), as the operator does per cluster; for MetalLB 0.12 (ConfigMap)
+//! and for MetalLB 0.15 (resources, with the renumbering prediction), a safe change and one
+//! that renumbers 100 Services.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use kommander_operator::checks::Adapter;
+use kommander_operator::checks::metallb_crs;
 use kommander_operator::metallb::safety::{self, LiveService};
 use kommander_operator::metallb::{SpeakerMode, parse};
+use kommander_operator::rollout::LiveState;
+use serde_json::{Value, json};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -56,5 +62,59 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// 50 IPAddressPools of a /24 and one L2Advertisement, as the operator's config text;
+/// `shift` moves the last pool, `shrink` cuts the first one to .101-.255.
+fn resources(shift: u8, shrink: bool) -> String {
+    let mut items: Vec<Value> = (0..50u8)
+        .map(|p| {
+            let third = if p == 49 { p + shift } else { p };
+            let range = if p == 0 && shrink {
+                format!("10.20.{third}.101-10.20.{third}.255")
+            } else {
+                format!("10.20.{third}.0/24")
+            };
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                   "metadata": {"name": format!("pool-{p}")}, "spec": {"addresses": [range]}})
+        })
+        .collect();
+    items.push(
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+                      "metadata": {"name": "all"}, "spec": {}}),
+    );
+    Value::Array(items).to_string()
+}
+
+fn bench_v015(c: &mut Criterion) {
+    let services: Vec<LiveService> = (0..5000u32)
+        .map(|i| LiveService {
+            namespace: format!("ns-{}", i % 50),
+            name: format!("svc-{i}"),
+            ips: vec![IpAddr::V4(Ipv4Addr::new(
+                10,
+                20,
+                (i / 100 % 49) as u8,
+                (i % 100 + 1) as u8,
+            ))],
+            ..Default::default()
+        })
+        .collect();
+    let live = LiveState {
+        config: Some(resources(0, false)),
+        services,
+        ..Default::default()
+    };
+    let rules = metallb_crs::V015.rules();
+    let safe = resources(100, false);
+    let renumbering = resources(0, true);
+    assert!(rules.breaks(&safe, &live).is_empty());
+    assert_eq!(rules.breaks(&renumbering, &live).len(), 100);
+    c.bench_function("v015_verdict_5000_services_50_pools_safe", |b| {
+        b.iter(|| black_box(rules.breaks(black_box(&safe), black_box(&live))))
+    });
+    c.bench_function("v015_verdict_5000_services_50_pools_100_renumbered", |b| {
+        b.iter(|| black_box(rules.breaks(black_box(&renumbering), black_box(&live))))
+    });
+}
+
+criterion_group!(benches, bench, bench_v015);
 criterion_main!(benches);

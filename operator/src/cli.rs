@@ -5,10 +5,10 @@ use kommander_operator::catalog::{self, LoadedApp};
 use kommander_operator::controller::{self, Settings};
 use kommander_operator::manifest::ManifestObject;
 use kommander_operator::metallb::{self, SpeakerMode};
-use kommander_operator::render::ResolvedRollout;
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
+use kommander_operator::render::{ConfigSource, ResolvedRollout};
 use kommander_operator::resources::SafetyCheck;
-use kommander_operator::rollout::{Decision, RuntimeConfig};
+use kommander_operator::rollout::{Decision, LiveState, RuntimeConfig};
 use kommander_operator::{checks, crdgen, rollout, values, yaml};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -360,9 +360,13 @@ fn runtime_config_of(r: &Rendered) -> Result<Option<(ResolvedRollout, RuntimeCon
         return Ok(None);
     };
     let Some(config) = rollout::runtime_config(&r.objects, &plan) else {
+        let name = match &plan.source {
+            ConfigSource::ConfigMap { name, .. } => name.as_str(),
+            ConfigSource::Kinds(_) => "",
+        };
         say(format!(
-            "no ConfigMap {}/{} is rendered with these values: the app runs without runtime config",
-            r.release.namespace, plan.config_map
+            "no ConfigMap {}/{name} is rendered with these values: the app runs without runtime config",
+            r.release.namespace
         ))?;
         return Ok(None);
     };
@@ -401,7 +405,7 @@ fn check_live(
             network: None,
             services: None,
         };
-        let live = checks::live_state(&source, &r.release.namespace, &plan)
+        let live = checks::live_state(&source, &r.release.namespace, &plan, &desired.defaults)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
         Ok::<_, String>((server, live))
@@ -497,14 +501,13 @@ fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
     let Some((plan, config)) = runtime_config_of(&r)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let key = plan
-        .key
-        .as_deref()
-        .map(|k| format!(" key {k}"))
-        .unwrap_or_default();
+    let key = match &plan.source {
+        ConfigSource::ConfigMap { key: Some(k), .. } => format!(" key {k}"),
+        _ => String::new(),
+    };
     say(format!(
-        "runtime config: ConfigMap {}{key} (hash {})",
-        config.config_map, config.hash
+        "runtime config: {}{key} (hash {})",
+        config.source, config.hash
     ))?;
     match plan.safety_check {
         None => {
@@ -542,8 +545,8 @@ fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
                 }
                 Err(errors) => {
                     eprintln!(
-                        "error: ConfigMap {}{key} is not a valid MetalLB 0.12 config ({} problem(s)):",
-                        config.config_map,
+                        "error: {}{key} is not a valid MetalLB 0.12 config ({} problem(s)):",
+                        config.source,
                         errors.0.len()
                     );
                     for e in &errors.0 {
@@ -552,6 +555,53 @@ fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Some(check) => {
+            let release = checks::crs_release(check).unwrap_or(metallb::crs::Release::V0_15);
+            let problems = checks::adapter(check)
+                .rules()
+                .validate(&config.text, &LiveState::default());
+            if !problems.is_empty() {
+                eprintln!(
+                    "error: {} are not a valid MetalLB configuration ({} problem(s)):",
+                    config.source,
+                    problems.len()
+                );
+                for p in &problems {
+                    eprintln!("  - {p}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            let items: Vec<serde_json::Value> =
+                serde_json::from_str(&config.text).unwrap_or_default();
+            let cfg = metallb::crs::parse(
+                &items,
+                release,
+                metallb::crs::BgpMode::Frr,
+                &Default::default(),
+            )
+            .unwrap_or_default();
+            say(format!(
+                "valid MetalLB {} resources: {} pool(s), {} peer(s)",
+                release.version(),
+                cfg.pools.len(),
+                cfg.peers.len()
+            ))?;
+            for p in &cfg.pools {
+                let by: Vec<String> = cfg.announced(p).iter().map(ToString::to_string).collect();
+                say(format!(
+                    "  IPAddressPool {} ({}): {} -> {} addresses",
+                    p.name,
+                    if by.is_empty() {
+                        "not announced".to_string()
+                    } else {
+                        by.join("+")
+                    },
+                    p.addresses.join(", "),
+                    p.capacity()
+                ))?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -132,9 +132,10 @@ mod tests {
 
     fn desired(text: &str) -> RuntimeConfig {
         RuntimeConfig {
-            config_map: "ws/metallb".into(),
+            source: "ConfigMap ws/metallb".into(),
             text: text.into(),
             hash: config_hash(text),
+            defaults: Default::default(),
         }
     }
 

@@ -1,25 +1,33 @@
 //! The runtime configuration an app's rollout is about: found among the rendered objects and
 //! identified by a hash, so "what is live" and "what is rendered" compare by value.
 
-use crate::manifest::ManifestObject;
+use crate::manifest::{LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, ManifestObject};
 use crate::metallb::cluster::{self, ClusterFacts};
 use crate::metallb::safety::{self, LiveService};
 use crate::metallb::{self as mlb, SpeakerMode};
-use crate::render::ResolvedRollout;
-use crate::resources::RestartTarget;
-use serde_json::Value;
+use crate::render::{ConfigSource, ResolvedRollout};
+use crate::resources::{ConfigKind, RestartTarget};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// The runtime config as rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// `namespace/name` of the ConfigMap.
-    pub config_map: String,
-    /// The config text (the key's value; or all data as canonical JSON when no key is set).
+    /// Where it is, in words: `namespace/name` of the ConfigMap, or the kinds.
+    pub source: String,
+    /// The config text (the key's value; all data as canonical JSON when no key is set; the
+    /// configuration objects as canonical JSON for an app configured by custom resources).
     pub text: String,
     /// Short content hash (16 hex digits of SHA-256), shown in status and used in annotations.
     pub hash: String,
+    /// Spec defaults of the configuration kinds, from the CRDs rendered with them: live
+    /// objects carry them, rendered ones may not, and both must read the same.
+    pub defaults: SpecDefaults,
 }
+
+/// Per (API group, kind): the top-level spec fields a CRD defaults, and to what.
+pub type SpecDefaults = BTreeMap<(String, String), Map<String, Value>>;
 
 /// Short SHA-256 of a text: 16 hex digits, enough to tell configs apart and short enough to type.
 pub fn config_hash(text: &str) -> String {
@@ -30,37 +38,149 @@ pub fn config_hash(text: &str) -> String {
         .collect()
 }
 
-/// Find the rollout's ConfigMap among `objects` and extract its config. `None` when the app did
-/// not render that ConfigMap (for MetalLB: no `configInline`, so no config at all).
+/// Find the rollout's config among `objects` and extract it. `None` when a ConfigMap-configured
+/// app did not render that ConfigMap (for MetalLB 0.12: no `configInline`, so no config at
+/// all); an app configured by custom resources always has one, maybe empty.
 pub fn runtime_config(
     objects: &[ManifestObject],
     rollout: &ResolvedRollout,
 ) -> Option<RuntimeConfig> {
-    let cm = objects
-        .iter()
-        .find(|o| o.kind == "ConfigMap" && o.api_version == "v1" && o.name == rollout.config_map)?;
-    let data = cm.body.get("data").cloned().unwrap_or(Value::Null);
-    let text = match &rollout.key {
-        // A missing key is an empty config, as MetalLB reads it.
-        Some(key) => data
-            .get(key)
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
+    match &rollout.source {
+        ConfigSource::ConfigMap { name, key } => {
+            let cm = objects
+                .iter()
+                .find(|o| o.kind == "ConfigMap" && o.api_version == "v1" && &o.name == name)?;
+            let data = cm.body.get("data").cloned().unwrap_or(Value::Null);
+            let text = match key {
+                // A missing key is an empty config, as MetalLB reads it.
+                Some(key) => data
+                    .get(key)
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .unwrap_or_default(),
+                None => data.to_string(),
+            };
+            Some(RuntimeConfig {
+                source: format!(
+                    "ConfigMap {}/{}",
+                    cm.namespace.as_deref().unwrap_or_default(),
+                    cm.name
+                ),
+                hash: config_hash(&text),
+                text,
+                defaults: SpecDefaults::new(),
             })
-            .unwrap_or_default(),
-        None => data.to_string(),
-    };
-    Some(RuntimeConfig {
-        config_map: format!(
-            "{}/{}",
-            cm.namespace.as_deref().unwrap_or_default(),
-            cm.name
-        ),
-        hash: config_hash(&text),
-        text,
-    })
+        }
+        ConfigSource::Kinds(kinds) => {
+            let defaults = spec_defaults(objects);
+            let namespace = objects
+                .iter()
+                .find_map(|o| o.namespace.clone())
+                .unwrap_or_default();
+            let text = config_text(objects.iter().map(|o| &o.body), kinds, &defaults);
+            Some(RuntimeConfig {
+                source: describe_kinds(&namespace, kinds),
+                hash: config_hash(&text),
+                text,
+                defaults,
+            })
+        }
+    }
+}
+
+/// "the IPAddressPool, L2Advertisement… objects in ns", for messages.
+pub fn describe_kinds(namespace: &str, kinds: &[ConfigKind]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|k| k.kind.as_str()).collect();
+    format!("the {} objects in {namespace}", names.join(", "))
+}
+
+/// The top-level spec defaults of every CRD among `objects` (its storage version's schema).
+pub fn spec_defaults(objects: &[ManifestObject]) -> SpecDefaults {
+    let mut out = SpecDefaults::new();
+    for o in objects
+        .iter()
+        .filter(|o| o.kind == "CustomResourceDefinition")
+    {
+        let spec = &o.body["spec"];
+        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str())
+        else {
+            continue;
+        };
+        let versions = spec["versions"].as_array().into_iter().flatten();
+        let Some(stored) = versions.clone().find(|v| v["storage"] == true) else {
+            continue;
+        };
+        let props = &stored["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        let defaults: Map<String, Value> = props
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.get("default")?.clone())))
+            .collect();
+        out.insert((group.to_string(), kind.to_string()), defaults);
+    }
+    out
+}
+
+/// Whether `o` is one of the configuration kinds.
+pub fn is_config_object(o: &Value, kinds: &[ConfigKind]) -> bool {
+    kinds
+        .iter()
+        .any(|k| o["apiVersion"] == k.api_version.as_str() && o["kind"] == k.kind.as_str())
+}
+
+/// A `kubernetes.io/basic-auth` Secret: BGP peers' passwords, referenced by name.
+fn is_password_secret(o: &Value) -> bool {
+    o["apiVersion"] == "v1" && o["kind"] == "Secret" && o["type"] == "kubernetes.io/basic-auth"
+}
+
+/// One configuration object as compared: kind, name, the labels people set, and the spec
+/// without the fields at their CRD default; a password Secret by name only.
+pub fn canonical(o: &Value, defaults: &SpecDefaults) -> Value {
+    let name = o["metadata"]["name"].clone();
+    if is_password_secret(o) {
+        return json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}});
+    }
+    let labels: Map<String, Value> = o["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            ![LABEL_MANAGED_BY, LABEL_APPDEPLOYMENT, LABEL_WORKSPACE].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let api = o["apiVersion"].as_str().unwrap_or_default();
+    let group = api.split_once('/').map(|(g, _)| g).unwrap_or_default();
+    let kind = o["kind"].as_str().unwrap_or_default();
+    let mut spec = o["spec"].as_object().cloned().unwrap_or_default();
+    if let Some(d) = defaults.get(&(group.to_string(), kind.to_string())) {
+        spec.retain(|k, v| d.get(k) != Some(v));
+    }
+    let mut out =
+        json!({"apiVersion": api, "kind": kind, "metadata": {"name": name}, "spec": spec});
+    if !labels.is_empty() {
+        out["metadata"]["labels"] = Value::Object(labels);
+    }
+    out
+}
+
+/// The configuration objects (and password Secrets) among `items`, canonical, sorted by kind
+/// and name, as one JSON text.
+pub fn config_text<'a>(
+    items: impl Iterator<Item = &'a Value>,
+    kinds: &[ConfigKind],
+    defaults: &SpecDefaults,
+) -> String {
+    let mut list: Vec<Value> = items
+        .filter(|o| is_config_object(o, kinds) || is_password_secret(o))
+        .map(|o| canonical(o, defaults))
+        .collect();
+    list.sort_by_key(|o| (o["kind"].to_string(), o["metadata"]["name"].to_string()));
+    Value::Array(list).to_string()
 }
 
 /// Pod-template annotation carrying the config hash: a new hash rolls the workload.
@@ -128,6 +248,9 @@ pub struct LiveState {
     pub services: Vec<LiveService>,
     /// What could not be checked, in words (e.g. unknown cluster networks).
     pub notes: Vec<String>,
+    /// Configuration objects in the namespace the operator does not manage (canonical): the
+    /// app reads them with the rendered ones.
+    pub foreign: Vec<Value>,
 }
 
 /// A safety check guarding an app's runtime-config changes: what makes a config invalid on a
@@ -138,6 +261,11 @@ pub trait ConfigCheck: Sync {
     fn validate(&self, new: &str, live: &LiveState) -> Vec<String>;
     /// What the change from the live config to `new` would break, in words; empty when safe.
     fn breaks(&self, new: &str, live: &LiveState) -> Vec<String>;
+    /// Whether a rendered object should be written after the others (the app acts on every
+    /// state its config passes through while the objects land one by one).
+    fn write_last(&self, _object: &Value, _live: &LiveState) -> bool {
+        false
+    }
 }
 
 /// MetalLB 0.12 (ConfigMap-configured): every config rule, the cluster's networks and
@@ -216,8 +344,10 @@ mod tests {
 
     fn rollout(key: Option<&str>) -> ResolvedRollout {
         ResolvedRollout {
-            config_map: "metallb".into(),
-            key: key.map(Into::into),
+            source: ConfigSource::ConfigMap {
+                name: "metallb".into(),
+                key: key.map(Into::into),
+            },
             restart: vec![],
             safety_check: None,
         }
@@ -230,7 +360,7 @@ mod tests {
             cm("metallb", json!({"config": "address-pools: []\n"})),
         ];
         let rc = runtime_config(&objs, &rollout(Some("config"))).unwrap();
-        assert_eq!(rc.config_map, "ws/metallb");
+        assert_eq!(rc.source, "ConfigMap ws/metallb");
         assert_eq!(rc.text, "address-pools: []\n");
         assert_eq!(rc.hash, config_hash("address-pools: []\n"));
         assert_eq!(rc.hash.len(), 16);
@@ -252,9 +382,10 @@ mod tests {
 
     fn desired(text: &str) -> RuntimeConfig {
         RuntimeConfig {
-            config_map: "ws/metallb".into(),
+            source: "ConfigMap ws/metallb".into(),
             text: text.into(),
             hash: config_hash(text),
+            defaults: Default::default(),
         }
     }
 
@@ -396,5 +527,83 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a.hash, b.hash);
+    }
+
+    fn object(api: &str, kind: &str, name: &str, body: Value) -> ManifestObject {
+        let mut b = body;
+        b["apiVersion"] = json!(api);
+        b["kind"] = json!(kind);
+        b["metadata"]["name"] = json!(name);
+        ManifestObject {
+            template: "t".into(),
+            api_version: api.into(),
+            kind: kind.into(),
+            name: name.into(),
+            namespace: (kind != "CustomResourceDefinition").then(|| "ws".into()),
+            body: b,
+        }
+    }
+
+    #[test]
+    fn resources_compare_by_what_a_person_set() {
+        let kinds = vec![ConfigKind {
+            api_version: "metallb.io/v1beta1".into(),
+            kind: "IPAddressPool".into(),
+        }];
+        let crd = object(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "ipaddresspools.metallb.io",
+            json!({"spec": {"group": "metallb.io", "names": {"kind": "IPAddressPool"},
+                "versions": [{"name": "v1beta1", "storage": true, "schema": {"openAPIV3Schema": {"properties": {"spec": {"properties": {
+                    "autoAssign": {"type": "boolean", "default": true},
+                    "addresses": {"type": "array"}}}}}}}]}}),
+        );
+        let pool = object(
+            "metallb.io/v1beta1",
+            "IPAddressPool",
+            "default",
+            json!({"metadata": {"labels": {"zone": "a", LABEL_MANAGED_BY: "kommander-operator"}},
+                   "spec": {"addresses": ["10.0.50.0/28"]}}),
+        );
+        let secret = object(
+            "v1",
+            "Secret",
+            "pw",
+            json!({"type": "kubernetes.io/basic-auth", "data": {"password": "czNjcmV0"}}),
+        );
+        let rollout = ResolvedRollout {
+            source: ConfigSource::Kinds(kinds.clone()),
+            restart: vec![],
+            safety_check: None,
+        };
+        let rendered = runtime_config(&[crd, pool, secret], &rollout).unwrap();
+        assert_eq!(rendered.source, "the IPAddressPool objects in ws");
+        // As the API server returns it: the CRD's default filled in, more metadata.
+        let live = json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default", "resourceVersion": "7", "labels": {"zone": "a"}},
+            "spec": {"addresses": ["10.0.50.0/28"], "autoAssign": true}, "status": {}});
+        let live_secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+            "metadata": {"name": "pw"}});
+        let text = config_text(
+            [&live, &live_secret].into_iter(),
+            &kinds,
+            &rendered.defaults,
+        );
+        assert_eq!(text, rendered.text);
+        assert!(
+            !text.contains("czNjcmV0"),
+            "no password in the config text: {text}"
+        );
+        let changed = json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default"}, "spec": {"addresses": ["10.0.50.0/28"], "autoAssign": false}});
+        assert_ne!(
+            config_text(
+                [&changed, &live_secret].into_iter(),
+                &kinds,
+                &rendered.defaults
+            ),
+            rendered.text
+        );
     }
 }

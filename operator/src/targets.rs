@@ -143,7 +143,9 @@ impl Discovery {
     }
 
     /// Check every object before writing any (scope from discovery, ownership of what exists),
-    /// create the workspace namespace if needed, then apply. The inventory holds exactly what
+    /// create the workspace namespace if needed, then apply in order. When the set holds
+    /// CustomResourceDefinitions, they are checked and applied first, and the rest once they
+    /// are established (the kinds they define are served). The inventory holds exactly what
     /// was applied, also when a write fails part-way.
     pub async fn apply_all(
         &self,
@@ -152,10 +154,75 @@ impl Discovery {
         owner: &Owner<'_>,
         objects: &[ManifestObject],
     ) -> Result<Vec<Written>, ApplyFailure> {
-        let fail = |error| ApplyFailure {
-            applied: Vec::new(),
-            error,
+        // CRDs go first: the objects of their kinds can only be checked once they are served.
+        let (crds, rest): (Vec<&ManifestObject>, Vec<&ManifestObject>) =
+            objects.iter().partition(|o| o.kind == CRD_KIND);
+        let (now, later) = if crds.is_empty() {
+            (rest, Vec::new())
+        } else {
+            (crds, rest)
         };
+        let checked = self
+            .check(client, cluster, owner, &now)
+            .await
+            .map_err(|error| ApplyFailure {
+                applied: Vec::new(),
+                error,
+            })?;
+        ensure_namespace(client, owner.workspace)
+            .await
+            .map_err(|error| ApplyFailure {
+                applied: Vec::new(),
+                error,
+            })?;
+        let mut written = write(checked).await?;
+        if later.is_empty() {
+            return Ok(written);
+        }
+        let applied = |written: &[Written]| written.iter().map(|w| w.object.clone()).collect();
+        let crds = objects
+            .iter()
+            .filter(|o| o.kind == CRD_KIND)
+            .map(|o| o.name.clone());
+        for crd in crds {
+            if let Err(error) = established(client, &crd).await {
+                return Err(ApplyFailure {
+                    applied: applied(&written),
+                    error,
+                });
+            }
+        }
+        let checked = match self.check(client, cluster, owner, &later).await {
+            Ok(c) => c,
+            Err(error) => {
+                return Err(ApplyFailure {
+                    applied: applied(&written),
+                    error,
+                });
+            }
+        };
+        match write(checked).await {
+            Ok(more) => {
+                written.extend(more);
+                Ok(written)
+            }
+            Err(mut failure) => {
+                let mut all: Vec<AppliedObject> = applied(&written);
+                all.append(&mut failure.applied);
+                failure.applied = all;
+                Err(failure)
+            }
+        }
+    }
+
+    /// Resolve each object's API, its scope, and that nobody else owns what exists.
+    async fn check<'o>(
+        &self,
+        client: &Client,
+        cluster: &str,
+        owner: &Owner<'_>,
+        objects: &[&'o ManifestObject],
+    ) -> Result<Vec<Checked<'o>>, TargetError> {
         let mut checked = Vec::with_capacity(objects.len());
         for o in objects {
             let entry = AppliedObject {
@@ -167,53 +234,29 @@ impl Discovery {
             let display = o.display_name();
             let (ar, caps) = self
                 .resolve(client, cluster, &o.api_version, &o.kind, &display)
-                .await
-                .map_err(fail)?;
-            check_scope(&entry, &caps.scope).map_err(fail)?;
+                .await?;
+            check_scope(&entry, &caps.scope)?;
             let api = api_with(client, &ar, &caps.scope, &entry);
             let existing = api
                 .get_metadata_opt(&o.name)
                 .await
-                .map_err(|e| fail(classify(&display, e)))?;
+                .map_err(|e| classify(&display, e))?;
             if let Some(existing) = &existing {
-                owned_by(existing.labels(), owner).map_err(|current| {
-                    fail(TargetError::Conflict {
-                        object: display.clone(),
-                        owner: current,
-                    })
+                owned_by(existing.labels(), owner).map_err(|current| TargetError::Conflict {
+                    object: display.clone(),
+                    owner: current,
                 })?;
             }
-            let before = existing.and_then(|e| e.metadata.resource_version);
-            let namespaced = caps.scope == Scope::Namespaced;
-            checked.push((api, entry, o, before, ar, namespaced));
-        }
-        ensure_namespace(client, owner.workspace)
-            .await
-            .map_err(fail)?;
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let mut inventory = Vec::with_capacity(objects.len());
-        let mut written = Vec::with_capacity(objects.len());
-        for (api, entry, o, before, resource, namespaced) in checked {
-            let after = match api.patch(&o.name, &params, &Patch::Apply(&o.body)).await {
-                Ok(after) => after,
-                Err(e) => {
-                    return Err(ApplyFailure {
-                        applied: inventory,
-                        error: classify(&o.display_name(), e),
-                    });
-                }
-            };
-            inventory.push(entry.clone());
-            written.push(Written {
-                // An apply that changes nothing keeps the resourceVersion.
-                changed: before.is_none() || before != after.metadata.resource_version,
-                fingerprint: crate::drift::fingerprint(&after.metadata),
-                object: entry,
-                resource,
-                namespaced,
+            checked.push(Checked {
+                before: existing.and_then(|e| e.metadata.resource_version),
+                namespaced: caps.scope == Scope::Namespaced,
+                api,
+                entry,
+                object: o,
+                resource: ar,
             });
         }
-        Ok(written)
+        Ok(checked)
     }
 
     /// Whether applying `object` would change what the cluster holds (a server-side dry run
@@ -369,6 +412,79 @@ pub fn owned_by(
 }
 
 /// The scope the app declared (a namespace or none) must be the scope the cluster serves.
+/// The kind of a CustomResourceDefinition.
+const CRD_KIND: &str = "CustomResourceDefinition";
+
+/// How long a CRD applied with its custom resources may take to be served.
+const ESTABLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An object checked and ready to write.
+struct Checked<'o> {
+    api: Api<DynamicObject>,
+    entry: AppliedObject,
+    object: &'o ManifestObject,
+    before: Option<String>,
+    resource: ApiResource,
+    namespaced: bool,
+}
+
+/// Wait until the CRD `name` is Established (its kinds are served).
+async fn established(client: &Client, name: &str) -> Result<(), TargetError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let display = format!("CustomResourceDefinition {name}");
+    let start = std::time::Instant::now();
+    loop {
+        let crd = api.get_opt(name).await.map_err(|e| classify(&display, e))?;
+        let ready = crd
+            .and_then(|c| c.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        if ready {
+            return Ok(());
+        }
+        if start.elapsed() > ESTABLISH_TIMEOUT {
+            return Err(TargetError::Api {
+                object: display,
+                message: format!("not established after {}s", ESTABLISH_TIMEOUT.as_secs()),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Server-side apply each checked object, in order.
+async fn write(checked: Vec<Checked<'_>>) -> Result<Vec<Written>, ApplyFailure> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut inventory = Vec::with_capacity(checked.len());
+    let mut written = Vec::with_capacity(checked.len());
+    for c in checked {
+        let o = c.object;
+        let after = match c.api.patch(&o.name, &params, &Patch::Apply(&o.body)).await {
+            Ok(after) => after,
+            Err(e) => {
+                return Err(ApplyFailure {
+                    applied: inventory,
+                    error: classify(&o.display_name(), e),
+                });
+            }
+        };
+        inventory.push(c.entry.clone());
+        written.push(Written {
+            // An apply that changes nothing keeps the resourceVersion.
+            changed: c.before.is_none() || c.before != after.metadata.resource_version,
+            fingerprint: crate::drift::fingerprint(&after.metadata),
+            object: c.entry,
+            resource: c.resource,
+            namespaced: c.namespaced,
+        });
+    }
+    Ok(written)
+}
+
 fn check_scope(o: &AppliedObject, scope: &Scope) -> Result<(), TargetError> {
     match (scope, &o.namespace) {
         (Scope::Namespaced, Some(_)) | (Scope::Cluster, None) => Ok(()),

@@ -64,7 +64,8 @@ pub fn live_service(svc: &Service) -> Option<LiveService> {
     })
 }
 
-async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
+/// The Services, the cluster's networks and kube-proxy's mode: what every MetalLB check reads.
+pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
     let short = |e: kube::Error| short_error(&e);
     let client = source.client;
     let services: Vec<LiveService> = match &source.services {
@@ -121,5 +122,6 @@ async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
         facts,
         services,
         notes,
+        foreign: Vec::new(),
     })
 }

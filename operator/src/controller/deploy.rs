@@ -10,7 +10,7 @@ use crate::drift::{Drift, ObjKey};
 use crate::manifest::ManifestObject;
 use crate::plan::{self, Plan, View};
 use crate::render::job::RenderJob;
-use crate::render::{ClusterInfo, Release, ResolvedRollout};
+use crate::render::{ClusterInfo, ConfigSource, Release, ResolvedRollout};
 use crate::resources::{
     AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, DriftPolicy, JoinPhase,
     KommanderCluster,
@@ -111,7 +111,7 @@ pub async fn deploy_to(
         "planned"
     );
     let (key, seen) = (observed.key.clone(), observed.services_seen);
-    let o = act(ctx, ad, ns, kc, prev, observed, plan).await;
+    let o = act(ctx, ad, kc, prev, observed, plan).await;
     ctx.watches.set_blocked(
         &key,
         ObjectRef::from_obj(ad),
@@ -299,8 +299,12 @@ async fn observe(
                 network: kc.spec.network.as_ref(),
                 services: ctx.watches.services(&key),
             };
+            let defaults = desired
+                .as_ref()
+                .map(|d| d.defaults.clone())
+                .unwrap_or_default();
             Some(
-                checks::live_state(&source, ns, p)
+                checks::live_state(&source, ns, p, &defaults)
                     .await
                     .map_err(|e| (ClusterPhase::Unreachable, e))?,
             )
@@ -362,7 +366,6 @@ async fn confirmed(
 async fn act(
     ctx: &Context,
     ad: &AppDeployment,
-    ns: &str,
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
     obs: Observed,
@@ -418,18 +421,9 @@ async fn act(
         ),
         Plan::Invalid(errors) => {
             let where_ = obs
-                .rollout
+                .desired
                 .as_ref()
-                .map(|p| {
-                    format!(
-                        "ConfigMap {ns}/{}{}",
-                        p.config_map,
-                        p.key
-                            .as_deref()
-                            .map(|k| format!(" key {k}"))
-                            .unwrap_or_default()
-                    )
-                })
+                .map(|d| d.source.clone())
                 .unwrap_or_default();
             let msg = format!(
                 "new runtime config in {where_} is invalid, nothing applied: {}",
@@ -477,6 +471,30 @@ async fn act(
     }
 }
 
+/// The rendered objects in the order they are written: the runtime config before the
+/// workloads that read it (a new controller must find its config, not start without one), and
+/// last what the app's safety check wants last (for MetalLB 0.13+: pools that lose addresses).
+fn write_order(obs: &Observed) -> Vec<ManifestObject> {
+    let check = obs
+        .rollout
+        .as_ref()
+        .and_then(|p| p.safety_check)
+        .map(|c| checks::adapter(c).rules());
+    let is_config = |o: &ManifestObject| match obs.rollout.as_ref().map(|p| &p.source) {
+        Some(ConfigSource::Kinds(kinds)) => rollout::is_config_object(&o.body, kinds),
+        Some(ConfigSource::ConfigMap { name, .. }) => o.kind == "ConfigMap" && &o.name == name,
+        None => false,
+    };
+    let rank = |o: &ManifestObject| match (check, &obs.live) {
+        (Some(check), Some(live)) if check.write_last(&o.body, live) => 2,
+        _ if is_config(o) => 0,
+        _ => 1,
+    };
+    let mut ranked: Vec<(u8, &ManifestObject)> = obs.objects.iter().map(|o| (rank(o), o)).collect();
+    ranked.sort_by_key(|(r, _)| *r);
+    ranked.into_iter().map(|(_, o)| o.clone()).collect()
+}
+
 /// Apply every rendered object, prune what is no longer rendered, and record what is there.
 async fn apply(
     ctx: &Context,
@@ -495,9 +513,10 @@ async fn apply(
         release: &release,
     };
     let client = &obs.conn.client;
+    let objects = write_order(obs);
     let written: Vec<Written> = match ctx
         .discovery
-        .apply_all(client, &cluster_key, &owner, &obs.objects)
+        .apply_all(client, &cluster_key, &owner, &objects)
         .await
     {
         Ok(w) => w,

@@ -142,10 +142,16 @@ impl fmt::Display for Outcome {
             ),
             Fate::Renumbered { why, to, pools } => match to.as_slice() {
                 [ip] => write!(f, "{s} would lose {held} ({why}) and get {ip}"),
-                [] => write!(
+                [] if pools.len() <= 3 => write!(
                     f,
                     "{s} would lose {held} ({why}) and get a new IP from pool {}",
                     pools.join(" or ")
+                ),
+                [] => write!(
+                    f,
+                    "{s} would lose {held} ({why}) and get a new IP from one of {} pools ({}, …)",
+                    pools.len(),
+                    pools[..3].join(", ")
                 ),
                 many => write!(
                     f,

@@ -8,7 +8,7 @@ pub mod job;
 pub mod limits;
 
 use crate::manifest::{self, ManifestError, ManifestObject, Placement};
-use crate::resources::{AppDefinition, ConfigRollout, RestartTarget, SafetyCheck};
+use crate::resources::{AppDefinition, ConfigKind, ConfigRollout, RestartTarget, SafetyCheck};
 use crate::values::{self, Values, ValuesError};
 use handlebars::{Context, Handlebars};
 use serde::{Deserialize, Serialize};
@@ -190,7 +190,9 @@ impl CompiledApp {
             .map(|t| (t.name.as_str(), t.template.as_str()))
             .collect();
         if let Some(r) = &def.config_rollout {
-            sources.push(("configRollout.configMap", r.config_map.as_str()));
+            if let Some(cm) = &r.config_map {
+                sources.push(("configRollout.configMap", cm.as_str()));
+            }
             sources.extend(
                 r.restart
                     .iter()
@@ -238,7 +240,22 @@ impl CompiledApp {
         }
         // configRollout names may use the template context (e.g. "{{release.name}}-controller").
         if let Some(r) = &def.config_rollout {
-            let fields = std::iter::once(("configRollout.configMap".to_string(), &r.config_map))
+            match (&r.config_map, r.config_kinds.is_empty()) {
+                (Some(_), true) | (None, false) => {}
+                _ => {
+                    return Err(RenderError::Syntax {
+                        app: name.to_string(),
+                        template: "configRollout".into(),
+                        line: None,
+                        column: None,
+                        message: "set exactly one of configMap and configKinds".into(),
+                    });
+                }
+            }
+            let fields = r
+                .config_map
+                .iter()
+                .map(|cm| ("configRollout.configMap".to_string(), cm))
                 .chain(
                     r.restart
                         .iter()
@@ -281,7 +298,13 @@ impl CompiledApp {
             return Ok(None);
         };
         let ctx = self.context(Values::new(), release, cluster);
-        let config_map = self.render_text(&rollout_template("configRollout.configMap"), &ctx)?;
+        let source = match &r.config_map {
+            Some(_) => ConfigSource::ConfigMap {
+                name: self.render_text(&rollout_template("configRollout.configMap"), &ctx)?,
+                key: r.key.clone(),
+            },
+            None => ConfigSource::Kinds(r.config_kinds.clone()),
+        };
         let mut restart = Vec::new();
         for (i, t) in r.restart.iter().enumerate() {
             let name = self.render_text(
@@ -294,8 +317,7 @@ impl CompiledApp {
             });
         }
         Ok(Some(ResolvedRollout {
-            config_map,
-            key: r.key.clone(),
+            source,
             restart,
             safety_check: r.safety_check,
         }))
@@ -417,14 +439,26 @@ fn rollout_template(field: &str) -> String {
 /// An app's config rollout with its names resolved for one release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedRollout {
-    /// Name of the ConfigMap carrying the runtime config.
-    pub config_map: String,
-    /// Its key holding the config; `None` means all of its data.
-    pub key: Option<String>,
+    /// Where the runtime config is.
+    pub source: ConfigSource,
     /// Workloads to restart when the config changes.
     pub restart: Vec<RestartTarget>,
     /// The safety check guarding changes.
     pub safety_check: Option<SafetyCheck>,
+}
+
+/// Where an app's runtime config is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigSource {
+    /// One ConfigMap (name as rendered for this release).
+    ConfigMap {
+        /// Name.
+        name: String,
+        /// Its key holding the config; `None` means all of its data.
+        key: Option<String>,
+    },
+    /// Every object of these kinds in the workspace namespace.
+    Kinds(Vec<ConfigKind>),
 }
 
 /// The template that rendered the second copy of a duplicate object.

@@ -44,11 +44,18 @@ pub struct AppTemplate {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigRollout {
-    /// Name of the rendered ConfigMap that carries the runtime configuration.
-    pub config_map: String,
+    /// Name of the rendered ConfigMap that carries the runtime configuration (an app
+    /// configured by a ConfigMap, like MetalLB 0.12). Set this or `configKinds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
     /// Key of that ConfigMap holding the configuration; absent means all of its data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The kinds whose objects in the workspace namespace are the runtime configuration (an
+    /// app configured by custom resources, like MetalLB 0.13 and later), e.g.
+    /// `{apiVersion: metallb.io/v1beta1, kind: IPAddressPool}`. Set this or `configMap`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_kinds: Vec<ConfigKind>,
     /// Workloads restarted (by a config-hash annotation on their pod template) when the
     /// configuration changes, so the app loads it at once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -57,6 +64,16 @@ pub struct ConfigRollout {
     /// Absent: every valid change is rolled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_check: Option<SafetyCheck>,
+}
+
+/// A kind of configuration object.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigKind {
+    /// e.g. `metallb.io/v1beta1`.
+    pub api_version: String,
+    /// e.g. `IPAddressPool`.
+    pub kind: String,
 }
 
 /// A workload rendered by the app.
@@ -75,6 +92,14 @@ pub enum SafetyCheck {
     /// would take an assigned IP away from a LoadBalancer Service.
     #[serde(rename = "metallb-v0.12")]
     MetallbV012,
+    /// MetalLB 0.13 (custom resources): validates the resources and refuses changes the
+    /// controller would refuse (an assigned IP outside every pool) or that move an IP.
+    #[serde(rename = "metallb-v0.13")]
+    MetallbV013,
+    /// MetalLB 0.14 and later (custom resources): validates the resources and predicts which
+    /// Services a change renumbers or leaves pending, since the controller no longer refuses.
+    #[serde(rename = "metallb-v0.15")]
+    MetallbV015,
 }
 
 /// A catalog app version deployable from any workspace, e.g. `metallb-0.12.3`.

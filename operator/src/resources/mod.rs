@@ -6,8 +6,8 @@ pub mod cluster;
 pub mod workspace;
 
 pub use app::{
-    App, AppDefinition, AppSpec, AppTemplate, ClusterApp, ClusterAppSpec, ConfigRollout,
-    RestartTarget, SafetyCheck,
+    App, AppDefinition, AppSpec, AppTemplate, ClusterApp, ClusterAppSpec, ConfigKind,
+    ConfigRollout, RestartTarget, SafetyCheck,
 };
 pub use appdeployment::{
     AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, AppliedObject,

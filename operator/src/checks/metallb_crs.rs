@@ -1,0 +1,153 @@
+//! MetalLB 0.13 and 0.15 (configured by custom resources): every resource rule, the cluster's
+//! networks and kube-proxy's mode, and what the change does to each Service holding an IP:
+//! 0.13 refuses a change that takes an IP away; 0.14 and later renumber the Service, so the
+//! prediction is the only protection.
+
+use super::{Adapter, Source, metallb_v012};
+use crate::metallb::cidr;
+use crate::metallb::crs::{self, Announcement, BgpMode, CrConfig, Phase, Release};
+use crate::metallb::renumber;
+use crate::remote::short_error;
+use crate::rollout::{ConfigCheck, LiveState};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// The adapter for one release.
+pub struct MetallbCrsAdapter(Release);
+
+/// MetalLB 0.13.
+pub static V013: MetallbCrsAdapter = MetallbCrsAdapter(Release::V0_13);
+/// MetalLB 0.14 and later.
+pub static V015: MetallbCrsAdapter = MetallbCrsAdapter(Release::V0_15);
+
+static RULES_V013: MetallbCrs = MetallbCrs(Release::V0_13);
+static RULES_V015: MetallbCrs = MetallbCrs(Release::V0_15);
+
+impl Adapter for MetallbCrsAdapter {
+    fn observe<'a>(&'a self, source: &'a Source<'a>) -> BoxFuture<'a, Result<LiveState, String>> {
+        Box::pin(observe(source))
+    }
+
+    fn reads_services(&self) -> bool {
+        true
+    }
+
+    fn rules(&self) -> &'static dyn ConfigCheck {
+        match self.0 {
+            Release::V0_13 => &RULES_V013,
+            Release::V0_15 => &RULES_V015,
+        }
+    }
+}
+
+async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
+    let mut live = metallb_v012::observe(source).await?;
+    // Pools may admit Services by their namespace's labels.
+    let namespaces: Api<Namespace> = Api::all(source.client.clone());
+    match namespaces.list_metadata(&ListParams::default()).await {
+        Ok(list) => {
+            for s in &mut live.services {
+                if let Some(ns) = list.items.iter().find(|n| n.name_any() == s.namespace) {
+                    s.namespace_labels = ns.labels().clone();
+                }
+            }
+        }
+        Err(e) => live.notes.push(format!(
+            "namespaces could not be read ({}): pools that select namespaces by label were judged without their labels",
+            short_error(&e)
+        )),
+    }
+    Ok(live)
+}
+
+/// The rules of one release.
+pub struct MetallbCrs(Release);
+
+/// The configuration: the objects of a config text plus those of others in the namespace.
+fn objects(text: &str, live: &LiveState) -> Option<Vec<Value>> {
+    let mut items: Vec<Value> = serde_json::from_str(text).ok()?;
+    items.extend(live.foreign.iter().cloned());
+    Some(items)
+}
+
+fn secrets(items: &[Value]) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter(|o| o["kind"] == "Secret")
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+impl MetallbCrs {
+    fn parse(&self, text: &str, live: &LiveState) -> Option<CrConfig> {
+        let items = objects(text, live)?;
+        crs::parse(&items, self.0, BgpMode::Frr, &secrets(&items)).ok()
+    }
+}
+
+impl ConfigCheck for MetallbCrs {
+    fn validate(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Some(items) = objects(new, live) else {
+            return vec!["the configuration objects are not a JSON list".into()];
+        };
+        // The FRR speaker is the chart's default; with the native one MetalLB's webhook also
+        // refuses the FRR-only fields.
+        let cfg = match crs::parse(&items, self.0, BgpMode::Frr, &secrets(&items)) {
+            Err(errors) => return errors.iter().map(ToString::to_string).collect(),
+            Ok(cfg) => cfg,
+        };
+        let facts = &live.facts;
+        let mut out = Vec::new();
+        for pool in &cfg.pools {
+            let networks = facts
+                .pod_subnets
+                .iter()
+                .map(|n| (n, "podSubnet"))
+                .chain(facts.service_subnets.iter().map(|n| (n, "serviceSubnet")));
+            for (net, which) in networks {
+                if let Some(block) = pool.cidrs.iter().find(|b| cidr::overlaps(b, net)) {
+                    out.push(format!(
+                        "IPAddressPool/{}: addresses {block} overlap the cluster's {which} {net} (the guide: the MetalLB range must not overlap podSubnet and serviceSubnet)",
+                        pool.name
+                    ));
+                    break;
+                }
+            }
+            if facts.ipvs_without_strict_arp && cfg.announced(pool).contains(&Announcement::Layer2)
+            {
+                out.push(format!(
+                    "IPAddressPool/{}: announced by an L2Advertisement, which needs strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP)",
+                    pool.name
+                ));
+            }
+        }
+        out
+    }
+
+    fn breaks(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Some(new) = self.parse(new, live) else {
+            return Vec::new();
+        };
+        let old = live.config.as_deref().and_then(|t| self.parse(t, live));
+        renumber::predict(old.as_ref(), &new, &live.services, self.0)
+            .iter()
+            .filter(|o| o.breaks())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn write_last(&self, object: &Value, live: &LiveState) -> bool {
+        if object["kind"] != "IPAddressPool" {
+            return false;
+        }
+        let old = live.config.as_deref().and_then(|t| self.parse(t, live));
+        crs::phases(old.as_ref(), std::slice::from_ref(object)) == [Phase::Narrow]
+    }
+}
+
+#[cfg(test)]
+mod tests;

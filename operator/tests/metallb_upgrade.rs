@@ -1,0 +1,299 @@
+//! Upgrading MetalLB in place, from metallb-0.12.3 to metallb-0.15.2, by changing the
+//! AppDeployment's appRef: the real v0.12.1 controller assigns the IPs, the operator converts
+//! the config into resources, installs the CRDs, writes the resources before the new
+//! controller, and removes the ConfigMap-era objects; the real v0.15.2 controller takes over
+//! and every Service keeps its IP. An upgrade whose config would renumber a Service is held
+//! before anything is touched.
+
+use kommander_e2e::{Clusters, MetallbController, Operator, eventually, free_port, root};
+use kommander_operator::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
+use kube::api::Api;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+const NS: &str = "ws-u";
+
+fn overrides(name: &str, pool: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {NS}}}\ndata:\n  values.yaml: |\n    crds:\n      validationFailurePolicy: Ignore\n    configInline:\n      address-pools:\n      - name: default\n        protocol: layer2\n        addresses:\n        - {pool}\n"
+    )
+}
+
+fn app_deployment(app: &str, overrides: &str) -> String {
+    format!(
+        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: metallb, namespace: {NS}}}\nspec:\n  appRef: {{name: {app}, kind: ClusterApp}}\n  configOverrides: {{name: {overrides}}}\n"
+    )
+}
+
+struct Controller(Child);
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
+    let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
+    let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
+    clusters.install_crds_and_catalog("management").unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
+    let _operator = Operator::start(
+        &bin,
+        &clusters.kubeconfig("management"),
+        clusters.state_dir().join("operator.log"),
+    )
+    .unwrap();
+    let mgmt = clusters.client("management").await.unwrap();
+    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {NS}}}\nspec: {{}}\n"))).unwrap();
+    eventually("workspace namespace", T, || async {
+        k("management", &["get", "namespace", NS], None).map(|_| ())
+    })
+    .await
+    .unwrap();
+    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig("attached-1")).unwrap();
+    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
+    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a1, namespace: {NS}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: attached-1, namespace: {NS}}}\nspec: {{kubeconfigRef: {{name: a1}}}}\n"))).unwrap();
+    let status = || async {
+        let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), NS);
+        let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
+        ad.status
+            .and_then(|s| s.clusters.into_iter().next())
+            .ok_or_else(|| "no status".to_string())
+    };
+    let phase = |want: ClusterPhase, app: &'static str| {
+        let status = &status;
+        async move {
+            eventually(&format!("{want:?} with {app}"), T, || async {
+                let c: ClusterRolloutStatus = status().await?;
+                let image = k(
+                    "attached-1",
+                    &[
+                        "-n",
+                        NS,
+                        "get",
+                        "deployment",
+                        "metallb-controller",
+                        "-o",
+                        "jsonpath={.spec.template.spec.containers[0].image}",
+                    ],
+                    None,
+                )
+                .unwrap_or_default();
+                if c.phase == want && image.ends_with(app) {
+                    Ok(c)
+                } else {
+                    Err(format!("{:?} ({image}): {:?}", c.phase, c.message))
+                }
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let ips = || {
+        k("attached-1", &["-n", "default", "get", "services", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[0].ip} {end}"], None).unwrap()
+    };
+
+    println!("metallb-0.12.3 with the guide's overrides; the real v0.12.1 controller assigns IPs");
+    k(
+        "management",
+        &["apply", "-f", "-"],
+        Some(&overrides("metallb-overrides", "10.0.50.25-10.0.50.50")),
+    )
+    .unwrap();
+    k(
+        "management",
+        &["apply", "-f", "-"],
+        Some(&app_deployment("metallb-0.12.3", "metallb-overrides")),
+    )
+    .unwrap();
+    phase(ClusterPhase::Applied, "v0.12.1").await;
+    let old = MetallbController::start(
+        &clusters.kubeconfig("attached-1"),
+        NS,
+        clusters.state_dir().join("metallb-v0.12.log"),
+    );
+    for svc in ["web-a", "web-b", "web-c"] {
+        k(
+            "attached-1",
+            &[
+                "-n",
+                "default",
+                "create",
+                "service",
+                "loadbalancer",
+                svc,
+                "--tcp=80:80",
+            ],
+            None,
+        )
+        .unwrap();
+    }
+    let before = eventually("three IPs", T, || async {
+        let now = ips();
+        if now.matches("=10.0.50.").count() == 3 {
+            Ok(now)
+        } else {
+            Err(now)
+        }
+    })
+    .await
+    .unwrap();
+    println!("  {before}");
+
+    println!("an upgrade whose config would move a Service: held before anything is touched");
+    let holder = before
+        .split_whitespace()
+        .find_map(|kv| kv.strip_suffix("=10.0.50.25"))
+        .unwrap()
+        .to_string();
+    // A new overrides ConfigMap, so that the appRef and the config change in one write.
+    k(
+        "management",
+        &["apply", "-f", "-"],
+        Some(&overrides("metallb-narrow", "10.0.50.26-10.0.50.50")),
+    )
+    .unwrap();
+    k(
+        "management",
+        &["apply", "-f", "-"],
+        Some(&app_deployment("metallb-0.15.2", "metallb-narrow")),
+    )
+    .unwrap();
+    let held = eventually("Blocked", T, || async {
+        let c = status().await?;
+        if c.phase == ClusterPhase::Blocked {
+            Ok(c)
+        } else {
+            Err(format!("{:?}", c.phase))
+        }
+    })
+    .await
+    .unwrap();
+    // The other two hold .26 and .27: the first free address is .28.
+    assert_eq!(
+        held.blockers,
+        vec![format!(
+            "default/{holder} would lose 10.0.50.25 (no pool of the new config holds it) and get 10.0.50.28"
+        )]
+    );
+    let image = k(
+        "attached-1",
+        &[
+            "-n",
+            NS,
+            "get",
+            "deployment",
+            "metallb-controller",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+        None,
+    )
+    .unwrap();
+    assert!(image.ends_with("v0.12.1"), "{image}");
+    k(
+        "attached-1",
+        &["-n", NS, "get", "configmap", "metallb"],
+        None,
+    )
+    .unwrap();
+    assert!(
+        k(
+            "attached-1",
+            &["get", "crd", "ipaddresspools.metallb.io"],
+            None
+        )
+        .is_err(),
+        "no CRD installed while held"
+    );
+
+    println!(
+        "the same config as before: the upgrade proceeds and the v0.15.2 controller takes over"
+    );
+    k(
+        "management",
+        &["apply", "-f", "-"],
+        Some(&app_deployment("metallb-0.15.2", "metallb-overrides")),
+    )
+    .unwrap();
+    phase(ClusterPhase::Applied, "v0.15.2").await;
+    // The Deployment now runs v0.15.2: its old pod goes, the new one starts.
+    drop(old);
+    let port = free_port();
+    let log = std::fs::File::create(clusters.state_dir().join("metallb-v0.15.log")).unwrap();
+    let _new = Controller(
+        Command::new(root().join("e2e/bin/metallb-controller-v0.15"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--webhook-mode",
+                "disabled",
+                "--disable-cert-rotation",
+            ])
+            .env("KUBECONFIG", clusters.kubeconfig("attached-1"))
+            .env("METALLB_NAMESPACE", NS)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("e2e/bin/metallb-controller-v0.15 runs (make e2e-build)"),
+    );
+    k(
+        "attached-1",
+        &[
+            "-n",
+            "default",
+            "create",
+            "service",
+            "loadbalancer",
+            "web-d",
+            "--tcp=80:80",
+        ],
+        None,
+    )
+    .unwrap();
+    let after = eventually("the v0.15.2 controller serves web-d", T, || async {
+        let now = ips();
+        if now.matches("=10.0.50.").count() == 4 {
+            Ok(now)
+        } else {
+            Err(now)
+        }
+    })
+    .await
+    .unwrap();
+    println!("  {after}");
+    for kept in before.split_whitespace() {
+        assert!(
+            after.split_whitespace().any(|a| a == kept),
+            "every IP kept: {before} -> {after}"
+        );
+    }
+    assert!(after.contains("web-d=10.0.50.28"), "{after}");
+    assert!(
+        k(
+            "attached-1",
+            &["-n", NS, "get", "configmap", "metallb"],
+            None
+        )
+        .is_err(),
+        "the 0.12 ConfigMap is removed"
+    );
+    let pool = k(
+        "attached-1",
+        &[
+            "-n",
+            NS,
+            "get",
+            "ipaddresspool",
+            "default",
+            "-o",
+            "jsonpath={.spec.addresses[0]}",
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(pool, "10.0.50.25-10.0.50.50");
+}
