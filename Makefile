@@ -8,7 +8,7 @@ CLUSTERS := management attached-1 attached-2
 
 .PHONY: bench-render bench-operator bench-memory bench-watch
 .PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
-	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle oracle cluster-up cluster-down cluster-status
+	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 	$(CARGO) build --release --bin kommander-operator
 
 ## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
-test: lint unit e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle
+test: lint unit e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm
 
 lint: fmt-check clippy go-lint
 
@@ -27,7 +27,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 go-lint:
-	@out="$$(gofmt -l e2e/controlplane e2e/metallb e2e/metallb-v0.15)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
+	@out="$$(gofmt -l e2e/controlplane e2e/metallb e2e/metallb-v0.13 e2e/metallb-v0.15 e2e/helm)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 	cd e2e/controlplane && $(GO) vet ./...
 
 ## unit: every test that needs no cluster (the e2e_ test runs in e2e-operator)
@@ -42,7 +42,9 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 e2e-build:
 	cd e2e/controlplane && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o ../bin/controlplane .
 	cd e2e/metallb && $(GO) build -o ../bin/metallb-controller go.universe.tf/metallb/controller
+	cd e2e/metallb-v0.13 && $(GO) build -o ../bin/metallb-controller-v0.13 go.universe.tf/metallb/controller
 	cd e2e/metallb-v0.15 && $(GO) build -o ../bin/metallb-controller-v0.15 go.universe.tf/metallb/controller
+	cd e2e/helm && $(GO) build -o ../bin/helm helm.sh/helm/v3/cmd/helm
 
 ## e2e-smoke: three clusters, real kubectl: Deployments roll out and are garbage-collected
 e2e-smoke: e2e-build
@@ -60,13 +62,18 @@ e2e-security: e2e-build
 e2e-metallb: e2e-build
 	$(CARGO) test -p kommander-operator --test metallb --test metallb_v015 --test metallb_upgrade -- --nocapture
 
-## e2e-oracle: the real MetalLB v0.12.1 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
+## e2e-oracle: the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
 e2e-oracle: e2e-build
-	$(CARGO) test -p kommander-operator --test oracle --test oracle_v015 -- --nocapture
+	$(CARGO) test -p kommander-operator --test oracle --test oracle_v013 --test oracle_v015 -- --nocapture
 
-## oracle: the same with 300 scenarios each (not in CI: about 30 minutes)
+## e2e-helm: helm v3.22.0 (built from its module) as the reference: the values merge (200 random
+## cases) and the metallb-0.15.2 port against `helm template` of the upstream chart (100 value sets)
+e2e-helm: e2e-build
+	$(CARGO) test -p kommander-operator --test values_helm --test chart_fidelity -- --nocapture
+
+## oracle: the same with 300 scenarios each (not in CI: about 45 minutes)
 oracle: e2e-build
-	ORACLE_SCENARIOS=300 $(CARGO) test -p kommander-operator --test oracle --test oracle_v015 -- --nocapture
+	ORACLE_SCENARIOS=300 $(CARGO) test -p kommander-operator --test oracle --test oracle_v013 --test oracle_v015 -- --nocapture
 
 ## cluster-up / cluster-down: the clusters for tests and demo (kubeconfigs under .e2e/)
 cluster-up: e2e-build

@@ -113,7 +113,7 @@ enum Command {
     /// Render an app with values files, offline, like `helm template`.
     #[command(after_help = RENDER_EXAMPLE)]
     Render(RenderArgs),
-    /// Validate an app's runtime configuration (for MetalLB: every MetalLB 0.12 rule), offline.
+    /// Validate an app's runtime configuration (for MetalLB: every rule of its version), offline.
     #[command(after_help = CHECK_EXAMPLE)]
     Check {
         #[command(flatten)]

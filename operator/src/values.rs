@@ -5,7 +5,9 @@
 //! 1. the `-f` files are merged into one map (`mergeMaps`): maps merge recursively, anything
 //!    else (including `null`) replaces;
 //! 2. that map is coalesced over the chart defaults (`coalesceValues`): a `null` deletes the
-//!    key, maps merge recursively, and when a map meets a non-map the override wins.
+//!    key the defaults give a value (at the top level: any key the defaults have), maps merge
+//!    recursively, and when a map meets a non-map the override wins. Since Helm 3.21 a nested
+//!    `null` for a key without a non-null default stays `null` (3.20 deleted it too).
 
 use crate::yaml::{self, YamlError};
 use serde_json::{Map, Value};
@@ -108,20 +110,16 @@ fn coalesce_values(mut user: Values, defaults: &Values) -> Values {
     user
 }
 
-/// Helm's `coalesceTablesFullKey` (merge = false): `src` (defaults) fills `dst` (user).
+/// Helm's `coalesceTablesFullKey` (merge = false), as of Helm 3.21: `src` (defaults) fills
+/// `dst` (user). A user `null` deletes a key the defaults give a non-null value; a user `null`
+/// for a key the defaults lack (or leave null) stays, as `null`.
 fn coalesce_tables(dst: &mut Values, src: &Values) {
-    // A user `null` deletes the key whether or not the defaults define it.
-    let deleted: Vec<String> = dst
-        .iter()
-        .filter(|(_, v)| v.is_null())
-        .map(|(k, _)| k.clone())
-        .collect();
-    dst.retain(|_, v| !v.is_null());
     for (k, sv) in src {
-        if deleted.contains(k) {
-            continue;
-        }
         match dst.get_mut(k) {
+            Some(Value::Null) if !sv.is_null() => {
+                dst.remove(k);
+            }
+            Some(Value::Null) => {}
             None => {
                 dst.insert(k.clone(), sv.clone());
             }
@@ -129,6 +127,7 @@ fn coalesce_tables(dst: &mut Values, src: &Values) {
                 if let Value::Object(sm) = sv {
                     coalesce_tables(dm, sm);
                 }
+                // A map over a scalar: the override wins (Helm only warns).
             }
             Some(_) => {}
         }

@@ -68,7 +68,9 @@ values = open(f"{chart}/values.yaml").read()
 kommander_values = open(f"{here}/values-extra.yaml").read()
 header = open(f"{here}/header.yaml").read()
 vals = "\n".join(("    " + l) if l.strip() else "" for l in (kommander_values + values).rstrip("\n").splitlines())
-out = header + "  defaultValues: |\n" + vals + "\n" + body
+schema = open(f"{chart}/values.schema.json").read()
+schema_block = "\n".join(("    " + l) if l.strip() else "" for l in schema.rstrip("\n").splitlines())
+out = header + "  defaultValues: |\n" + vals + "\n" + "  # The chart's values.schema.json, verbatim.\n  valuesSchema: |\n" + schema_block + "\n" + body
 out += block("webhooks.yaml", wh)
 out += block("crds.yaml", "{{#if values.crds.enabled}}\n" + crds.rstrip("\n") + "\n{{/if}}\n")
 open(f"{root}/manifests/catalog/metallb-0.15.2.yaml", "w").write(out)

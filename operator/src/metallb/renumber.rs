@@ -290,8 +290,13 @@ fn candidate_pools<'a>(new: &'a CrConfig, s: &LiveService) -> Vec<Vec<&'a CrPool
 enum Claim {
     /// Settled on its own: a requested IP, or pending.
     Settled(Fate),
-    /// The first free address of one of these pools (in this family).
-    Draw { pools: Vec<String>, v4: bool },
+    /// The first free address of one of these pools (in this family); when they run out, of
+    /// the `fallback` pools (MetalLB tries the pinned pools, then every open one).
+    Draw {
+        pools: Vec<String>,
+        fallback: Vec<String>,
+        v4: bool,
+    },
 }
 
 /// Where a cleared Service lands, as far as it can be told alone.
@@ -339,14 +344,17 @@ fn claim(new: &CrConfig, s: &LiveService, release: Release, why: &str, used: &mu
         },
         None => candidate_pools(new, s),
     };
-    // The first group with any free address is where it draws from.
+    // The first group with any free address is where it draws from; the later ones take
+    // what it cannot.
     let like = s.ips[0];
-    match groups
+    let mut open = groups
         .into_iter()
-        .find(|g| g.iter().any(|p| first_free(p, like, used).is_some()))
-    {
-        Some(g) => Claim::Draw {
-            pools: g.iter().map(|p| p.name.clone()).collect(),
+        .filter(|g| g.iter().any(|p| first_free(p, like, used).is_some()))
+        .map(|g| g.iter().map(|p| p.name.clone()).collect::<Vec<String>>());
+    match open.next() {
+        Some(pools) => Claim::Draw {
+            fallback: open.flatten().filter(|p| !pools.contains(p)).collect(),
+            pools,
             v4,
         },
         None => pending(match asked_pool {
@@ -354,6 +362,15 @@ fn claim(new: &CrConfig, s: &LiveService, release: Release, why: &str, used: &mu
             None => "no pool that admits it has a free address".into(),
         }),
     }
+}
+
+/// A cleared Service waiting for an address.
+struct Drawing {
+    index: usize,
+    why: String,
+    pools: Vec<String>,
+    fallback: Vec<String>,
+    v4: bool,
 }
 
 /// Serve the Services drawing from the same pools: together they take the first free
@@ -453,7 +470,7 @@ pub fn predict(
         .flat_map(|s| s.ips.iter().copied())
         .collect();
     let mut fates: Vec<Option<Fate>> = Vec::new();
-    let mut draws: Vec<(usize, String, Vec<String>, bool)> = Vec::new();
+    let mut draws: Vec<Drawing> = Vec::new();
     for (i, (s, verdict)) in held.iter().zip(verdicts).enumerate() {
         match verdict {
             Ok(pool) => fates.push(Some(announcement(old, new, s, pool))),
@@ -463,52 +480,84 @@ pub fn predict(
                 }
                 match claim(new, s, release, &why, &mut used) {
                     Claim::Settled(fate) => fates.push(Some(fate)),
-                    Claim::Draw { pools, v4 } => {
+                    Claim::Draw {
+                        pools,
+                        fallback,
+                        v4,
+                    } => {
                         fates.push(None);
-                        draws.push((i, why, pools, v4));
+                        draws.push(Drawing {
+                            index: i,
+                            why,
+                            pools,
+                            fallback,
+                            v4,
+                        });
                     }
                 }
             }
         }
     }
-    let mut groups: Vec<(Vec<String>, bool)> = Vec::new();
-    for (_, _, pools, v4) in &draws {
-        if !groups.contains(&(pools.clone(), *v4)) {
-            groups.push((pools.clone(), *v4));
+    let mut groups: Vec<(&[String], &[String], bool)> = Vec::new();
+    for d in &draws {
+        let key = (d.pools.as_slice(), d.fallback.as_slice(), d.v4);
+        if !groups.contains(&key) {
+            groups.push(key);
         }
     }
-    for (pools, v4) in groups {
-        let members: Vec<&(usize, String, Vec<String>, bool)> =
-            draws.iter().filter(|d| d.2 == pools && d.3 == v4).collect();
+    for (pools, fallback, v4) in groups {
+        let members: Vec<&Drawing> = draws
+            .iter()
+            .filter(|d| d.pools == pools && d.fallback == fallback && d.v4 == v4)
+            .collect();
         // Services drawing from several pools may take this pool's addresses first.
         let others = if pools.len() == 1 {
             draws
                 .iter()
-                .filter(|d| d.3 == v4 && d.2.len() > 1 && d.2.contains(&pools[0]))
+                .filter(|d| d.v4 == v4 && d.pools.len() > 1 && d.pools.contains(&pools[0]))
                 .count()
         } else {
             0
         };
-        let (free, enough) = draw(new, &pools, v4, members.len() + others, &mut used);
-        for (i, why, _, _) in members.iter().map(|m| (*m).clone()) {
-            fates[i] = Some(if !enough {
+        let rivals = members.len() + others;
+        let (free, enough) = draw(new, pools, v4, rivals, &mut used);
+        // What the first pools cannot take goes to the fallback pools.
+        let (spill, spill_enough) = if enough || fallback.is_empty() {
+            (Vec::new(), enough)
+        } else {
+            draw(new, fallback, v4, rivals - free.len(), &mut used)
+        };
+        let all_pools: Vec<String> = pools.iter().chain(fallback).cloned().collect();
+        for d in members {
+            let why = d.why.clone();
+            fates[d.index] = Some(if !spill_enough {
+                let mut all_free = free.clone();
+                all_free.extend(spill.iter().copied());
                 Fate::Contended {
                     why,
-                    pools: pools.clone(),
-                    free: free.clone(),
-                    rivals: members.len() + others,
+                    pools: if spill.is_empty() {
+                        pools.to_vec()
+                    } else {
+                        all_pools.clone()
+                    },
+                    free: all_free,
+                    rivals,
                 }
-            } else if pools.len() > 1 {
+            } else if !spill.is_empty() || pools.len() > 1 {
                 Fate::Renumbered {
                     why,
                     to: Vec::new(),
-                    pools: pools.clone(),
+                    pools: if spill.is_empty() {
+                        pools.to_vec()
+                    } else {
+                        all_pools.clone()
+                    },
                 }
             } else {
                 Fate::Renumbered {
                     why,
                     to: free.clone(),
-                    pools: pools.clone(),
+                    pools: pools.to_vec(),
                 }
             });
         }

@@ -22,6 +22,14 @@ pub use helpers::yaml_safe;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     /// The app's `defaultValues` are unusable.
+    /// The merged values break the app's values schema.
+    #[error("app {app}: values don't meet the app's values schema: {}", problems.join("; "))]
+    Schema {
+        /// App name.
+        app: String,
+        /// Each problem, with the value's path.
+        problems: Vec<String>,
+    },
     #[error("app {app}: spec.defaultValues: {error}")]
     DefaultValues {
         /// App name, e.g. `metallb-0.12.3`.
@@ -139,6 +147,7 @@ pub struct CompiledApp {
     /// Templates rendered, in order; names starting with `_` are partials only.
     order: Vec<String>,
     rollout: Option<ConfigRollout>,
+    schema: Option<jsonschema::Validator>,
     registry: Handlebars<'static>,
 }
 
@@ -282,6 +291,7 @@ impl CompiledApp {
             cluster_scoped_kinds: def.cluster_scoped_kinds.clone(),
             order,
             rollout: def.config_rollout.clone(),
+            schema: compile_schema(name, def.values_schema.as_deref())?,
             registry,
         })
     }
@@ -403,11 +413,33 @@ impl CompiledApp {
         release: &Release,
         cluster: &ClusterInfo,
     ) -> Result<Vec<(String, String)>, RenderError> {
+        self.check_schema(&values)?;
         let ctx = self.context(values, release, cluster);
         self.order
             .iter()
             .map(|name| Ok((name.clone(), self.render_text(name, &ctx)?)))
             .collect()
+    }
+
+    /// Helm's schema check of the merged values: every problem, with its path.
+    fn check_schema(&self, values: &Values) -> Result<(), RenderError> {
+        let Some(schema) = &self.schema else {
+            return Ok(());
+        };
+        let instance = Value::Object(values.clone());
+        let problems: Vec<String> = schema
+            .iter_errors(&instance)
+            .map(|e| format!("at '{}': {e}", e.instance_path()))
+            .take(20)
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RenderError::Schema {
+                app: self.name.clone(),
+                problems,
+            })
+        }
     }
 
     fn render_text(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
@@ -445,6 +477,27 @@ pub struct ResolvedRollout {
     pub restart: Vec<RestartTarget>,
     /// The safety check guarding changes.
     pub safety_check: Option<SafetyCheck>,
+}
+
+/// The app's values schema, ready to validate with.
+fn compile_schema(
+    app: &str,
+    text: Option<&str>,
+) -> Result<Option<jsonschema::Validator>, RenderError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let bad = |message: String| RenderError::Syntax {
+        app: app.to_string(),
+        template: "spec.valuesSchema".into(),
+        line: None,
+        column: None,
+        message,
+    };
+    let schema: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    jsonschema::validator_for(&schema)
+        .map(Some)
+        .map_err(|e| bad(format!("not a usable JSON Schema: {e}")))
 }
 
 /// Where an app's runtime config is.

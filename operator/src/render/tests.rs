@@ -16,6 +16,7 @@ fn app(templates: &[(&str, &str)], defaults: &str, cluster_kinds: &[&str]) -> Ap
             .collect(),
         cluster_scoped_kinds: cluster_kinds.iter().map(|s| s.to_string()).collect(),
         config_rollout: None,
+        values_schema: None,
     }
 }
 
@@ -356,4 +357,54 @@ fn rendering_is_deterministic() {
     let a = render_one(CM, "x: 1", json!({"x": "v"})).unwrap();
     let b = render_one(CM, "x: 1", json!({"x": "v"})).unwrap();
     assert_eq!(a, b);
+}
+
+#[test]
+fn values_that_break_the_schema_are_refused_each_named() {
+    let mut def = app(
+        &[(
+            "t.yaml",
+            "kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n",
+        )],
+        "level: info\nport: 80\n",
+        &[],
+    );
+    def.values_schema = Some(
+        r#"{"$schema": "https://json-schema.org/draft-07/schema#", "type": "object",
+            "properties": {"level": {"enum": ["info", "debug"]}, "port": {"type": "integer"}}}"#
+            .into(),
+    );
+    let compiled = CompiledApp::compile("demo-1.0.0", &def).unwrap();
+    let bad = crate::values::parse("x", "level: verbose\nport: eighty\n").unwrap();
+    let e = compiled
+        .render(
+            crate::values::merge(&compiled.defaults, &[bad]),
+            &release(),
+            &cluster(),
+        )
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("app demo-1.0.0: values don't meet the app's values schema: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("at '/level'") && text.contains("at '/port'"),
+        "{text}"
+    );
+    let good = crate::values::parse("x", "level: debug\n").unwrap();
+    compiled
+        .render(
+            crate::values::merge(&compiled.defaults, &[good]),
+            &release(),
+            &cluster(),
+        )
+        .unwrap();
+    def.values_schema = Some("{not json".into());
+    assert!(
+        CompiledApp::compile("demo-1.0.0", &def)
+            .unwrap_err()
+            .to_string()
+            .contains("spec.valuesSchema: not JSON")
+    );
 }

@@ -15,6 +15,10 @@ pub struct AppDefinition {
     /// way Helm merges `-f` files over a chart's values.yaml.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_values: Option<String>,
+    /// JSON Schema the merged values must satisfy (a chart's `values.schema.json`, as JSON
+    /// text): Helm refuses values that break it, and so does the render, naming each one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values_schema: Option<String>,
     /// Handlebars templates, rendered in order; each renders zero or more YAML documents.
     /// Templates whose name starts with `_` are partials: they render nothing themselves and
     /// are included with `{{> _name arg}}` (pass the part of the context they need).

@@ -69,10 +69,14 @@ fn null_deletes_a_default_key_when_nested() {
 }
 
 #[test]
-fn nested_null_for_an_unknown_key_disappears() {
-    // coalesceTablesFullKey drops every null of the user table.
-    let out = merged(json!({"a": {"x": 1}}), vec![json!({"a": {"y": null}})]);
-    assert_eq!(out, json!({"a": {"x": 1}}));
+fn nested_null_for_a_key_without_a_default_stays_like_helm_3_21() {
+    // coalesceTablesFullKey (Helm 3.21+) keeps a user null the defaults do not override;
+    // Helm 3.20 dropped it. A chart's schema then sees it (e.g. `command: null`).
+    let out = merged(
+        json!({"a": {"x": 1, "n": null}}),
+        vec![json!({"a": {"y": null, "n": null}})],
+    );
+    assert_eq!(out, json!({"a": {"x": 1, "y": null, "n": null}}));
 }
 
 #[test]

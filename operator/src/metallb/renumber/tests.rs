@@ -263,3 +263,20 @@ fn pools_admit_namespaces_by_label() {
         .collect();
     assert_eq!(fates, vec![false, true]);
 }
+
+#[test]
+fn what_a_pinned_pool_cannot_take_goes_to_the_open_pools() {
+    // x/s and x/t are pinned to only-x (one address); the second falls back to the open pool.
+    assert_eq!(
+        run(
+            &["a=10.0.0.0-10.0.0.9"],
+            &["only-x=10.1.0.0/32", "b=10.2.0.0/30"],
+            &["x/s@10.0.0.1", "x/t@10.0.0.2"],
+            Release::V0_15
+        ),
+        vec![
+            "x/s would lose 10.0.0.1 (no pool of the new config holds it) and get a new IP from pool only-x or b",
+            "x/t would lose 10.0.0.2 (no pool of the new config holds it) and get a new IP from pool only-x or b",
+        ]
+    );
+}
