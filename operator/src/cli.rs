@@ -438,10 +438,14 @@ fn check_live(
                 .iter()
                 .map(|t| format!("{}/{}", t.kind, t.name))
                 .collect();
-            say(format!(
-                "safe: the operator would apply it and restart {}",
-                restart.join(", ")
-            ))?;
+            if restart.is_empty() {
+                say("safe: the operator would apply it (the app reloads it itself)")?;
+            } else {
+                say(format!(
+                    "safe: the operator would apply it and restart {}",
+                    restart.join(", ")
+                ))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Decision::Invalid(errors) => {
