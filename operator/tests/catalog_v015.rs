@@ -2,7 +2,7 @@
 //! resource shapes, as values, become the same resources; the gate reads them back.
 
 use kommander_operator::catalog::load_app;
-use kommander_operator::checks::{self, Adapter as _};
+use kommander_operator::checks;
 use kommander_operator::manifest::ManifestObject;
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
 use kommander_operator::rollout::{self, LiveState};
