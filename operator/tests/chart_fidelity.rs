@@ -13,23 +13,10 @@
 //!
 //! `make test` runs 100 value sets (CHART_SCENARIOS).
 
-use kommander_e2e::root;
+use kommander_e2e::{Rng, root};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::Command;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<T: Clone>(&mut self, options: &[T]) -> T {
-        options[(self.next() % options.len() as u64) as usize].clone()
-    }
-}
 
 /// Set `path` (dotted) in `values` to `v`.
 fn set(values: &mut Value, path: &str, v: Value) {
@@ -298,7 +285,7 @@ fn e2e_chart_metallb_0_15_2_renders_like_helm() {
         // Scenario 0 is the defaults; the others set each knob with probability 1/3.
         if n > 0 {
             for (path, options) in &knobs {
-                if rng.next().is_multiple_of(3) {
+                if rng.next_u64().is_multiple_of(3) {
                     set(&mut values, path, rng.pick(options));
                 }
             }

@@ -4,9 +4,8 @@
 //! `metallb-controller` process against the attached cluster and restarts it whenever the
 //! operator rolls the Deployment (a new config-hash on its pod template), as a real rollout would.
 
-use kommander_e2e::{Clusters, MetallbController, Operator, eventually, root};
-use kommander_operator::resources::{AppDeployment, ClusterPhase};
-use kube::api::Api;
+use kommander_e2e::{MetallbController, eventually, root};
+use kommander_operator::resources::ClusterPhase;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
@@ -19,57 +18,16 @@ fn values(ns: &str, body: &str) -> String {
     )
 }
 
-fn ip_of(clusters: &Clusters, svc: &str) -> Result<String, String> {
-    let ip = clusters.kubectl(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "get",
-            "service",
-            svc,
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ],
-        None,
-    )?;
-    if ip.trim().is_empty() {
-        Err("no IP yet".into())
-    } else {
-        Ok(ip.trim().to_string())
-    }
-}
+mod metallb_env;
+
+use metallb_env::{Env, ip_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_metallb_rollouts_with_the_real_controller() {
-    let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
+    let env = Env::start(NS).await;
+    let clusters = &env.clusters;
     let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
-    clusters.install_crds_and_catalog("management").unwrap();
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
-    let _operator = Operator::start(
-        &bin,
-        &clusters.kubeconfig("management"),
-        clusters.state_dir().join("operator.log"),
-    )
-    .unwrap();
-    let mgmt = clusters.client("management").await.unwrap();
-    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {NS}}}\nspec: {{}}\n"))).unwrap();
-    eventually("workspace namespace", T, || async {
-        k("management", &["get", "namespace", NS], None).map(|_| ())
-    })
-    .await
-    .unwrap();
-    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig("attached-1")).unwrap();
-    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
-    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a1, namespace: {NS}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: attached-1, namespace: {NS}}}\nspec: {{kubeconfigRef: {{name: a1}}}}\n"))).unwrap();
-
-    let status = || async {
-        let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), NS);
-        let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
-        ad.status
-            .and_then(|s| s.clusters.into_iter().next())
-            .ok_or_else(|| "no status".to_string())
-    };
+    let status = || env.status();
 
     let blocked = || async {
         eventually("Blocked", T, || async {
@@ -142,7 +100,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     )
     .unwrap();
     let ip = eventually("MetalLB assigns web an IP", T, || async {
-        ip_of(&clusters, "web")
+        ip_of(clusters, "web")
     })
     .await
     .unwrap();
@@ -170,7 +128,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         "MetalLB never saw the config"
     );
     assert_eq!(mlb.restarts(), 0);
-    assert_eq!(ip_of(&clusters, "web").unwrap(), ip);
+    assert_eq!(ip_of(clusters, "web").unwrap(), ip);
 
     println!(
         "deleting web: the rollout proceeds, the controller restarts, MetalLB loads the new pool"
@@ -207,11 +165,9 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
         None,
     )
     .unwrap();
-    let ip_b = eventually("web-b gets an IP", T, || async {
-        ip_of(&clusters, "web-b")
-    })
-    .await
-    .unwrap();
+    let ip_b = eventually("web-b gets an IP", T, || async { ip_of(clusters, "web-b") })
+        .await
+        .unwrap();
     assert!(
         ip_b.rsplit('.').next().unwrap().parse::<u8>().unwrap() > last,
         "{ip_b} from the new pool"
@@ -222,16 +178,12 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     restarted(2).await;
     k("attached-1", &["apply", "-f", "-"], Some("apiVersion: v1\nkind: Service\nmetadata:\n  name: web-extra\n  namespace: default\n  annotations: {metallb.universe.tf/address-pool: extra}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\n")).unwrap();
     let ip_x = eventually("web-extra gets an IP from extra", T, || async {
-        ip_of(&clusters, "web-extra")
+        ip_of(clusters, "web-extra")
     })
     .await
     .unwrap();
     assert!(ip_x.starts_with("10.0.60."), "{ip_x}");
-    assert_eq!(
-        ip_of(&clusters, "web-b").unwrap(),
-        ip_b,
-        "web-b kept its IP"
-    );
+    assert_eq!(ip_of(clusters, "web-b").unwrap(), ip_b, "web-b kept its IP");
 
     println!("the guide's BGP example: accepted by the gate and by MetalLB");
     k(
@@ -269,7 +221,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     )
     .unwrap();
     let ip_g = eventually("bgp-web gets an IP", T, || async {
-        ip_of(&clusters, "bgp-web")
+        ip_of(clusters, "bgp-web")
     })
     .await
     .unwrap();
@@ -291,7 +243,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     )
     .unwrap();
     let renumbered = eventually("MetalLB renumbers bgp-web", T, || async {
-        let ip = ip_of(&clusters, "bgp-web")?;
+        let ip = ip_of(clusters, "bgp-web")?;
         if ip.starts_with("172.40.101.") {
             Ok(ip)
         } else {

@@ -5,10 +5,8 @@
 //! and every Service keeps its IP. An upgrade whose config would renumber a Service is held
 //! before anything is touched.
 
-use kommander_e2e::{Clusters, MetallbController, Operator, eventually, free_port, root};
-use kommander_operator::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
-use kube::api::Api;
-use std::process::{Child, Command, Stdio};
+use kommander_e2e::{MetallbController, eventually};
+use kommander_operator::resources::{ClusterPhase, ClusterRolloutStatus};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
@@ -26,43 +24,16 @@ fn app_deployment(app: &str, overrides: &str) -> String {
     )
 }
 
-struct Controller(Child);
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod metallb_env;
+
+use metallb_env::Env;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
-    let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
+    let env = Env::start(NS).await;
+    let clusters = &env.clusters;
     let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
-    clusters.install_crds_and_catalog("management").unwrap();
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
-    let _operator = Operator::start(
-        &bin,
-        &clusters.kubeconfig("management"),
-        clusters.state_dir().join("operator.log"),
-    )
-    .unwrap();
-    let mgmt = clusters.client("management").await.unwrap();
-    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {NS}}}\nspec: {{}}\n"))).unwrap();
-    eventually("workspace namespace", T, || async {
-        k("management", &["get", "namespace", NS], None).map(|_| ())
-    })
-    .await
-    .unwrap();
-    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig("attached-1")).unwrap();
-    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
-    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a1, namespace: {NS}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: attached-1, namespace: {NS}}}\nspec: {{kubeconfigRef: {{name: a1}}}}\n"))).unwrap();
-    let status = || async {
-        let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), NS);
-        let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
-        ad.status
-            .and_then(|s| s.clusters.into_iter().next())
-            .ok_or_else(|| "no status".to_string())
-    };
+    let status = || env.status();
     let phase = |want: ClusterPhase, app: &'static str| {
         let status = &status;
         async move {
@@ -222,24 +193,7 @@ async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
     phase(ClusterPhase::Applied, "v0.15.2").await;
     // The Deployment now runs v0.15.2: its old pod goes, the new one starts.
     drop(old);
-    let port = free_port();
-    let log = std::fs::File::create(clusters.state_dir().join("metallb-v0.15.log")).unwrap();
-    let _new = Controller(
-        Command::new(root().join("e2e/bin/metallb-controller-v0.15"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--webhook-mode",
-                "disabled",
-                "--disable-cert-rotation",
-            ])
-            .env("KUBECONFIG", clusters.kubeconfig("attached-1"))
-            .env("METALLB_NAMESPACE", NS)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("e2e/bin/metallb-controller-v0.15 runs (make e2e-build)"),
-    );
+    let (_new, _) = env.metallb_v015("metallb-v0.15.log");
     k(
         "attached-1",
         &[

@@ -7,10 +7,8 @@
 //! controller as a process against it. No webhook server can run there, so the overrides set
 //! `crds.validationFailurePolicy: Ignore` (the chart's own switch).
 
-use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, root};
-use kommander_operator::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
-use kube::api::Api;
-use std::process::{Child, Command, Stdio};
+use kommander_e2e::{eventually, http_get};
+use kommander_operator::resources::{ClusterPhase, ClusterRolloutStatus};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
@@ -22,34 +20,6 @@ fn overrides(pool: &str) -> String {
     )
 }
 
-struct Controller(Child);
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ip_of(clusters: &Clusters, svc: &str) -> Result<String, String> {
-    let ip = clusters.kubectl(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "get",
-            "service",
-            svc,
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ],
-        None,
-    )?;
-    match ip.trim() {
-        "" => Err("no IP yet".into()),
-        ip => Ok(ip.to_string()),
-    }
-}
-
 fn capacity(port: u16) -> Result<f64, String> {
     let (_, body) = http_get(port, "/metrics")?;
     body.lines()
@@ -58,35 +28,16 @@ fn capacity(port: u16) -> Result<f64, String> {
         .ok_or_else(|| "no pool yet".to_string())
 }
 
+mod metallb_env;
+
+use metallb_env::{Env, ip_of};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
-    let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
+    let env = Env::start(NS).await;
+    let clusters = &env.clusters;
     let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
-    clusters.install_crds_and_catalog("management").unwrap();
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
-    let _operator = Operator::start(
-        &bin,
-        &clusters.kubeconfig("management"),
-        clusters.state_dir().join("operator.log"),
-    )
-    .unwrap();
-    let mgmt = clusters.client("management").await.unwrap();
-    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {NS}}}\nspec: {{}}\n"))).unwrap();
-    eventually("workspace namespace", T, || async {
-        k("management", &["get", "namespace", NS], None).map(|_| ())
-    })
-    .await
-    .unwrap();
-    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig("attached-1")).unwrap();
-    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
-    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a1, namespace: {NS}}}\nstringData:\n  kubeconfig: |\n{indented}---\napiVersion: kommander.mesosphere.io/v1beta1\nkind: KommanderCluster\nmetadata: {{name: attached-1, namespace: {NS}}}\nspec: {{kubeconfigRef: {{name: a1}}}}\n"))).unwrap();
-    let status = || async {
-        let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), NS);
-        let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
-        ad.status
-            .and_then(|s| s.clusters.into_iter().next())
-            .ok_or_else(|| "no status".to_string())
-    };
+    let status = || env.status();
     let phase = |want: ClusterPhase| {
         let status = &status;
         async move {
@@ -144,24 +95,7 @@ async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
         "no 0.12 ConfigMap: {cm}"
     );
 
-    let port = free_port();
-    let log = std::fs::File::create(clusters.state_dir().join("metallb.log")).unwrap();
-    let _mlb = Controller(
-        Command::new(root().join("e2e/bin/metallb-controller-v0.15"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--webhook-mode",
-                "disabled",
-                "--disable-cert-rotation",
-            ])
-            .env("KUBECONFIG", clusters.kubeconfig("attached-1"))
-            .env("METALLB_NAMESPACE", NS)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("e2e/bin/metallb-controller-v0.15 runs (make e2e-build)"),
-    );
+    let (_mlb, port) = env.metallb_v015("metallb.log");
     for svc in ["first", "second"] {
         k(
             "attached-1",
@@ -178,13 +112,13 @@ async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
         )
         .unwrap();
         eventually(&format!("{svc} gets an IP"), T, || async {
-            ip_of(&clusters, svc)
+            ip_of(clusters, svc)
         })
         .await
         .unwrap();
     }
-    let first = ip_of(&clusters, "first").unwrap();
-    let second = ip_of(&clusters, "second").unwrap();
+    let first = ip_of(clusters, "first").unwrap();
+    let second = ip_of(clusters, "second").unwrap();
     assert_eq!(
         (first.as_str(), second.as_str()),
         ("10.0.50.25", "10.0.50.26")
@@ -227,7 +161,7 @@ async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
         36.0,
         "MetalLB never saw the change"
     );
-    assert_eq!(ip_of(&clusters, "first").unwrap(), first);
+    assert_eq!(ip_of(clusters, "first").unwrap(), first);
 
     println!("accepted: the controller renumbers first exactly as predicted, second keeps its IP");
     let hash = held.desired_config_hash.unwrap();
@@ -245,12 +179,12 @@ async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
     )
     .unwrap();
     let moved = eventually("first is renumbered", T, || async {
-        let ip = ip_of(&clusters, "first")?;
+        let ip = ip_of(clusters, "first")?;
         if ip != first { Ok(ip) } else { Err(ip) }
     })
     .await
     .unwrap();
     assert_eq!(moved, "10.0.50.27");
-    assert_eq!(ip_of(&clusters, "second").unwrap(), second);
+    assert_eq!(ip_of(clusters, "second").unwrap(), second);
     println!("  first: {first} -> {moved}; second kept {second}");
 }

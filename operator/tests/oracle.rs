@@ -5,26 +5,12 @@
 //!
 //! `make test` runs a fixed sample (ORACLE_SCENARIOS=20); `make oracle` runs 300.
 
-use kommander_e2e::{Clusters, eventually, free_port, http_get, root};
+use kommander_e2e::{Clusters, KillOnDrop, Rng, eventually, free_port, http_get, root};
 use kommander_operator::metallb::safety::{self, LiveService};
 use kommander_operator::metallb::{SpeakerMode, parse};
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// Deterministic xorshift, so a failing scenario can be replayed by its number.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Clone, Debug)]
 struct PoolSpec {
@@ -134,14 +120,6 @@ fn pool_sizes(port: u16) -> Result<Vec<(String, u128)>, String> {
         .collect())
 }
 
-struct Controller(Child);
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_oracle_metallb_agrees_with_the_safety_check() {
     let count: u64 = std::env::var("ORACLE_SCENARIOS")
@@ -154,7 +132,7 @@ async fn e2e_oracle_metallb_agrees_with_the_safety_check() {
     k(&["create", "namespace", "apps"], None).unwrap();
     let port = free_port();
     let log = std::fs::File::create(clusters.state_dir().join("metallb.log")).unwrap();
-    let _mlb = Controller(
+    let _mlb = KillOnDrop(
         Command::new(root().join("e2e/bin/metallb-controller"))
             .args([
                 "--kubeconfig",

@@ -4,23 +4,10 @@
 //!
 //! `make test` runs 200 cases (VALUES_CASES).
 
-use kommander_e2e::root;
+use kommander_e2e::{Rng, root};
 use kommander_operator::values::{self, Values};
 use serde_json::{Value, json};
 use std::process::Command;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn value(rng: &mut Rng, depth: u32) -> Value {
     match rng.below(if depth < 3 { 8 } else { 6 }) {

@@ -506,6 +506,67 @@ impl Drop for MetallbController {
     }
 }
 
+/// Deterministic xorshift, so a failing random scenario can be replayed by its number.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// One of `options`.
+    pub fn pick<T: Clone>(&mut self, options: &[T]) -> T {
+        options[self.below(options.len() as u64) as usize].clone()
+    }
+}
+
+/// A child process, killed and reaped when dropped (a MetalLB controller run by a test).
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Kill it now.
+    pub fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Clusters {
+    /// Workspace `ns` on the management cluster, with cluster `attached` attached to it (its
+    /// kubeconfig in a Secret `<attached>-kubeconfig`), once the workspace namespace exists.
+    pub async fn workspace_with(&self, ns: &str, attached: &str) -> Result<(), String> {
+        self.kubectl("management", &["apply", "-f", "-"], Some(&format!("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {ns}}}\nspec: {{}}\n")))?;
+        eventually("workspace namespace", Duration::from_secs(90), || async {
+            self.kubectl("management", &["get", "namespace", ns], None)
+                .map(|_| ())
+        })
+        .await?;
+        let kubeconfig =
+            std::fs::read_to_string(self.kubeconfig(attached)).map_err(|e| e.to_string())?;
+        self.kubectl(
+            "management",
+            &["apply", "-f", "-"],
+            Some(&bench::attach_yaml(ns, attached, &kubeconfig)),
+        )
+        .map(|_| ())
+    }
+}
+
 /// Command-line argument `i` of a bench program, or `default` when absent or not a number.
 pub fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
     std::env::args()

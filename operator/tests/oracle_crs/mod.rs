@@ -10,14 +10,14 @@
 //!
 //! `make test` runs a fixed sample (ORACLE_SCENARIOS=20 per version); `make oracle` runs 300.
 
-use kommander_e2e::{Clusters, eventually, free_port, http_get, root};
+use kommander_e2e::{Clusters, KillOnDrop, Rng, eventually, free_port, http_get, root};
 use kommander_operator::metallb::crs::{self, BgpMode, Phase, Release};
 use kommander_operator::metallb::renumber::{self, Fate};
 use kommander_operator::metallb::safety::LiveService;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// One MetalLB release under test.
@@ -37,20 +37,6 @@ impl Version {
             Release::V0_13 => "metallb.universe.tf/address-pool",
             Release::V0_15 => "metallb.io/address-pool",
         }
-    }
-}
-
-/// Deterministic xorshift, so a failing scenario can be replayed by its number.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -187,19 +173,6 @@ fn metric(port: u16, name: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("no {name}"))
 }
 
-struct Controller(Child);
-impl Controller {
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-impl Drop for Controller {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The CRDs of the release's chart, from the Go module the controller was built from.
 fn crds(tag: &str) -> String {
     let out = Command::new("go")
@@ -302,7 +275,7 @@ pub async fn run(v: &Version) {
             .append(true)
             .open(clusters.state_dir().join("metallb.log"))
             .unwrap();
-        Controller(
+        KillOnDrop(
             Command::new(root().join("e2e/bin").join(v.bin))
                 .args([
                     "--port",
