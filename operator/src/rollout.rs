@@ -261,10 +261,10 @@ pub trait ConfigCheck: Sync {
     fn validate(&self, new: &str, live: &LiveState) -> Vec<String>;
     /// What the change from the live config to `new` would break, in words; empty when safe.
     fn breaks(&self, new: &str, live: &LiveState) -> Vec<String>;
-    /// Whether a rendered object should be written after the others (the app acts on every
-    /// state its config passes through while the objects land one by one).
-    fn write_last(&self, _object: &Value, _live: &LiveState) -> bool {
-        false
+    /// For each rendered object, whether it should be written after the others (the app
+    /// acts on every state its config passes through while the objects land one by one).
+    fn write_last(&self, objects: &[&Value], _live: &LiveState) -> Vec<bool> {
+        vec![false; objects.len()]
     }
 }
 

@@ -180,10 +180,13 @@ impl Discovery {
             return Ok(written);
         }
         let applied = |written: &[Written]| written.iter().map(|w| w.object.clone()).collect();
-        let crds = objects
+        // A CRD this apply left as it was is served already: only new or changed ones are
+        // waited for.
+        let crds: Vec<String> = written
             .iter()
-            .filter(|o| o.kind == CRD_KIND)
-            .map(|o| o.name.clone());
+            .filter(|w| w.changed && w.object.kind == CRD_KIND)
+            .map(|w| w.object.name.clone())
+            .collect();
         for crd in crds {
             if let Err(error) = established(client, &crd).await {
                 return Err(ApplyFailure {

@@ -140,12 +140,13 @@ impl ConfigCheck for MetallbCrs {
             .collect()
     }
 
-    fn write_last(&self, object: &Value, live: &LiveState) -> bool {
-        if object["kind"] != "IPAddressPool" {
-            return false;
-        }
+    fn write_last(&self, objects: &[&Value], live: &LiveState) -> Vec<bool> {
+        // The config in force is parsed once for the whole set.
         let old = live.config.as_deref().and_then(|t| self.parse(t, live));
-        crs::phases(old.as_ref(), std::slice::from_ref(object)) == [Phase::Narrow]
+        crs::phases(old.as_ref(), objects.iter().copied())
+            .into_iter()
+            .map(|p| p == Phase::Narrow)
+            .collect()
     }
 }
 

@@ -485,12 +485,24 @@ fn write_order(obs: &Observed) -> Vec<ManifestObject> {
         Some(ConfigSource::ConfigMap { name, .. }) => o.kind == "ConfigMap" && &o.name == name,
         None => false,
     };
-    let rank = |o: &ManifestObject| match (check, &obs.live) {
-        (Some(check), Some(live)) if check.write_last(&o.body, live) => 2,
-        _ if is_config(o) => 0,
-        _ => 1,
+    let last = match (check, &obs.live) {
+        (Some(check), Some(live)) => {
+            let bodies: Vec<&serde_json::Value> = obs.objects.iter().map(|o| &o.body).collect();
+            check.write_last(&bodies, live)
+        }
+        _ => vec![false; obs.objects.len()],
     };
-    let mut ranked: Vec<(u8, &ManifestObject)> = obs.objects.iter().map(|o| (rank(o), o)).collect();
+    let rank = |o: &ManifestObject, last: bool| match last {
+        true => 2,
+        false if is_config(o) => 0,
+        false => 1,
+    };
+    let mut ranked: Vec<(u8, &ManifestObject)> = obs
+        .objects
+        .iter()
+        .zip(last)
+        .map(|(o, last)| (rank(o, last), o))
+        .collect();
     ranked.sort_by_key(|(r, _)| *r);
     ranked.into_iter().map(|(_, o)| o.clone()).collect()
 }

@@ -940,8 +940,8 @@ pub enum Phase {
 }
 
 /// The phase of each object of `new` (by position), given the config in force.
-pub fn phases(old: Option<&CrConfig>, new: &[Value]) -> Vec<Phase> {
-    new.iter()
+pub fn phases<'a>(old: Option<&CrConfig>, new: impl IntoIterator<Item = &'a Value>) -> Vec<Phase> {
+    new.into_iter()
         .map(|o| {
             if o.get("kind").and_then(Value::as_str) != Some("IPAddressPool") {
                 return Phase::Add;

@@ -102,8 +102,14 @@ fn pools_that_lose_addresses_are_written_last() {
     let old = [pool("a", "10.0.50.0/28"), pool("b", "10.0.51.0/28"), l2()];
     let state = live(Some(&old), &[]);
     let rules = V015.rules();
-    assert!(rules.write_last(&pool("a", "10.0.50.0/29"), &state));
-    assert!(!rules.write_last(&pool("b", "10.0.51.0/27"), &state));
-    assert!(!rules.write_last(&pool("new", "10.0.52.0/28"), &state));
-    assert!(!rules.write_last(&l2(), &state));
+    let (a, b, new, adv) = (
+        pool("a", "10.0.50.0/29"),
+        pool("b", "10.0.51.0/27"),
+        pool("new", "10.0.52.0/28"),
+        l2(),
+    );
+    assert_eq!(
+        rules.write_last(&[&a, &b, &new, &adv], &state),
+        vec![true, false, false, false]
+    );
 }
