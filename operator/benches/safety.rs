@@ -26,11 +26,9 @@ fn pools(n: u8, shift: u8) -> String {
     text
 }
 
-fn bench(c: &mut Criterion) {
-    let old_text = pools(50, 0);
-    let new_text = pools(50, 100);
-    // 5,000 Services spread over the first 49 pools (100 per pool, IPs .1-.100).
-    let services: Vec<LiveService> = (0..5000u32)
+/// 5,000 Services spread over the first 49 pools (100 per pool, IPs .1-.100).
+fn services() -> Vec<LiveService> {
+    (0..5000u32)
         .map(|i| LiveService {
             namespace: format!("ns-{}", i % 50),
             name: format!("svc-{i}"),
@@ -40,11 +38,15 @@ fn bench(c: &mut Criterion) {
                 (i / 100 % 49) as u8,
                 (i % 100 + 1) as u8,
             ))],
-            pool: None,
-            requested_ip: None,
             ..Default::default()
         })
-        .collect();
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let old_text = pools(50, 0);
+    let new_text = pools(50, 100);
+    let services = services();
     let old = parse(&old_text, SpeakerMode::Native).expect("old config is valid");
     let verdict = safety::check(
         Some(&old),
@@ -85,22 +87,9 @@ fn resources(shift: u8, shrink: bool) -> String {
 }
 
 fn bench_v015(c: &mut Criterion) {
-    let services: Vec<LiveService> = (0..5000u32)
-        .map(|i| LiveService {
-            namespace: format!("ns-{}", i % 50),
-            name: format!("svc-{i}"),
-            ips: vec![IpAddr::V4(Ipv4Addr::new(
-                10,
-                20,
-                (i / 100 % 49) as u8,
-                (i % 100 + 1) as u8,
-            ))],
-            ..Default::default()
-        })
-        .collect();
     let live = LiveState {
         config: Some(resources(0, false)),
-        services,
+        services: services(),
         ..Default::default()
     };
     let rules = metallb_crs::V015.rules();

@@ -12,21 +12,17 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(90);
 const NS: &str = "ws-u";
 
-fn overrides(name: &str, pool: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {NS}}}\ndata:\n  values.yaml: |\n    crds:\n      validationFailurePolicy: Ignore\n    configInline:\n      address-pools:\n      - name: default\n        protocol: layer2\n        addresses:\n        - {pool}\n"
-    )
-}
-
-fn app_deployment(app: &str, overrides: &str) -> String {
-    format!(
-        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: metallb, namespace: {NS}}}\nspec:\n  appRef: {{name: {app}, kind: ClusterApp}}\n  configOverrides: {{name: {overrides}}}\n"
-    )
-}
-
 mod metallb_env;
 
 use metallb_env::Env;
+
+fn overrides(name: &str, pool: &str) -> String {
+    metallb_env::overrides(NS, name, pool)
+}
+
+fn app_deployment(app: &str, overrides: &str) -> String {
+    metallb_env::app_deployment(NS, app, overrides)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {

@@ -15,9 +15,7 @@ const T: Duration = Duration::from_secs(90);
 const NS: &str = "ws-n";
 
 fn overrides(pool: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: metallb-overrides, namespace: {NS}}}\ndata:\n  values.yaml: |\n    crds:\n      validationFailurePolicy: Ignore\n    configInline:\n      address-pools:\n      - name: default\n        protocol: layer2\n        addresses:\n        - {pool}\n"
-    )
+    metallb_env::overrides(NS, "metallb-overrides", pool)
 }
 
 fn capacity(port: u16) -> Result<f64, String> {
@@ -61,7 +59,16 @@ async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
         Some(&overrides("10.0.50.25-10.0.50.50")),
     )
     .unwrap();
-    k("management", &["apply", "-f", "-"], Some(&format!("apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: metallb, namespace: {NS}}}\nspec:\n  appRef: {{name: metallb-0.15.2, kind: ClusterApp}}\n  configOverrides: {{name: metallb-overrides}}\n"))).unwrap();
+    k(
+        "management",
+        &["apply", "-f", "-"],
+        Some(&metallb_env::app_deployment(
+            NS,
+            "metallb-0.15.2",
+            "metallb-overrides",
+        )),
+    )
+    .unwrap();
     phase(ClusterPhase::Applied).await;
     let pool = k(
         "attached-1",

@@ -546,6 +546,34 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A MetalLB controller of the custom-resource era (`bin` under e2e/bin: v0.13 and later) run
+/// out of cluster against `kubeconfig`, reading the resources of `namespace`, webhook off (no
+/// webhook server can be reached on the embedded clusters); logging to `log`. Its metrics port.
+pub fn metallb_crs_controller(
+    bin: &str,
+    kubeconfig: &Path,
+    namespace: &str,
+    log: &Path,
+) -> (KillOnDrop, u16) {
+    let port = free_port();
+    let log = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let child = Command::new(root().join("e2e/bin").join(bin))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--webhook-mode",
+            "disabled",
+            "--disable-cert-rotation",
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("METALLB_NAMESPACE", namespace)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("e2e/bin/{bin} runs (make e2e-build): {e}"));
+    (KillOnDrop(child), port)
+}
+
 impl Clusters {
     /// Workspace `ns` on the management cluster, with cluster `attached` attached to it (its
     /// kubeconfig in a Secret `<attached>-kubeconfig`), once the workspace namespace exists.

@@ -4,11 +4,10 @@
 
 #![allow(dead_code)] // Each suite uses its own part.
 
-use kommander_e2e::{Clusters, KillOnDrop, Operator, free_port, root};
+use kommander_e2e::{Clusters, KillOnDrop, Operator, metallb_crs_controller};
 use kommander_operator::resources::{AppDeployment, ClusterRolloutStatus};
 use kube::Client;
 use kube::api::Api;
-use std::process::{Command, Stdio};
 
 /// The clusters, the operator and workspace `ns`.
 pub struct Env {
@@ -55,23 +54,12 @@ impl Env {
     /// The real MetalLB v0.15.2 controller against attached-1, reading the workspace
     /// namespace's resources; its metrics port.
     pub fn metallb_v015(&self, log: &str) -> (KillOnDrop, u16) {
-        let port = free_port();
-        let log = std::fs::File::create(self.clusters.state_dir().join(log)).unwrap();
-        let child = Command::new(root().join("e2e/bin/metallb-controller-v0.15"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--webhook-mode",
-                "disabled",
-                "--disable-cert-rotation",
-            ])
-            .env("KUBECONFIG", self.clusters.kubeconfig("attached-1"))
-            .env("METALLB_NAMESPACE", self.ns)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("e2e/bin/metallb-controller-v0.15 runs (make e2e-build)");
-        (KillOnDrop(child), port)
+        metallb_crs_controller(
+            "metallb-controller-v0.15",
+            &self.clusters.kubeconfig("attached-1"),
+            self.ns,
+            &self.clusters.state_dir().join(log),
+        )
     }
 }
 
@@ -94,4 +82,19 @@ pub fn ip_of(clusters: &Clusters, svc: &str) -> Result<String, String> {
         "" => Err("no IP yet".into()),
         ip => Ok(ip.to_string()),
     }
+}
+
+/// An overrides ConfigMap `name` in `ns`: the guide's layer2 pool with `pool` as its range,
+/// and the chart's switch that lets resources in without a webhook server.
+pub fn overrides(ns: &str, name: &str, pool: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata:\n  values.yaml: |\n    crds:\n      validationFailurePolicy: Ignore\n    configInline:\n      address-pools:\n      - name: default\n        protocol: layer2\n        addresses:\n        - {pool}\n"
+    )
+}
+
+/// AppDeployment `metallb` in `ns` of ClusterApp `app` with overrides ConfigMap `overrides`.
+pub fn app_deployment(ns: &str, app: &str, overrides: &str) -> String {
+    format!(
+        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: metallb, namespace: {ns}}}\nspec:\n  appRef: {{name: {app}, kind: ClusterApp}}\n  configOverrides: {{name: {overrides}}}\n"
+    )
 }

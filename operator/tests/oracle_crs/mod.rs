@@ -10,14 +10,14 @@
 //!
 //! `make test` runs a fixed sample (ORACLE_SCENARIOS=20 per version); `make oracle` runs 300.
 
-use kommander_e2e::{Clusters, KillOnDrop, Rng, eventually, free_port, http_get, root};
+use kommander_e2e::{Clusters, Rng, eventually, http_get, metallb_crs_controller};
 use kommander_operator::metallb::crs::{self, BgpMode, Phase, Release};
 use kommander_operator::metallb::renumber::{self, Fate};
 use kommander_operator::metallb::safety::LiveService;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// One MetalLB release under test.
@@ -268,31 +268,12 @@ pub async fn run(v: &Version) {
         "--timeout=60s",
     ])
     .unwrap();
-    let port = free_port();
-    let start = || {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(clusters.state_dir().join("metallb.log"))
-            .unwrap();
-        KillOnDrop(
-            Command::new(root().join("e2e/bin").join(v.bin))
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--webhook-mode",
-                    "disabled",
-                    "--disable-cert-rotation",
-                ])
-                .env("KUBECONFIG", clusters.kubeconfig("oracle"))
-                .env("METALLB_NAMESPACE", "metallb")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("e2e/bin/{} runs (make e2e-build): {e}", v.bin)),
-        )
-    };
-    let _mlb = start();
+    let (_mlb, port) = metallb_crs_controller(
+        v.bin,
+        &clusters.kubeconfig("oracle"),
+        "metallb",
+        &clusters.state_dir().join("metallb.log"),
+    );
     eventually(
         &format!("MetalLB {} serves metrics", v.tag),
         Duration::from_secs(60),
