@@ -67,7 +67,7 @@ e2e-oracle: e2e-build
 	$(CARGO) test -p kommander-operator --test oracle --test oracle_v013 --test oracle_v015 -- --nocapture
 
 ## e2e-helm: helm v3.22.0 (built from its module) as the reference: the values merge (200 random
-## cases) and the metallb-0.15.2 port against `helm template` of the upstream chart (100 value sets)
+## cases) and each MetalLB catalog app against `helm template` of its upstream chart (100 value sets each)
 e2e-helm: e2e-build
 	$(CARGO) test -p kommander-operator --test values_helm --test chart_fidelity -- --nocapture
 

@@ -9,7 +9,8 @@ use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
 use kommander_operator::render::{ConfigSource, ResolvedRollout};
 use kommander_operator::resources::SafetyCheck;
 use kommander_operator::rollout::{Decision, LiveState, RuntimeConfig};
-use kommander_operator::{checks, crdgen, rollout, values, yaml};
+use kommander_operator::values::{self, Values};
+use kommander_operator::{checks, crdgen, rollout, yaml};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -222,6 +223,8 @@ struct Rendered {
     release: Release,
     cluster: ClusterInfo,
     objects: Vec<ManifestObject>,
+    /// The merged values the objects were rendered from.
+    values: Values,
 }
 
 fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
@@ -251,7 +254,7 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
             .collect::<BTreeMap<_, _>>(),
     };
     let objects = compiled
-        .render(values, &release, &cluster)
+        .render(values.clone(), &release, &cluster)
         .map_err(|e| e.to_string())?;
     Ok(Rendered {
         app,
@@ -259,6 +262,7 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
         release,
         cluster,
         objects,
+        values,
     })
 }
 
@@ -350,7 +354,7 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
 fn runtime_config_of(r: &Rendered) -> Result<Option<(ResolvedRollout, RuntimeConfig)>, CliError> {
     let Some(plan) = r
         .compiled
-        .config_rollout(&r.release, &r.cluster)
+        .config_rollout(r.values.clone(), &r.release, &r.cluster)
         .map_err(|e| e.to_string())?
     else {
         say(format!(

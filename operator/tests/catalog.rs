@@ -3,7 +3,9 @@
 use kommander_operator::catalog::load_app;
 use kommander_operator::manifest::ManifestObject;
 use kommander_operator::metallb::{self, SpeakerMode};
-use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
+use kommander_operator::render::{
+    ClusterInfo, CompiledApp, ConfigSource, Release, ResolvedRollout,
+};
 use kommander_operator::values;
 use serde_json::{Value, json};
 
@@ -15,24 +17,35 @@ const SEED_LAYER2: &str = "configInline:\n  address-pools:\n  - name: default\n 
 const SEED_BGP: &str = "configInline:\n  peers:\n  - my-asn: 64500\n    peer-asn: 64500\n    peer-address: 172.17.0.4\n  address-pools:\n  - name: my-ip-space\n    protocol: bgp\n    addresses:\n    - 172.40.100.0/24\n";
 
 fn render(overrides: &str) -> Vec<ManifestObject> {
+    render_as("metallb", overrides).unwrap().0
+}
+
+/// The objects and the config rollout of a release named `release`, or why the render failed.
+fn render_as(
+    release: &str,
+    overrides: &str,
+) -> Result<(Vec<ManifestObject>, ResolvedRollout), String> {
     let app = load_app("metallb-0.12.3.yaml", CATALOG).unwrap();
     assert_eq!(app.name, "metallb-0.12.3");
     let compiled = CompiledApp::compile(&app.name, &app.definition).unwrap();
     let layer = values::parse("metallb-overrides", overrides).unwrap();
     let merged = compiled.values(&[layer]);
-    compiled
-        .render(
-            merged,
-            &Release {
-                name: "metallb".into(),
-                namespace: "kommander".into(),
-            },
-            &ClusterInfo {
-                name: "host-cluster".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap()
+    let release = Release {
+        name: release.into(),
+        namespace: "kommander".into(),
+    };
+    let cluster = ClusterInfo {
+        name: "host-cluster".into(),
+        ..Default::default()
+    };
+    let objects = compiled
+        .render(merged.clone(), &release, &cluster)
+        .map_err(|e| e.to_string())?;
+    let rollout = compiled
+        .config_rollout(merged, &release, &cluster)
+        .map_err(|e| e.to_string())?
+        .unwrap();
+    Ok((objects, rollout))
 }
 
 fn find<'a>(objs: &'a [ManifestObject], kind: &str, name: &str) -> &'a ManifestObject {
@@ -141,10 +154,10 @@ fn the_full_object_set() {
     assert_eq!(
         names,
         vec![
-            "ClusterRole kommander:metallb:controller",
-            "ClusterRole kommander:metallb:speaker",
-            "ClusterRoleBinding kommander:metallb:controller",
-            "ClusterRoleBinding kommander:metallb:speaker",
+            "ClusterRole metallb:controller",
+            "ClusterRole metallb:speaker",
+            "ClusterRoleBinding metallb:controller",
+            "ClusterRoleBinding metallb:speaker",
             "ConfigMap kommander/metallb",
             "DaemonSet kommander/metallb-speaker",
             "Deployment kommander/metallb-controller",
@@ -193,4 +206,90 @@ fn chart_knobs_work() {
     );
     let ds = find(&objs, "DaemonSet", "metallb-speaker");
     assert_eq!(ds.body["spec"]["template"]["spec"].get("tolerations"), None);
+}
+
+/// The gaps a comparison with helm found in the first port, each as helm renders it.
+#[test]
+fn service_account_create_false_uses_default_like_helm() {
+    let objs = render("controller:\n  serviceAccount:\n    create: false\n");
+    let d = find(&objs, "Deployment", "metallb-controller");
+    assert_eq!(
+        d.body["spec"]["template"]["spec"]["serviceAccountName"],
+        json!("default")
+    );
+    assert!(
+        objs.iter()
+            .all(|o| o.kind != "ServiceAccount" || o.name != "metallb-controller")
+    );
+}
+
+#[test]
+fn an_empty_or_null_image_tag_falls_back_to_the_app_version() {
+    for tag in ["\"\"", "null"] {
+        let objs = render(&format!("controller:\n  image:\n    tag: {tag}\n"));
+        let d = find(&objs, "Deployment", "metallb-controller");
+        assert_eq!(
+            d.body["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!("quay.io/metallb/controller:v0.12.1"),
+            "tag {tag}"
+        );
+    }
+}
+
+#[test]
+fn names_follow_the_release_and_overrides_and_the_rollout_follows_them() {
+    let (objs, rollout) = render_as("lb", SEED_LAYER2).unwrap();
+    find(&objs, "Deployment", "lb-metallb-controller");
+    find(&objs, "ConfigMap", "lb-metallb");
+    assert_eq!(rollout.restart[0].name, "lb-metallb-controller");
+    assert!(
+        matches!(&rollout.source, ConfigSource::ConfigMap { name, .. } if name == "lb-metallb")
+    );
+
+    let (objs, rollout) =
+        render_as("metallb", &format!("{SEED_LAYER2}fullnameOverride: edge\n")).unwrap();
+    let d = find(&objs, "Deployment", "edge-controller");
+    assert_eq!(
+        d.body["spec"]["template"]["spec"]["containers"][0]["args"][1],
+        json!("--config=edge")
+    );
+    find(&objs, "ConfigMap", "edge");
+    assert_eq!(rollout.restart[0].name, "edge-controller");
+    assert!(matches!(&rollout.source, ConfigSource::ConfigMap { name, .. } if name == "edge"));
+}
+
+#[test]
+fn existing_config_map_is_read_not_rendered() {
+    let (objs, rollout) = render_as("metallb", "existingConfigMap: site-config\n").unwrap();
+    assert!(objs.iter().all(|o| o.kind != "ConfigMap"));
+    let ds = find(&objs, "DaemonSet", "metallb-speaker");
+    assert_eq!(
+        ds.body["spec"]["template"]["spec"]["containers"][0]["args"][1],
+        json!("--config=site-config")
+    );
+    assert!(
+        matches!(&rollout.source, ConfigSource::ConfigMap { name, .. } if name == "site-config")
+    );
+}
+
+#[test]
+fn speaker_secret_name_and_runtime_class_are_honoured() {
+    let objs = render("speaker:\n  secretName: ml-key\n  runtimeClassName: gvisor\n");
+    let ds = find(&objs, "DaemonSet", "metallb-speaker");
+    let spec = &ds.body["spec"]["template"]["spec"];
+    assert_eq!(spec["runtimeClassName"], json!("gvisor"));
+    let env = spec["containers"][0]["env"].as_array().unwrap();
+    let key = env
+        .iter()
+        .find(|e| e["name"] == "METALLB_ML_SECRET_KEY")
+        .unwrap();
+    assert_eq!(key["valueFrom"]["secretKeyRef"]["name"], json!("ml-key"));
+}
+
+#[test]
+fn the_chart_schema_is_applied() {
+    let err = render_as("metallb", "controller:\n  logLevel: verbose\n").unwrap_err();
+    assert!(err.contains("/controller/logLevel"), "{err}");
+    let err = render_as("metallb", "psp:\n  create: true\n").unwrap_err();
+    assert!(err.contains("PodSecurityPolicy was removed"), "{err}");
 }

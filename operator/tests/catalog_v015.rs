@@ -35,6 +35,7 @@ fn config(overrides: &str) -> String {
     let (compiled, objects) = render(overrides).unwrap();
     let plan = compiled
         .config_rollout(
+            Default::default(),
             &Release {
                 name: "metallb".into(),
                 namespace: "ws".into(),

@@ -3,15 +3,20 @@
 //! upstream chart at the same tag (helm v3.22.0, e2e/bin/helm, built from its Go module),
 //! compared as data. Equal, or both refuse, modulo the intended differences below.
 //!
-//! Intended differences (also listed at the top of the catalog file):
+//! Intended differences (also listed at the top of each catalog file):
 //! - `app.kubernetes.io/managed-by` is the operator's, and the operator adds its ownership
 //!   labels; `metadata.namespace` is set by the operator on every namespaced object.
 //! - Kommander's pod labels (app, component, release) are on the pods and are the workloads'
 //!   selectors.
-//! - Not ported (and refused with a message by ours, so not drawn here): frr-k8s,
-//!   prometheus-operator objects, kube-rbac-proxy (secureMetricsPort).
+//! - metallb-0.15.2, not ported (and refused with a message by ours, so not drawn here):
+//!   frr-k8s, prometheus-operator objects, kube-rbac-proxy (secureMetricsPort).
+//! - metallb-0.12.3: PodSecurityPolicy is not rendered (removed in Kubernetes 1.25): ours
+//!   defaults `psp.create` to false and refuses true, helm defaults it to true, so every value
+//!   set says `psp.create: false`. With `speaker.tolerateMaster` ours also tolerates the
+//!   control-plane taint. prometheus-operator objects are not ported (not drawn).
+//! - A ConfigMap's MetalLB `config` is compared as the YAML data MetalLB reads, not as text.
 //!
-//! `make test` runs 100 value sets (CHART_SCENARIOS).
+//! `make test` runs 100 value sets per app (CHART_SCENARIOS).
 
 use kommander_e2e::{Rng, root};
 use serde_json::{Value, json};
@@ -33,7 +38,7 @@ fn set(values: &mut Value, path: &str, v: Value) {
 }
 
 /// Knobs of the v0.15.2 chart's values.yaml and the values each may take.
-fn knobs() -> Vec<(&'static str, Vec<Value>)> {
+fn knobs_v015() -> Vec<(&'static str, Vec<Value>)> {
     let levels = vec![
         json!("all"),
         json!("debug"),
@@ -189,8 +194,20 @@ const OPERATOR_LABELS: &[&str] = &[
     "apps.kommander.d2iq.io/workspace",
 ];
 
-/// One rendered object with the intended differences taken out.
-fn normalize(mut o: Value) -> Value {
+/// One rendered object with the intended differences taken out; `ours` when it is our render.
+fn normalize(mut o: Value, chart: &Chart, ours: bool) -> Value {
+    if let Some(text) = o.pointer("/data/config").and_then(Value::as_str) {
+        let data = kommander_operator::yaml::parse_all(text).unwrap_or_default();
+        o["data"]["config"] = json!(data);
+    }
+    if ours
+        && chart.tolerates_control_plane
+        && let Some(t) = o
+            .pointer_mut("/spec/template/spec/tolerations")
+            .and_then(Value::as_array_mut)
+    {
+        t.retain(|t| t["key"] != "node-role.kubernetes.io/control-plane");
+    }
     if let Some(md) = o.get_mut("metadata").and_then(Value::as_object_mut) {
         md.remove("namespace");
         if let Some(labels) = md.get_mut("labels").and_then(Value::as_object_mut) {
@@ -217,7 +234,7 @@ fn normalize(mut o: Value) -> Value {
     o
 }
 
-fn objects(text: &str) -> Result<BTreeMap<String, Value>, String> {
+fn objects(text: &str, chart: &Chart, ours: bool) -> Result<BTreeMap<String, Value>, String> {
     let docs = kommander_operator::yaml::parse_all(text).map_err(|e| e.to_string())?;
     Ok(docs
         .into_iter()
@@ -228,7 +245,7 @@ fn objects(text: &str) -> Result<BTreeMap<String, Value>, String> {
                 d["kind"].as_str().unwrap_or_default(),
                 d["metadata"]["name"].as_str().unwrap_or_default()
             );
-            (key, normalize(d))
+            (key, normalize(d, chart, ours))
         })
         .collect())
 }
@@ -267,24 +284,216 @@ fn chart_dir(tag: &str) -> String {
     )
 }
 
+/// One catalog app and the upstream chart it ports.
+struct Chart {
+    /// The catalog file under manifests/catalog.
+    app: &'static str,
+    /// The upstream tag of go.universe.tf/metallb whose charts/metallb it ports.
+    tag: &'static str,
+    knobs: Vec<(&'static str, Vec<Value>)>,
+    /// Values every value set starts from (an intended difference in the defaults).
+    base: Value,
+    /// Ours adds the control-plane toleration the chart lacks.
+    tolerates_control_plane: bool,
+}
+
 #[test]
 fn e2e_chart_metallb_0_15_2_renders_like_helm() {
+    renders_like_helm(
+        &Chart {
+            app: "metallb-0.15.2.yaml",
+            tag: "v0.15.2",
+            knobs: knobs_v015(),
+            base: json!({}),
+            tolerates_control_plane: false,
+        },
+        0xC0FF_EE12_3456_789A,
+    );
+}
+
+#[test]
+fn e2e_chart_metallb_0_12_3_renders_like_helm() {
+    renders_like_helm(
+        &Chart {
+            app: "metallb-0.12.3.yaml",
+            tag: "v0.12.1",
+            knobs: knobs_v012(),
+            base: json!({"psp": {"create": false}}),
+            tolerates_control_plane: true,
+        },
+        0x0BAD_5EED_0012_0003,
+    );
+}
+
+#[test]
+fn e2e_chart_metallb_0_13_5_renders_like_helm() {
+    renders_like_helm(
+        &Chart {
+            app: "metallb-0.13.5.yaml",
+            tag: "v0.13.5",
+            knobs: knobs_v013(),
+            base: json!({}),
+            tolerates_control_plane: false,
+        },
+        0x5EED_0013_0005_C0DE,
+    );
+}
+
+/// Knobs of the v0.13.5 chart: those of v0.15.2 it has too, and its own. Not drawn:
+/// `crds.validationFailurePolicy` (the chart hard-codes Fail; ours makes it a value).
+fn knobs_v013() -> Vec<(&'static str, Vec<Value>)> {
+    const NOT_IN_V013: &[&str] = &[
+        "controller.labels",
+        "speaker.labels",
+        "controller.tlsMinVersion",
+        "controller.tlsCipherSuites",
+        "controller.extraContainers",
+        "speaker.extraContainers",
+        "speaker.securityContext",
+        "speaker.startupProbe",
+        "speaker.excludeInterfaces",
+        "speaker.ignoreExcludeLB",
+        "speaker.wanConfig",
+        "speaker.memberlist.mlBindAddrOverride",
+        "crds.validationFailurePolicy",
+    ];
+    let mut k: Vec<(&'static str, Vec<Value>)> = knobs_v015()
+        .into_iter()
+        .filter(|(path, _)| !NOT_IN_V013.iter().any(|n| path.starts_with(n)))
+        .collect();
+    k.push((
+        "speaker.memberlist.mlBindPort",
+        vec![json!(7946), json!(7000)],
+    ));
+    k.push(("speaker.frr.metricsPort", vec![json!(7473), json!(7600)]));
+    k.push((
+        "controller.logLevel",
+        vec![json!("verbose"), json!("debug")],
+    ));
+    k
+}
+
+/// Knobs of the v0.12.1 chart's values.yaml and the values each may take.
+fn knobs_v012() -> Vec<(&'static str, Vec<Value>)> {
+    let levels = vec![
+        json!("all"),
+        json!("debug"),
+        json!("info"),
+        json!("warn"),
+        json!("error"),
+        json!("none"),
+        json!("verbose"),
+    ];
+    let tags = vec![Value::Null, json!(""), json!("v0.12.0")];
+    let policies = vec![Value::Null, json!("Always"), json!("IfNotPresent")];
+    let b = vec![json!(true), json!(false)];
+    let seed = json!({"address-pools": [{"name": "default", "protocol": "layer2", "addresses": ["10.0.50.25-10.0.50.50"]}]});
+    let bgp = json!({"peers": [{"peer-address": "10.0.0.1", "peer-asn": 64501, "my-asn": 64500, "password": "s3cret"}], "address-pools": [{"name": "bgp", "protocol": "bgp", "addresses": ["192.168.10.0/24"], "auto-assign": false}]});
+    let mut k: Vec<(&'static str, Vec<Value>)> = vec![
+        ("configInline", vec![json!({}), seed, bgp]),
+        ("existingConfigMap", vec![json!(""), json!("site-config")]),
+        ("controller.logLevel", levels.clone()),
+        ("speaker.logLevel", levels),
+        ("controller.image.tag", tags.clone()),
+        ("speaker.image.tag", tags),
+        (
+            "speaker.frr.image.tag",
+            vec![Value::Null, json!(""), json!("7.5.1")],
+        ),
+        ("controller.image.pullPolicy", policies.clone()),
+        ("speaker.image.pullPolicy", policies.clone()),
+        ("speaker.frr.image.pullPolicy", policies),
+        (
+            "speaker.frr.logLevel",
+            vec![json!("informational"), json!("debugging"), json!("loud")],
+        ),
+        ("rbac.create", b.clone()),
+        ("controller.enabled", b.clone()),
+        ("speaker.enabled", b.clone()),
+        ("speaker.frr.enabled", b.clone()),
+        ("speaker.memberlist.enabled", b.clone()),
+        (
+            "speaker.memberlist.mlBindPort",
+            vec![json!(7946), json!(7000)],
+        ),
+        ("speaker.secretName", vec![json!(""), json!("ml-key")]),
+        ("speaker.runtimeClassName", vec![json!(""), json!("gvisor")]),
+        ("speaker.tolerateMaster", b.clone()),
+        ("prometheus.scrapeAnnotations", b.clone()),
+        ("prometheus.metricsPort", vec![json!(7472), json!(9100)]),
+        (
+            "imagePullSecrets",
+            vec![json!([]), json!([{"name": "regcred"}])],
+        ),
+        ("nameOverride", vec![json!(""), json!("mlb")]),
+        ("fullnameOverride", vec![json!(""), json!("edge")]),
+        (
+            "controller.securityContext",
+            vec![
+                json!({}),
+                json!({"runAsNonRoot": true, "runAsUser": 65534, "fsGroup": 65534}),
+            ],
+        ),
+    ];
+    for who in ["controller", "speaker"] {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        k.push((leak(format!("{who}.serviceAccount.create")), b.clone()));
+        k.push((
+            leak(format!("{who}.serviceAccount.name")),
+            vec![json!(""), json!(format!("{who}-sa"))],
+        ));
+        k.push((
+            leak(format!("{who}.serviceAccount.annotations")),
+            vec![json!({}), json!({"iam": "role"})],
+        ));
+        k.push((
+            leak(format!("{who}.podAnnotations")),
+            vec![json!({}), json!({"x.io/y": "z"})],
+        ));
+        k.push((
+            leak(format!("{who}.tolerations")),
+            vec![json!([]), json!([{"key": "k", "operator": "Exists"}])],
+        ));
+        k.push((leak(format!("{who}.affinity")), vec![json!({}), json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]}}})]));
+        k.push((
+            leak(format!("{who}.resources")),
+            vec![json!({}), json!({"limits": {"cpu": "100m"}})],
+        ));
+        k.push((
+            leak(format!("{who}.priorityClassName")),
+            vec![json!(""), json!("high")],
+        ));
+        k.push((
+            leak(format!("{who}.nodeSelector")),
+            vec![json!({}), json!({"disk": "ssd"})],
+        ));
+        k.push((leak(format!("{who}.livenessProbe.enabled")), b.clone()));
+        k.push((leak(format!("{who}.readinessProbe.enabled")), b.clone()));
+        k.push((
+            leak(format!("{who}.readinessProbe.periodSeconds")),
+            vec![json!(10), json!("10s")],
+        ));
+    }
+    k
+}
+
+/// Renders `count` value sets (CHART_SCENARIOS) through ours and helm and compares them.
+fn renders_like_helm(c: &Chart, seed: u64) {
     let count: u64 = std::env::var("CHART_SCENARIOS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
     let helm = root().join("e2e/bin/helm");
     let ours = env!("CARGO_BIN_EXE_kommander-operator");
-    let chart = chart_dir("v0.15.2");
+    let chart = chart_dir(c.tag);
     let dir = tempfile::tempdir().unwrap();
-    let knobs = knobs();
-    let mut rng = Rng(0xC0FF_EE12_3456_789A);
+    let mut rng = Rng(seed);
     let (mut same, mut both_refuse, mut differ) = (0, 0, Vec::new());
     for n in 0..count {
-        let mut values = json!({});
+        let mut values = c.base.clone();
         // Scenario 0 is the defaults; the others set each knob with probability 1/3.
         if n > 0 {
-            for (path, options) in &knobs {
+            for (path, options) in &c.knobs {
                 if rng.next_u64().is_multiple_of(3) {
                     set(&mut values, path, rng.pick(options));
                 }
@@ -306,7 +515,7 @@ fn e2e_chart_metallb_0_15_2_renders_like_helm() {
             .arg(&file));
         let (o_ok, o_out, o_err) = run(Command::new(ours)
             .args(["render", "--app"])
-            .arg(root().join("manifests/catalog/metallb-0.15.2.yaml"))
+            .arg(root().join("manifests/catalog").join(c.app))
             .args(["-n", "ws", "--name", release, "-f"])
             .arg(&file));
         let label = format!("scenario {n} (release {release}, values {values})");
@@ -344,7 +553,10 @@ fn e2e_chart_metallb_0_15_2_renders_like_helm() {
                 }
             }
             (true, true) => {
-                let (h, o) = (objects(&h_out).unwrap(), objects(&o_out).unwrap());
+                let (h, o) = (
+                    objects(&h_out, c, false).unwrap(),
+                    objects(&o_out, c, true).unwrap(),
+                );
                 let mut lines = Vec::new();
                 for key in h
                     .keys()
@@ -376,7 +588,9 @@ fn e2e_chart_metallb_0_15_2_renders_like_helm() {
         }
     }
     println!(
-        "chart fidelity metallb-0.15.2 vs helm v3.22.0: {count} value sets, {same} rendered the same, {both_refuse} refused by both, {} differ",
+        "chart fidelity {} vs helm v3.22.0 on the chart at {}: {count} value sets, {same} rendered the same, {both_refuse} refused by both, {} differ",
+        c.app.trim_end_matches(".yaml"),
+        c.tag,
         differ.len()
     );
     assert!(differ.is_empty(), "{}", differ.join("\n\n"));

@@ -226,9 +226,9 @@ fn seed_appdeployment_and_configmaps_deserialize_unchanged_and_render_valid_conf
                         namespace: "kommander".into(),
                     };
                     let cluster = render::ClusterInfo::default();
-                    let objects = compiled.render(merged, &release, &cluster).unwrap();
+                    let objects = compiled.render(merged.clone(), &release, &cluster).unwrap();
                     let plan = compiled
-                        .config_rollout(&release, &cluster)
+                        .config_rollout(merged, &release, &cluster)
                         .unwrap()
                         .unwrap();
                     let config = rollout::runtime_config(&objects, &plan).unwrap();

@@ -399,11 +399,8 @@ async fn e2e_security_attacks_fail() {
     .await
     .unwrap();
     assert!(
-        env.exists_on(
-            "management",
-            &["clusterrolebinding", "kommander:metallb:controller"]
-        )
-        .await
+        env.exists_on("management", &["clusterrolebinding", "metallb:controller"])
+            .await
     );
 
     let mut count = 0;
@@ -599,7 +596,7 @@ async fn e2e_security_attacks_fail() {
     attack("taking over another workspace's ClusterRole, then deleting to delete it");
     // The platform allows ws-evil ClusterRoles; it still may not take ws-good's.
     env.admin("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {name: ws-evil}\nspec: {allowedClusterScopedKinds: [ClusterRole]}\n");
-    env.tenant_ok(&app("takeover", "  clusterScopedKinds: [ClusterRole]\n", &[("cr.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: \"ws-good:metallb:controller\"}\nrules: []\n")]));
+    env.tenant_ok(&app("takeover", "  clusterScopedKinds: [ClusterRole]\n", &[("cr.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: \"metallb:controller\"}\nrules: []\n")]));
     env.tenant_ok(&deploy("takeover", "takeover", "").replace("target: real", "target: shared"));
     env.ad_says("takeover", "owned by AppDeployment ws-good/metallb")
         .await;
@@ -621,7 +618,7 @@ async fn e2e_security_attacks_fail() {
     .unwrap();
     let rules = env
         .clusters
-        .kubectl("attached-2", &["get", "clusterrole", "ws-good:metallb:controller", "-o", "jsonpath={.metadata.labels.apps\\.kommander\\.d2iq\\.io/workspace} {.rules[0].resources}"], None)
+        .kubectl("attached-2", &["get", "clusterrole", "metallb:controller", "-o", "jsonpath={.metadata.labels.apps\\.kommander\\.d2iq\\.io/workspace} {.rules[0].resources}"], None)
         .unwrap();
     assert!(
         rules.starts_with("ws-good [\"services\"]"),

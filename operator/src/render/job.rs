@@ -39,10 +39,10 @@ pub fn run(job: &RenderJob) -> JobResult {
     let app = CompiledApp::compile(&job.app_name, &job.definition).map_err(|e| e.to_string())?;
     let merged = app.values(&job.layers);
     let objects = app
-        .render(merged, &job.release, &job.cluster)
+        .render(merged.clone(), &job.release, &job.cluster)
         .map_err(|e| e.to_string())?;
     let rollout = app
-        .config_rollout(&job.release, &job.cluster)
+        .config_rollout(merged, &job.release, &job.cluster)
         .map_err(|e| e.to_string())?;
     Ok(Rendered { objects, rollout })
 }

@@ -297,17 +297,18 @@ impl CompiledApp {
     }
 
     /// The app's config rollout with names resolved for this release, if it has one.
-    /// The names may use `release`, `cluster` and `app`, not `values`: which objects carry the
-    /// config is part of the app, not of a workspace's overrides.
+    /// The names see the same merged `values` as the templates: a chart's names follow its
+    /// values (`fullnameOverride`), and the rollout must name what the templates render.
     pub fn config_rollout(
         &self,
+        values: Values,
         release: &Release,
         cluster: &ClusterInfo,
     ) -> Result<Option<ResolvedRollout>, RenderError> {
         let Some(r) = &self.rollout else {
             return Ok(None);
         };
-        let ctx = self.context(Values::new(), release, cluster);
+        let ctx = self.context(values, release, cluster);
         let source = match &r.config_map {
             Some(_) => ConfigSource::ConfigMap {
                 name: self.render_text(&rollout_template("configRollout.configMap"), &ctx)?,

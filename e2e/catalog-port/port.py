@@ -1,0 +1,77 @@
+"""Shared by the catalog ports' build.py: the handlebars spellings of the upstream chart's
+helpers (metallb.fullname, metallb.name, the ServiceAccount and memberlist Secret names, the
+labels), filled into a hand-ported body.yaml at its @@...@@ markers."""
+import os, re, subprocess
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+
+FULL = '{{fullname "metallb" release.name values.nameOverride values.fullnameOverride}}'
+NAME = '{{chartName "metallb" values.nameOverride}}'
+_FULL_SUB = '(fullname "metallb" release.name values.nameOverride values.fullnameOverride)'
+
+
+def _sa(who):
+    return (f'{{{{#if values.{who}.serviceAccount.create}}}}{{{{default (concat {_FULL_SUB} "-{who}") values.{who}.serviceAccount.name}}}}'
+            f'{{{{else}}}}{{{{default "default" values.{who}.serviceAccount.name}}}}{{{{/if}}}}')
+
+
+CTRL_SA = _sa("controller")
+SPK_SA = _sa("speaker")
+SECRET_SUB = f'(default (concat {_FULL_SUB} "-memberlist") values.speaker.secretName)'
+SECRET = "{{" + SECRET_SUB[1:-1] + "}}"
+
+
+def chart_dir(tag):
+    gomod = subprocess.check_output(["go", "env", "GOMODCACHE"], text=True).strip()
+    return f"{gomod}/go.universe.tf/metallb@{tag}/charts/metallb"
+
+
+def labels_block(line_indent, chart_version, app_version):
+    pad = " " * line_indent
+    return (f"helm.sh/chart: metallb-{chart_version}\n" + pad + f"app.kubernetes.io/name: {NAME}\n" + pad +
+            "app.kubernetes.io/instance: {{release.name}}\n" + pad + f'app.kubernetes.io/version: "{app_version}"')
+
+
+def selector_block(pad):
+    return pad + f"app.kubernetes.io/name: {NAME}\n" + pad + "app.kubernetes.io/instance: {{release.name}}"
+
+
+def fill(body, chart_version, app_version):
+    """Replaces the markers: @@CRS_CONFIG@@ (the config.yaml template of the CR-configured
+    ports: configInline converted, and the CR-shaped values), @@LABELS4@@ and @@SEL8@@ lines,
+    and the names (@@FULL_SUB@@ is fullname as a subexpression)."""
+    crs_config = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "crs-config.yaml")).read()
+    body = body.replace("@@CRS_CONFIG@@\n", crs_config)
+    out = []
+    for line in body.splitlines():
+        m = re.match(r"^(\s*)@@LABELS4@@$", line)
+        if m:
+            out.append(m.group(1) + labels_block(len(m.group(1)), chart_version, app_version))
+            continue
+        m = re.match(r"^(\s*)@@SEL8@@$", line)
+        if m:
+            out.append(selector_block(m.group(1)))
+            continue
+        out.append(line)
+    body = "\n".join(out) + "\n"
+    body = body.replace("{{quote @@SECRET@@}}", "{{quote " + SECRET_SUB + "}}")
+    for marker, text in [("@@FULL_SUB@@", _FULL_SUB), ("@@FULL@@", FULL), ("@@NAME@@", NAME), ("@@CTRL_SA@@", CTRL_SA),
+                         ("@@SPK_SA@@", SPK_SA), ("@@SECRET@@", SECRET)]:
+        body = body.replace(marker, text)
+    assert "@@" not in body, [l for l in body.splitlines() if "@@" in l]
+    return body
+
+
+def indented(text, n):
+    pad = " " * n
+    return "\n".join((pad + l) if l.strip() else "" for l in text.rstrip("\n").splitlines())
+
+
+def block(name, text):
+    return f"  - name: {name}\n    template: |\n{indented(text, 6)}\n"
+
+
+def write(version, text):
+    path = f"{ROOT}/manifests/catalog/metallb-{version}.yaml"
+    open(path, "w").write(text)
+    print(path, len(text.splitlines()), "lines")
