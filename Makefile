@@ -6,7 +6,7 @@ CATALOG := manifests/catalog/metallb-0.12.3.yaml
 GO ?= go
 CLUSTERS := management attached-1 attached-2
 
-.PHONY: bench-render bench-operator bench-memory bench-watch
+.PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb
 .PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
 	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
 
@@ -58,9 +58,9 @@ e2e-operator: e2e-build
 e2e-security: e2e-build
 	$(CARGO) test -p kommander-operator --test security -- --nocapture
 
-## e2e-metallb: the config gate with the real MetalLB v0.12.1 and v0.15.2 controllers in the loop, and the upgrade from 0.12.3
+## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers in the loop, and the upgrade from 0.12.3
 e2e-metallb: e2e-build
-	$(CARGO) test -p kommander-operator --test metallb --test metallb_v015 --test metallb_upgrade -- --nocapture
+	$(CARGO) test -p kommander-operator --test metallb --test metallb_v013 --test metallb_v015 --test metallb_upgrade -- --nocapture
 
 ## e2e-oracle: the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
 e2e-oracle: e2e-build
@@ -90,7 +90,7 @@ crds:
 	$(CARGO) run -q --bin kommander-operator -- crds --dir crds
 
 ## bench: render throughput (criterion), then the operator on embedded clusters (figures printed)
-bench: bench-render bench-operator bench-memory bench-watch
+bench: bench-render bench-operator bench-memory bench-watch bench-metallb
 
 bench-render:
 	$(CARGO) bench -p kommander-operator --bench render --bench safety
@@ -106,6 +106,10 @@ bench-memory: build e2e-build
 ## bench-watch: drift -> corrected, Blocked -> proceeding, watch streams and RSS with 2/10/50 clusters
 bench-watch: build e2e-build
 	$(CARGO) run --release -q -p kommander-e2e --bin bench_watch -- 30 20
+
+## bench-metallb: a safe MetalLB 0.15 pool change -> the real v0.15.2 controller serving it
+bench-metallb: build e2e-build
+	$(CARGO) run --release -q -p kommander-e2e --bin bench_metallb -- 20
 
 ## demo: three embedded clusters, the operator, the guide's MetalLB example (Ctrl-C to stop)
 demo: build e2e-build

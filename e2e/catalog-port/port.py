@@ -75,3 +75,36 @@ def write(version, text):
     path = f"{ROOT}/manifests/catalog/metallb-{version}.yaml"
     open(path, "w").write(text)
     print(path, len(text.splitlines()), "lines")
+
+
+def frr_startup_data(chart):
+    """The FRR startup ConfigMap's data in the chart's speaker.yaml, verbatim (daemons,
+    vtysh.conf, frr.conf)."""
+    speaker = open(f"{chart}/templates/speaker.yaml").read()
+    data = re.search(r"\ndata:\n(.*?)\n\{\{- end \}\}", speaker, re.S).group(1)
+    assert "{{" not in data
+    return data
+
+
+def chart_labels(text, chart_version, app_version):
+    """The chart's `include "metallb.labels"` and `metallb.selectorLabels` lines, spelled out."""
+    text = re.sub(r"(\n\s*)\{\{- include \"metallb.labels\" \. \| nindent (\d+) \}\}",
+                  lambda m: m.group(1) + labels_block(int(m.group(2)), chart_version, app_version), text)
+    text = re.sub(r"(\n\s*)\{\{- include \"metallb.selectorLabels\" \. \| nindent (\d+) \}\}",
+                  lambda m: m.group(1) + f"app.kubernetes.io/name: {NAME}" + m.group(1) + "app.kubernetes.io/instance: {{release.name}}", text)
+    assert "{{ " not in text and "{{-" not in text, [l for l in text.splitlines() if "{{ " in l or "{{-" in l]
+    return text
+
+
+def crds(chart):
+    """The crds subchart's CRDs, with the release namespace in their conversion webhooks."""
+    text = open(f"{chart}/charts/crds/templates/crds.yaml").read().replace("{{ .Release.Namespace }}", "{{release.namespace}}")
+    assert "{{ " not in text
+    return "{{#if values.crds.enabled}}\n" + text.rstrip("\n") + "\n{{/if}}\n"
+
+
+def catalog(header, values, schema, body):
+    """The ClusterApp: header, the chart's values as defaultValues, its values.schema.json as
+    valuesSchema, then the templates."""
+    return (header + "  defaultValues: |\n" + indented(values, 4) + "\n"
+            + "  # The chart's values.schema.json, verbatim.\n  valuesSchema: |\n" + indented(schema, 4) + "\n" + body)

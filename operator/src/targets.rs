@@ -555,14 +555,15 @@ pub fn display(o: &AppliedObject) -> String {
     }
 }
 
-/// Objects in `previous` that are not in `current`: what to prune.
+/// Objects in `previous` that are not in `current`: what to prune, in kind/name order (a fixed
+/// order, so that a safety check can predict the states the app sees in between).
 pub fn stale(previous: &[AppliedObject], current: &[AppliedObject]) -> Vec<AppliedObject> {
     let group = |v: &str| {
         v.split_once('/')
             .map(|(g, _)| g.to_string())
             .unwrap_or_default()
     };
-    previous
+    let mut stale = previous
         .iter()
         .filter(|p| {
             !current.iter().any(|c| {
@@ -573,7 +574,9 @@ pub fn stale(previous: &[AppliedObject], current: &[AppliedObject]) -> Vec<Appli
             })
         })
         .cloned()
-        .collect()
+        .collect::<Vec<_>>();
+    stale.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+    stale
 }
 
 #[cfg(test)]
@@ -597,11 +600,12 @@ mod tests {
             obj("rbac.authorization.k8s.io/v1", "ClusterRole", None, "r"),
         ];
         let cur = vec![obj("v1", "ConfigMap", Some("ws"), "a")];
+        // In kind/name order, whatever the order they were written in.
         assert_eq!(
             stale(&prev, &cur),
             vec![
+                obj("rbac.authorization.k8s.io/v1", "ClusterRole", None, "r"),
                 obj("v1", "ConfigMap", Some("ws"), "b"),
-                obj("rbac.authorization.k8s.io/v1", "ClusterRole", None, "r")
             ]
         );
     }

@@ -6,7 +6,7 @@
 use super::{Adapter, Source, metallb_v012};
 use crate::metallb::cidr;
 use crate::metallb::crs::{self, Announcement, BgpMode, CrConfig, Phase, Release};
-use crate::metallb::renumber;
+use crate::metallb::sequence;
 use crate::remote::short_error;
 use crate::rollout::{ConfigCheck, LiveState};
 use futures::future::BoxFuture;
@@ -84,8 +84,11 @@ fn secrets(items: &[Value]) -> BTreeSet<String> {
 
 impl MetallbCrs {
     fn parse(&self, text: &str, live: &LiveState) -> Option<CrConfig> {
-        let items = objects(text, live)?;
-        crs::parse(&items, self.0, BgpMode::Frr, &secrets(&items)).ok()
+        self.parse_items(&objects(text, live)?)
+    }
+
+    fn parse_items(&self, items: &[Value]) -> Option<CrConfig> {
+        crs::parse(items, self.0, BgpMode::Frr, &secrets(items)).ok()
     }
 }
 
@@ -129,11 +132,22 @@ impl ConfigCheck for MetallbCrs {
     }
 
     fn breaks(&self, new: &str, live: &LiveState) -> Vec<String> {
-        let Some(new) = self.parse(new, live) else {
+        let Some(new_items) = objects(new, live) else {
             return Vec::new();
         };
-        let old = live.config.as_deref().and_then(|t| self.parse(t, live));
-        renumber::predict(old.as_ref(), &new, &live.services, self.0)
+        let Some(new) = self.parse_items(&new_items) else {
+            return Vec::new();
+        };
+        let old_items = live.config.as_deref().and_then(|t| objects(t, live));
+        let old = old_items
+            .as_deref()
+            .and_then(|items| self.parse_items(items));
+        // MetalLB acts on every state the writes pass through.
+        let steps =
+            sequence::parsed_steps(old.as_ref(), old_items.as_deref(), &new_items, new, |i| {
+                self.parse_items(i)
+            });
+        sequence::predict_along(old.as_ref(), &steps, &live.services, self.0)
             .iter()
             .filter(|o| o.breaks())
             .map(ToString::to_string)

@@ -473,7 +473,8 @@ async fn act(
 
 /// The rendered objects in the order they are written: the runtime config before the
 /// workloads that read it (a new controller must find its config, not start without one), and
-/// last what the app's safety check wants last (for MetalLB 0.13+: pools that lose addresses).
+/// last what the app's safety check wants last (for MetalLB 0.13+: pools that lose addresses),
+/// in kind/name order, the order the check predicts the states in between with.
 fn write_order(obs: &Observed) -> Vec<ManifestObject> {
     let check = obs
         .rollout
@@ -503,7 +504,12 @@ fn write_order(obs: &Observed) -> Vec<ManifestObject> {
         .zip(last)
         .map(|(o, last)| (rank(o, last), o))
         .collect();
-    ranked.sort_by_key(|(r, _)| *r);
+    ranked.sort_by(|(r, a), (q, b)| {
+        r.cmp(q).then_with(|| match r {
+            2 => (&a.kind, &a.name).cmp(&(&b.kind, &b.name)),
+            _ => std::cmp::Ordering::Equal,
+        })
+    });
     ranked.into_iter().map(|(_, o)| o.clone()).collect()
 }
 

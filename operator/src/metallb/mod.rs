@@ -13,5 +13,6 @@ pub mod crs;
 pub mod duration;
 pub mod renumber;
 pub mod safety;
+pub mod sequence;
 
 pub use config::*;

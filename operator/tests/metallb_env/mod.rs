@@ -1,13 +1,17 @@
 //! What the MetalLB end-to-end suites share: a management cluster and one attached cluster,
-//! the CRDs and catalog, the operator, a workspace with the attached cluster in it, and the
-//! real MetalLB v0.15.2 controller when a test wants it.
+//! the CRDs and catalog, the operator, a workspace with the attached cluster in it, the real
+//! MetalLB v0.15.2 controller when a test wants it, and the flow the 0.13 and 0.15 suites share
+//! up to a held change.
 
 #![allow(dead_code)] // Each suite uses its own part.
 
-use kommander_e2e::{Clusters, KillOnDrop, Operator, metallb_crs_controller};
-use kommander_operator::resources::{AppDeployment, ClusterRolloutStatus};
+use kommander_e2e::{Clusters, KillOnDrop, Operator, eventually, http_get, metallb_crs_controller};
+use kommander_operator::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
 use kube::Client;
 use kube::api::Api;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
 
 /// The clusters, the operator and workspace `ns`.
 pub struct Env {
@@ -54,12 +58,180 @@ impl Env {
     /// The real MetalLB v0.15.2 controller against attached-1, reading the workspace
     /// namespace's resources; its metrics port.
     pub fn metallb_v015(&self, log: &str) -> (KillOnDrop, u16) {
+        self.metallb("metallb-controller-v0.15", log)
+    }
+
+    /// The real MetalLB controller `bin` (under e2e/bin) against attached-1, reading the
+    /// workspace namespace's resources; its metrics port.
+    pub fn metallb(&self, bin: &str, log: &str) -> (KillOnDrop, u16) {
         metallb_crs_controller(
-            "metallb-controller-v0.15",
+            bin,
             &self.clusters.kubeconfig("attached-1"),
             self.ns,
             &self.clusters.state_dir().join(log),
         )
+    }
+
+    /// The status once its phase is `want`.
+    pub async fn phase(&self, want: ClusterPhase) -> ClusterRolloutStatus {
+        eventually(&format!("{want:?}"), T, || async {
+            let c = self.status().await?;
+            if c.phase == want {
+                Ok(c)
+            } else {
+                Err(format!("{:?}: {:?}", c.phase, c.message))
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Apply `yaml` on the management cluster.
+    pub fn apply(&self, yaml: &str) {
+        self.clusters
+            .kubectl("management", &["apply", "-f", "-"], Some(yaml))
+            .unwrap();
+    }
+
+    /// Accept the held config (by its hash) with the annotation a person sets.
+    pub fn accept(&self, held: &ClusterRolloutStatus) {
+        let hash = held.desired_config_hash.clone().unwrap();
+        self.clusters
+            .kubectl(
+                "management",
+                &[
+                    "-n",
+                    self.ns,
+                    "annotate",
+                    "appdeployment",
+                    "metallb",
+                    &format!("apps.kommander.d2iq.io/accept-disruption={hash}"),
+                ],
+                None,
+            )
+            .unwrap();
+    }
+}
+
+/// A metric of a MetalLB controller (the first sample whose line starts with `name`).
+pub fn metric(port: u16, name: &str) -> Result<f64, String> {
+    let (_, body) = http_get(port, "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| format!("no {name} yet"))
+}
+
+/// The addresses MetalLB counts in pool `default`.
+pub fn capacity(port: u16) -> Result<f64, String> {
+    metric(port, "metallb_allocator_addresses_total{pool=\"default\"} ")
+}
+
+/// Where [`serve_then_hold`] leaves things.
+pub struct Held {
+    /// The real controller, running.
+    pub controller: KillOnDrop,
+    /// Its metrics port.
+    pub port: u16,
+    /// The IPs of default/first and default/second.
+    pub first: String,
+    pub second: String,
+    /// The AppDeployment's status on attached-1, Blocked.
+    pub status: ClusterRolloutStatus,
+}
+
+/// The flow the 0.13 and 0.15 suites share: the guide's layer2 overrides, verbatim, with
+/// `app`; MetalLB's resources on the cluster and no 0.12 ConfigMap; the real controller `bin`
+/// gives two Services the first two addresses; a grown pool is applied and served; a pool that
+/// drops the first Service's address is held, and MetalLB never sees it.
+pub async fn serve_then_hold(env: &Env, app: &str, bin: &str) -> Held {
+    let clusters = &env.clusters;
+    let k = |c: &str, args: &[&str]| clusters.kubectl(c, args, None);
+    let ns = env.ns;
+    println!("the guide's layer2 overrides, verbatim, with {app}");
+    env.apply(&overrides(ns, "metallb-overrides", "10.0.50.25-10.0.50.50"));
+    env.apply(&app_deployment(ns, app, "metallb-overrides"));
+    env.phase(ClusterPhase::Applied).await;
+    let pool = k(
+        "attached-1",
+        &[
+            "-n",
+            ns,
+            "get",
+            "ipaddresspool",
+            "default",
+            "-o",
+            "jsonpath={.spec.addresses[0]}",
+        ],
+    )
+    .unwrap();
+    assert_eq!(pool, "10.0.50.25-10.0.50.50");
+    k(
+        "attached-1",
+        &["-n", ns, "get", "l2advertisement", "default"],
+    )
+    .unwrap();
+    let cm = k("attached-1", &["-n", ns, "get", "configmap", "-o", "name"]).unwrap();
+    assert!(
+        !cm.contains("configmap/metallb\n"),
+        "no 0.12 ConfigMap: {cm}"
+    );
+
+    let (controller, port) = env.metallb(bin, &format!("{bin}.log"));
+    for svc in ["first", "second"] {
+        k(
+            "attached-1",
+            &[
+                "-n",
+                "default",
+                "create",
+                "service",
+                "loadbalancer",
+                svc,
+                "--tcp=80:80",
+            ],
+        )
+        .unwrap();
+        eventually(&format!("{svc} gets an IP"), T, || async {
+            ip_of(clusters, svc)
+        })
+        .await
+        .unwrap();
+    }
+    let first = ip_of(clusters, "first").unwrap();
+    let second = ip_of(clusters, "second").unwrap();
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        ("10.0.50.25", "10.0.50.26")
+    );
+
+    println!("a safe change (the pool grows): applied, the controller serves the new pool");
+    env.apply(&overrides(ns, "metallb-overrides", "10.0.50.25-10.0.50.60"));
+    eventually("the controller loads 36 addresses", T, || async {
+        match capacity(port)? {
+            36.0 => Ok(()),
+            n => Err(format!("{n}")),
+        }
+    })
+    .await
+    .unwrap();
+    env.phase(ClusterPhase::Applied).await;
+
+    println!("a change that takes first's IP: held, the Service named");
+    env.apply(&overrides(ns, "metallb-overrides", "10.0.50.26-10.0.50.60"));
+    let status = env.phase(ClusterPhase::Blocked).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        capacity(port).unwrap(),
+        36.0,
+        "MetalLB never saw the change"
+    );
+    assert_eq!(ip_of(clusters, "first").unwrap(), first);
+    Held {
+        controller,
+        port,
+        first,
+        second,
+        status,
     }
 }
 

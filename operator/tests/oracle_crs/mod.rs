@@ -12,8 +12,9 @@
 
 use kommander_e2e::{Clusters, Rng, eventually, http_get, metallb_crs_controller};
 use kommander_operator::metallb::crs::{self, BgpMode, Phase, Release};
-use kommander_operator::metallb::renumber::{self, Fate};
+use kommander_operator::metallb::renumber::Fate;
 use kommander_operator::metallb::safety::LiveService;
+use kommander_operator::metallb::sequence;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -359,35 +360,36 @@ pub async fn run(v: &Version) {
             .collect();
 
         // Ours first: an invalid new config must be refused by MetalLB too.
-        let parse = |pools: &[PoolSpec]| {
-            crs::parse(
-                &objects(pools),
-                Release::V0_15,
-                BgpMode::Frr,
-                &Default::default(),
-            )
-        };
+        let parse_items =
+            |items: &[Value]| crs::parse(items, Release::V0_15, BgpMode::Frr, &Default::default());
+        let parse = |pools: &[PoolSpec]| parse_items(&objects(pools));
         let ours = parse(&new);
         let unchanged = objects(&old) == objects(&new);
 
         // The change, through MetalLB, written the way the operator writes it: what adds
-        // addresses first, what narrows pools next, what the new config drops last. The running
-        // controller acts on every state in between.
+        // addresses first, then each pool that narrows, then what the new config drops, each in
+        // name order. The running controller acts on every state in between.
         let updates = metric(port, "metallb_k8s_client_updates_total").unwrap_or(0.0);
         let new_objects = objects(&new);
         let phases = crs::phases(parse(&old).ok().as_ref(), &new_objects);
         for phase in [Phase::Add, Phase::Narrow] {
-            let batch: Vec<Value> = new_objects
+            let mut batch: Vec<Value> = new_objects
                 .iter()
                 .zip(&phases)
                 .filter(|(_, p)| **p == phase)
                 .map(|(o, _)| o.clone())
                 .collect();
+            batch.sort_by_key(|o| o["metadata"]["name"].to_string());
             if !batch.is_empty() {
                 apply(&yaml(&batch)).unwrap();
             }
         }
-        for p in old.iter().filter(|p| !new.iter().any(|q| q.name == p.name)) {
+        let mut dropped: Vec<&PoolSpec> = old
+            .iter()
+            .filter(|p| !new.iter().any(|q| q.name == p.name))
+            .collect();
+        dropped.sort_by_key(|p| p.name.clone());
+        for p in dropped {
             k(&[
                 "-n",
                 "metallb",
@@ -434,7 +436,15 @@ pub async fn run(v: &Version) {
         let (Ok(old_cfg), Ok(new_cfg)) = (parse(&old), parse(&new)) else {
             unreachable!("checked above");
         };
-        let outcomes = renumber::predict(Some(&old_cfg), &new_cfg, &live, v.release);
+        // Along the states the writes pass through, as the gate judges it.
+        let steps = sequence::parsed_steps(
+            Some(&old_cfg),
+            Some(&objects(&old)),
+            &new_objects,
+            new_cfg,
+            |items| parse_items(items).ok(),
+        );
+        let outcomes = sequence::predict_along(Some(&old_cfg), &steps, &live, v.release);
         let mut problems = Vec::new();
         // 0.13: a refused config changes nothing, and MetalLB says it is stale.
         let refused = outcomes.iter().any(|o| o.fate == Fate::Refused);
