@@ -37,18 +37,23 @@ fn set(values: &mut Value, path: &str, v: Value) {
     cur[parts[parts.len() - 1]] = v;
 }
 
+/// MetalLB's log levels.
+fn log_levels() -> Vec<Value> {
+    ["all", "debug", "info", "warn", "error", "none"]
+        .into_iter()
+        .map(Value::from)
+        .collect()
+}
+
+fn pull_policies() -> Vec<Value> {
+    vec![Value::Null, json!("Always"), json!("IfNotPresent")]
+}
+
 /// Knobs of the v0.15.2 chart's values.yaml and the values each may take.
 fn knobs_v015() -> Vec<(&'static str, Vec<Value>)> {
-    let levels = vec![
-        json!("all"),
-        json!("debug"),
-        json!("info"),
-        json!("warn"),
-        json!("error"),
-        json!("none"),
-    ];
+    let levels = log_levels();
     let tags = vec![Value::Null, json!(""), json!("v0.15.1")];
-    let policies = vec![Value::Null, json!("Always"), json!("IfNotPresent")];
+    let policies = pull_policies();
     let b = vec![json!(true), json!(false)];
     let mut k: Vec<(&'static str, Vec<Value>)> = vec![
         ("controller.logLevel", levels.clone()),
@@ -139,43 +144,15 @@ fn knobs_v015() -> Vec<(&'static str, Vec<Value>)> {
         ("speaker.startupProbe.enabled", b.clone()),
     ];
     for who in ["controller", "speaker"] {
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        k.push((leak(format!("{who}.serviceAccount.create")), b.clone()));
-        k.push((
-            leak(format!("{who}.serviceAccount.name")),
-            vec![json!(""), json!(format!("{who}-sa"))],
-        ));
-        k.push((
-            leak(format!("{who}.serviceAccount.annotations")),
-            vec![json!({}), json!({"iam": "role"})],
-        ));
-        k.push((
-            leak(format!("{who}.podAnnotations")),
-            vec![json!({}), json!({"x.io/y": "z"})],
-        ));
+        k.extend(component_knobs(who));
         k.push((
             leak(format!("{who}.labels")),
             vec![json!({}), json!({"team": "net"})],
         ));
         k.push((
-            leak(format!("{who}.tolerations")),
-            vec![json!([]), json!([{"key": "k", "operator": "Exists"}])],
-        ));
-        k.push((leak(format!("{who}.affinity")), vec![json!({}), json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]}}})]));
-        k.push((
-            leak(format!("{who}.resources")),
-            vec![json!({}), json!({"limits": {"cpu": "100m"}})],
-        ));
-        k.push((
-            leak(format!("{who}.priorityClassName")),
-            vec![json!(""), json!("high")],
-        ));
-        k.push((
             leak(format!("{who}.runtimeClassName")),
             vec![json!(""), json!("gvisor")],
         ));
-        k.push((leak(format!("{who}.livenessProbe.enabled")), b.clone()));
-        k.push((leak(format!("{who}.readinessProbe.enabled")), b.clone()));
     }
     k.push((
         "speaker.nodeSelector",
@@ -373,19 +350,57 @@ fn knobs_v013() -> Vec<(&'static str, Vec<Value>)> {
     k
 }
 
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// Knobs every chart version has for `who` (controller or speaker).
+fn component_knobs(who: &str) -> Vec<(&'static str, Vec<Value>)> {
+    let b = vec![json!(true), json!(false)];
+    vec![
+        (leak(format!("{who}.serviceAccount.create")), b.clone()),
+        (
+            leak(format!("{who}.serviceAccount.name")),
+            vec![json!(""), json!(format!("{who}-sa"))],
+        ),
+        (
+            leak(format!("{who}.serviceAccount.annotations")),
+            vec![json!({}), json!({"iam": "role"})],
+        ),
+        (
+            leak(format!("{who}.podAnnotations")),
+            vec![json!({}), json!({"x.io/y": "z"})],
+        ),
+        (
+            leak(format!("{who}.tolerations")),
+            vec![json!([]), json!([{"key": "k", "operator": "Exists"}])],
+        ),
+        (
+            leak(format!("{who}.affinity")),
+            vec![
+                json!({}),
+                json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]}}}),
+            ],
+        ),
+        (
+            leak(format!("{who}.resources")),
+            vec![json!({}), json!({"limits": {"cpu": "100m"}})],
+        ),
+        (
+            leak(format!("{who}.priorityClassName")),
+            vec![json!(""), json!("high")],
+        ),
+        (leak(format!("{who}.livenessProbe.enabled")), b.clone()),
+        (leak(format!("{who}.readinessProbe.enabled")), b),
+    ]
+}
+
 /// Knobs of the v0.12.1 chart's values.yaml and the values each may take.
 fn knobs_v012() -> Vec<(&'static str, Vec<Value>)> {
-    let levels = vec![
-        json!("all"),
-        json!("debug"),
-        json!("info"),
-        json!("warn"),
-        json!("error"),
-        json!("none"),
-        json!("verbose"),
-    ];
+    // And one the chart's schema refuses.
+    let levels: Vec<Value> = log_levels().into_iter().chain([json!("verbose")]).collect();
     let tags = vec![Value::Null, json!(""), json!("v0.12.0")];
-    let policies = vec![Value::Null, json!("Always"), json!("IfNotPresent")];
+    let policies = pull_policies();
     let b = vec![json!(true), json!(false)];
     let seed = json!({"address-pools": [{"name": "default", "protocol": "layer2", "addresses": ["10.0.50.25-10.0.50.50"]}]});
     let bgp = json!({"peers": [{"peer-address": "10.0.0.1", "peer-asn": 64501, "my-asn": 64500, "password": "s3cret"}], "address-pools": [{"name": "bgp", "protocol": "bgp", "addresses": ["192.168.10.0/24"], "auto-assign": false}]});
@@ -436,39 +451,11 @@ fn knobs_v012() -> Vec<(&'static str, Vec<Value>)> {
         ),
     ];
     for who in ["controller", "speaker"] {
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        k.push((leak(format!("{who}.serviceAccount.create")), b.clone()));
-        k.push((
-            leak(format!("{who}.serviceAccount.name")),
-            vec![json!(""), json!(format!("{who}-sa"))],
-        ));
-        k.push((
-            leak(format!("{who}.serviceAccount.annotations")),
-            vec![json!({}), json!({"iam": "role"})],
-        ));
-        k.push((
-            leak(format!("{who}.podAnnotations")),
-            vec![json!({}), json!({"x.io/y": "z"})],
-        ));
-        k.push((
-            leak(format!("{who}.tolerations")),
-            vec![json!([]), json!([{"key": "k", "operator": "Exists"}])],
-        ));
-        k.push((leak(format!("{who}.affinity")), vec![json!({}), json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]}}})]));
-        k.push((
-            leak(format!("{who}.resources")),
-            vec![json!({}), json!({"limits": {"cpu": "100m"}})],
-        ));
-        k.push((
-            leak(format!("{who}.priorityClassName")),
-            vec![json!(""), json!("high")],
-        ));
+        k.extend(component_knobs(who));
         k.push((
             leak(format!("{who}.nodeSelector")),
             vec![json!({}), json!({"disk": "ssd"})],
         ));
-        k.push((leak(format!("{who}.livenessProbe.enabled")), b.clone()));
-        k.push((leak(format!("{who}.readinessProbe.enabled")), b.clone()));
         k.push((
             leak(format!("{who}.readinessProbe.periodSeconds")),
             vec![json!(10), json!("10s")],

@@ -85,20 +85,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
             .unwrap()
         }
     };
-    k(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "create",
-            "service",
-            "loadbalancer",
-            "web",
-            "--tcp=80:80",
-        ],
-        None,
-    )
-    .unwrap();
+    clusters.create_lb_service("attached-1", "web").unwrap();
     let ip = eventually("MetalLB assigns web an IP", T, || async {
         ip_of(clusters, "web")
     })
@@ -151,20 +138,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     })
     .await
     .unwrap();
-    k(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "create",
-            "service",
-            "loadbalancer",
-            "web-b",
-            "--tcp=80:80",
-        ],
-        None,
-    )
-    .unwrap();
+    clusters.create_lb_service("attached-1", "web-b").unwrap();
     let ip_b = eventually("web-b gets an IP", T, || async { ip_of(clusters, "web-b") })
         .await
         .unwrap();
@@ -206,20 +180,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     .unwrap();
 
     println!("accept-disruption: the person accepts, MetalLB renumbers the Service");
-    k(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "create",
-            "service",
-            "loadbalancer",
-            "bgp-web",
-            "--tcp=80:80",
-        ],
-        None,
-    )
-    .unwrap();
+    clusters.create_lb_service("attached-1", "bgp-web").unwrap();
     let ip_g = eventually("bgp-web gets an IP", T, || async {
         ip_of(clusters, "bgp-web")
     })
@@ -227,21 +188,7 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     .unwrap();
     assert!(ip_g.starts_with("172.40.100."), "{ip_g}");
     k("management", &["apply", "-f", "-"], Some(&values(NS, "configInline:\n  peers:\n  - my-asn: 64500\n    peer-asn: 64500\n    peer-address: 172.17.0.4\n  address-pools:\n  - name: my-ip-space\n    protocol: bgp\n    addresses:\n    - 172.40.101.0/24\n"))).unwrap();
-    let held = blocked().await;
-    let hash = held.desired_config_hash.unwrap();
-    k(
-        "management",
-        &[
-            "-n",
-            NS,
-            "annotate",
-            "appdeployment",
-            "metallb",
-            &format!("apps.kommander.d2iq.io/accept-disruption={hash}"),
-        ],
-        None,
-    )
-    .unwrap();
+    env.accept(&blocked().await);
     let renumbered = eventually("MetalLB renumbers bgp-web", T, || async {
         let ip = ip_of(clusters, "bgp-web")?;
         if ip.starts_with("172.40.101.") {

@@ -83,20 +83,7 @@ async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
         clusters.state_dir().join("metallb-v0.12.log"),
     );
     for svc in ["web-a", "web-b", "web-c"] {
-        k(
-            "attached-1",
-            &[
-                "-n",
-                "default",
-                "create",
-                "service",
-                "loadbalancer",
-                svc,
-                "--tcp=80:80",
-            ],
-            None,
-        )
-        .unwrap();
+        clusters.create_lb_service("attached-1", svc).unwrap();
     }
     let before = eventually("three IPs", T, || async {
         let now = ips();
@@ -190,20 +177,7 @@ async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
     // The Deployment now runs v0.15.2: its old pod goes, the new one starts.
     drop(old);
     let (_new, _) = env.metallb_v015("metallb-v0.15.log");
-    k(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "create",
-            "service",
-            "loadbalancer",
-            "web-d",
-            "--tcp=80:80",
-        ],
-        None,
-    )
-    .unwrap();
+    clusters.create_lb_service("attached-1", "web-d").unwrap();
     let after = eventually("the v0.15.2 controller serves web-d", T, || async {
         let now = ips();
         if now.matches("=10.0.50.").count() == 4 {

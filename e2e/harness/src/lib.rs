@@ -70,9 +70,8 @@ impl Clusters {
         self.state.path().join(name).join("kubeconfig")
     }
 
-    /// A LoadBalancer Service `default/name` on `cluster` whose status holds `ip` (as if
-    /// MetalLB had assigned it).
-    pub fn lb_service(&self, cluster: &str, name: &str, ip: &str) -> Result<(), String> {
+    /// A LoadBalancer Service `default/name` on `cluster` (port 80), for MetalLB to serve.
+    pub fn create_lb_service(&self, cluster: &str, name: &str) -> Result<(), String> {
         self.kubectl(
             cluster,
             &[
@@ -85,7 +84,36 @@ impl Clusters {
                 "--tcp=80:80",
             ],
             None,
+        )
+        .map(|_| ())
+    }
+
+    /// The first IP of LoadBalancer Service `default/name` on `cluster`; an error until it
+    /// has one.
+    pub fn lb_ip(&self, cluster: &str, name: &str) -> Result<String, String> {
+        let ip = self.kubectl(
+            cluster,
+            &[
+                "-n",
+                "default",
+                "get",
+                "service",
+                name,
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[0].ip}",
+            ],
+            None,
         )?;
+        match ip.trim() {
+            "" => Err(format!("{name} has no IP yet")),
+            ip => Ok(ip.to_string()),
+        }
+    }
+
+    /// A LoadBalancer Service `default/name` on `cluster` whose status holds `ip` (as if
+    /// MetalLB had assigned it).
+    pub fn lb_service(&self, cluster: &str, name: &str, ip: &str) -> Result<(), String> {
+        self.create_lb_service(cluster, name)?;
         let patch =
             format!("{{\"status\":{{\"loadBalancer\":{{\"ingress\":[{{\"ip\":\"{ip}\"}}]}}}}}}");
         self.kubectl(
@@ -699,6 +727,19 @@ pub mod bench {
             .filter(|a| a.data["status"]["summary"] == "Ready")
             .count();
         Ok((ready, list.items.len()))
+    }
+
+    /// `N samples: p50 …, p90 …, p99 …, max …` of latencies in seconds, printed in ms.
+    pub fn latencies(xs: &mut [f64]) -> String {
+        xs.sort_by(f64::total_cmp);
+        format!(
+            "{} samples: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            xs.len(),
+            percentile(xs, 0.5) * 1000.0,
+            percentile(xs, 0.9) * 1000.0,
+            percentile(xs, 0.99) * 1000.0,
+            xs.last().copied().unwrap_or(0.0) * 1000.0
+        )
     }
 
     /// The `p` quantile (0..=1) of sorted figures.

@@ -178,19 +178,7 @@ pub async fn serve_then_hold(env: &Env, app: &str, bin: &str) -> Held {
 
     let (controller, port) = env.metallb(bin, &format!("{bin}.log"));
     for svc in ["first", "second"] {
-        k(
-            "attached-1",
-            &[
-                "-n",
-                "default",
-                "create",
-                "service",
-                "loadbalancer",
-                svc,
-                "--tcp=80:80",
-            ],
-        )
-        .unwrap();
+        clusters.create_lb_service("attached-1", svc).unwrap();
         eventually(&format!("{svc} gets an IP"), T, || async {
             ip_of(clusters, svc)
         })
@@ -237,23 +225,7 @@ pub async fn serve_then_hold(env: &Env, app: &str, bin: &str) -> Held {
 
 /// The first IP of Service `default/svc` on attached-1.
 pub fn ip_of(clusters: &Clusters, svc: &str) -> Result<String, String> {
-    let ip = clusters.kubectl(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "get",
-            "service",
-            svc,
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ],
-        None,
-    )?;
-    match ip.trim() {
-        "" => Err("no IP yet".into()),
-        ip => Ok(ip.to_string()),
-    }
+    clusters.lb_ip("attached-1", svc)
 }
 
 /// An overrides ConfigMap `name` in `ns`: the guide's layer2 pool with `pool` as its range,

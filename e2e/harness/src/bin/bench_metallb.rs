@@ -10,7 +10,7 @@
 //!     gate (one Service holds an IP, so the renumbering prediction runs), the write of the
 //!     IPAddressPool, and MetalLB's own reload.
 
-use kommander_e2e::bench::{percentile, pool, set_overrides};
+use kommander_e2e::bench::{latencies, pool, set_overrides};
 use kommander_e2e::{Clusters, Operator, arg, http_get, metallb_crs_controller, root};
 use std::time::{Duration, Instant};
 
@@ -91,37 +91,9 @@ async fn main() -> Res<()> {
     );
     until_served(port, f64::from(last), Duration::from_secs(60)).await?;
     // A Service MetalLB serves: every change is judged against it.
-    clusters.kubectl(
-        "attached-1",
-        &[
-            "-n",
-            "default",
-            "create",
-            "service",
-            "loadbalancer",
-            "web",
-            "--tcp=80:80",
-        ],
-        None,
-    )?;
+    clusters.create_lb_service("attached-1", "web")?;
     let t0 = Instant::now();
-    while clusters
-        .kubectl(
-            "attached-1",
-            &[
-                "-n",
-                "default",
-                "get",
-                "service",
-                "web",
-                "-o",
-                "jsonpath={.status.loadBalancer.ingress[0].ip}",
-            ],
-            None,
-        )?
-        .trim()
-        .is_empty()
-    {
+    while clusters.lb_ip("attached-1", "web").is_err() {
         if t0.elapsed() > Duration::from_secs(60) {
             return Err("web got no IP".into());
         }
@@ -137,13 +109,9 @@ async fn main() -> Res<()> {
         until_served(port, f64::from(last), Duration::from_secs(60)).await?;
         served.push(t0.elapsed().as_secs_f64());
     }
-    served.sort_by(f64::total_cmp);
     println!(
-        "(h) safe change -> the v0.15.2 controller serves the new pool, {} samples: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-        served.len(),
-        percentile(&served, 0.5) * 1000.0,
-        percentile(&served, 0.9) * 1000.0,
-        served.last().copied().unwrap_or(0.0) * 1000.0
+        "(h) safe change -> the v0.15.2 controller serves the new pool, {}",
+        latencies(&mut served)
     );
     Ok(())
 }

@@ -13,7 +13,7 @@
 //!     apiserver_request_total) during IDLE_SECS (default 300) idle seconds after convergence.
 
 use kommander_e2e::bench::{
-    apply_seed, attach_yaml, config_has, percentile, pool, ready_count, set_overrides,
+    apply_seed, attach_yaml, config_has, latencies, pool, ready_count, set_overrides,
 };
 use kommander_e2e::{Clusters, MetallbController, Operator, arg, root};
 use kube::Client;
@@ -131,13 +131,9 @@ async fn main() -> Res<()> {
         }
         lat.push(t0.elapsed().as_secs_f64());
     }
-    lat.sort_by(f64::total_cmp);
     println!(
-        "(a) overrides change -> applied on both attached clusters, {} changes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p50 < 1000, p99 < 2000)",
-        lat.len(),
-        percentile(&lat, 0.5) * 1000.0,
-        percentile(&lat, 0.99) * 1000.0,
-        lat.last().copied().unwrap_or(0.0) * 1000.0
+        "(a) overrides change -> applied on both attached clusters, {} (goal p50 < 1000, p99 < 2000)",
+        latencies(&mut lat)
     );
 
     // (d) safe change -> the real MetalLB controller restarted with it, on both clusters
@@ -184,12 +180,9 @@ async fn main() -> Res<()> {
         }
         restart.push(t0.elapsed().as_secs_f64());
     }
-    restart.sort_by(f64::total_cmp);
     println!(
-        "(d) safe change -> real MetalLB controller restarted and serving the new pool on both clusters, {} changes: p50 {:.0} ms, max {:.0} ms",
-        restart.len(),
-        percentile(&restart, 0.5) * 1000.0,
-        restart.last().copied().unwrap_or(0.0) * 1000.0
+        "(d) safe change -> real MetalLB controller restarted and serving the new pool on both clusters, {}",
+        latencies(&mut restart)
     );
     drop(mlbs);
 

@@ -11,7 +11,7 @@
 //!     MetalLB on the first two, a five-kind app with a MetalLB-checked config on the others).
 
 use kommander_e2e::bench::{
-    apply_seed, attach_yaml, config_has, percentile, pool, ready_count, set_overrides,
+    apply_seed, attach_yaml, config_has, latencies, pool, ready_count, set_overrides,
 };
 use kommander_e2e::{Clusters, Operator, appdeployment_resource, arg, free_port, http_get, root};
 use kube::Client;
@@ -136,14 +136,7 @@ fn gauge(port: u16, name: &str) -> f64 {
 }
 
 fn summary(label: &str, mut xs: Vec<f64>) {
-    xs.sort_by(f64::total_cmp);
-    println!(
-        "{label}, {} samples: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        xs.len(),
-        percentile(&xs, 0.5) * 1000.0,
-        percentile(&xs, 0.99) * 1000.0,
-        xs.last().copied().unwrap_or(0.0) * 1000.0
-    );
+    println!("{label}, {}", latencies(&mut xs));
 }
 
 #[tokio::main]
