@@ -261,10 +261,11 @@ pub trait ConfigCheck: Sync {
     fn validate(&self, new: &str, live: &LiveState) -> Vec<String>;
     /// What the change from the live config to `new` would break, in words; empty when safe.
     fn breaks(&self, new: &str, live: &LiveState) -> Vec<String>;
-    /// For each rendered object, whether it should be written after the others (the app
-    /// acts on every state its config passes through while the objects land one by one).
-    fn write_last(&self, objects: &[&Value], _live: &LiveState) -> Vec<bool> {
-        vec![false; objects.len()]
+    /// For each rendered object, the group it is written in: 0 with the others, and each
+    /// later group after the one before (the app acts on every state its config passes
+    /// through while the objects land one by one).
+    fn write_groups(&self, objects: &[&Value], _live: &LiveState) -> Vec<u8> {
+        vec![0; objects.len()]
     }
 }
 

@@ -154,12 +154,16 @@ impl ConfigCheck for MetallbCrs {
             .collect()
     }
 
-    fn write_last(&self, objects: &[&Value], live: &LiveState) -> Vec<bool> {
+    fn write_groups(&self, objects: &[&Value], live: &LiveState) -> Vec<u8> {
         // The config in force is parsed once for the whole set.
         let old = live.config.as_deref().and_then(|t| self.parse(t, live));
         crs::phases(old.as_ref(), objects.iter().copied())
             .into_iter()
-            .map(|p| p == Phase::Narrow)
+            .map(|p| match p {
+                Phase::Add => 0,
+                Phase::Narrow => 1,
+                Phase::Fill => 2,
+            })
             .collect()
     }
 }

@@ -473,8 +473,9 @@ async fn act(
 
 /// The rendered objects in the order they are written: the runtime config before the
 /// workloads that read it (a new controller must find its config, not start without one), and
-/// last what the app's safety check wants last (for MetalLB 0.13+: pools that lose addresses),
-/// in kind/name order, the order the check predicts the states in between with.
+/// then the later groups the app's safety check asks for (for MetalLB 0.13+: pools that lose
+/// addresses, then pools that take them up), each in kind/name order, the order the check
+/// predicts the states in between with.
 fn write_order(obs: &Observed) -> Vec<ManifestObject> {
     let check = obs
         .rollout
@@ -486,28 +487,28 @@ fn write_order(obs: &Observed) -> Vec<ManifestObject> {
         Some(ConfigSource::ConfigMap { name, .. }) => o.kind == "ConfigMap" && &o.name == name,
         None => false,
     };
-    let last = match (check, &obs.live) {
+    let groups = match (check, &obs.live) {
         (Some(check), Some(live)) => {
             let bodies: Vec<&serde_json::Value> = obs.objects.iter().map(|o| &o.body).collect();
-            check.write_last(&bodies, live)
+            check.write_groups(&bodies, live)
         }
-        _ => vec![false; obs.objects.len()],
+        _ => vec![0; obs.objects.len()],
     };
-    let rank = |o: &ManifestObject, last: bool| match last {
-        true => 2,
-        false if is_config(o) => 0,
-        false => 1,
+    let rank = |o: &ManifestObject, group: u8| match group {
+        0 if is_config(o) => 0,
+        0 => 1,
+        later => 1 + later,
     };
     let mut ranked: Vec<(u8, &ManifestObject)> = obs
         .objects
         .iter()
-        .zip(last)
-        .map(|(o, last)| (rank(o, last), o))
+        .zip(groups)
+        .map(|(o, group)| (rank(o, group), o))
         .collect();
     ranked.sort_by(|(r, a), (q, b)| {
         r.cmp(q).then_with(|| match r {
-            2 => (&a.kind, &a.name).cmp(&(&b.kind, &b.name)),
-            _ => std::cmp::Ordering::Equal,
+            0 | 1 => std::cmp::Ordering::Equal,
+            _ => (&a.kind, &a.name).cmp(&(&b.kind, &b.name)),
         })
     });
     ranked.into_iter().map(|(_, o)| o.clone()).collect()

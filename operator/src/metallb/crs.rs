@@ -929,19 +929,48 @@ fn peer(
 
 /// When an object of a new configuration is written, relative to the others. MetalLB acts on
 /// every state the config passes through, so what adds addresses goes first (a Service's IP is
-/// never outside every pool in between; a transient overlap is refused by MetalLB as a whole
-/// and so changes nothing), and what takes addresses away goes last.
+/// never outside every pool in between), then what takes addresses away, then what takes up
+/// the addresses those gave up: MetalLB's webhook refuses a pool overlapping one in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     /// New pools, pools that only grow, and every advertisement, peer and the rest.
     Add,
     /// Pools that lose addresses or admit fewer Services.
     Narrow,
+    /// New or growing pools that take addresses a narrowing pool gives up.
+    Fill,
 }
 
 /// The phase of each object of `new` (by position), given the config in force.
 pub fn phases<'a>(old: Option<&CrConfig>, new: impl IntoIterator<Item = &'a Value>) -> Vec<Phase> {
-    new.into_iter()
+    let new: Vec<&Value> = new.into_iter().collect();
+    let mut out = add_or_narrow(old, &new);
+    // The ranges in force of the pools that narrow, each with its pool's name.
+    let given_up: Vec<(&str, &ipnet::IpNet)> = new
+        .iter()
+        .zip(&out)
+        .filter(|(_, p)| **p == Phase::Narrow)
+        .filter_map(|(o, _)| old?.pool(o.pointer("/metadata/name")?.as_str()?))
+        .flat_map(|p| p.cidrs.iter().map(move |c| (p.name.as_str(), c)))
+        .collect();
+    for (o, phase) in new.iter().zip(out.iter_mut()) {
+        let Ok(Some(pool)) = single_pool(o) else {
+            continue;
+        };
+        let takes = pool.cidrs.iter().any(|c| {
+            given_up
+                .iter()
+                .any(|(from, g)| *from != pool.name && super::cidr::overlaps(c, g))
+        });
+        if *phase == Phase::Add && takes {
+            *phase = Phase::Fill;
+        }
+    }
+    out
+}
+
+fn add_or_narrow(old: Option<&CrConfig>, new: &[&Value]) -> Vec<Phase> {
+    new.iter()
         .map(|o| {
             if o.get("kind").and_then(Value::as_str) != Some("IPAddressPool") {
                 return Phase::Add;

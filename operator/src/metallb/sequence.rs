@@ -2,9 +2,10 @@
 //! Service ends with when MetalLB acts on every one of them. Pure.
 //!
 //! The operator writes what adds addresses first, then each pool that narrows (in kind/name
-//! order), then prunes what the new config drops (in kind/name order): a running 0.14+
-//! controller reloads on every write, so a Service cleared by one narrowing pool draws from
-//! the pools as they stand at that moment, and may be cleared again by the next. A state
+//! order), then what takes up the addresses those give up (MetalLB's webhook refuses two pools
+//! holding one address), then prunes what the new config drops (in kind/name order). A running
+//! 0.14+ controller reloads on every write, so a Service cleared by one narrowing pool draws
+//! from the pools as they stand at that moment, and may be cleared again by the next. A state
 //! MetalLB would refuse as invalid (two pools overlapping for a moment) changes nothing: it
 //! keeps the last valid one. On 0.13 the order does not matter: the controller judges each
 //! state against the same assignments and refuses any that takes an IP.
@@ -73,6 +74,17 @@ pub fn write_steps(old: Option<&CrConfig>, old_items: &[Value], new_items: &[Val
         let (kind, name) = key(o);
         push(&state, format!("{kind}/{name} is written"));
     }
+    for (o, _) in new_items
+        .iter()
+        .zip(&phase)
+        .filter(|(_, p)| **p == Phase::Fill)
+    {
+        put(&mut state, o);
+    }
+    push(
+        &state,
+        "what takes up the addresses given up is written".into(),
+    );
     let mut dropped: Vec<(String, String)> = old_items
         .iter()
         .map(key)
@@ -325,6 +337,48 @@ mod tests {
         assert_eq!(steps.last().map(|s| &s.items), Some(&new));
     }
 
+    /// A range moving from p to q: p gives it up first, q takes it after. A Service holding
+    /// an address of the range is cleared in between (MetalLB's webhook allows no state in
+    /// which both pools hold it), and the prediction says so.
+    #[test]
+    fn a_range_moving_between_pools() {
+        let old = vec![
+            pool("p", "10.0.0.1-10.0.0.4", 0),
+            pool("q", "10.0.1.1-10.0.1.4", 0),
+            adv(),
+        ];
+        let new = vec![
+            pool("p", "10.0.0.1-10.0.0.2", 0),
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                "metadata": {"name": "q"},
+                "spec": {"addresses": ["10.0.1.1-10.0.1.4", "10.0.0.3-10.0.0.4"]}}),
+            adv(),
+        ];
+        let old_cfg = cfg(&old);
+        let steps = write_steps(Some(&old_cfg), &old, &new);
+        assert_eq!(
+            labels(&steps),
+            vec![
+                "IPAddressPool/p is written",
+                "what takes up the addresses given up is written"
+            ]
+        );
+        let services = vec![svc("s0", "10.0.0.1"), svc("s3", "10.0.0.3")];
+        let steps = parsed_steps(Some(&old_cfg), Some(&old), &new, cfg(&new), |i| {
+            Some(cfg(i))
+        });
+        let ours = predict_along(Some(&old_cfg), &steps, &services, Release::V0_15);
+        assert_eq!(ours[0].fate, Fate::Keeps);
+        assert!(
+            matches!(&ours[1].fate, Fate::Renumbered { why, .. } if why.contains("once IPAddressPool/p is written")),
+            "{}",
+            ours[1]
+        );
+        // 0.13 refuses the state in between and accepts the end, where 10.0.0.3 is in q.
+        let ours = predict_along(Some(&old_cfg), &steps, &services, Release::V0_13);
+        assert!(ours.iter().all(|o| o.fate == Fate::Keeps), "{ours:?}");
+    }
+
     #[test]
     fn no_change_and_adds_only() {
         let old = vec![pool("a", "10.0.1.0/24", 0), adv()];
@@ -386,35 +440,27 @@ mod tests {
     /// is the new config as given.
     #[test]
     fn parsed_steps_skip_invalid_states_and_end_with_new() {
-        let old = vec![
-            pool("a", "10.0.0.0/24", 0),
-            pool("b", "10.0.1.0/24", 0),
-            adv(),
-        ];
-        // b moves onto a's old range while a moves away: a is written first (name order).
-        let new = vec![
-            pool("a", "10.0.2.0/24", 0),
-            pool("b", "10.0.0.0/23", 0),
-            adv(),
-        ];
+        let old = vec![pool("a", "10.0.0.0/24", 0), adv()];
+        // a renamed b: b is added while a still holds the range, a is pruned after.
+        let new = vec![pool("b", "10.0.0.0/24", 0), adv()];
         let old_cfg = cfg(&old);
         let raw = write_steps(Some(&old_cfg), &old, &new);
         assert_eq!(
             labels(&raw),
             vec![
                 "what adds addresses is written",
-                "IPAddressPool/a is written"
+                "IPAddressPool/a is deleted"
             ]
         );
         let parse = |items: &[Value]| {
             crate::metallb::crs::parse(items, Release::V0_15, BgpMode::Frr, &Default::default())
                 .ok()
         };
-        // The adds state (b grown over a) overlaps: refused, left out.
+        // The adds state (a and b over one range) overlaps: refused, left out.
         assert!(parse(&raw[0].items).is_none());
         let steps = parsed_steps(Some(&old_cfg), Some(&old), &new, cfg(&new), parse);
         let after: Vec<&str> = steps.iter().map(|(a, _)| a.as_str()).collect();
-        assert_eq!(after, vec!["IPAddressPool/a is written"]);
+        assert_eq!(after, vec!["IPAddressPool/a is deleted"]);
         assert_eq!(steps[0].1, cfg(&new));
         // Nothing in force: one state, the new config.
         assert_eq!(parsed_steps(None, None, &new, cfg(&new), parse).len(), 1);

@@ -367,12 +367,13 @@ pub async fn run(v: &Version) {
         let unchanged = objects(&old) == objects(&new);
 
         // The change, through MetalLB, written the way the operator writes it: what adds
-        // addresses first, then each pool that narrows, then what the new config drops, each in
-        // name order. The running controller acts on every state in between.
+        // addresses first, then each pool that narrows, then what takes up the addresses those
+        // give up, then what the new config drops, each in name order. The running controller
+        // acts on every state in between.
         let updates = metric(port, "metallb_k8s_client_updates_total").unwrap_or(0.0);
         let new_objects = objects(&new);
         let phases = crs::phases(parse(&old).ok().as_ref(), &new_objects);
-        for phase in [Phase::Add, Phase::Narrow] {
+        for phase in [Phase::Add, Phase::Narrow, Phase::Fill] {
             let mut batch: Vec<Value> = new_objects
                 .iter()
                 .zip(&phases)

@@ -98,18 +98,20 @@ fn breaks_names_the_service_and_its_fate_per_release() {
 }
 
 #[test]
-fn pools_that_lose_addresses_are_written_last() {
+fn pools_that_lose_addresses_are_written_after_the_rest_and_before_what_takes_them_up() {
     let old = [pool("a", "10.0.50.0/28"), pool("b", "10.0.51.0/28"), l2()];
     let state = live(Some(&old), &[]);
     let rules = V015.rules();
-    let (a, b, new, adv) = (
+    let (a, b, new, adv, taker) = (
         pool("a", "10.0.50.0/29"),
         pool("b", "10.0.51.0/27"),
         pool("new", "10.0.52.0/28"),
         l2(),
+        // Takes a's upper half, which a gives up.
+        pool("taker", "10.0.50.8/29"),
     );
     assert_eq!(
-        rules.write_last(&[&a, &b, &new, &adv], &state),
-        vec![true, false, false, false]
+        rules.write_groups(&[&a, &b, &new, &adv, &taker], &state),
+        vec![1, 0, 0, 0, 2]
     );
 }

@@ -194,3 +194,26 @@ fn what_adds_addresses_is_written_before_what_takes_them() {
     );
     assert_eq!(phases(None, &new[..1]), vec![Phase::Add]);
 }
+
+/// A range moving from one pool to another: the pool that takes it is written after the one
+/// that gives it up (MetalLB's webhook refuses two pools holding it at once).
+#[test]
+fn what_takes_up_given_up_addresses_comes_after() {
+    let old = parse(
+        &[pool("a", &["10.0.50.0/28"]), pool("b", &["10.0.51.0/28"])],
+        Release::V0_15,
+        BgpMode::Frr,
+        &BTreeSet::new(),
+    )
+    .unwrap();
+    let new = [
+        pool("a", &["10.0.50.0/29"]),
+        pool("b", &["10.0.51.0/28", "10.0.50.8/30"]),
+        pool("c", &["10.0.50.12/30"]),
+        pool("d", &["10.0.60.0/29"]),
+    ];
+    assert_eq!(
+        phases(Some(&old), &new),
+        vec![Phase::Narrow, Phase::Fill, Phase::Fill, Phase::Add]
+    );
+}
