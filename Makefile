@@ -7,7 +7,7 @@ GO ?= go
 CLUSTERS := management attached-1 attached-2
 
 .PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb
-.PHONY: all build test lint fmt-check clippy go-lint unit crds bench demo demo-offline clean \
+.PHONY: all build test lint fmt-check clippy go-lint unit catalog-sync crds bench demo demo-offline clean \
 	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
 
 all: build
@@ -16,7 +16,7 @@ build:
 	$(CARGO) build --release --bin kommander-operator
 
 ## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
-test: lint unit e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm
+test: lint unit catalog-sync e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm
 
 lint: fmt-check clippy go-lint
 
@@ -45,6 +45,12 @@ e2e-build:
 	cd e2e/metallb-v0.13 && $(GO) build -o ../bin/metallb-controller-v0.13 go.universe.tf/metallb/controller
 	cd e2e/metallb-v0.15 && $(GO) build -o ../bin/metallb-controller-v0.15 go.universe.tf/metallb/controller
 	cd e2e/helm && $(GO) build -o ../bin/helm helm.sh/helm/v3/cmd/helm
+
+## catalog-sync: the MetalLB catalog apps are exactly what e2e/catalog-port generates from the upstream charts
+catalog-sync: e2e-build
+	@out="$$(mktemp -d)"; for b in e2e/catalog-port/metallb-*/build.py; do CATALOG_OUT="$$out" python3 "$$b" >/dev/null || exit 1; done; \
+	for f in "$$out"/*.yaml; do cmp -s "$$f" "manifests/catalog/$$(basename "$$f")" || { echo "manifests/catalog/$$(basename "$$f") differs from what e2e/catalog-port generates"; exit 1; }; done; \
+	echo "catalog-sync: $$(ls "$$out" | wc -l) MetalLB catalog apps match e2e/catalog-port"; rm -rf "$$out"
 
 ## e2e-smoke: three clusters, real kubectl: Deployments roll out and are garbage-collected
 e2e-smoke: e2e-build

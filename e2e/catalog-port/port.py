@@ -72,7 +72,8 @@ def block(name, text):
 
 
 def write(version, text):
-    path = f"{ROOT}/manifests/catalog/metallb-{version}.yaml"
+    """Into manifests/catalog, or the directory $CATALOG_OUT (`make catalog-sync` compares)."""
+    path = f"{os.environ.get('CATALOG_OUT', ROOT + '/manifests/catalog')}/metallb-{version}.yaml"
     open(path, "w").write(text)
     print(path, len(text.splitlines()), "lines")
 

@@ -937,7 +937,7 @@ pub enum Phase {
     Add,
     /// Pools that lose addresses or admit fewer Services.
     Narrow,
-    /// New or growing pools that take addresses a narrowing pool gives up.
+    /// Pools that take addresses another narrowing pool gives up (and may narrow too).
     Fill,
 }
 
@@ -962,7 +962,8 @@ pub fn phases<'a>(old: Option<&CrConfig>, new: impl IntoIterator<Item = &'a Valu
                 .iter()
                 .any(|(from, g)| *from != pool.name && super::cidr::overlaps(c, g))
         });
-        if *phase == Phase::Add && takes {
+        // A pool that narrows too is written with them: its new range must not land first.
+        if takes {
             *phase = Phase::Fill;
         }
     }

@@ -62,29 +62,21 @@ pub fn write_steps(old: Option<&CrConfig>, old_items: &[Value], new_items: &[Val
         put(&mut state, o);
     }
     push(&state, "what adds addresses is written".into());
-    let mut narrows: Vec<&Value> = new_items
-        .iter()
-        .zip(&phase)
-        .filter(|(_, p)| **p == Phase::Narrow)
-        .map(|(o, _)| o)
-        .collect();
-    narrows.sort_by_key(|o| key(o));
-    for o in narrows {
-        put(&mut state, o);
-        let (kind, name) = key(o);
-        push(&state, format!("{kind}/{name} is written"));
+    // Each pool that narrows, then each that takes up what those gave up, in name order.
+    for later in [Phase::Narrow, Phase::Fill] {
+        let mut group: Vec<&Value> = new_items
+            .iter()
+            .zip(&phase)
+            .filter(|(_, p)| **p == later)
+            .map(|(o, _)| o)
+            .collect();
+        group.sort_by_key(|o| key(o));
+        for o in group {
+            put(&mut state, o);
+            let (kind, name) = key(o);
+            push(&state, format!("{kind}/{name} is written"));
+        }
     }
-    for (o, _) in new_items
-        .iter()
-        .zip(&phase)
-        .filter(|(_, p)| **p == Phase::Fill)
-    {
-        put(&mut state, o);
-    }
-    push(
-        &state,
-        "what takes up the addresses given up is written".into(),
-    );
     let mut dropped: Vec<(String, String)> = old_items
         .iter()
         .map(key)
@@ -358,10 +350,7 @@ mod tests {
         let steps = write_steps(Some(&old_cfg), &old, &new);
         assert_eq!(
             labels(&steps),
-            vec![
-                "IPAddressPool/p is written",
-                "what takes up the addresses given up is written"
-            ]
+            vec!["IPAddressPool/p is written", "IPAddressPool/q is written"]
         );
         let services = vec![svc("s0", "10.0.0.1"), svc("s3", "10.0.0.3")];
         let steps = parsed_steps(Some(&old_cfg), Some(&old), &new, cfg(&new), |i| {

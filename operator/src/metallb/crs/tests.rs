@@ -216,4 +216,10 @@ fn what_takes_up_given_up_addresses_comes_after() {
         phases(Some(&old), &new),
         vec![Phase::Narrow, Phase::Fill, Phase::Fill, Phase::Add]
     );
+    // b narrowing elsewhere while it takes a's range still waits for a.
+    let new = [
+        pool("a", &["10.0.50.0/29"]),
+        pool("b", &["10.0.51.0/29", "10.0.50.8/29"]),
+    ];
+    assert_eq!(phases(Some(&old), &new), vec![Phase::Narrow, Phase::Fill]);
 }
