@@ -1,8 +1,8 @@
 //! Safety verdict for a MetalLB config change: 5,000 LoadBalancer Services, 50 pools.
 //! Goal: under 10 ms. Measured: parse of the new config + the check (the old config parsed too,
 //! for the protocol comparison), as the operator does per cluster; for MetalLB 0.12 (ConfigMap)
-//! and for MetalLB 0.15 (resources, with the renumbering prediction), a safe change and one
-//! that renumbers 200 Services.
+//! and for MetalLB 0.15 (resources, with the renumbering prediction), a safe change, one
+//! that renumbers 200 Services, and one where two pools narrow (predicted state by state).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kommander_operator::checks::Adapter;
@@ -104,6 +104,13 @@ fn bench_v015(c: &mut Criterion) {
     c.bench_function("v015_verdict_5000_services_50_pools_200_renumbered", |b| {
         b.iter(|| black_box(rules.breaks(black_box(&renumbering), black_box(&live))))
     });
+    // Two pools narrow: MetalLB acts on each write, so the prediction follows both states.
+    let two_narrow = resources(100, true);
+    assert_eq!(rules.breaks(&two_narrow, &live).len(), 200);
+    c.bench_function(
+        "v015_verdict_5000_services_50_pools_two_pools_narrow",
+        |b| b.iter(|| black_box(rules.breaks(black_box(&two_narrow), black_box(&live)))),
+    );
 }
 
 criterion_group!(benches, bench, bench_v015);

@@ -431,6 +431,13 @@ fn keeps<'a>(new: &'a CrConfig, s: &LiveService, release: Release) -> Result<&'a
     }
 }
 
+/// The Services holding IPs, in namespace/name order: those a prediction lists, in its order.
+pub fn held(services: &[LiveService]) -> Vec<&LiveService> {
+    let mut held: Vec<&LiveService> = services.iter().filter(|s| !s.ips.is_empty()).collect();
+    held.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    held
+}
+
 /// The fate of every Service holding IPs when `new` replaces `old` (if known) on `release`.
 /// Services are taken in namespace/name order; those with no IPs are not listed.
 pub fn predict(
@@ -439,12 +446,11 @@ pub fn predict(
     services: &[LiveService],
     release: Release,
 ) -> Vec<Outcome> {
-    let mut held: Vec<&LiveService> = services.iter().filter(|s| !s.ips.is_empty()).collect();
-    held.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let held = held(services);
     let verdicts: Vec<Result<&CrPool, String>> =
         held.iter().map(|s| keeps(new, s, release)).collect();
     let outcome = |s: &LiveService, fate| Outcome {
-        service: format!("{}/{}", s.namespace, s.name),
+        service: s.id(),
         ips: s.ips.clone(),
         fate,
     };

@@ -38,6 +38,13 @@ pub struct LiveService {
     pub namespace_labels: BTreeMap<String, String>,
 }
 
+impl LiveService {
+    /// `namespace/name`, as messages and fates name the Service.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 /// Why a Service blocks the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -129,7 +136,7 @@ fn pool_for<'a>(cfg: &'a Config, ips: &[IpAddr]) -> Option<&'a str> {
 pub fn check(old: Option<&Config>, new: &Config, services: &[LiveService]) -> Vec<Blocker> {
     let mut out = Vec::new();
     for s in services {
-        let service = format!("{}/{}", s.namespace, s.name);
+        let service = s.id();
         let block = |reason| Blocker {
             service: service.clone(),
             reason,

@@ -11,7 +11,7 @@
 //! state against the same assignments and refuses any that takes an IP.
 
 use super::crs::{CrConfig, Phase, Release, phases};
-use super::renumber::{Fate, Outcome, predict};
+use super::renumber::{Fate, Outcome, held, predict};
 use super::safety::LiveService;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -119,10 +119,6 @@ pub fn parsed_steps(
     steps
 }
 
-fn id(s: &LiveService) -> String {
-    format!("{}/{}", s.namespace, s.name)
-}
-
 /// Why a fate clears a Service, if it does.
 fn why(fate: &Fate) -> Option<&str> {
     match fate {
@@ -178,6 +174,8 @@ pub fn predict_along(
         return predict(old, last, services, release);
     }
     let mut now: Vec<LiveService> = services.to_vec();
+    // Where each Service is in `now`: a prediction names thousands of them.
+    let index: BTreeMap<String, usize> = now.iter().enumerate().map(|(i, s)| (s.id(), i)).collect();
     let mut cleared: BTreeMap<String, Cleared> = BTreeMap::new();
     let mut prev = old;
     for (after, cfg) in between {
@@ -206,22 +204,21 @@ pub fn predict_along(
             });
             entry.fate = o.fate.clone();
             entry.assumed = assumed;
-            if let Some(s) = now.iter_mut().find(|s| id(s) == o.service) {
-                s.ips = to;
+            if let Some(&i) = index.get(&o.service) {
+                now[i].ips = to;
             }
         }
         prev = Some(cfg);
     }
-    let finals = predict(prev, last, &now, release);
-    let mut held: Vec<&LiveService> = services.iter().filter(|s| !s.ips.is_empty()).collect();
-    held.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    held.into_iter()
+    let finals: BTreeMap<String, Fate> = predict(prev, last, &now, release)
+        .into_iter()
+        .map(|o| (o.service, o.fate))
+        .collect();
+    held(services)
+        .into_iter()
         .map(|s| {
-            let service = id(s);
-            let last_fate = finals
-                .iter()
-                .find(|o| o.service == service)
-                .map(|o| &o.fate);
+            let service = s.id();
+            let last_fate = finals.get(&service);
             let fate = match (cleared.get(&service), last_fate) {
                 (None, fate) => fate.cloned().unwrap_or(Fate::Keeps),
                 // Cleared on the way and given no address since, or one MetalLB's order picks.
@@ -235,10 +232,9 @@ pub fn predict_along(
                 }
                 // Cleared on the way, and the address it got then stays.
                 (Some(c), Some(_)) => {
-                    let ips: Vec<IpAddr> = now
-                        .iter()
-                        .find(|n| id(n) == service)
-                        .map(|n| n.ips.clone())
+                    let ips: Vec<IpAddr> = index
+                        .get(&service)
+                        .map(|&i| now[i].ips.clone())
                         .unwrap_or_default();
                     Fate::Renumbered {
                         why: c.why.clone(),
