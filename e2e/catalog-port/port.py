@@ -109,3 +109,13 @@ def catalog(header, values, schema, body):
     valuesSchema, then the templates."""
     return (header + "  defaultValues: |\n" + indented(values, 4) + "\n"
             + "  # The chart's values.schema.json, verbatim.\n  valuesSchema: |\n" + indented(schema, 4) + "\n" + body)
+
+
+def crs_catalog(port_dir, chart, values, body, webhooks):
+    """A CR-configured port (0.13+): its header, Kommander's values before the chart's `values`,
+    the chart's schema, the templates, then the webhooks and the CRDs."""
+    kommander_values = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "crs-values.yaml")).read()
+    header = open(f"{port_dir}/header.yaml").read()
+    schema = open(f"{chart}/values.schema.json").read()
+    return (catalog(header, kommander_values + values, schema, body)
+            + block("webhooks.yaml", webhooks) + block("crds.yaml", crds(chart)))

@@ -4,7 +4,8 @@
 //! `metallb-controller` process against the attached cluster and restarts it whenever the
 //! operator rolls the Deployment (a new config-hash on its pod template), as a real rollout would.
 
-use kommander_e2e::{MetallbController, eventually, root};
+use kommander_e2e::bench::seed_layer2;
+use kommander_e2e::{MetallbController, eventually};
 use kommander_operator::resources::ClusterPhase;
 use std::time::Duration;
 
@@ -46,26 +47,10 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     k(
         "management",
         &["apply", "-f", "-"],
-        Some(
-            &std::fs::read_to_string(root().join("examples/seed-layer2.yaml"))
-                .unwrap()
-                .replace("${WORKSPACE_NAMESPACE}", NS),
-        ),
+        Some(&seed_layer2(NS).unwrap()),
     )
     .unwrap();
-    k(
-        "management",
-        &[
-            "-n",
-            NS,
-            "wait",
-            "--for=condition=Ready",
-            "appdeployment/metallb",
-            "--timeout=90s",
-        ],
-        None,
-    )
-    .unwrap();
+    clusters.wait_ready(NS, "metallb", 90).unwrap();
     let mlb = MetallbController::start(
         &clusters.kubeconfig("attached-1"),
         NS,

@@ -7,7 +7,7 @@ import os, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(here))
-from port import block, catalog, chart_dir, chart_labels, crds, fill, frr_startup_data, indented, write  # noqa: E402
+from port import chart_dir, chart_labels, crs_catalog, fill, frr_startup_data, indented, write  # noqa: E402
 
 CHART, APP = "0.13.5", "v0.13.5"
 chart = chart_dir(APP)
@@ -28,10 +28,5 @@ values = open(f"{chart}/values.yaml").read()
 assert values.endswith("crds:\n  enabled: true\n")
 values += ("  # Kommander: the webhooks' failurePolicy (Fail in the chart), as in the 0.14+ charts.\n"
            "  validationFailurePolicy: Fail\n")
-kommander_values = open(f"{os.path.dirname(here)}/crs-values.yaml").read()
-header = open(f"{here}/header.yaml").read()
-schema = open(f"{chart}/values.schema.json").read()
-out = catalog(header, kommander_values + values, schema, body)
-out += block("webhooks.yaml", wh)
-out += block("crds.yaml", crds(chart))
+out = crs_catalog(here, chart, values, body, wh)
 write(CHART, out)

@@ -6,7 +6,7 @@ import os, re, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(here))
-from port import block, catalog, chart_dir, chart_labels, crds, fill, write  # noqa: E402
+from port import chart_dir, chart_labels, crs_catalog, fill, write  # noqa: E402
 
 CHART, APP = "0.15.2", "v0.15.2"
 chart = chart_dir(APP)
@@ -22,10 +22,5 @@ wh_lines = [l for l in wh.splitlines() if not re.match(r"^  namespace: \{\{relea
 wh = "\n".join(wh_lines) + "\n"
 
 values = open(f"{chart}/values.yaml").read()
-kommander_values = open(f"{os.path.dirname(here)}/crs-values.yaml").read()
-header = open(f"{here}/header.yaml").read()
-schema = open(f"{chart}/values.schema.json").read()
-out = catalog(header, kommander_values + values, schema, body)
-out += block("webhooks.yaml", wh)
-out += block("crds.yaml", crds(chart))
+out = crs_catalog(here, chart, values, body, wh)
 write(CHART, out)

@@ -70,6 +70,23 @@ impl Clusters {
         self.state.path().join(name).join("kubeconfig")
     }
 
+    /// Wait until AppDeployment `ns/name` on the management cluster is Ready.
+    pub fn wait_ready(&self, ns: &str, name: &str, timeout_secs: u64) -> Result<(), String> {
+        self.kubectl(
+            "management",
+            &[
+                "-n",
+                ns,
+                "wait",
+                "--for=condition=Ready",
+                &format!("appdeployment/{name}"),
+                &format!("--timeout={timeout_secs}s"),
+            ],
+            None,
+        )
+        .map(|_| ())
+    }
+
     /// A LoadBalancer Service `default/name` on `cluster` (port 80), for MetalLB to serve.
     pub fn create_lb_service(&self, cluster: &str, name: &str) -> Result<(), String> {
         self.kubectl(
@@ -693,24 +710,24 @@ pub mod bench {
     /// Apply the guide's example (`examples/seed-layer2.yaml`) in workspace namespace `ns` on
     /// the management cluster and wait until it is Ready.
     pub fn apply_seed(clusters: &crate::Clusters, ns: &str) -> Result<(), String> {
-        let seed = std::fs::read_to_string(crate::root().join("examples/seed-layer2.yaml"))
-            .map_err(|e| e.to_string())?
-            .replace("${WORKSPACE_NAMESPACE}", ns);
-        clusters.kubectl("management", &["apply", "-f", "-"], Some(&seed))?;
-        clusters
-            .kubectl(
-                "management",
-                &[
-                    "-n",
-                    ns,
-                    "wait",
-                    "--for=condition=Ready",
-                    "appdeployment/metallb",
-                    "--timeout=120s",
-                ],
-                None,
-            )
-            .map(|_| ())
+        clusters.kubectl("management", &["apply", "-f", "-"], Some(&seed_layer2(ns)?))?;
+        clusters.wait_ready(ns, "metallb", 120)
+    }
+
+    /// The guide's example (`examples/seed-layer2.yaml`) for workspace namespace `ns`.
+    pub fn seed_layer2(ns: &str) -> Result<String, String> {
+        Ok(
+            std::fs::read_to_string(crate::root().join("examples/seed-layer2.yaml"))
+                .map_err(|e| e.to_string())?
+                .replace("${WORKSPACE_NAMESPACE}", ns),
+        )
+    }
+
+    /// AppDeployment `metallb` in `ns` of ClusterApp `app` with overrides ConfigMap `overrides`.
+    pub fn metallb_app_deployment(ns: &str, app: &str, overrides: &str) -> String {
+        format!(
+            "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: metallb, namespace: {ns}}}\nspec:\n  appRef: {{name: {app}, kind: ClusterApp}}\n  configOverrides: {{name: {overrides}}}\n"
+        )
     }
 
     /// (Ready, all) AppDeployments of the cluster behind `client`.

@@ -236,9 +236,4 @@ pub fn overrides(ns: &str, name: &str, pool: &str) -> String {
     )
 }
 
-/// AppDeployment `metallb` in `ns` of ClusterApp `app` with overrides ConfigMap `overrides`.
-pub fn app_deployment(ns: &str, app: &str, overrides: &str) -> String {
-    format!(
-        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: metallb, namespace: {ns}}}\nspec:\n  appRef: {{name: {app}, kind: ClusterApp}}\n  configOverrides: {{name: {overrides}}}\n"
-    )
-}
+pub use kommander_e2e::bench::metallb_app_deployment as app_deployment;

@@ -10,7 +10,7 @@
 //!     gate (one Service holds an IP, so the renumbering prediction runs), the write of the
 //!     IPAddressPool, and MetalLB's own reload.
 
-use kommander_e2e::bench::{latencies, pool, set_overrides};
+use kommander_e2e::bench::{latencies, metallb_app_deployment, pool, set_overrides};
 use kommander_e2e::{Clusters, Operator, arg, http_get, metallb_crs_controller, root};
 use std::time::{Duration, Instant};
 
@@ -70,19 +70,16 @@ async fn main() -> Res<()> {
 
     let mut last = 20;
     set_overrides(&mgmt, NS, "metallb-overrides", &values(last)).await?;
-    clusters.kubectl("management", &["apply", "-f", "-"], Some(&format!("apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: metallb, namespace: {NS}}}\nspec:\n  appRef: {{name: metallb-0.15.2, kind: ClusterApp}}\n  configOverrides: {{name: metallb-overrides}}\n")))?;
     clusters.kubectl(
         "management",
-        &[
-            "-n",
+        &["apply", "-f", "-"],
+        Some(&metallb_app_deployment(
             NS,
-            "wait",
-            "--for=condition=Ready",
-            "appdeployment/metallb",
-            "--timeout=180s",
-        ],
-        None,
+            "metallb-0.15.2",
+            "metallb-overrides",
+        )),
     )?;
+    clusters.wait_ready(NS, "metallb", 180)?;
     let (_mlb, port) = metallb_crs_controller(
         "metallb-controller-v0.15",
         &clusters.kubeconfig("attached-1"),
