@@ -271,3 +271,31 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not KEY=VALUE"));
 }
+
+#[test]
+fn check_covers_the_resource_configured_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = write(
+        dir.path(),
+        "v.yaml",
+        "configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - 10.0.50.25-10.0.50.50\n",
+    );
+    for (app, release) in [("metallb-0.13.5", "0.13"), ("metallb-0.15.2", "0.15")] {
+        let catalog = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../manifests/catalog/{app}.yaml"));
+        let out = run(&["check", "--app", p(&catalog), "--values", p(&values)]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{app}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("valid MetalLB {release} resources: 1 pool(s)"))
+                && stdout.contains(
+                    "IPAddressPool default (layer2): 10.0.50.25-10.0.50.50 -> 26 addresses"
+                ),
+            "{app}: {stdout}"
+        );
+    }
+}
