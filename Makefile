@@ -6,7 +6,7 @@ CATALOG := manifests/catalog/metallb-0.12.3.yaml
 GO ?= go
 CLUSTERS := management attached-1 attached-2
 
-.PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb
+.PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb bench-scale
 .PHONY: all build test lint fmt-check clippy go-lint unit catalog-sync crds bench demo demo-offline clean \
 	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
 
@@ -56,9 +56,10 @@ catalog-sync: e2e-build
 e2e-smoke: e2e-build
 	e2e/smoke.sh
 
-## e2e-operator: the operator against four embedded clusters (scenarios and 16 bad inputs)
+## e2e-operator: the operator against four embedded clusters (scenarios and 16 bad inputs), and
+## rollouts in steps (a pause lifted, a failing canary halting, a newer config, an unreachable cluster)
 e2e-operator: e2e-build
-	$(CARGO) test -p kommander-operator --test e2e -- --nocapture
+	$(CARGO) test -p kommander-operator --test e2e --test rollout -- --nocapture
 
 ## e2e-security: a tenant's attacks, with its own token, against the operator under its shipped RBAC
 e2e-security: e2e-build
@@ -116,6 +117,11 @@ bench-watch: build e2e-build
 ## bench-metallb: a safe MetalLB 0.15 pool change -> the real v0.15.2 controller serving it
 bench-metallb: build e2e-build
 	$(CARGO) run --release -q -p kommander-e2e --bin bench_metallb -- 20
+
+## bench-scale: N KommanderClusters x 2 AppDeployments (N = 100, 250, 500, 1000): cold start, RSS,
+## idle CPU and writes (10 min each), one workspace's change rolled out 5 clusters at a time (not in CI)
+bench-scale: build e2e-build
+	$(CARGO) run --release -q -p kommander-e2e --bin bench_scale -- 100,250,500,1000 50 600
 
 ## demo: three embedded clusters, the operator, the guide's MetalLB example (Ctrl-C to stop)
 demo: build e2e-build

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -186,6 +187,9 @@ func (s *simulator) sync(ctx context.Context, key string, lister corelisters.Pod
 	if pod.Status.Phase == corev1.PodRunning || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return nil
 	}
+	if image, ok := unpullable(pod); ok {
+		return s.backOff(ctx, pod, image)
+	}
 	running := pod.DeepCopy()
 	now := metav1.Now()
 	running.Status.Phase = corev1.PodRunning
@@ -232,4 +236,50 @@ func (s *simulator) podIP(node string, idx int) string {
 	n := s.nextIP[node]%250 + 2
 	s.nextIP[node] = n - 1
 	return fmt.Sprintf("10.244.%d.%d", idx, n)
+}
+
+// unpullableRegistry: an image from it never pulls, as a typo'd tag or a registry the nodes
+// cannot reach would on a real cluster; tests use it to make a rollout fail.
+const unpullableRegistry = "unpullable.invalid/"
+
+func unpullable(pod *corev1.Pod) (string, bool) {
+	for _, c := range pod.Spec.Containers {
+		if strings.HasPrefix(c.Image, unpullableRegistry) {
+			return c.Image, true
+		}
+	}
+	return "", false
+}
+
+// backOff reports the pod as a kubelet does when an image cannot be pulled: Pending, its
+// containers waiting in ImagePullBackOff. Written once: a pod already reporting it is left.
+func (s *simulator) backOff(ctx context.Context, pod *corev1.Pod, image string) error {
+	for _, c := range pod.Status.ContainerStatuses {
+		if c.State.Waiting != nil && c.State.Waiting.Reason == "ImagePullBackOff" {
+			return nil
+		}
+	}
+	pending := pod.DeepCopy()
+	now := metav1.Now()
+	pending.Status.Phase = corev1.PodPending
+	pending.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ContainersNotReady", LastTransitionTime: now},
+	}
+	pending.Status.ContainerStatuses = nil
+	for _, c := range pod.Spec.Containers {
+		pending.Status.ContainerStatuses = append(pending.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name:  c.Name,
+			Image: c.Image,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+				Reason:  "ImagePullBackOff",
+				Message: fmt.Sprintf("Back-off pulling image %q", image),
+			}},
+		})
+	}
+	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pending, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }

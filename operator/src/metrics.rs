@@ -232,4 +232,6 @@ pub mod requeue {
     pub const HEALTHY: Duration = Duration::from_secs(300);
     /// A cluster unreachable or a transient failure.
     pub const RETRY: Duration = Duration::from_secs(20);
+    /// Workloads rolling out, or a rollout waiting on a deadline: how often to look again.
+    pub const PROGRESS: Duration = Duration::from_secs(2);
 }

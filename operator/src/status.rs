@@ -1,6 +1,9 @@
 //! AppDeployment status from what happened: pure, so "no change, no write" is a comparison.
 
-use crate::resources::{AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus};
+use crate::resources::{
+    AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus, RolloutPhase,
+    RolloutStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// What happened on one target cluster.
@@ -10,6 +13,8 @@ pub struct ClusterOutcome {
     pub cluster: String,
     /// Phase reached.
     pub phase: ClusterPhase,
+    /// Hash of the objects rendered for the cluster that the phase is about.
+    pub revision: Option<String>,
     /// In words.
     pub message: String,
     /// Hash of the runtime config now in force there, if any.
@@ -84,6 +89,8 @@ fn phase_word(p: ClusterPhase) -> &'static str {
     match p {
         ClusterPhase::Pending => "Pending",
         ClusterPhase::Applied => "Applied",
+        ClusterPhase::Progressing => "Progressing",
+        ClusterPhase::Waiting => "Waiting",
         ClusterPhase::Invalid => "Invalid",
         ClusterPhase::Blocked => "Blocked",
         ClusterPhase::Unreachable => "Unreachable",
@@ -93,13 +100,47 @@ fn phase_word(p: ClusterPhase) -> &'static str {
     }
 }
 
+/// A cluster's status entry from what happened there; `prev` keeps its transition time.
+pub fn cluster_status(
+    o: ClusterOutcome,
+    prev: &[ClusterRolloutStatus],
+    now: &Time,
+) -> ClusterRolloutStatus {
+    // A phase at a new revision is a new phase (a deadline counts from it); being unreachable
+    // is about the cluster, whatever was rendered for it.
+    let since = prev
+        .iter()
+        .find(|c| {
+            c.name == o.cluster
+                && c.phase == o.phase
+                && (c.revision == o.revision || o.phase == ClusterPhase::Unreachable)
+        })
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    let mut applied = o.applied_objects;
+    applied.sort();
+    ClusterRolloutStatus {
+        name: o.cluster,
+        phase: o.phase,
+        revision: o.revision,
+        applied_config_hash: o.applied_config_hash,
+        desired_config_hash: o.desired_config_hash,
+        message: Some(o.message).filter(|m| !m.is_empty()),
+        blockers: o.blockers,
+        last_transition_time: Some(since),
+        applied_objects: applied,
+    }
+}
+
 /// Build the status. `prev` keeps transition times stable; `outcomes` are per target cluster
-/// (empty when `blocker` stopped everything, or no cluster matched).
+/// (empty when `blocker` stopped everything, or no cluster matched); `rollout` is where the
+/// rollout across them stands.
 pub fn build(
     prev: Option<&AppDeploymentStatus>,
     generation: Option<i64>,
     blocker: Option<&Blocker>,
     outcomes: Vec<ClusterOutcome>,
+    rollout: Option<RolloutStatus>,
     now: &Time,
 ) -> AppDeploymentStatus {
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
@@ -107,25 +148,7 @@ pub fn build(
 
     let mut clusters: Vec<ClusterRolloutStatus> = outcomes
         .into_iter()
-        .map(|o| {
-            let since = prev_clusters
-                .iter()
-                .find(|c| c.name == o.cluster && c.phase == o.phase)
-                .and_then(|c| c.last_transition_time.clone())
-                .unwrap_or_else(|| now.clone());
-            let mut applied = o.applied_objects;
-            applied.sort();
-            ClusterRolloutStatus {
-                name: o.cluster,
-                phase: o.phase,
-                applied_config_hash: o.applied_config_hash,
-                desired_config_hash: o.desired_config_hash,
-                message: Some(o.message).filter(|m| !m.is_empty()),
-                blockers: o.blockers,
-                last_transition_time: Some(since),
-                applied_objects: applied,
-            }
-        })
+        .map(|o| cluster_status(o, prev_clusters, now))
         .collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -160,13 +183,17 @@ pub fn build(
             "Ready".to_string(),
         )
     } else {
+        // Waiting clusters are counted, not named: status.rollout names them.
         let parts: Vec<String> = by_phase
             .iter()
-            .map(|(p, names)| format!("{}: {}", phase_word(*p), names.join(", ")))
+            .map(|(p, names)| match p {
+                ClusterPhase::Waiting => format!("Waiting: {}", names.len()),
+                _ => format!("{}: {}", phase_word(*p), names.join(", ")),
+            })
             .collect();
         let details: Vec<String> = clusters
             .iter()
-            .filter(|c| c.phase != ClusterPhase::Applied)
+            .filter(|c| !matches!(c.phase, ClusterPhase::Applied | ClusterPhase::Waiting))
             .map(|c| {
                 format!(
                     "{}: {}",
@@ -179,12 +206,33 @@ pub fn build(
             .first()
             .map(|(p, _)| phase_word(*p))
             .unwrap_or("Pending");
-        (
-            false,
-            reason.to_string(),
-            details.join("; "),
-            parts.join("; "),
-        )
+        match rollout.as_ref().filter(|r| {
+            matches!(r.phase, RolloutPhase::Paused | RolloutPhase::Halted) || details.is_empty()
+        }) {
+            Some(r) => {
+                let word = match r.phase {
+                    RolloutPhase::Paused => "Paused",
+                    RolloutPhase::Halted => "Halted",
+                    _ => "RollingOut",
+                };
+                let mut message = r.message.clone();
+                if !details.is_empty() {
+                    message.push_str(&format!(" | {}", details.join("; ")));
+                }
+                (
+                    false,
+                    word.to_string(),
+                    message,
+                    format!("{word} at step {}; {}", r.step, parts.join("; ")),
+                )
+            }
+            None => (
+                false,
+                reason.to_string(),
+                details.join("; "),
+                parts.join("; "),
+            ),
+        }
     };
 
     let config_blocker = blocker.filter(|b| b.config_invalid);
@@ -262,6 +310,7 @@ pub fn build(
         clusters,
         clusters_ready: Some(format!("{ready}/{total}")),
         summary: Some(summary),
+        rollout,
     }
 }
 
@@ -294,6 +343,7 @@ mod tests {
         ClusterOutcome {
             cluster: name.into(),
             phase,
+            revision: None,
             message: message.into(),
             applied_config_hash: None,
             desired_config_hash: None,
@@ -317,6 +367,7 @@ mod tests {
                 outcome("b", ClusterPhase::Applied, "ok"),
                 outcome("a", ClusterPhase::Applied, "ok"),
             ],
+            None,
             &t(10),
         );
         assert_eq!(s.clusters_ready.as_deref(), Some("2/2"));
@@ -341,6 +392,7 @@ mod tests {
                     "connection refused",
                 ),
             ],
+            None,
             &t(10),
         );
         assert_eq!(s.clusters_ready.as_deref(), Some("1/2"));
@@ -365,6 +417,7 @@ mod tests {
             None,
             None,
             vec![outcome("a", ClusterPhase::Invalid, "pool overlaps")],
+            None,
             &t(1),
         );
         let v = cond(&s, "ConfigValid");
@@ -382,7 +435,7 @@ mod tests {
             message: "ClusterApp metallb-9 not found".into(),
             config_invalid: true,
         };
-        let s = build(None, None, Some(&b), vec![], &t(1));
+        let s = build(None, None, Some(&b), vec![], None, &t(1));
         assert_eq!(s.summary.as_deref(), Some("AppNotFound"));
         assert_eq!(s.clusters_ready.as_deref(), Some("0/0"));
         assert_eq!(cond(&s, "Ready").message, "ClusterApp metallb-9 not found");
@@ -392,7 +445,7 @@ mod tests {
             message: "m".into(),
             config_invalid: false,
         };
-        let s = build(None, None, Some(&waiting), vec![], &t(1));
+        let s = build(None, None, Some(&waiting), vec![], None, &t(1));
         assert_eq!(cond(&s, "ConfigValid").status, "True");
     }
 
@@ -406,6 +459,7 @@ mod tests {
             None,
             None,
             vec![o, outcome("attached-2", ClusterPhase::Applied, "")],
+            None,
             &t(1),
         );
         assert_eq!(s.summary.as_deref(), Some("Blocked: attached-1"));
@@ -428,7 +482,7 @@ mod tests {
 
     #[test]
     fn no_targets_is_not_ready() {
-        let s = build(None, None, None, vec![], &t(1));
+        let s = build(None, None, None, vec![], None, &t(1));
         assert_eq!(s.summary.as_deref(), Some("NoTargetClusters"));
         assert_eq!(cond(&s, "Ready").status, "False");
     }
@@ -440,6 +494,7 @@ mod tests {
             Some(1),
             None,
             vec![outcome("a", ClusterPhase::Applied, "")],
+            None,
             &t(10),
         );
         let b = build(
@@ -447,6 +502,7 @@ mod tests {
             Some(1),
             None,
             vec![outcome("a", ClusterPhase::Applied, "")],
+            None,
             &t(99),
         );
         assert_eq!(a, b, "transition times are kept, so nothing changes");
@@ -459,6 +515,7 @@ mod tests {
             Some(1),
             None,
             vec![outcome("a", ClusterPhase::Applied, "")],
+            None,
             &t(10),
         );
         let b = build(
@@ -466,6 +523,7 @@ mod tests {
             Some(1),
             None,
             vec![outcome("a", ClusterPhase::Unreachable, "down")],
+            None,
             &t(99),
         );
         assert_eq!(b.clusters[0].last_transition_time, Some(t(99)));

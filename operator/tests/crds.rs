@@ -94,7 +94,7 @@ fn appdeployment_is_stored_as_v1alpha2_and_served_as_v1alpha3() {
         .flatten()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(columns, vec!["App", "Clusters", "Status", "Age"]);
+    assert_eq!(columns, vec!["App", "Clusters", "Step", "Status", "Age"]);
     assert!(
         crd.spec
             .versions

@@ -111,6 +111,21 @@ impl Env {
         .unwrap()
     }
 
+    /// Wait until the summary reads `want` (clusters that took a change are Progressing until
+    /// their workloads have rolled out with it).
+    async fn summary_is(&self, ns: &str, name: &str, want: &str) -> AppDeploymentStatus {
+        eventually(&format!("{ns}/{name} summary {want:?}"), T, || async {
+            let s = self.status(ns, name).await?;
+            if s.summary.as_deref() == Some(want) {
+                Ok(s)
+            } else {
+                Err(format!("summary {:?}", s.summary))
+            }
+        })
+        .await
+        .unwrap()
+    }
+
     async fn ready(&self, ns: &str, name: &str, clusters: &str) -> AppDeploymentStatus {
         eventually(&format!("{ns}/{name} Ready on {clusters}"), T, || async {
             let s = self.status(ns, name).await?;
@@ -403,19 +418,24 @@ async fn e2e_operator_end_to_end() {
         env.config_on(c, "ws-a", "metallb", "config", "10.0.70.1-10.0.70.9")
             .await;
     }
-    let s = eventually("attached-2 reported unreachable", T, || async {
-        let s = env.status("ws-a", "metallb").await?;
-        let c = s
-            .clusters
-            .iter()
-            .find(|c| c.name == "attached-2")
-            .ok_or("no attached-2")?;
-        if c.phase == ClusterPhase::Unreachable {
-            Ok(s)
-        } else {
-            Err(format!("{:?}", c.phase))
-        }
-    })
+    // The others are Applied once their MetalLB controllers have rolled out with the new config.
+    let s = eventually(
+        "attached-2 reported unreachable, the others Applied",
+        T,
+        || async {
+            let s = env.status("ws-a", "metallb").await?;
+            let c = s
+                .clusters
+                .iter()
+                .find(|c| c.name == "attached-2")
+                .ok_or("no attached-2")?;
+            if c.phase == ClusterPhase::Unreachable && s.clusters_ready.as_deref() == Some("2/3") {
+                Ok(s)
+            } else {
+                Err(format!("{:?}, summary {:?}", c.phase, s.summary))
+            }
+        },
+    )
     .await
     .unwrap();
     assert_eq!(s.summary.as_deref(), Some("Unreachable: attached-2"));
@@ -1224,8 +1244,8 @@ async fn drift(env: &Env) {
         "{drifted:?}"
     );
     has_note(env, "DriftDetected", "cluster attached-2").await;
-    let s = env.status("ws-a", "metallb").await.unwrap();
-    assert_eq!(s.summary.as_deref(), Some("Drifted: attached-2"));
+    env.summary_is("ws-a", "metallb", "Drifted: attached-2")
+        .await;
     env.config_on(
         "attached-2",
         "ws-a",
@@ -1424,7 +1444,14 @@ async fn gate(env: &Env) {
             "attached-1: default/web holds 10.0.82.5",
         )
         .await;
-    assert_eq!(s.summary.as_deref(), Some("Blocked: attached-1"));
+    assert!(
+        s.summary
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("Blocked: attached-1")
+    );
+    env.summary_is("ws-a", "metallb", "Blocked: attached-1")
+        .await;
     env.has_event("ws-a", "metallb", "RolloutBlocked").await;
     // The Event names the Service and its IP, not just a count.
     has_note(

@@ -339,6 +339,11 @@ impl Operator {
         self.memory_kib("VmHWM") / 1024
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sockets the process holds open (TCP connections to API servers, the metrics listener).
     pub fn sockets(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))

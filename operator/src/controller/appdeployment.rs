@@ -1,22 +1,25 @@
 //! AppDeployment: render the app with the workspace's overrides and apply it to every matching
 //! cluster of the workspace. Every decision lands in status and an Event.
 
-use super::deploy::{Inputs, deploy_to, within_deadline};
+use super::deploy::{Inputs, Prepared, Stop, deploy_to, prepare, within_deadline};
+use super::progress::Clock;
 use super::warm::Warm;
 use super::{Context, Error};
+use crate::health;
 use crate::metrics::{ApplyLabels, requeue};
 use crate::remote::short_error;
 use crate::render::CompiledApp;
 use crate::render::limits::MAX_VALUES_BYTES;
 use crate::resources::AppDefinition;
 use crate::resources::{
-    App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, KommanderCluster,
-    Workspace,
+    App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, ClusterRolloutStatus,
+    KommanderCluster, RolloutPhase, RolloutStatus, Workspace,
 };
 use crate::selector;
 use crate::status::{self, Blocker, ClusterOutcome};
 use crate::targets::{Deleted, FIELD_MANAGER, Owner};
 use crate::values::{self, Values};
+use crate::waves::{self, Strategy};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -358,8 +361,12 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let all_clusters = clusters_api.list(&ListParams::default()).await?.items;
 
-    let (blocked, mut outcomes) = if ad.spec.suspend {
-        (Some(suspended()), Vec::new())
+    let Deployed {
+        blocked,
+        mut outcomes,
+        mut rollout,
+    } = if ad.spec.suspend {
+        Deployed::blocked(suspended())
     } else {
         deploy_all(&ctx, &ad, &ns, &all_clusters).await
     };
@@ -370,12 +377,14 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         }
         // Nothing changes on any cluster while blocked: keep what is there on record.
         Some(_) => {
+            rollout = prev.as_ref().and_then(|p| p.rollout.clone());
             outcomes.extend(
                 prev.iter()
                     .flat_map(|p| p.clusters.iter())
                     .map(|c| ClusterOutcome {
                         cluster: c.name.clone(),
                         phase: c.phase,
+                        revision: c.revision.clone(),
                         message: c.message.clone().unwrap_or_default(),
                         applied_config_hash: c.applied_config_hash.clone(),
                         desired_config_hash: c.desired_config_hash.clone(),
@@ -387,6 +396,17 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         }
     }
     record_outcomes(&ctx, &ad, &ns, blocked.as_ref(), &outcomes).await;
+    for note in waves::events(
+        prev.as_ref().and_then(|p| p.rollout.as_ref()),
+        rollout.as_ref(),
+    ) {
+        let t = if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(&ctx, &ad, t, note.reason, note.message).await;
+    }
 
     let now = Time(Timestamp::now());
     let new_status = status::build(
@@ -394,6 +414,7 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         ad.metadata.generation,
         blocked.as_ref(),
         outcomes,
+        rollout,
         &now,
     );
     if prev.as_ref() != Some(&new_status) {
@@ -409,32 +430,206 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     Ok(next_action(blocked.as_ref(), &new_status))
 }
 
-/// Deploy to every target cluster at once, each within its deadline; or the blocker that
-/// stops them all.
+/// What deploying to the target clusters came to.
+struct Deployed {
+    /// What stopped every cluster, if anything did.
+    blocked: Option<Blocker>,
+    /// Per cluster.
+    outcomes: Vec<ClusterOutcome>,
+    /// Where the rollout stands.
+    rollout: Option<RolloutStatus>,
+}
+
+impl Deployed {
+    fn blocked(b: Blocker) -> Self {
+        Deployed {
+            blocked: Some(b),
+            outcomes: Vec::new(),
+            rollout: None,
+        }
+    }
+}
+
+/// The revision of an AppDeployment's inputs (the app, its overrides and where they apply):
+/// what a rollout rolls out.
+fn inputs_revision(ad: &AppDeployment, inputs: &Inputs) -> String {
+    let layers: Vec<serde_json::Value> = inputs
+        .layers
+        .iter()
+        .map(|l| match l {
+            Ok(v) => json!(v),
+            Err(b) => json!(b.message),
+        })
+        .collect();
+    let all = json!({
+        "app": [&inputs.app.name, &inputs.app.definition],
+        "base": inputs.base,
+        "layers": layers,
+        "where": ad.spec.cluster_config_overrides,
+    });
+    crate::rollout::config_hash(&all.to_string())
+}
+
+/// Render for every target cluster, plan the rollout (`waves`), and deploy to the clusters it
+/// admits, each within its deadline; the others wait. Or the blocker that stops them all.
 async fn deploy_all(
     ctx: &Context,
     ad: &AppDeployment,
     ns: &str,
     all_clusters: &[KommanderCluster],
-) -> (Option<Blocker>, Vec<ClusterOutcome>) {
+) -> Deployed {
     let inputs = match inputs(ctx, ad, ns).await {
         Ok(i) => i,
-        Err(b) => return (Some(b), Vec::new()),
+        Err(b) => return Deployed::blocked(b),
     };
     let targets = match targets(ad, all_clusters) {
         Ok(t) => t,
-        Err(b) => return (Some(b), Vec::new()),
+        Err(b) => return Deployed::blocked(b),
+    };
+    let strategy = match Strategy::from_spec(ad.spec.rollout.as_ref(), targets.len()) {
+        Ok(s) => s,
+        Err(m) => return Deployed::blocked(blocker("InvalidRollout", m, true)),
     };
     let prev_clusters = ad
         .status
         .as_ref()
         .map(|p| p.clusters.as_slice())
         .unwrap_or_default();
-    let futs = targets.iter().map(|kc| {
-        let p = prev_clusters.iter().find(|c| c.name == kc.name_any());
-        within_deadline(ctx, kc, p, deploy_to(ctx, ad, ns, &inputs, kc, p))
-    });
-    (None, futures::future::join_all(futs).await)
+    let prev_of = |kc: &KommanderCluster| prev_clusters.iter().find(|c| c.name == kc.name_any());
+    let mut prepared: Vec<Option<Result<Prepared, Stop>>> =
+        futures::future::join_all(targets.iter().map(|kc| prepare(ctx, ad, ns, &inputs, kc)))
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
+    let revisions: Vec<String> = prepared
+        .iter()
+        .map(|p| match p {
+            Some(Ok(p)) => p.render_hash.clone(),
+            Some(Err((_, message))) => crate::rollout::config_hash(message),
+            None => String::new(),
+        })
+        .collect();
+    let revision = inputs_revision(ad, &inputs);
+    let name = ad.name_any();
+    let subject = waves::Subject {
+        namespace: ns,
+        name: &name,
+        revision: &revision,
+        resume: ad
+            .annotations()
+            .get(waves::RESUME_ANNOTATION)
+            .map(String::as_str),
+    };
+    let stamp = Timestamp::now();
+    let (now, at) = (stamp.as_second(), Time(stamp));
+    let clock = Clock {
+        now,
+        deadline_secs: strategy.deadline_secs,
+    };
+    // Plan, deploy to the clusters admitted, and plan again with what they came to: a step
+    // done at once (nothing to roll out) lets the next one start in the same reconcile, and
+    // the status never lags what happened. Each round deploys to new clusters only, so the
+    // rounds end.
+    let mut done: BTreeMap<usize, ClusterOutcome> = BTreeMap::new();
+    let wave = loop {
+        let standings: Vec<waves::Target> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, kc)| {
+                let now_status = done
+                    .get(&i)
+                    .map(|o| status::cluster_status(o.clone(), prev_clusters, &at));
+                waves::Target {
+                    name: kc.name_any(),
+                    labels: cluster_labels(kc),
+                    standing: waves::standing(now_status.as_ref().or(prev_of(kc)), &revisions[i]),
+                }
+            })
+            .collect();
+        let wave = waves::plan(&strategy, &standings, &subject, now);
+        let round: Vec<usize> = (0..targets.len())
+            .filter(|i| !done.contains_key(i))
+            .filter(|&i| {
+                wave.admitted.contains(&targets[i].name_any())
+                    || matches!(prepared[i], Some(Err(_)))
+            })
+            .collect();
+        if round.is_empty() {
+            break wave;
+        }
+        let futs = round.iter().map(|&i| {
+            let (kc, prev) = (&targets[i], prev_of(&targets[i]));
+            let p = prepared[i].take();
+            async move {
+                let o = match p {
+                    // Nothing can be applied: say why at once, whatever the rollout's step.
+                    Some(Err((phase, message))) => stopped(kc, prev, phase, message),
+                    Some(Ok(p)) => {
+                        within_deadline(ctx, kc, prev, deploy_to(ctx, ad, ns, kc, prev, p, clock))
+                            .await
+                    }
+                    None => stopped(kc, prev, ClusterPhase::Pending, String::new()),
+                };
+                (i, o)
+            }
+        });
+        done.extend(futures::future::join_all(futs).await);
+    };
+    let outcomes = targets
+        .iter()
+        .enumerate()
+        .map(|(i, kc)| match done.remove(&i) {
+            Some(o) => o,
+            None => waiting(kc, prev_of(kc), revisions[i].clone(), &wave.waiting),
+        })
+        .collect();
+    Deployed {
+        blocked: None,
+        outcomes,
+        rollout: Some(wave.status),
+    }
+}
+
+/// A cluster whose render stopped before anything could be applied: it keeps what it has.
+fn stopped(
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    phase: ClusterPhase,
+    message: String,
+) -> ClusterOutcome {
+    ClusterOutcome {
+        cluster: kc.name_any(),
+        phase,
+        revision: Some(crate::rollout::config_hash(&message)),
+        message,
+        applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
+        desired_config_hash: None,
+        blockers: vec![],
+        applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
+        corrected: vec![],
+    }
+}
+
+/// A cluster whose turn has not come: it keeps what it has, and says what it waits for.
+fn waiting(
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    revision: String,
+    why: &BTreeMap<String, String>,
+) -> ClusterOutcome {
+    let name = kc.name_any();
+    ClusterOutcome {
+        phase: ClusterPhase::Waiting,
+        revision: Some(revision),
+        message: why.get(&name).cloned().unwrap_or_default(),
+        cluster: name,
+        applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
+        desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
+        blockers: vec![],
+        applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
+        corrected: vec![],
+    }
 }
 
 /// Clusters that no longer match, are detaching, or are gone: take our objects away. What
@@ -503,6 +698,7 @@ async fn remove_untargeted(
             Err(e) => kept.push(ClusterOutcome {
                 cluster: old.name.clone(),
                 phase: ClusterPhase::Failed,
+                revision: None,
                 message: format!("{why}, but removing its objects failed: {e}"),
                 applied_config_hash: None,
                 desired_config_hash: None,
@@ -551,8 +747,19 @@ async fn record_outcomes(
         let was = prev
             .and_then(|p| p.clusters.iter().find(|c| c.name == o.cluster))
             .map(|c| (c.phase, c.message.clone().unwrap_or_default()));
-        if blocked.is_none() && was != Some((o.phase, o.message.clone())) {
-            let (t, reason) = event_reason(o.phase);
+        // Waiting clusters are told of by the rollout's Events, once per step, not each; a
+        // cluster rolling out, once when it starts.
+        let quiet = match &was {
+            Some((p, _)) => *p == o.phase && o.phase == ClusterPhase::Progressing,
+            None => false,
+        } || o.phase == ClusterPhase::Waiting;
+        if blocked.is_none() && !quiet && was != Some((o.phase, o.message.clone())) {
+            let (t, reason) = match o.phase {
+                ClusterPhase::Failed if health::is_rollout_failure(&o.message) => {
+                    (EventType::Warning, "RolloutFailed")
+                }
+                phase => event_reason(phase),
+            };
             publish(
                 ctx,
                 ad,
@@ -582,6 +789,8 @@ async fn record_outcomes(
 fn event_reason(phase: ClusterPhase) -> (EventType, &'static str) {
     match phase {
         ClusterPhase::Applied => (EventType::Normal, "Applied"),
+        ClusterPhase::Progressing => (EventType::Normal, "Progressing"),
+        ClusterPhase::Waiting => (EventType::Normal, "Waiting"),
         ClusterPhase::Invalid => (EventType::Warning, "InvalidConfig"),
         ClusterPhase::Unreachable => (EventType::Warning, "ClusterUnreachable"),
         ClusterPhase::Blocked => (EventType::Warning, "RolloutBlocked"),
@@ -608,6 +817,16 @@ fn next_action(
                 | ClusterPhase::Conflict
         )
     });
+    // Workloads rolling out are looked at again soon; so is a rollout under way (a deadline
+    // may pass). A paused one waits for its annotation, which is a change.
+    let progressing = status
+        .clusters
+        .iter()
+        .any(|c| c.phase == ClusterPhase::Progressing)
+        || status
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.phase == RolloutPhase::Progressing);
     match blocked {
         Some(b)
             if b.config_invalid || b.reason == "WaitingForConfigMap" || b.reason == SUSPENDED =>
@@ -615,6 +834,7 @@ fn next_action(
             Action::await_change()
         }
         Some(_) => Action::requeue(requeue::RETRY),
+        None if progressing => Action::requeue(requeue::PROGRESS),
         None if retry => Action::requeue(requeue::RETRY),
         None => Action::requeue(requeue::HEALTHY),
     }

@@ -4,6 +4,7 @@
 
 use super::Context;
 use super::clients::Connection;
+use super::progress;
 use super::watches::ClusterKey;
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
@@ -50,7 +51,62 @@ pub struct AppliedRecord {
 }
 
 /// Why a cluster stopped before a plan: its phase and why.
-type Stop = (ClusterPhase, String);
+pub type Stop = (ClusterPhase, String);
+
+/// What the app renders for one cluster, before the rollout decides whether it goes now.
+pub struct Prepared {
+    objects: Vec<ManifestObject>,
+    rollout: Option<ResolvedRollout>,
+    desired: Option<RuntimeConfig>,
+    /// Hash of the rendered objects: the cluster's revision.
+    pub render_hash: String,
+}
+
+/// Render the app for cluster `kc`, with the override layers that match it.
+pub async fn prepare(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    inputs: &Inputs,
+    kc: &KommanderCluster,
+) -> Result<Prepared, Stop> {
+    let labels = kc.labels().clone();
+    let job = RenderJob {
+        app_name: inputs.app.name.clone(),
+        definition: inputs.app.definition.clone(),
+        layers: layers_for(ad, inputs, &labels)?,
+        release: Release {
+            name: ad.name_any(),
+            namespace: ns.to_string(),
+        },
+        cluster: ClusterInfo {
+            name: kc.name_any(),
+            labels,
+        },
+    };
+    let rendered = ctx
+        .renders
+        .render(ns, &job)
+        .await
+        .map_err(|e| (ClusterPhase::Invalid, e))?;
+    let (mut objects, rollout) = (rendered.objects, rendered.rollout);
+    let desired = rollout
+        .as_ref()
+        .and_then(|p| rollout::runtime_config(&objects, p));
+    if let (Some(p), Some(d)) = (&rollout, &desired) {
+        rollout::annotate_restart_targets(&mut objects, &p.restart, &d.hash);
+    }
+    let render_hash = rollout::config_hash(
+        &serde_json::to_string(&objects.iter().map(|o| &o.body).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
+    Ok(Prepared {
+        objects,
+        rollout,
+        desired,
+        render_hash,
+    })
+}
 
 /// Everything one cluster's decision is made from.
 struct Observed {
@@ -69,19 +125,40 @@ struct Observed {
     recorded_disruptions: Vec<String>,
 }
 
-/// Deploy `ad` to cluster `kc`.
+impl Observed {
+    fn rollout_view(&self) -> progress::Rendered<'_> {
+        progress::Rendered {
+            objects: &self.objects,
+            restart: self
+                .rollout
+                .as_ref()
+                .map(|p| p.restart.as_slice())
+                .unwrap_or_default(),
+            config_hash: self.desired.as_ref().map(|d| d.hash.as_str()),
+            unchanged: self.unchanged,
+        }
+    }
+}
+
+/// Deploy `ad`, rendered as `prepared`, to cluster `kc`; then see its workloads roll out.
 pub async fn deploy_to(
     ctx: &Context,
     ad: &AppDeployment,
     ns: &str,
-    inputs: &Inputs,
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
+    prepared: Prepared,
+    clock: progress::Clock,
 ) -> ClusterOutcome {
     let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
-    let observed = match observe(ctx, ad, ns, inputs, kc, prev).await {
+    let revision = prepared.render_hash.clone();
+    let observed = match observe(ctx, ad, ns, kc, prev, prepared).await {
         Ok(o) => o,
-        Err((phase, message)) => return outcome(kc, phase, message, previous),
+        Err((phase, message)) => {
+            let mut o = outcome(kc, phase, message, previous);
+            o.revision = Some(revision);
+            return o;
+        }
     };
     let accepted = ad
         .annotations()
@@ -111,7 +188,16 @@ pub async fn deploy_to(
         "planned"
     );
     let (key, seen) = (observed.key.clone(), observed.services_seen);
-    let o = act(ctx, ad, kc, prev, observed, plan).await;
+    let mut o = act(ctx, ad, kc, prev, &observed, plan).await;
+    o.revision = Some(revision);
+    let o = progress::settle(
+        &observed.conn.client,
+        &observed.rollout_view(),
+        prev,
+        o,
+        clock,
+    )
+    .await;
     ctx.watches.set_blocked(
         &key,
         ObjectRef::from_obj(ad),
@@ -130,6 +216,7 @@ fn outcome(
     ClusterOutcome {
         cluster: kc.name_any(),
         phase,
+        revision: None,
         message,
         applied_config_hash: None,
         desired_config_hash: None,
@@ -193,38 +280,17 @@ async fn observe(
     ctx: &Context,
     ad: &AppDeployment,
     ns: &str,
-    inputs: &Inputs,
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
+    prepared: Prepared,
 ) -> Result<Observed, Stop> {
     let cluster = kc.name_any();
-    let labels = kc.labels().clone();
-    let job = RenderJob {
-        app_name: inputs.app.name.clone(),
-        definition: inputs.app.definition.clone(),
-        layers: layers_for(ad, inputs, &labels)?,
-        release: Release {
-            name: ad.name_any(),
-            namespace: ns.to_string(),
-        },
-        cluster: ClusterInfo {
-            name: cluster.clone(),
-            labels,
-        },
-    };
-    let rendered = ctx
-        .renders
-        .render(ns, &job)
-        .await
-        .map_err(|e| (ClusterPhase::Invalid, e))?;
-    let (mut objects, rollout) = (rendered.objects, rendered.rollout);
-    let desired = rollout
-        .as_ref()
-        .and_then(|p| rollout::runtime_config(&objects, p));
-    if let (Some(p), Some(d)) = (&rollout, &desired) {
-        rollout::annotate_restart_targets(&mut objects, &p.restart, &d.hash);
-    }
-
+    let Prepared {
+        objects,
+        rollout,
+        desired,
+        render_hash,
+    } = prepared;
     if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
         let why = kc
             .status
@@ -247,10 +313,6 @@ async fn observe(
     // records what is there and starts the watches of its kinds.
     let fresh = ctx.watches.connect(&key, &conn);
 
-    let render_hash = rollout::config_hash(
-        &serde_json::to_string(&objects.iter().map(|o| &o.body).collect::<Vec<_>>())
-            .unwrap_or_default(),
-    );
     let record = ctx
         .applied
         .lock()
@@ -260,9 +322,15 @@ async fn observe(
         .cloned();
     let applied_here = record.is_some();
     let settled = prev.is_some_and(|p| {
+        // Failed too: with this render applied here, a failure is its workloads', and
+        // applying again would not mend it.
         matches!(
             p.phase,
-            ClusterPhase::Applied | ClusterPhase::Drifted | ClusterPhase::Blocked
+            ClusterPhase::Applied
+                | ClusterPhase::Progressing
+                | ClusterPhase::Failed
+                | ClusterPhase::Drifted
+                | ClusterPhase::Blocked
         )
     });
     let unchanged = !fresh && applied_here && settled;
@@ -368,7 +436,7 @@ async fn act(
     ad: &AppDeployment,
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
-    obs: Observed,
+    obs: &Observed,
     plan: Plan,
 ) -> ClusterOutcome {
     let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
@@ -455,7 +523,7 @@ async fn act(
             } else {
                 disrupted.clone()
             };
-            let mut o = apply(ctx, ad, kc, &previous, &obs, &restoring, &on_record).await;
+            let mut o = apply(ctx, ad, kc, &previous, obs, &restoring, &on_record).await;
             if o.phase == ClusterPhase::Applied {
                 o = with_hashes(o, desired_hash.clone());
                 if !disrupted.is_empty() {
@@ -637,6 +705,7 @@ pub async fn within_deadline(
         Err(message) => ClusterOutcome {
             cluster: kc.name_any(),
             phase: ClusterPhase::Unreachable,
+            revision: prev.and_then(|p| p.revision.clone()),
             message,
             applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
             desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),

@@ -5,6 +5,7 @@ pub mod appdeployment;
 pub mod clients;
 pub mod cluster;
 pub mod deploy;
+pub mod progress;
 pub mod sandbox;
 pub mod warm;
 pub mod watches;

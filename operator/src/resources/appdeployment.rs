@@ -1,4 +1,5 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
     shortname = "appd",
     printcolumn = r#"{"name":"App","type":"string","jsonPath":".spec.appRef.name"}"#,
     printcolumn = r#"{"name":"Clusters","type":"string","jsonPath":".status.clustersReady"}"#,
+    printcolumn = r#"{"name":"Step","type":"string","jsonPath":".status.rollout.step"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.summary"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -40,6 +42,50 @@ pub struct AppDeploymentSpec {
     /// Stop reconciling: nothing is applied or removed while true; status says `Suspended`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+    /// How a new revision reaches the clusters: in steps, a few at a time, halting on failure.
+    /// Absent: every cluster at once, each Ready once its workloads have rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStrategy>,
+}
+
+/// How a new revision (new app version or overrides) is rolled out across the clusters.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStrategy {
+    /// At most this many clusters take the new revision at a time (a number, or a percentage
+    /// of the target clusters such as `25%`, rounded up). Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_clusters: Option<IntOrString>,
+    /// Steps, in order: a step starts once every cluster of the steps before it is Ready (or
+    /// failed within `maxFailures`, or skipped as unreachable). A cluster belongs to the first
+    /// step whose selector matches it; clusters no step matches form a last step of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RolloutStep>,
+    /// How many clusters may fail (Failed, Invalid or Conflict) before no further cluster
+    /// starts. Default 0: the first failure halts the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<u32>,
+    /// How long a cluster may take to become Ready once it took the revision (`10m` by
+    /// default): past it a cluster still rolling out is Failed, and an unreachable one is
+    /// skipped so that it does not hold the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<String>,
+}
+
+/// One step of a rollout.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStep {
+    /// Name shown in status and Events; `step-<n>` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The clusters of this step.
+    pub cluster_selector: LabelSelector,
+    /// Wait for a person once this step is done: the rollout goes on when the AppDeployment is
+    /// annotated `apps.kommander.d2iq.io/resume-rollout: <step name>@<revision>` (status
+    /// prints the exact command; a new revision needs a new annotation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
 }
 
 /// What drift on a cluster leads to.
@@ -99,8 +145,13 @@ pub struct ClusterConfigOverride {
 pub enum ClusterPhase {
     /// Not yet reconciled.
     Pending,
-    /// Rendered objects are applied and the runtime config is in force.
+    /// Rendered objects are applied, the runtime config is in force, and every workload has
+    /// rolled out with it (updated, observed and available).
     Applied,
+    /// Rendered objects are applied; workloads are still rolling out (the message names them).
+    Progressing,
+    /// Its turn in the rollout has not come (`status.rollout` says why): it keeps what it has.
+    Waiting,
     /// The rendered config breaks a rule; nothing was applied.
     Invalid,
     /// The new config would break live Services; the old config stays in force.
@@ -123,8 +174,13 @@ pub enum ClusterPhase {
 pub struct ClusterRolloutStatus {
     /// KommanderCluster name.
     pub name: String,
-    /// Pending, Applied, Invalid, Blocked, Unreachable or Failed.
+    /// Applied, Progressing, Waiting, Blocked, Invalid, Failed, Unreachable, Conflict, Drifted
+    /// or Pending.
     pub phase: ClusterPhase,
+    /// Hash of the objects rendered for this cluster that the phase is about: a cluster is
+    /// done with a rollout when it is Applied at the revision rendered now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// Hash of the runtime config in force on the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_config_hash: Option<String>,
@@ -182,4 +238,49 @@ pub struct AppDeploymentStatus {
     /// One-line summary, e.g. `Ready` or `Blocked: attached-1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// Where the rollout of the current revision stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// Where a rollout stands.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RolloutPhase {
+    /// Clusters are taking the revision.
+    Progressing,
+    /// A step with `pause: true` is done; waiting for a person (the message says how).
+    Paused,
+    /// More clusters failed than `maxFailures` allows: no further cluster starts.
+    Halted,
+    /// Every step is done.
+    Complete,
+}
+
+/// The rollout of the current revision across the clusters.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Hash of the inputs being rolled out (app, overrides): a new one starts over at step 1.
+    pub revision: String,
+    /// The current step, as `<n>/<steps> <name>`.
+    pub step: String,
+    /// Progressing, Paused, Halted or Complete.
+    pub phase: RolloutPhase,
+    /// In words, with what a person can do.
+    pub message: String,
+    /// Clusters Applied at this revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
+    /// Clusters taking this revision now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progressing: Vec<String>,
+    /// Clusters whose turn has not come.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
+    /// Clusters that failed at this revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    /// Clusters passed over: unreachable past the progress deadline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
