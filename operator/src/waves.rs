@@ -16,9 +16,11 @@ pub const RESUME_ANNOTATION: &str = "apps.kommander.d2iq.io/resume-rollout";
 /// The progress deadline when `spec.rollout.progressDeadline` is absent.
 pub const DEFAULT_PROGRESS_DEADLINE_SECS: i64 = 600;
 
-/// Name of the step of the clusters no step's selector matches (and of the one step when
-/// `spec.rollout.steps` is empty).
+/// Name of the step of the clusters no step's selector matches.
 pub const REST: &str = "rest";
+
+/// Name of the one step when `spec.rollout.steps` is empty.
+pub const ALL: &str = "all";
 
 /// `spec.rollout`, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,9 +81,9 @@ impl Strategy {
         for (i, s) in spec.steps.iter().enumerate() {
             let name = s.name.clone().unwrap_or_else(|| format!("step-{}", i + 1));
             crate::names::check(&format!("spec.rollout.steps[{i}].name"), &name)?;
-            if name == REST || !names.insert(name.clone()) {
+            if name == REST || name == ALL || !names.insert(name.clone()) {
                 return Err(format!(
-                    "spec.rollout.steps[{i}].name: {name:?} is used twice (or is {REST:?}, the name of the clusters no step matches)"
+                    "spec.rollout.steps[{i}].name: {name:?} is used twice (or is {REST:?} or {ALL:?}, the names the operator gives the clusters no step matches)"
                 ));
             }
             selector::matches(&s.cluster_selector, &BTreeMap::new())
@@ -227,7 +229,9 @@ fn assign(strategy: &Strategy, targets: &[Target]) -> Vec<(String, bool, Vec<usi
             None => rest.push(i),
         }
     }
-    if !rest.is_empty() || steps.is_empty() {
+    if steps.is_empty() {
+        steps.push((ALL.to_string(), false, rest));
+    } else if !rest.is_empty() {
         steps.push((REST.to_string(), false, rest));
     }
     steps

@@ -548,28 +548,28 @@ async fn deploy_all(
             })
             .collect();
         let wave = waves::plan(&strategy, &standings, &subject, now);
-        let round: Vec<usize> = (0..targets.len())
-            .filter(|i| !done.contains_key(i))
-            .filter(|&i| {
-                wave.admitted.contains(&targets[i].name_any())
-                    || matches!(prepared[i], Some(Err(_)))
-            })
-            .collect();
+        let mut round: Vec<(usize, Result<Prepared, Stop>)> = Vec::new();
+        for (i, slot) in prepared.iter_mut().enumerate() {
+            let admitted = wave.admitted.contains(&targets[i].name_any());
+            if (admitted || matches!(slot, Some(Err(_))))
+                && let Some(p) = slot.take()
+            {
+                round.push((i, p));
+            }
+        }
         if round.is_empty() {
             break wave;
         }
-        let futs = round.iter().map(|&i| {
+        let futs = round.into_iter().map(|(i, p)| {
             let (kc, prev) = (&targets[i], prev_of(&targets[i]));
-            let p = prepared[i].take();
             async move {
                 let o = match p {
                     // Nothing can be applied: say why at once, whatever the rollout's step.
-                    Some(Err((phase, message))) => stopped(kc, prev, phase, message),
-                    Some(Ok(p)) => {
+                    Err((phase, message)) => stopped(kc, prev, phase, message),
+                    Ok(p) => {
                         within_deadline(ctx, kc, prev, deploy_to(ctx, ad, ns, kc, prev, p, clock))
                             .await
                     }
-                    None => stopped(kc, prev, ClusterPhase::Pending, String::new()),
                 };
                 (i, o)
             }

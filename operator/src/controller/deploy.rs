@@ -5,6 +5,7 @@
 use super::Context;
 use super::clients::Connection;
 use super::progress;
+use super::render_cache;
 use super::watches::ClusterKey;
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
@@ -84,11 +85,21 @@ pub async fn prepare(
             labels,
         },
     };
-    let rendered = ctx
-        .renders
-        .render(ns, &job)
-        .await
-        .map_err(|e| (ClusterPhase::Invalid, e))?;
+    let key = render_cache::key(&job);
+    let rendered = match key.and_then(|k| ctx.rendered.get(&k)) {
+        Some(hit) => (*hit).clone(),
+        None => {
+            let r = ctx
+                .renders
+                .render(ns, &job)
+                .await
+                .map_err(|e| (ClusterPhase::Invalid, e))?;
+            if let Some(k) = key {
+                ctx.rendered.insert(k, Arc::new(r.clone()));
+            }
+            r
+        }
+    };
     let (mut objects, rollout) = (rendered.objects, rendered.rollout);
     let desired = rollout
         .as_ref()

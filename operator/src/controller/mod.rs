@@ -6,6 +6,7 @@ pub mod clients;
 pub mod cluster;
 pub mod deploy;
 pub mod progress;
+pub mod render_cache;
 pub mod sandbox;
 pub mod warm;
 pub mod watches;
@@ -79,6 +80,8 @@ pub struct Context {
     pub host_namespace: String,
     /// The render worker processes, bounded in number.
     pub renders: sandbox::Workers,
+    /// Renders done, by job.
+    pub rendered: render_cache::RenderCache,
     /// How long one operation on one target cluster may take.
     pub cluster_deadline: std::time::Duration,
     /// How long a deleted cluster waits for its apps to be removed.
@@ -155,6 +158,7 @@ impl Context {
             ),
             host_namespace: settings.host_namespace.clone(),
             renders: sandbox::Workers::default(),
+            rendered: render_cache::RenderCache::default(),
             cluster_deadline: settings.cluster_deadline,
             detach_timeout: settings.detach_timeout,
             discovery: Discovery::default(),

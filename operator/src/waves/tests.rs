@@ -322,7 +322,7 @@ fn without_a_strategy_every_cluster_goes_at_once_and_a_failure_halts_nothing() {
     let targets = fleet([Failed, NotStarted, NotStarted, InFlight, Done, NotStarted]);
     let wave = plan(&strategy, &targets, &subject(None), NOW);
     assert_eq!(wave.admitted.len(), 6);
-    assert_eq!(wave.status.step, "1/1 rest");
+    assert_eq!(wave.status.step, "1/1 all");
     assert_eq!(wave.status.phase, RolloutPhase::Progressing);
 }
 
@@ -369,7 +369,7 @@ fn a_bad_strategy_names_the_field() {
         ),
         (
             Box::new(|s| s.steps[1].name = Some("rest".into())),
-            "spec.rollout.steps[1].name: \"rest\" is used twice (or is \"rest\"",
+            "spec.rollout.steps[1].name: \"rest\" is used twice (or is \"rest\" or \"all\"",
         ),
         (
             Box::new(|s| s.steps[0].name = Some("Canary@1".into())),
@@ -524,4 +524,31 @@ fn events_tell_each_turn_of_the_rollout_once() {
         Some(&status("r2", "3/3 rest", Progressing, &["c2"])),
     );
     assert!(skipped[1].warning && skipped[1].message.ends_with(": c2"));
+}
+
+#[test]
+fn a_cluster_its_safety_check_holds_is_not_done_and_holds_its_step() {
+    // A MetalLB change held on c2 (Blocked) keeps step 2 open: c4 waits for it.
+    let held = ClusterRolloutStatus {
+        name: "c2".into(),
+        phase: ClusterPhase::Blocked,
+        revision: Some("rev2".into()),
+        applied_config_hash: None,
+        desired_config_hash: None,
+        message: None,
+        blockers: vec!["default/web holds 10.0.0.5".into()],
+        last_transition_time: None,
+        applied_objects: vec![],
+    };
+    let c2 = standing(Some(&held), "rev2");
+    assert_eq!(c2, InFlight);
+    let wave = run(
+        &spec(),
+        &fleet([Done, c2, Done, NotStarted, NotStarted, NotStarted]),
+        Some("canary@rev2"),
+    );
+    assert_eq!(wave.status.step, "2/3 early");
+    assert_eq!(wave.status.progressing, ["c2", "c4"]);
+    assert_eq!(wave.admitted, set(&["c1", "c2", "c3", "c4"]));
+    assert_eq!(wave.status.waiting, ["c5", "c6"]);
 }

@@ -4,9 +4,9 @@
 //!   cargo run --release -p kommander-e2e --bin bench_scale -- [NS PER_WORKSPACE IDLE_SECS]
 //!
 //! NS: the cluster counts, comma-separated (default 100,250,500,1000). The KommanderClusters
-//! come in workspaces of PER_WORKSPACE (default 50); each workspace has 2 AppDeployments of a
-//! one-ConfigMap app (named after the cluster, so the ConfigMaps of KommanderClusters sharing an
-//! API server do not collide), rolled out 5 clusters at a time. All KommanderClusters share 3
+//! come in workspaces of PER_WORKSPACE (default 50); each workspace has 2 AppDeployments of an
+//! app of a ConfigMap and a Deployment (named after the cluster, so the objects of
+//! KommanderClusters sharing an API server do not collide), rolled out 5 clusters at a time. All KommanderClusters share 3
 //! embedded API servers. For each N, from a fresh management cluster:
 //! - cold start: everything created while the operator is down, then the time from its start to
 //!   every AppDeployment Ready, and its peak RSS;
@@ -27,7 +27,44 @@ type Res<T> = Result<T, String>;
 
 const SERVERS: [&str; 3] = ["attached-1", "attached-2", "attached-3"];
 
-const APP: &str = "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: ClusterApp\nmetadata: {name: scale-1.0.0}\nspec:\n  appId: scale\n  version: 1.0.0\n  defaultValues: |\n    n: 0\n  templates:\n  - name: cm.yaml\n    template: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: {{release.name}}-{{cluster.name}}\n      data:\n        n: {{quote values.n}}\n";
+/// A ConfigMap and a Deployment (no replicas: no pods to run on 3 API servers' simulated nodes,
+/// but a rollout the Deployment controller must observe before the cluster is Ready), both
+/// named after the release and the cluster.
+const APP: &str = r#"apiVersion: apps.kommander.d2iq.io/v1alpha2
+kind: ClusterApp
+metadata: {name: scale-1.0.0}
+spec:
+  appId: scale
+  version: 1.0.0
+  defaultValues: |
+    n: 0
+  templates:
+  - name: app.yaml
+    template: |
+      apiVersion: v1
+      kind: ConfigMap
+      metadata:
+        name: {{release.name}}-{{cluster.name}}
+      data:
+        n: {{quote values.n}}
+      ---
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: {{release.name}}-{{cluster.name}}
+      spec:
+        replicas: 0
+        selector:
+          matchLabels: {app: {{release.name}}-{{cluster.name}}}
+        template:
+          metadata:
+            labels: {app: {{release.name}}-{{cluster.name}}}
+            annotations: {n: {{quote values.n}}}
+          spec:
+            containers:
+            - name: app
+              image: registry.example/scale:1
+"#;
 
 /// Write requests, all resources together, from the API server's own counters.
 async fn writes(client: &Client) -> Res<f64> {
