@@ -13,7 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
 rows = list(csv.DictReader(open(HERE / "scaling.csv")))
-n = [int(r["clusters"]) for r in rows]
+curve = [r for r in rows if r["render_cache"] == "no"]
+cached = [r for r in rows if r["render_cache"] == "yes"]
+n = [int(r["clusters"]) for r in curve]
 
 panels = [
     ("cold start to all Ready (s)", "cold_start_s", 120),
@@ -23,10 +25,18 @@ panels = [
 ]
 fig, axes = plt.subplots(1, len(panels), figsize=(16, 3.6))
 for ax, (title, key, goal) in zip(axes, panels):
-    ax.plot(n, [float(r[key]) for r in rows], marker="o")
+    ax.plot(n, [float(r[key]) for r in curve], marker="o", label="before the render cache")
+    ax.plot(
+        [int(r["clusters"]) for r in cached],
+        [float(r[key]) for r in cached],
+        marker="*",
+        markersize=12,
+        linestyle="none",
+        label="with it",
+    )
     if goal is not None:
         ax.axhline(goal, color="red", linestyle="--", linewidth=1, label=f"goal at 1,000: {goal}")
-        ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("KommanderClusters (x 2 AppDeployments)", fontsize=8)
     ax.set_xticks(n)
