@@ -29,6 +29,29 @@ pub struct ClusterOutcome {
     pub corrected: Vec<String>,
 }
 
+impl ClusterOutcome {
+    /// An outcome that wrote nothing to the cluster: what is in force and applied there, and
+    /// the revision it is about, stay as `prev` recorded them.
+    pub fn kept(
+        cluster: String,
+        prev: Option<&ClusterRolloutStatus>,
+        phase: ClusterPhase,
+        message: String,
+    ) -> Self {
+        ClusterOutcome {
+            cluster,
+            phase,
+            revision: prev.and_then(|p| p.revision.clone()),
+            message,
+            applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
+            desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
+            blockers: vec![],
+            applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
+            corrected: vec![],
+        }
+    }
+}
+
 /// A problem that stops the whole AppDeployment before any cluster is touched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocker {

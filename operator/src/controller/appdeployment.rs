@@ -382,15 +382,13 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
                 prev.iter()
                     .flat_map(|p| p.clusters.iter())
                     .map(|c| ClusterOutcome {
-                        cluster: c.name.clone(),
-                        phase: c.phase,
-                        revision: c.revision.clone(),
-                        message: c.message.clone().unwrap_or_default(),
-                        applied_config_hash: c.applied_config_hash.clone(),
-                        desired_config_hash: c.desired_config_hash.clone(),
                         blockers: c.blockers.clone(),
-                        applied_objects: c.applied_objects.clone(),
-                        corrected: vec![],
+                        ..ClusterOutcome::kept(
+                            c.name.clone(),
+                            Some(c),
+                            c.phase,
+                            c.message.clone().unwrap_or_default(),
+                        )
                     }),
             )
         }
@@ -561,11 +559,11 @@ async fn deploy_all(
             break wave;
         }
         let futs = round.into_iter().map(|(i, p)| {
-            let (kc, prev) = (&targets[i], prev_of(&targets[i]));
+            let (kc, prev, revision) = (&targets[i], prev_of(&targets[i]), &revisions[i]);
             async move {
                 let o = match p {
                     // Nothing can be applied: say why at once, whatever the rollout's step.
-                    Err((phase, message)) => stopped(kc, prev, phase, message),
+                    Err(stop) => stopped(kc, prev, revision, stop),
                     Ok(p) => {
                         within_deadline(ctx, kc, prev, deploy_to(ctx, ad, ns, kc, prev, p, clock))
                             .await
@@ -581,7 +579,7 @@ async fn deploy_all(
         .enumerate()
         .map(|(i, kc)| match done.remove(&i) {
             Some(o) => o,
-            None => waiting(kc, prev_of(kc), revisions[i].clone(), &wave.waiting),
+            None => waiting(kc, prev_of(kc), &revisions[i], &wave.waiting),
         })
         .collect();
     Deployed {
@@ -591,23 +589,18 @@ async fn deploy_all(
     }
 }
 
-/// A cluster whose render stopped before anything could be applied: it keeps what it has.
+/// A cluster whose render stopped before anything could be applied (`revision`: the hash of
+/// why): it keeps what it has.
 fn stopped(
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
-    phase: ClusterPhase,
-    message: String,
+    revision: &str,
+    (phase, message): Stop,
 ) -> ClusterOutcome {
     ClusterOutcome {
-        cluster: kc.name_any(),
-        phase,
-        revision: Some(crate::rollout::config_hash(&message)),
-        message,
-        applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
+        revision: Some(revision.to_string()),
         desired_config_hash: None,
-        blockers: vec![],
-        applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
-        corrected: vec![],
+        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
     }
 }
 
@@ -615,20 +608,14 @@ fn stopped(
 fn waiting(
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
-    revision: String,
+    revision: &str,
     why: &BTreeMap<String, String>,
 ) -> ClusterOutcome {
     let name = kc.name_any();
+    let message = why.get(&name).cloned().unwrap_or_default();
     ClusterOutcome {
-        phase: ClusterPhase::Waiting,
-        revision: Some(revision),
-        message: why.get(&name).cloned().unwrap_or_default(),
-        cluster: name,
-        applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
-        desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
-        blockers: vec![],
-        applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
-        corrected: vec![],
+        revision: Some(revision.to_string()),
+        ..ClusterOutcome::kept(name, prev, ClusterPhase::Waiting, message)
     }
 }
 

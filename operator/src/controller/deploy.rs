@@ -713,16 +713,8 @@ pub async fn within_deadline(
 ) -> ClusterOutcome {
     match ctx.bounded(deploy).await {
         Ok(o) => o,
-        Err(message) => ClusterOutcome {
-            cluster: kc.name_any(),
-            phase: ClusterPhase::Unreachable,
-            revision: prev.and_then(|p| p.revision.clone()),
-            message,
-            applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
-            desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
-            blockers: vec![],
-            applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
-            corrected: vec![],
-        },
+        Err(message) => {
+            ClusterOutcome::kept(kc.name_any(), prev, ClusterPhase::Unreachable, message)
+        }
     }
 }
