@@ -625,6 +625,25 @@ pub fn metallb_crs_controller(
 }
 
 impl Clusters {
+    /// Write `yaml` to `file` in the state directory and server-side apply it to `cluster`:
+    /// thousands of objects at once, which do not fit an argument or a client-side apply's
+    /// last-applied annotation.
+    pub fn apply_file(&self, cluster: &str, file: &str, yaml: &str) -> Result<(), String> {
+        let path = self.state_dir().join(file);
+        std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+        self.kubectl(
+            cluster,
+            &[
+                "apply",
+                "--server-side",
+                "-f",
+                path.to_str().unwrap_or_default(),
+            ],
+            None,
+        )
+        .map(|_| ())
+    }
+
     /// Workspace `ns` on the management cluster, with cluster `attached` attached to it (its
     /// kubeconfig in a Secret `<attached>-kubeconfig`), once the workspace namespace exists.
     pub async fn workspace_with(&self, ns: &str, attached: &str) -> Result<(), String> {

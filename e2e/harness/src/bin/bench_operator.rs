@@ -202,18 +202,7 @@ async fn main() -> Res<()> {
             all.push_str(&format!("---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: app-{a:02}, namespace: {ns}}}\nspec:\n  appRef: {{name: bench-1.0.0, kind: ClusterApp}}\n  configOverrides: {{name: bench-values}}\n"));
         }
     }
-    let path = clusters.state_dir().join("bench-objects.yaml");
-    std::fs::write(&path, all).map_err(|e| e.to_string())?;
-    clusters.kubectl(
-        "management",
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            path.to_str().unwrap_or_default(),
-        ],
-        None,
-    )?;
+    clusters.apply_file("management", "bench-objects.yaml", &all)?;
     let expected = ready_count(&mgmt).await?.1;
     let t0 = Instant::now();
     let op = Operator::start(&bin, &clusters.kubeconfig("management"), log.clone())?;

@@ -192,17 +192,10 @@ async fn measure(n: usize, per_ws: usize, idle: u64, bin: &std::path::Path) -> R
         .iter()
         .map(|c| std::fs::read_to_string(clusters.kubeconfig(c)).unwrap_or_default())
         .collect();
-    let path = clusters.state_dir().join("scale-objects.yaml");
-    std::fs::write(&path, objects(n, per_ws, &kubeconfigs)).map_err(|e| e.to_string())?;
-    clusters.kubectl(
+    clusters.apply_file(
         "management",
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            path.to_str().unwrap_or_default(),
-        ],
-        None,
+        "scale-objects.yaml",
+        &objects(n, per_ws, &kubeconfigs),
     )?;
     let apps = ready_count(&mgmt).await?.1;
 

@@ -276,18 +276,7 @@ async fn main() -> Res<()> {
             have += 2;
         }
         if !yaml.is_empty() {
-            let path = clusters.state_dir().join(format!("watchbench-{want}.yaml"));
-            std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
-            clusters.kubectl(
-                "management",
-                &[
-                    "apply",
-                    "--server-side",
-                    "-f",
-                    path.to_str().unwrap_or_default(),
-                ],
-                None,
-            )?;
+            clusters.apply_file("management", &format!("watchbench-{want}.yaml"), &yaml)?;
         }
         let expected = 1 + (want - 2) / 2;
         wait_for(
