@@ -13,6 +13,11 @@ pub fn is_workload(api_version: &str, kind: &str) -> bool {
     api_version == "apps/v1" && WORKLOAD_KINDS.contains(&kind)
 }
 
+/// Whether objects of API group `group` and `kind` are workloads (any version).
+pub fn is_workload_kind(group: &str, kind: &str) -> bool {
+    group == "apps" && WORKLOAD_KINDS.contains(&kind)
+}
+
 /// Where one workload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {

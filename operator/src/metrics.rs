@@ -232,6 +232,8 @@ pub mod requeue {
     pub const HEALTHY: Duration = Duration::from_secs(300);
     /// A cluster unreachable or a transient failure.
     pub const RETRY: Duration = Duration::from_secs(20);
-    /// Workloads rolling out, or a rollout waiting on a deadline: how often to look again.
-    pub const PROGRESS: Duration = Duration::from_secs(2);
+    /// Workloads rolling out, or a rollout waiting on a deadline: how often to look again. The
+    /// watches re-run a reconcile as soon as a workload rolling out changes; this is for what
+    /// they do not see (a pod's reason, a deadline passing).
+    pub const PROGRESS: Duration = Duration::from_secs(5);
 }

@@ -3,15 +3,20 @@
 //! contents never appear in errors, logs, events or status, and what a remote server answers is
 //! bounded in size and only ever shown as a short excerpt.
 
+use super::transport;
 use crate::kubeconfig::{self, KubeconfigError, Policy};
 use crate::names;
 use crate::remote::{excerpt, short_error};
 use crate::resources::KommanderCluster;
+use futures::Stream;
 use k8s_openapi::api::core::v1::Secret;
-use kube::client::ClientBuilder;
 use kube::config::{ExecConfig, KubeConfigOptions};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, ResourceExt};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex;
@@ -128,13 +133,12 @@ pub struct ClusterClients {
     policy: Policy,
     host_namespace: String,
     cache: Mutex<HashMap<(String, String), Cached>>,
+    /// Secrets' metadata, once [`ClusterClients::watch_secrets`] runs.
+    secrets: OnceLock<Store<PartialObjectMeta<Secret>>>,
 }
 
 /// How long a target cluster may take to take one request (write timeout) or answer a probe.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most a target cluster may send in one response: a tenant's server answering with
-/// gigabytes must not take the operator's memory.
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// How long an allowed exec plugin may run.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most an exec plugin may print.
@@ -149,6 +153,7 @@ impl ClusterClients {
             policy,
             host_namespace,
             cache: Mutex::new(HashMap::new()),
+            secrets: OnceLock::new(),
         }
     }
 
@@ -179,8 +184,11 @@ impl ClusterClients {
         };
         let name = secret_ref.name.clone();
         names::check("spec.kubeconfigRef.name", &name).map_err(ClusterError::InvalidReference)?;
-        let secrets: Api<Secret> = Api::namespaced(self.management.clone(), &namespace);
         let key = (namespace.clone(), kc.name_any());
+        if let Some(c) = self.unchanged(&key, &namespace, &name).await {
+            return Ok(c);
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.management.clone(), &namespace);
         let secret = match secrets.get_opt(&name).await {
             Ok(Some(s)) => s,
             Ok(None) => {
@@ -222,6 +230,51 @@ impl ClusterClients {
             },
         );
         Ok(answer)
+    }
+
+    /// The cached connection of `key`, if the watch of Secrets shows its Secret unchanged since
+    /// the client was built (and any exec credentials are still valid): no read of the Secret.
+    async fn unchanged(
+        &self,
+        key: &(String, String),
+        namespace: &str,
+        name: &str,
+    ) -> Option<Connection> {
+        let seen = self
+            .secrets
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))?;
+        let version = seen.resource_version()?;
+        let cache = self.cache.lock().await;
+        let c = cache.get(key)?;
+        (c.secret_version == version && c.built.valid_until.is_none_or(|t| Instant::now() < t))
+            .then(|| c.built.connection())
+    }
+
+    /// Watch the metadata of Secrets, once: while a kubeconfig Secret's resourceVersion is the
+    /// one its client was built from, [`ClusterClients::connect`] reuses the client without
+    /// reading the Secret (at 1,000 clusters those reads were most of the management API
+    /// server's requests). The stream is every Secret seen, for the controller that re-checks
+    /// the clusters using it.
+    pub fn watch_secrets(
+        &self,
+    ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + use<> {
+        let (reader, writer) = reflector::store();
+        if self.secrets.set(reader).is_err() {
+            tracing::warn!("Secrets are already watched; a second watch feeds only its caller");
+        }
+        let api: Api<PartialObjectMeta<Secret>> = Api::all(self.management.clone());
+        watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            // Only the version is needed: `kubectl apply` keeps a Secret's whole data in an
+            // annotation, which a tenant's large Secrets must not bring into memory.
+            .modify(|s| {
+                s.managed_fields_mut().clear();
+                s.annotations_mut().clear();
+                s.labels_mut().clear();
+            })
+            .reflect(writer)
+            .touched_objects()
     }
 
     /// Drop the clients of clusters that are gone: `keep` says which (namespace, name) remain.
@@ -313,11 +366,11 @@ async fn build_client(
     config.write_timeout = Some(REQUEST_TIMEOUT);
     // No read timeout: the same client carries the cluster's watches, quiet for minutes on end
     // (the server ends a watch within ~5 minutes; the watcher's idle timeout catches a silent
-    // peer). Every other request runs within the per-cluster deadline. One client per cluster,
-    // not two: each costs its own TLS setup and connections.
+    // peer, and HTTP/2 pings a dead one). Every other request runs within the per-cluster
+    // deadline. One client per cluster, not two: each costs its own TLS setup and connection.
     let server = config.cluster_url.to_string();
-    let client =
-        bounded_client(config).map_err(|_| bad("TLS or auth settings cannot be used".into()))?;
+    let client = transport::attached(config)
+        .map_err(|_| bad("TLS or auth settings cannot be used".into()))?;
     Ok(Built {
         client,
         server,
@@ -334,15 +387,6 @@ impl Built {
             id: self.id,
         }
     }
-}
-
-/// A client whose every response body is cut off at [`MAX_RESPONSE_BYTES`].
-pub fn bounded_client(config: Config) -> Result<Client, kube::Error> {
-    let limit =
-        tower::util::MapResponseLayer::new(|r: http::Response<Box<kube::client::DynBody>>| {
-            r.map(|b| http_body_util::Limited::new(b, MAX_RESPONSE_BYTES))
-        });
-    Ok(ClientBuilder::try_from(config)?.with_layer(&limit).build())
 }
 
 /// Credentials an exec plugin printed (client.authentication.k8s.io ExecCredential status).
@@ -478,7 +522,7 @@ mod tests {
             }
         });
         let config = Config::new(format!("http://{addr}").parse().unwrap());
-        let client = bounded_client(config).unwrap();
+        let client = transport::attached(config).unwrap();
         let err = client.apiserver_version().await.unwrap_err();
         let msg = short_error(&err);
         assert!(

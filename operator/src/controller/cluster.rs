@@ -17,7 +17,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
@@ -334,7 +333,6 @@ pub async fn run(
     cache: &Warm<KommanderCluster>,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
     let (store, changes) = cache.lead();
     let controller = Controller::for_stream(changes, store)
         .reconcile_all_on(futures::stream::once(futures::future::ready(())));
@@ -342,11 +340,10 @@ pub async fn run(
     tokio::spawn(evict_gone(ctx.clone(), controller.store()));
     controller
         // A kubeconfig Secret changed: re-check the clusters that use it.
-        .watches(
+        .watches_stream(
             // Metadata only: a tenant's large Secrets cost the operator nothing; the referenced
-            // kubeconfig Secret is read when its cluster is checked.
-            secrets,
-            watcher::Config::default(),
+            // kubeconfig Secret is read when its cluster is checked and it changed.
+            ctx.clusters.watch_secrets(),
             move |secret: PartialObjectMeta<Secret>| {
                 let ns = secret.namespace();
                 let name = secret.name_any();

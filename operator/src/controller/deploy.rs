@@ -215,6 +215,8 @@ pub async fn deploy_to(
         o.phase == ClusterPhase::Blocked,
         seen,
     );
+    ctx.watches
+        .set_awaiting(&key, &ad.name_any(), o.phase == ClusterPhase::Progressing);
     o
 }
 

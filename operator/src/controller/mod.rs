@@ -8,15 +8,18 @@ pub mod deploy;
 pub mod progress;
 pub mod render_cache;
 pub mod sandbox;
+pub mod transport;
 pub mod warm;
 pub mod watches;
 pub mod workspace;
 
 use crate::metrics::Metrics;
+use crate::resources::KommanderCluster;
 use crate::targets::Discovery;
 use clients::ClusterClients;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +79,9 @@ pub struct Context {
     pub client: Client,
     /// Target cluster clients.
     pub clusters: ClusterClients,
+    /// Every KommanderCluster, as the warm cache last saw it: a reconcile finds its targets
+    /// here instead of listing them from the API server each time.
+    pub known_clusters: Store<KommanderCluster>,
     /// The host workspace's namespace.
     pub host_namespace: String,
     /// The render worker processes, bounded in number.
@@ -141,8 +147,13 @@ impl Context {
         }
     }
 
-    /// A context over `client`.
-    pub fn new(client: Client, metrics: Arc<Metrics>, settings: &Settings) -> Self {
+    /// A context over `client`; `known_clusters` is the warm cache of KommanderClusters.
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        settings: &Settings,
+        known_clusters: Store<KommanderCluster>,
+    ) -> Self {
         let reporter = Reporter {
             controller: "kommander-operator".into(),
             instance: Some(settings.identity.clone()),
@@ -151,6 +162,7 @@ impl Context {
         Context {
             watches,
             triggers: std::sync::Mutex::new(Some(triggers)),
+            known_clusters,
             clusters: ClusterClients::new(
                 client.clone(),
                 settings.kubeconfig_policy,
@@ -210,7 +222,7 @@ pub struct Settings {
 pub enum RunError {
     /// No usable kubeconfig or in-cluster config.
     #[error("cannot build a Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    Client(#[source] transport::TransportError),
     /// The management API did not answer.
     #[error("the management cluster's API does not answer: {0}")]
     Api(#[source] kube::Error),
@@ -265,7 +277,7 @@ async fn lease_namespace_exists(client: &Client, namespace: &str) -> Result<(), 
 
 /// Run the operator until SIGTERM/SIGINT (graceful) or lost leadership (error).
 pub async fn run(settings: Settings) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let client = transport::management().await.map_err(RunError::Client)?;
     let metrics = Arc::new(Metrics::default());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -334,7 +346,12 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         leading = Some(rx);
     }
 
-    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &settings));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        metrics.clone(),
+        &settings,
+        caches.clusters.store(),
+    ));
     metrics.leader.set(1);
     let controllers = async {
         let all = async {

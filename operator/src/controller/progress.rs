@@ -20,6 +20,9 @@ pub struct Clock {
     pub deadline_secs: i64,
 }
 
+/// How long a cluster progresses before its workloads' pods are listed for a reason.
+pub const POD_REASON_AFTER_SECS: i64 = 5;
+
 /// What was rendered and applied on one cluster, as far as its rollout goes.
 pub struct Rendered<'a> {
     /// The rendered objects.
@@ -58,6 +61,14 @@ pub async fn settle(
     if workloads.is_empty() {
         return o;
     }
+    let elapsed = prev
+        .filter(|_| at_this_revision(ClusterPhase::Progressing))
+        .and_then(|p| p.last_transition_time.as_ref())
+        .map(|t| clock.now - t.0.as_second())
+        .unwrap_or(0);
+    // Most rollouts finish within seconds: pods are listed for a reason only once one has not.
+    let failed_before = at_this_revision(ClusterPhase::Failed);
+    let pods = failed_before || elapsed >= POD_REASON_AFTER_SECS.min(clock.deadline_secs);
     let mut judged = Vec::new();
     for w in &workloads {
         let restarted = rendered
@@ -65,14 +76,8 @@ pub async fn settle(
             .iter()
             .any(|t| t.kind == w.kind && t.name == w.name);
         let hash = rendered.config_hash.filter(|_| restarted);
-        judged.push((describe(w), workload(client, w, hash).await));
+        judged.push((describe(w), workload(client, w, hash, pods).await));
     }
-    let elapsed = prev
-        .filter(|_| at_this_revision(ClusterPhase::Progressing))
-        .and_then(|p| p.last_transition_time.as_ref())
-        .map(|t| clock.now - t.0.as_second())
-        .unwrap_or(0);
-    let failed_before = at_this_revision(ClusterPhase::Failed);
     match health::verdict(&judged, elapsed, clock.deadline_secs, failed_before) {
         Health::Ready => {
             o.message
@@ -97,8 +102,9 @@ fn describe(w: &ManifestObject) -> String {
     }
 }
 
-/// One workload's rollout, with a pod's reason when it is not ready.
-async fn workload(client: &Client, w: &ManifestObject, hash: Option<&str>) -> Health {
+/// One workload's rollout, with a pod's reason when it is not ready and `pods` asks for one
+/// (a workload failed by its own deadline is always explained).
+async fn workload(client: &Client, w: &ManifestObject, hash: Option<&str>, pods: bool) -> Health {
     let gvk = GroupVersionKind::gvk("apps", "v1", &w.kind);
     let ar = ApiResource::from_gvk(&gvk);
     let ns = w.namespace.as_deref().unwrap_or_default();
@@ -110,6 +116,7 @@ async fn workload(client: &Client, w: &ManifestObject, hash: Option<&str>) -> He
     };
     match health::assess(&live, hash) {
         Health::Ready => Health::Ready,
+        Health::Progressing(why) if !pods => Health::Progressing(why),
         Health::Progressing(why) => match pod_reason(client, ns, &live).await {
             Some(pod) => Health::Progressing(format!("{why}; {pod}")),
             None => Health::Progressing(why),

@@ -57,6 +57,11 @@ where
         }
     }
 
+    /// The cache, for reads (leader or not).
+    pub fn store(&self) -> Store<K> {
+        self.reader.clone()
+    }
+
     /// Wait until the first list is in the cache.
     pub async fn ready(&self) -> bool {
         self.reader.wait_until_ready().await.is_ok()

@@ -6,6 +6,7 @@
 
 use super::clients::Connection;
 use crate::drift::{self, Drift, ObjKey, Observed};
+use crate::health;
 use crate::manifest::{LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER};
 use crate::resources::AppDeployment;
 use crate::targets::{FIELD_MANAGER, Written};
@@ -51,6 +52,12 @@ impl Shared {
         let _ = self
             .trigger
             .unbounded_send(ObjectRef::new(owner).within(workspace));
+    }
+
+    /// The AppDeployment that applied `key` on `cluster`.
+    fn owner(&self, cluster: &ClusterKey, key: &ObjKey) -> Option<String> {
+        let ledgers = lock(&self.ledgers);
+        Some(ledgers.get(cluster)?.get(key)?.owner.clone())
     }
 
     /// The owner of `key` on `cluster`, if what was seen is not what the operator left.
@@ -108,6 +115,8 @@ struct ClusterWatch {
     services: Option<ServiceWatch>,
     /// AppDeployments whose change is held here: a Service change re-runs their gate.
     blocked: Arc<Mutex<HashSet<Trigger>>>,
+    /// AppDeployments whose workloads are rolling out here: a change of one re-judges them.
+    awaiting: Arc<Mutex<HashSet<String>>>,
     /// LoadBalancer Service events seen, to tell whether one came while a gate was deciding.
     service_events: Arc<AtomicU64>,
 }
@@ -161,6 +170,7 @@ impl Watches {
                 kinds: HashMap::new(),
                 services: None,
                 blocked: Arc::default(),
+                awaiting: Arc::default(),
                 service_events: Arc::default(),
             },
         );
@@ -203,8 +213,11 @@ impl Watches {
                 api,
                 gk.clone(),
                 cluster.clone(),
-                cw.observed.clone(),
-                synced.clone(),
+                KindSinks {
+                    observed: cw.observed.clone(),
+                    awaiting: cw.awaiting.clone(),
+                    synced: synced.clone(),
+                },
                 self.shared.clone(),
             ));
             cw.kinds.insert(
@@ -331,6 +344,22 @@ impl Watches {
         set.insert(ad);
     }
 
+    /// Whether `owner`'s workloads are rolling out on `cluster`: while they are, every change
+    /// the watch sees of one of its workloads (a status update) re-runs `owner`'s reconcile,
+    /// which judges the rollout again at once instead of at its next poll.
+    pub fn set_awaiting(&self, cluster: &ClusterKey, owner: &str, awaiting: bool) {
+        let clusters = lock(&self.clusters);
+        let Some(cw) = clusters.get(cluster) else {
+            return;
+        };
+        let mut set = lock(&cw.awaiting);
+        if awaiting {
+            set.insert(owner.to_string());
+        } else {
+            set.remove(owner);
+        }
+    }
+
     /// Stop watching the clusters for which `keep` is false, and forget what was applied there.
     pub fn retain(&self, keep: impl Fn(&ClusterKey) -> bool) {
         lock(&self.clusters).retain(|k, _| keep(k));
@@ -352,15 +381,30 @@ fn key_of(gk: &(String, String), meta: &PartialObjectMeta<DynamicObject>) -> Obj
     }
 }
 
+/// Where a kind's watch reports.
+struct KindSinks {
+    /// What the watch last saw of each applied object.
+    observed: Arc<Mutex<HashMap<ObjKey, Observed>>>,
+    /// Owners rolling out on the cluster (see [`Watches::set_awaiting`]).
+    awaiting: Arc<Mutex<HashSet<String>>>,
+    /// Set once the kind is listed.
+    synced: Arc<AtomicBool>,
+}
+
 /// Watch one kind's objects that this operator applied in this workspace (metadata only).
 async fn watch_kind(
     api: Api<PartialObjectMeta<DynamicObject>>,
     gk: (String, String),
     cluster: ClusterKey,
-    observed: Arc<Mutex<HashMap<ObjKey, Observed>>>,
-    synced: Arc<AtomicBool>,
+    sinks: KindSinks,
     shared: Arc<Shared>,
 ) {
+    let KindSinks {
+        observed,
+        awaiting,
+        synced,
+    } = sinks;
+    let workload = health::is_workload_kind(&gk.0, &gk.1);
     let _open = OpenGuard::new(&shared.open);
     let selector = format!(
         "{LABEL_MANAGED_BY}={MANAGER},{LABEL_WORKSPACE}={}",
@@ -388,10 +432,14 @@ async fn watch_kind(
                 changed.push((k, Observed::of(&meta.metadata, FIELD_MANAGER)));
             }
             Event::Apply(meta) => {
-                changed.push((
-                    key_of(&gk, &meta),
-                    Observed::of(&meta.metadata, FIELD_MANAGER),
-                ));
+                let k = key_of(&gk, &meta);
+                if workload
+                    && let Some(owner) = shared.owner(&cluster, &k)
+                    && lock(&awaiting).contains(&owner)
+                {
+                    shared.send(&cluster.0, &owner);
+                }
+                changed.push((k, Observed::of(&meta.metadata, FIELD_MANAGER)));
             }
             Event::Delete(meta) => changed.push((
                 key_of(&gk, &meta),
