@@ -111,3 +111,23 @@ fn build(config: Config, retry: RetryPolicy, limit: usize) -> Result<Client, Tra
         .service(hyper);
     Ok(Client::new(service, config.default_namespace))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Building a kube client starts its request buffer's task: these need a runtime.
+    #[tokio::test]
+    async fn a_tls_server_name_that_names_no_server_is_refused() {
+        let mut config = Config::new("https://127.0.0.1:6443".parse().unwrap());
+        config.tls_server_name = Some("not a host name!".into());
+        assert!(matches!(attached(config), Err(TransportError::ServerName)));
+    }
+
+    #[tokio::test]
+    async fn a_tls_server_name_is_taken() {
+        let mut config = Config::new("https://127.0.0.1:6443".parse().unwrap());
+        config.tls_server_name = Some("api.internal".into());
+        assert!(attached(config).is_ok());
+    }
+}
