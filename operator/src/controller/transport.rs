@@ -1,8 +1,8 @@
-//! The HTTP stack to an attached cluster. HTTP/2 where the server offers it, so one TCP and TLS
-//! connection carries all of a cluster's watches and requests: over HTTP/1.1 every open watch
-//! holds a connection of its own (with its TLS and read buffers), which at 1,000 clusters was
-//! most of the operator's memory. Every response body is capped, a peer that stops answering is
-//! found by HTTP/2 pings, and connecting (TCP and TLS) has a deadline.
+//! The HTTP stack to the API servers, attached clusters' and the management cluster's. HTTP/2
+//! where the server offers it, so one TCP and TLS connection carries all of a server's watches
+//! and requests: over HTTP/1.1 every open watch holds a connection of its own (with its TLS and
+//! read buffers), a large part of the operator's memory at 1,000 clusters. A peer that stops
+//! answering is found by HTTP/2 pings, and connecting (TCP and TLS) has a deadline.
 
 use hyper_rustls::{FixedServerNameResolver, HttpsConnectorBuilder};
 use hyper_timeout::TimeoutConnector;
