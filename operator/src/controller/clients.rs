@@ -210,15 +210,8 @@ impl ClusterClients {
             }
         };
         let version = secret.resource_version().unwrap_or_default();
-        {
-            let cache = self.cache.lock().await;
-            let fresh = |c: &&Cached| {
-                c.secret_version == version
-                    && c.built.valid_until.is_none_or(|t| Instant::now() < t)
-            };
-            if let Some(c) = cache.get(&key).filter(fresh) {
-                return Ok(c.built.connection());
-            }
+        if let Some(c) = self.cached(&key, &version).await {
+            return Ok(c);
         }
         let built = build_client(&secret, &namespace, &name, self.policy).await?;
         let answer = built.connection();
@@ -245,6 +238,12 @@ impl ClusterClients {
             .get()?
             .get(&ObjectRef::new(name).within(namespace))?;
         let version = seen.resource_version()?;
+        self.cached(key, &version).await
+    }
+
+    /// The cached connection of `key`, if it was built from Secret version `version` and any
+    /// exec credentials it holds are still valid.
+    async fn cached(&self, key: &(String, String), version: &str) -> Option<Connection> {
         let cache = self.cache.lock().await;
         let c = cache.get(key)?;
         (c.secret_version == version && c.built.valid_until.is_none_or(|t| Instant::now() < t))
