@@ -66,8 +66,8 @@ pub async fn settle(
         .and_then(|p| p.last_transition_time.as_ref())
         .map(|t| clock.now - t.0.as_second())
         .unwrap_or(0);
-    // Most rollouts finish within seconds: pods are listed for a reason only once one has not.
     let failed_before = at_this_revision(ClusterPhase::Failed);
+    // Most rollouts finish within seconds: pods are listed for a reason only once one has not.
     let pods = failed_before || elapsed >= POD_REASON_AFTER_SECS.min(clock.deadline_secs);
     let mut judged = Vec::new();
     for w in &workloads {
