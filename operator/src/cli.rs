@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kommander_operator::catalog::{self, LoadedApp};
 use kommander_operator::controller::{self, Settings};
 use kommander_operator::manifest::ManifestObject;
+use kommander_operator::metallb::capacity::{Fill, PoolUse};
 use kommander_operator::metallb::{self, SpeakerMode};
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
 use kommander_operator::render::{ConfigSource, ResolvedRollout};
@@ -426,6 +427,12 @@ fn check_live(
     for note in &live.notes {
         say(format!("note: {note}"))?;
     }
+    if let Some(rules) = plan.safety_check.map(|c| checks::adapter(c).rules()) {
+        if let Some(text) = &live.config {
+            pool_table("in force", &rules.capacity(text, &live))?;
+        }
+        pool_table("new config", &rules.capacity(&desired.text, &live))?;
+    }
     match rollout::decide(
         &desired,
         plan.safety_check.map(|c| checks::adapter(c).rules()),
@@ -478,6 +485,40 @@ fn check_live(
             Ok(ExitCode::from(3))
         }
     }
+}
+
+/// Each pool's size and use against the cluster's Services, as the AppDeployment's status
+/// shows them.
+fn pool_table(which: &str, uses: &[PoolUse]) -> Result<(), CliError> {
+    if uses.is_empty() {
+        return Ok(());
+    }
+    say(format!("address pools ({which}):"))?;
+    let width = uses.iter().map(|u| u.pool.len()).max().unwrap_or(0).max(4);
+    say(format!(
+        "  {:<width$}  {:>8}  {:>8}  {:>8}  WAITING",
+        "POOL", "SIZE", "USED", "FREE"
+    ))?;
+    for u in uses {
+        let full = match u.fill() {
+            Fill::Fine => "",
+            Fill::NearlyFull => "  (90% or more in use)",
+            Fill::Full => "  (full)",
+        };
+        say(format!(
+            "  {:<width$}  {:>8}  {:>8}  {:>8}  {}{full}",
+            u.pool,
+            u.size,
+            u.used,
+            u.free(),
+            if u.waiting.is_empty() {
+                "-".to_string()
+            } else {
+                u.waiting.join(",")
+            }
+        ))?;
+    }
+    Ok(())
 }
 
 fn crds(dir: Option<PathBuf>) -> Result<ExitCode, CliError> {

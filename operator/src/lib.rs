@@ -16,6 +16,7 @@ pub mod metallb;
 pub mod metrics;
 pub mod names;
 pub mod plan;
+pub mod pools;
 pub mod remote;
 pub mod render;
 pub mod resources;

@@ -7,8 +7,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Label: which controller.
@@ -36,6 +37,31 @@ pub struct ApplyLabels {
     pub result: String,
 }
 
+/// Labels of one address pool on one cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// Workspace namespace.
+    pub workspace: String,
+    /// KommanderCluster name.
+    pub cluster: String,
+    /// The AppDeployment whose config holds the pool.
+    pub appdeployment: String,
+    /// Pool name.
+    pub pool: String,
+}
+
+/// One pool's figures, as [`Metrics::set_pools`] takes them.
+pub struct PoolFigures {
+    /// KommanderCluster name.
+    pub cluster: String,
+    /// Pool name.
+    pub pool: String,
+    /// Addresses it can hand out.
+    pub size: i64,
+    /// Addresses LoadBalancer Services hold.
+    pub used: i64,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -57,6 +83,12 @@ pub struct Metrics {
     pub cluster_watches: Gauge,
     /// 1 on the replica that holds the lease (or runs without election), 0 on a standby.
     pub leader: Gauge,
+    /// Addresses per address pool and cluster.
+    pub pool_addresses: Family<PoolLabels, Gauge>,
+    /// Addresses LoadBalancer Services hold per address pool and cluster.
+    pub pool_addresses_used: Family<PoolLabels, Gauge>,
+    /// The pool series each AppDeployment (workspace, name) exports, to drop those that go.
+    pool_series: Mutex<HashMap<(String, String), Vec<PoolLabels>>>,
     ready: AtomicBool,
 }
 
@@ -115,7 +147,22 @@ impl Default for Metrics {
             "1 when this replica leads and writes, 0 on a warm standby",
             leader.clone(),
         );
+        let pool_addresses = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "pool_addresses",
+            "Addresses an address pool can hand out, per cluster",
+            pool_addresses.clone(),
+        );
+        let pool_addresses_used = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "pool_addresses_used",
+            "Addresses of an address pool that LoadBalancer Services hold, per cluster",
+            pool_addresses_used.clone(),
+        );
         Metrics {
+            pool_addresses,
+            pool_addresses_used,
+            pool_series: Mutex::default(),
             drift_corrected,
             cluster_watches,
             leader,
@@ -153,6 +200,38 @@ impl Metrics {
                 reason: reason.into(),
             })
             .inc();
+    }
+
+    /// Export the pools of AppDeployment `appdeployment` in `workspace` as they are now; its
+    /// series for pools or clusters no longer there are dropped (all of them for `&[]`).
+    pub fn set_pools(&self, workspace: &str, appdeployment: &str, pools: &[PoolFigures]) {
+        let labels = |p: &PoolFigures| PoolLabels {
+            workspace: workspace.into(),
+            cluster: p.cluster.clone(),
+            appdeployment: appdeployment.into(),
+            pool: p.pool.clone(),
+        };
+        let now: Vec<PoolLabels> = pools.iter().map(labels).collect();
+        let mut series = self
+            .pool_series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (workspace.to_string(), appdeployment.to_string());
+        for gone in series.get(&key).into_iter().flatten() {
+            if !now.contains(gone) {
+                self.pool_addresses.remove(gone);
+                self.pool_addresses_used.remove(gone);
+            }
+        }
+        for (l, p) in now.iter().zip(pools) {
+            self.pool_addresses.get_or_create(l).set(p.size);
+            self.pool_addresses_used.get_or_create(l).set(p.used);
+        }
+        if now.is_empty() {
+            series.remove(&key);
+        } else {
+            series.insert(key, now);
+        }
     }
 
     /// Mark the operator ready (it can serve: the management API answers; leader or standby).

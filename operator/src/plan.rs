@@ -91,7 +91,13 @@ pub fn plan(v: &View<'_>) -> Plan {
 }
 
 /// The status message of a held plan.
-pub fn hold_message(hash: &str, breaks: &[String], restoring: &[Drift], accept: &str) -> String {
+pub fn hold_message(
+    hash: &str,
+    breaks: &[String],
+    shortfalls: &[String],
+    restoring: &[Drift],
+    accept: &str,
+) -> String {
     let what = if restoring.is_empty() {
         format!("new config {hash} held, the old one stays in force")
     } else {
@@ -101,8 +107,13 @@ pub fn hold_message(hash: &str, breaks: &[String], restoring: &[Drift], accept: 
             status::listed(&drifted, status::LIST_LIMIT)
         )
     };
+    let short = if shortfalls.is_empty() {
+        String::new()
+    } else {
+        format!(" (too few addresses: {})", shortfalls.join("; "))
+    };
     format!(
-        "{what}: {} live Service(s) would break: {}; it proceeds by itself once they are gone, or annotate {accept}={hash} to accept",
+        "{what}: {} live Service(s) would break{short}: {}; it proceeds by itself once they are gone, or annotate {accept}={hash} to accept",
         breaks.len(),
         status::listed(breaks, status::LIST_LIMIT),
     )
@@ -295,12 +306,24 @@ mod tests {
         let m = hold_message(
             "abc",
             &["default/web holds 10.0.50.7, outside every pool of the new config".into()],
+            &[],
             &edited(),
             "apps.kommander.d2iq.io/accept-disruption",
         );
         assert_eq!(
             m,
             "objects were changed on the cluster (ConfigMap ws/metallb changed by kubectl-edit (Update)); putting config abc back is held, the changed config stays in force: 1 live Service(s) would break: default/web holds 10.0.50.7, outside every pool of the new config; it proceeds by itself once they are gone, or annotate apps.kommander.d2iq.io/accept-disruption=abc to accept"
+        );
+        let short = hold_message(
+            "abc",
+            &["default/a holds 10.0.50.7, outside every pool of the new config".into()],
+            &["pool \"default\" would have 1 address(es) for the 2 its Services hold now".into()],
+            &[],
+            "apps.kommander.d2iq.io/accept-disruption",
+        );
+        assert_eq!(
+            short,
+            "new config abc held, the old one stays in force: 1 live Service(s) would break (too few addresses: pool \"default\" would have 1 address(es) for the 2 its Services hold now): default/a holds 10.0.50.7, outside every pool of the new config; it proceeds by itself once they are gone, or annotate apps.kommander.d2iq.io/accept-disruption=abc to accept"
         );
         assert!(report_message(&edited()).starts_with(
             "1 object(s) differ from what was applied: ConfigMap ws/metallb changed by kubectl-edit"

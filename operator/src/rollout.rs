@@ -2,7 +2,9 @@
 //! identified by a hash, so "what is live" and "what is rendered" compare by value.
 
 use crate::manifest::{LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, ManifestObject};
+use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cluster::{self, ClusterFacts};
+use crate::metallb::nodes;
 use crate::metallb::safety::{self, LiveService};
 use crate::metallb::{self as mlb, SpeakerMode};
 use crate::render::{ConfigSource, ResolvedRollout};
@@ -267,6 +269,24 @@ pub trait ConfigCheck: Sync {
     fn write_groups(&self, objects: &[&Value], _live: &LiveState) -> Vec<u8> {
         vec![0; objects.len()]
     }
+    /// Each address pool of `config` against the live Services; empty for apps without pools
+    /// (or a config that does not parse).
+    fn capacity(&self, _config: &str, _live: &LiveState) -> Vec<PoolUse> {
+        Vec::new()
+    }
+    /// What is wrong with `new` on this cluster without making it invalid, in words: shown
+    /// and announced, not blocking.
+    fn warnings(&self, _new: &str, _live: &LiveState) -> Vec<String> {
+        Vec::new()
+    }
+    /// Pools of `new` smaller than what Services hold in them under the config in force, in
+    /// words (a held change names them).
+    fn shortfalls(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Some(old) = live.config.as_deref() else {
+            return Vec::new();
+        };
+        capacity::shortfalls(&self.capacity(old, live), &self.capacity(new, live))
+    }
 }
 
 /// MetalLB 0.12 (ConfigMap-configured): every config rule, the cluster's networks and
@@ -297,6 +317,24 @@ impl ConfigCheck for MetallbV012 {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    fn warnings(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Ok(cfg) = mlb::parse(new, SpeakerMode::Native) else {
+            return Vec::new();
+        };
+        let layer2 = cfg
+            .pools
+            .iter()
+            .filter(|p| p.protocol == mlb::Protocol::Layer2)
+            .map(|p| (p.name.as_str(), p.cidrs.as_slice()));
+        nodes::off_subnet(layer2, &live.facts.node_subnets)
+    }
+
+    fn capacity(&self, config: &str, live: &LiveState) -> Vec<PoolUse> {
+        mlb::parse(config, SpeakerMode::Native)
+            .map(|cfg| capacity::of_config(&cfg, &live.services))
+            .unwrap_or_default()
     }
 }
 

@@ -1,8 +1,9 @@
 //! AppDeployment status from what happened: pure, so "no change, no write" is a comparison.
 
+use crate::pools;
 use crate::resources::{
-    AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus, RolloutPhase,
-    RolloutStatus,
+    AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus, PoolCapacity,
+    RolloutPhase, RolloutStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -27,6 +28,12 @@ pub struct ClusterOutcome {
     pub applied_objects: Vec<AppliedObject>,
     /// Drift this reconcile put back, in words (for the `DriftCorrected` Event).
     pub corrected: Vec<String>,
+    /// The address pools in force and how full they are; `None` when not counted this time
+    /// (the status keeps what it had).
+    pub pools: Option<Vec<PoolCapacity>>,
+    /// What is wrong with the config without blocking it; `None` when not checked this time
+    /// (the status keeps what it had).
+    pub warnings: Option<Vec<String>>,
 }
 
 impl ClusterOutcome {
@@ -48,6 +55,8 @@ impl ClusterOutcome {
             blockers: vec![],
             applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
             corrected: vec![],
+            pools: None,
+            warnings: None,
         }
     }
 }
@@ -142,6 +151,13 @@ pub fn cluster_status(
         .unwrap_or_else(|| now.clone());
     let mut applied = o.applied_objects;
     applied.sort();
+    let before = prev.iter().find(|c| c.name == o.cluster);
+    let pools = o
+        .pools
+        .unwrap_or_else(|| before.map(|c| c.pools.clone()).unwrap_or_default());
+    let warnings = o
+        .warnings
+        .unwrap_or_else(|| before.map(|c| c.warnings.clone()).unwrap_or_default());
     ClusterRolloutStatus {
         name: o.cluster,
         phase: o.phase,
@@ -152,7 +168,22 @@ pub fn cluster_status(
         blockers: o.blockers,
         last_transition_time: Some(since),
         applied_objects: applied,
+        pools,
+        warnings,
     }
+}
+
+/// Warnings on each cluster that `prev` did not have, as `cluster: warning` (one Event each).
+pub fn new_warnings(prev: &[ClusterRolloutStatus], now: &[ClusterRolloutStatus]) -> Vec<String> {
+    now.iter()
+        .flat_map(|c| {
+            let before = prev.iter().find(|b| b.name == c.name);
+            c.warnings
+                .iter()
+                .filter(move |w| !before.is_some_and(|b| b.warnings.contains(w)))
+                .map(move |w| format!("{}: {w}", c.name))
+        })
+        .collect()
 }
 
 /// Build the status. `prev` keeps transition times stable; `outcomes` are per target cluster
@@ -297,7 +328,7 @@ pub fn build(
         (false, "Blocked", blocked.join(" | "))
     };
 
-    let conditions = vec![
+    let mut conditions = vec![
         condition(
             "Ready",
             ready_ok,
@@ -327,6 +358,17 @@ pub fn build(
         ),
     ];
 
+    if let Some((ok, reason, message)) = pools::condition(&clusters) {
+        conditions.push(condition(
+            pools::CONDITION,
+            ok,
+            reason,
+            &message,
+            generation,
+            prev_conditions,
+            now,
+        ));
+    }
     AppDeploymentStatus {
         observed_generation: generation,
         conditions,
@@ -373,7 +415,55 @@ mod tests {
             blockers: vec![],
             applied_objects: vec![],
             corrected: vec![],
+            pools: None,
+            warnings: None,
         }
+    }
+
+    #[test]
+    fn only_warnings_a_cluster_did_not_have_are_announced() {
+        let with = |name: &str, warnings: &[&str]| ClusterRolloutStatus {
+            warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            ..cluster_status(outcome(name, ClusterPhase::Applied, ""), &[], &t(0))
+        };
+        let prev = [with("a", &["w1"]), with("b", &[])];
+        let now = [
+            with("a", &["w1", "w2"]),
+            with("b", &["w1"]),
+            with("c", &["w3"]),
+        ];
+        assert_eq!(new_warnings(&prev, &now), ["a: w2", "b: w1", "c: w3"]);
+        assert!(new_warnings(&now, &now).is_empty());
+    }
+
+    #[test]
+    fn warnings_and_pools_not_checked_this_time_are_kept() {
+        let prev = [ClusterRolloutStatus {
+            warnings: vec!["w".into()],
+            pools: vec![PoolCapacity {
+                name: "p".into(),
+                size: 2,
+                used: 1,
+                free: 1,
+                waiting: vec![],
+            }],
+            ..cluster_status(outcome("a", ClusterPhase::Applied, ""), &[], &t(0))
+        }];
+        let kept = cluster_status(outcome("a", ClusterPhase::Applied, ""), &prev, &t(1));
+        assert_eq!(
+            (&kept.warnings, &kept.pools),
+            (&prev[0].warnings, &prev[0].pools)
+        );
+        let checked = cluster_status(
+            ClusterOutcome {
+                warnings: Some(vec![]),
+                pools: Some(vec![]),
+                ..outcome("a", ClusterPhase::Applied, "")
+            },
+            &prev,
+            &t(1),
+        );
+        assert!(checked.warnings.is_empty() && checked.pools.is_empty());
     }
 
     fn cond<'a>(s: &'a AppDeploymentStatus, t: &str) -> &'a Condition {

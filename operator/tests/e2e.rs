@@ -1520,6 +1520,24 @@ async fn gate(env: &Env) {
     let held_out = check("attached-1");
     let stderr = String::from_utf8_lossy(&held_out.stderr);
     assert_eq!(held_out.status.code(), Some(3), "{stderr}");
+    // The pools table: the new pool of 9 addresses, none of them held (web's is outside it).
+    let stdout = String::from_utf8_lossy(&held_out.stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip_while(|l| *l != "address pools (new config):")
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows.get(1..3),
+        Some(
+            &[
+                vec!["POOL", "SIZE", "USED", "FREE", "WAITING"],
+                vec!["default", "9", "0", "9", "-"]
+            ][..]
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("address pools (in force):"), "{stdout}");
     assert!(
         stderr.contains("default/web holds 10.0.82.5, outside every pool of the new config"),
         "{stderr}"

@@ -4,8 +4,10 @@
 //! prediction is the only protection.
 
 use super::{Adapter, Source, metallb_v012};
+use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cidr;
 use crate::metallb::crs::{self, Announcement, BgpMode, CrConfig, Phase, Release};
+use crate::metallb::nodes;
 use crate::metallb::sequence;
 use crate::remote::short_error;
 use crate::rollout::{ConfigCheck, LiveState};
@@ -165,6 +167,24 @@ impl ConfigCheck for MetallbCrs {
                 Phase::Fill => 2,
             })
             .collect()
+    }
+
+    fn warnings(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Some(cfg) = self.parse(new, live) else {
+            return Vec::new();
+        };
+        let layer2 = cfg
+            .pools
+            .iter()
+            .filter(|p| cfg.announced(p).contains(&Announcement::Layer2))
+            .map(|p| (p.name.as_str(), p.cidrs.as_slice()));
+        nodes::off_subnet(layer2, &live.facts.node_subnets)
+    }
+
+    fn capacity(&self, config: &str, live: &LiveState) -> Vec<PoolUse> {
+        self.parse(config, live)
+            .map(|cfg| capacity::of_crs(&cfg, &live.services))
+            .unwrap_or_default()
     }
 }
 

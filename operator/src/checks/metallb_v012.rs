@@ -3,13 +3,15 @@
 
 use super::{Adapter, Source};
 use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
+use crate::metallb::nodes::NodeSubnets;
 use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
 use crate::remote::{excerpt, short_error};
 use crate::rollout::{ConfigCheck, LiveState, MetallbV012};
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use std::net::IpAddr;
 
 /// The adapter.
 pub struct MetallbV012Adapter;
@@ -64,6 +66,22 @@ pub fn live_service(svc: &Service) -> Option<LiveService> {
     })
 }
 
+/// The nodes' InternalIPs.
+async fn node_ips(client: &kube::Client) -> Result<Vec<IpAddr>, String> {
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| short_error(&e))?;
+    Ok(nodes
+        .items
+        .iter()
+        .filter_map(|n| n.status.as_ref()?.addresses.as_ref())
+        .flatten()
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect())
+}
+
 /// The Services, the cluster's networks and kube-proxy's mode: what every MetalLB check reads.
 pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
     let short = |e: kube::Error| short_error(&e);
@@ -107,6 +125,27 @@ pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
         facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
     }
     let mut notes = Vec::new();
+    facts.node_subnets = match network.node_subnets.as_slice() {
+        [] => match node_ips(client).await {
+            Ok(ips) => NodeSubnets::infer(&ips),
+            Err(e) => {
+                notes.push(format!(
+                    "the nodes could not be read ({e}): whether layer2 pools share their subnet was not checked (set spec.network.nodeSubnets on the KommanderCluster)"
+                ));
+                NodeSubnets::Unknown
+            }
+        },
+        declared => {
+            let mut nets = Vec::new();
+            for s in declared {
+                nets.extend(metallb_cluster::parse_subnets(
+                    "spec.network.nodeSubnets",
+                    s,
+                )?);
+            }
+            NodeSubnets::Declared(nets)
+        }
+    };
     for (name, nets) in [
         ("podSubnet", &facts.pod_subnets),
         ("serviceSubnet", &facts.service_subnets),

@@ -7,6 +7,7 @@ pub mod metallb_v012;
 
 use crate::manifest::{LABEL_MANAGED_BY, MANAGER};
 use crate::metallb::crs::Release;
+use crate::metallb::safety::LiveService;
 use crate::remote::short_error;
 use crate::render::{ConfigSource, ResolvedRollout};
 use crate::resources::{ClusterNetwork, ConfigKind, SafetyCheck};
@@ -56,6 +57,15 @@ pub fn crs_release(check: SafetyCheck) -> Option<Release> {
         SafetyCheck::MetallbV013 => Some(Release::V0_13),
         SafetyCheck::MetallbV015 => Some(Release::V0_15),
     }
+}
+
+/// The LoadBalancer Services among `watched`, as the checks see them (without their
+/// namespaces' labels).
+pub fn live_services(watched: &[Arc<Service>]) -> Vec<LiveService> {
+    watched
+        .iter()
+        .filter_map(|s| metallb_v012::live_service(s))
+        .collect()
 }
 
 /// The runtime config in force, as the cluster holds it.

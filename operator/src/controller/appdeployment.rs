@@ -6,7 +6,8 @@ use super::progress::Clock;
 use super::warm::Warm;
 use super::{Context, Error};
 use crate::health;
-use crate::metrics::{ApplyLabels, requeue};
+use crate::metrics::{ApplyLabels, PoolFigures, requeue};
+use crate::pools;
 use crate::remote::short_error;
 use crate::render::CompiledApp;
 use crate::render::limits::MAX_VALUES_BYTES;
@@ -420,6 +421,18 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         rollout,
         &now,
     );
+    let prev_clusters = prev
+        .as_ref()
+        .map(|p| p.clusters.as_slice())
+        .unwrap_or_default();
+    for note in pools::events(prev_clusters, &new_status.clusters) {
+        publish(&ctx, &ad, EventType::Warning, note.reason, note.message).await;
+    }
+    for warning in status::new_warnings(prev_clusters, &new_status.clusters) {
+        publish(&ctx, &ad, EventType::Warning, "ConfigWarning", warning).await;
+    }
+    ctx.metrics
+        .set_pools(&ns, &name, &pool_figures(&new_status.clusters));
     if prev.as_ref() != Some(&new_status) {
         let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"apiVersion": "apps.kommander.d2iq.io/v1alpha2", "kind": "AppDeployment", "status": new_status});
@@ -431,6 +444,20 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         .await?;
     }
     Ok(next_action(blocked.as_ref(), &new_status))
+}
+
+fn pool_figures(clusters: &[ClusterRolloutStatus]) -> Vec<PoolFigures> {
+    clusters
+        .iter()
+        .flat_map(|c| {
+            c.pools.iter().map(|p| PoolFigures {
+                cluster: c.name.clone(),
+                pool: p.name.clone(),
+                size: p.size,
+                used: p.used,
+            })
+        })
+        .collect()
 }
 
 /// What deploying to the target clusters came to.
@@ -697,6 +724,8 @@ async fn remove_untargeted(
                 blockers: vec![],
                 applied_objects: old.applied_objects.clone(),
                 corrected: vec![],
+                pools: None,
+                warnings: None,
             }),
         }
     }
@@ -876,6 +905,7 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
         )
     };
     publish(&ctx, &ad, EventType::Normal, "Deleted", note).await;
+    ctx.metrics.set_pools(&ns, &ad.name_any(), &[]);
     Ok(Action::await_change())
 }
 

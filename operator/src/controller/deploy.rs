@@ -11,11 +11,12 @@ use crate::checks;
 use crate::drift::{Drift, ObjKey};
 use crate::manifest::ManifestObject;
 use crate::plan::{self, Plan, View};
+use crate::pools;
 use crate::render::job::RenderJob;
 use crate::render::{ClusterInfo, ConfigSource, Release, ResolvedRollout};
 use crate::resources::{
-    AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, DriftPolicy, JoinPhase,
-    KommanderCluster,
+    AppDeployment, AppliedObject, ClusterNetwork, ClusterPhase, ClusterRolloutStatus, DriftPolicy,
+    JoinPhase, KommanderCluster, PoolCapacity,
 };
 use crate::rollout::{self, LiveState, RuntimeConfig};
 use crate::selector;
@@ -49,6 +50,9 @@ pub struct AppliedRecord {
     /// Who a person accepted to disrupt with that config: kept here as well as in status,
     /// because a reconcile may start from a cached status that predates its own last write.
     pub disrupted: Vec<String>,
+    /// The KommanderCluster's declared networks when the cluster was last read for the app's
+    /// check: once they change, the cluster is read again (its warnings may change).
+    pub network: ClusterNetwork,
 }
 
 /// Why a cluster stopped before a plan: its phase and why.
@@ -201,14 +205,21 @@ pub async fn deploy_to(
     let (key, seen) = (observed.key.clone(), observed.services_seen);
     let mut o = act(ctx, ad, kc, prev, &observed, plan).await;
     o.revision = Some(revision);
+    let read = ctx.watches.take_read(&key, &ad.name_any());
     let o = progress::settle(
         &observed.conn.client,
         &observed.rollout_view(),
         prev,
         o,
         clock,
+        read,
     )
     .await;
+    let o = ClusterOutcome {
+        pools: pools_in_force(ctx, &observed, &o),
+        warnings: config_warnings(&observed),
+        ..o
+    };
     ctx.watches.set_blocked(
         &key,
         ObjectRef::from_obj(ad),
@@ -218,6 +229,43 @@ pub async fn deploy_to(
     ctx.watches
         .set_awaiting(&key, &ad.name_any(), o.phase == ClusterPhase::Progressing);
     o
+}
+
+/// The address pools of the config in force on the cluster after this reconcile, counted
+/// against its LoadBalancer Services; `None` when the app counts none, or what is in force or
+/// the Services are not known now.
+fn pools_in_force(ctx: &Context, obs: &Observed, o: &ClusterOutcome) -> Option<Vec<PoolCapacity>> {
+    let rules = checks::adapter(obs.rollout.as_ref()?.safety_check?).rules();
+    let in_force = o.applied_config_hash.as_deref()?;
+    let live = obs.live.as_ref();
+    let text = match (&obs.desired, live.and_then(|l| l.config.as_deref())) {
+        (Some(d), _) if d.hash == in_force => d.text.as_str(),
+        (_, Some(t)) if rollout::config_hash(t) == in_force => t,
+        _ => return None,
+    };
+    let state = LiveState {
+        services: match live {
+            Some(l) => l.services.clone(),
+            None => checks::live_services(&ctx.watches.services(&obs.key)?),
+        },
+        // Pools of objects a person added in the namespace are known only from a live read.
+        foreign: live.map(|l| l.foreign.clone()).unwrap_or_default(),
+        ..LiveState::default()
+    };
+    let uses = rules.capacity(text, &state);
+    (!uses.is_empty()).then(|| pools::status_of(&uses))
+}
+
+/// What the app's check finds wrong with the rendered config without blocking it; `None`
+/// when the cluster was not read for it this time.
+fn config_warnings(obs: &Observed) -> Option<Vec<String>> {
+    let check = obs.rollout.as_ref()?.safety_check?;
+    let text = &obs.desired.as_ref()?.text;
+    Some(
+        checks::adapter(check)
+            .rules()
+            .warnings(text, obs.live.as_ref()?),
+    )
 }
 
 fn outcome(
@@ -236,6 +284,8 @@ fn outcome(
         blockers: vec![],
         applied_objects: applied,
         corrected: vec![],
+        pools: None,
+        warnings: None,
     }
 }
 
@@ -360,6 +410,8 @@ async fn observe(
         .as_ref()
         .and_then(|p| p.safety_check)
         .map(checks::adapter);
+    let network = kc.spec.network.clone().unwrap_or_default();
+    let network_changed = record.as_ref().is_some_and(|r| r.network != network);
     let needs_live = plan::needs_live(&View {
         unchanged,
         drift: &drift,
@@ -368,13 +420,14 @@ async fn observe(
         check: None,
         live: None,
         accepted: None,
-    });
+    }) || (network_changed && check.is_some() && desired.is_some());
     let services_seen = ctx.watches.services_seen(&key);
+    // Watched whether or not a change is pending: the pools' use is counted against them.
+    if check.is_some_and(|c| c.reads_services()) {
+        ctx.watches.watch_services(&key, ObjectRef::from_obj(ad));
+    }
     let live = match (&rollout, needs_live) {
         (Some(p), true) => {
-            if check.is_some_and(|c| c.reads_services()) {
-                ctx.watches.watch_services(&key);
-            }
             let source = checks::Source {
                 client: &conn.client,
                 network: kc.spec.network.as_ref(),
@@ -392,6 +445,12 @@ async fn observe(
         }
         _ => None,
     };
+    if network_changed && live.is_some() {
+        let id = (ad.uid().unwrap_or_default(), cluster.clone());
+        if let Some(r) = ctx.applied.lock().await.get_mut(&id) {
+            r.network = network;
+        }
+    }
     Ok(Observed {
         conn,
         key,
@@ -513,9 +572,17 @@ async fn act(
             with_hashes(outcome(kc, ClusterPhase::Invalid, msg, previous), live_hash)
         }
         Plan::Hold { breaks, restoring } => {
+            let shortfalls = match (&obs.rollout, &obs.desired, &obs.live) {
+                (Some(r), Some(d), Some(live)) => r
+                    .safety_check
+                    .map(|c| checks::adapter(c).rules().shortfalls(&d.text, live))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
             let msg = plan::hold_message(
                 desired_hash.as_deref().unwrap_or_default(),
                 &breaks,
+                &shortfalls,
                 &restoring,
                 rollout::ACCEPT_DISRUPTION_ANNOTATION,
             );
@@ -672,6 +739,7 @@ async fn apply(
         AppliedRecord {
             render: obs.render_hash.clone(),
             disrupted: disrupted.to_vec(),
+            network: kc.spec.network.clone().unwrap_or_default(),
         },
     );
     if obs

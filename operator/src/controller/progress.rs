@@ -36,13 +36,16 @@ pub struct Rendered<'a> {
 }
 
 /// An Applied outcome becomes Progressing (or Failed past the deadline) until every workload
-/// it rendered has rolled out. Other outcomes pass through.
+/// it rendered has rolled out. Other outcomes pass through. `read` is false when the watch saw
+/// none of the workloads change since they were read moments ago: a rollout already judged
+/// Progressing at this revision stays so without reading them.
 pub async fn settle(
     client: &Client,
     rendered: &Rendered<'_>,
     prev: Option<&ClusterRolloutStatus>,
     mut o: ClusterOutcome,
     clock: Clock,
+    read: bool,
 ) -> ClusterOutcome {
     if o.phase != ClusterPhase::Applied {
         return o;
@@ -51,6 +54,14 @@ pub async fn settle(
         |phase| prev.is_some_and(|p| p.phase == phase && p.revision == o.revision);
     // Rolled out at this revision, and nothing written since: nothing to wait for.
     if rendered.unchanged && at_this_revision(ClusterPhase::Applied) {
+        return o;
+    }
+    if !read
+        && rendered.unchanged
+        && let Some(p) = prev.filter(|_| at_this_revision(ClusterPhase::Progressing))
+    {
+        o.phase = ClusterPhase::Progressing;
+        o.message = p.message.clone().unwrap_or_default();
         return o;
     }
     let workloads: Vec<&ManifestObject> = rendered

@@ -23,6 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A KommanderCluster: (workspace namespace, name).
 pub type ClusterKey = (String, String);
@@ -37,6 +38,28 @@ type Ledger = HashMap<ObjKey, Expected>;
 struct Expected {
     owner: String,
     fingerprint: u64,
+}
+
+/// How soon a rollout's workloads are read again when the watch saw none of them change: a bit
+/// under the reconcile's poll (`requeue::PROGRESS`), so that every poll reads.
+pub const READ_AGAIN_AFTER: Duration = Duration::from_secs(4);
+
+/// One AppDeployment rolling out on one cluster, as its workloads' watch sees it.
+#[derive(Debug, Clone, Copy)]
+struct Awaiting {
+    /// The watch saw one of its workloads change since they were last read.
+    changed: bool,
+    /// When they were last read.
+    read_at: Instant,
+}
+
+impl Awaiting {
+    /// Whether the workloads must be read to judge the rollout: one changed, or the last read
+    /// is old enough that what the watch does not show (a pod's reason, a deadline) may have
+    /// moved.
+    fn due(&self, now: Instant) -> bool {
+        self.changed || now.saturating_duration_since(self.read_at) >= READ_AGAIN_AFTER
+    }
 }
 
 /// Everything the watch tasks share with the reconciles.
@@ -115,8 +138,10 @@ struct ClusterWatch {
     services: Option<ServiceWatch>,
     /// AppDeployments whose change is held here: a Service change re-runs their gate.
     blocked: Arc<Mutex<HashSet<Trigger>>>,
+    /// AppDeployments that count their address pools' use here: a Service change re-counts.
+    counting: Arc<Mutex<HashSet<Trigger>>>,
     /// AppDeployments whose workloads are rolling out here: a change of one re-judges them.
-    awaiting: Arc<Mutex<HashSet<String>>>,
+    awaiting: Arc<Mutex<HashMap<String, Awaiting>>>,
     /// LoadBalancer Service events seen, to tell whether one came while a gate was deciding.
     service_events: Arc<AtomicU64>,
 }
@@ -170,6 +195,7 @@ impl Watches {
                 kinds: HashMap::new(),
                 services: None,
                 blocked: Arc::default(),
+                counting: Arc::default(),
                 awaiting: Arc::default(),
                 service_events: Arc::default(),
             },
@@ -235,6 +261,9 @@ impl Watches {
         if let Some(ledger) = lock(&self.shared.ledgers).get_mut(cluster) {
             ledger.retain(|_, e| e.owner != owner);
         }
+        if let Some(cw) = lock(&self.clusters).get(cluster) {
+            lock(&cw.counting).retain(|t| t.name != owner);
+        }
     }
 
     /// Objects of `owner` on `cluster` that someone else changed or deleted since the operator
@@ -281,12 +310,14 @@ impl Watches {
         }
     }
 
-    /// Watch `cluster`'s Services (for a safety check); their events re-run held deployments.
-    pub fn watch_services(&self, cluster: &ClusterKey) {
+    /// Watch `cluster`'s Services (for a safety check); their events re-run held deployments,
+    /// and `ad`, which counts its address pools' use against them.
+    pub fn watch_services(&self, cluster: &ClusterKey, ad: Trigger) {
         let mut clusters = lock(&self.clusters);
         let Some(cw) = clusters.get_mut(cluster) else {
             return;
         };
+        lock(&cw.counting).insert(ad);
         if cw.services.is_some() {
             return;
         }
@@ -298,6 +329,7 @@ impl Watches {
             cluster.clone(),
             ServiceSinks {
                 blocked: cw.blocked.clone(),
+                counting: cw.counting.clone(),
                 events: cw.service_events.clone(),
                 synced: synced.clone(),
             },
@@ -354,9 +386,42 @@ impl Watches {
         };
         let mut set = lock(&cw.awaiting);
         if awaiting {
-            set.insert(owner.to_string());
+            // An existing entry keeps its flag: a change seen during the read is not lost.
+            set.entry(owner.to_string()).or_insert(Awaiting {
+                changed: false,
+                read_at: Instant::now(),
+            });
         } else {
             set.remove(owner);
+        }
+    }
+
+    /// Whether `owner`'s workloads on `cluster` must be read now to judge its rollout; when
+    /// they must, the read is counted from now. A reconcile that one cluster's workload
+    /// started reads that cluster, not every cluster of the step.
+    pub fn take_read(&self, cluster: &ClusterKey, owner: &str) -> bool {
+        let clusters = lock(&self.clusters);
+        let Some(cw) = clusters.get(cluster) else {
+            return true;
+        };
+        let now = Instant::now();
+        let fresh = Awaiting {
+            changed: false,
+            read_at: now,
+        };
+        let mut set = lock(&cw.awaiting);
+        match set.get_mut(owner) {
+            Some(a) if !a.due(now) => false,
+            // Marked before the read: a change the watch sees from here on (also one that
+            // lands between this read and `set_awaiting`) asks for another.
+            Some(a) => {
+                *a = fresh;
+                true
+            }
+            None => {
+                set.insert(owner.to_string(), fresh);
+                true
+            }
         }
     }
 
@@ -386,7 +451,7 @@ struct KindSinks {
     /// What the watch last saw of each applied object.
     observed: Arc<Mutex<HashMap<ObjKey, Observed>>>,
     /// Owners rolling out on the cluster (see [`Watches::set_awaiting`]).
-    awaiting: Arc<Mutex<HashSet<String>>>,
+    awaiting: Arc<Mutex<HashMap<String, Awaiting>>>,
     /// Set once the kind is listed.
     synced: Arc<AtomicBool>,
 }
@@ -435,8 +500,9 @@ async fn watch_kind(
                 let k = key_of(&gk, &meta);
                 if workload
                     && let Some(owner) = shared.owner(&cluster, &k)
-                    && lock(&awaiting).contains(&owner)
+                    && let Some(a) = lock(&awaiting).get_mut(&owner)
                 {
+                    a.changed = true;
                     shared.send(&cluster.0, &owner);
                 }
                 changed.push((k, Observed::of(&meta.metadata, FIELD_MANAGER)));
@@ -518,6 +584,7 @@ fn is_load_balancer(s: &Service) -> bool {
 /// Where a Service watch reports.
 struct ServiceSinks {
     blocked: Arc<Mutex<HashSet<Trigger>>>,
+    counting: Arc<Mutex<HashSet<Trigger>>>,
     events: Arc<AtomicU64>,
     synced: Arc<AtomicBool>,
 }
@@ -551,10 +618,39 @@ async fn watch_services(
         };
         if relevant {
             sinks.events.fetch_add(1, Ordering::AcqRel);
-            let held: Vec<Trigger> = lock(&sinks.blocked).iter().cloned().collect();
-            for ad in held {
+            let mut concerned: HashSet<Trigger> = lock(&sinks.blocked).clone();
+            concerned.extend(lock(&sinks.counting).iter().cloned());
+            for ad in concerned {
                 let _ = shared.trigger.unbounded_send(ad);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workloads_are_read_again_when_changed_or_stale() {
+        let t0 = Instant::now();
+        let fresh = t0 + Duration::from_secs(1);
+        let stale = t0 + READ_AGAIN_AFTER;
+        // (changed, now, due)
+        let cases = [
+            (false, fresh, false),
+            (true, fresh, true),
+            (false, stale, true),
+            (true, stale, true),
+            // A clock that reads earlier than the last read does not make it due.
+            (false, t0, false),
+        ];
+        for (changed, now, due) in cases {
+            let a = Awaiting {
+                changed,
+                read_at: t0,
+            };
+            assert_eq!(a.due(now), due, "changed={changed} after {:?}", now - t0);
         }
     }
 }

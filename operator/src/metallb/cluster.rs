@@ -1,6 +1,7 @@
 //! Rules that depend on the cluster a config is for: pools must not overlap the pod or service
 //! network, and layer2 pools under kube-proxy in IPVS mode need `strictARP: true`.
 
+use super::nodes::NodeSubnets;
 use super::{Config, ConfigError, Location, Problem, Protocol, cidr};
 use ipnet::IpNet;
 use serde_json::Value;
@@ -14,6 +15,8 @@ pub struct ClusterFacts {
     pub service_subnets: Vec<IpNet>,
     /// kube-proxy runs in IPVS mode without strictARP.
     pub ipvs_without_strict_arp: bool,
+    /// The nodes' subnets, declared or inferred.
+    pub node_subnets: NodeSubnets,
 }
 
 /// Parse a comma-separated CIDR list (kubeadm's dual-stack form), naming `what` on error.
@@ -107,6 +110,7 @@ mod tests {
             pod_subnets: parse_subnets("p", pod).unwrap(),
             service_subnets: parse_subnets("s", svc).unwrap(),
             ipvs_without_strict_arp: false,
+            node_subnets: NodeSubnets::Unknown,
         }
     }
 

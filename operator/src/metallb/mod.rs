@@ -5,12 +5,14 @@
 //! MetalLB stops at the first problem, we report them all. Where it would quietly accept
 //! something nonsensical (a range mixing IPv4 and IPv6, a fractional ASN), we refuse it.
 
+pub mod capacity;
 pub mod cidr;
 pub mod cluster;
 mod config;
 pub mod convert;
 pub mod crs;
 pub mod duration;
+pub mod nodes;
 pub mod renumber;
 pub mod safety;
 pub mod sequence;

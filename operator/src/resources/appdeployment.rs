@@ -200,6 +200,31 @@ pub struct ClusterRolloutStatus {
     /// Objects applied to this cluster: the inventory the operator prunes from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_objects: Vec<AppliedObject>,
+    /// The address pools of the config in force and how full they are (apps whose safety
+    /// check counts them: MetalLB).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolCapacity>,
+    /// What is wrong with the config on this cluster without blocking it (e.g. a layer2 pool
+    /// in none of the nodes' subnets), as last checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// One address pool on one cluster, against the LoadBalancer Services there.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolCapacity {
+    /// Pool name.
+    pub name: String,
+    /// Addresses the pool can hand out (at most 2^63-1: an IPv6 /64 shows that).
+    pub size: i64,
+    /// Addresses LoadBalancer Services hold (Services sharing one count once).
+    pub used: i64,
+    /// Addresses left.
+    pub free: i64,
+    /// LoadBalancer Services (`namespace/name`) with no IP yet that would take one from here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
 }
 
 /// One object the operator applied to a cluster.

@@ -37,7 +37,7 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// The cluster's pod and service networks, as CIDRs.
+/// The cluster's pod, service and node networks, as CIDRs.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterNetwork {
@@ -47,6 +47,11 @@ pub struct ClusterNetwork {
     /// Service network CIDR, e.g. `10.96.0.0/12`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_subnet: Option<String>,
+    /// The subnets the nodes sit in, e.g. `10.0.50.0/24`: a layer2 address pool in none of
+    /// them is warned about. When empty they are inferred from the nodes' InternalIPs (/24
+    /// IPv4, /64 IPv6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_subnets: Vec<String>,
 }
 
 /// Whether the operator can talk to the cluster.

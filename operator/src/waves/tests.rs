@@ -421,6 +421,8 @@ fn a_cluster_stands_where_its_last_status_left_it_at_this_revision() {
         blockers: vec![],
         last_transition_time: Some(Time(Timestamp::from_second(NOW - 7).unwrap())),
         applied_objects: vec![],
+        pools: vec![],
+        warnings: vec![],
     };
     let cases = [
         (None, NotStarted),
@@ -539,6 +541,8 @@ fn a_cluster_its_safety_check_holds_is_not_done_and_holds_its_step() {
         blockers: vec!["default/web holds 10.0.0.5".into()],
         last_transition_time: None,
         applied_objects: vec![],
+        pools: vec![],
+        warnings: vec![],
     };
     let c2 = standing(Some(&held), "rev2");
     assert_eq!(c2, InFlight);

@@ -5,10 +5,15 @@
 
 #![allow(dead_code)] // Each suite uses its own part.
 
-use kommander_e2e::{Clusters, KillOnDrop, Operator, eventually, http_get, metallb_crs_controller};
-use kommander_operator::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
+use k8s_openapi::api::core::v1::Event;
+use kommander_e2e::{
+    Clusters, KillOnDrop, Operator, eventually, free_port, http_get, metallb_crs_controller,
+};
+use kommander_operator::resources::{
+    AppDeployment, AppDeploymentStatus, ClusterPhase, ClusterRolloutStatus,
+};
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
@@ -21,6 +26,8 @@ pub struct Env {
     pub mgmt: Client,
     /// The workspace namespace.
     pub ns: &'static str,
+    /// The operator's /metrics port.
+    pub metrics_port: u16,
     _operator: Operator,
 }
 
@@ -30,10 +37,16 @@ impl Env {
         let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
         clusters.install_crds_and_catalog("management").unwrap();
         let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
-        let operator = Operator::start(
+        let metrics_port = free_port();
+        let operator = Operator::start_with(
             &bin,
             &clusters.kubeconfig("management"),
             clusters.state_dir().join("operator.log"),
+            &[
+                "--no-leader-election",
+                "--metrics-addr",
+                &format!("127.0.0.1:{metrics_port}"),
+            ],
         )
         .unwrap();
         let mgmt = clusters.client("management").await.unwrap();
@@ -42,6 +55,7 @@ impl Env {
             clusters,
             mgmt,
             ns,
+            metrics_port,
             _operator: operator,
         }
     }
@@ -70,6 +84,27 @@ impl Env {
             self.ns,
             &self.clusters.state_dir().join(log),
         )
+    }
+
+    /// The whole status of AppDeployment `metallb`.
+    pub async fn app_status(&self) -> Result<AppDeploymentStatus, String> {
+        let api: Api<AppDeployment> = Api::namespaced(self.mgmt.clone(), self.ns);
+        let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
+        ad.status.ok_or_else(|| "no status".to_string())
+    }
+
+    /// The messages of the Events with `reason` about AppDeployment `metallb`.
+    pub async fn event_notes(&self, reason: &str) -> Vec<String> {
+        let api: Api<Event> = Api::namespaced(self.mgmt.clone(), self.ns);
+        let list = api.list(&ListParams::default()).await.unwrap();
+        list.items
+            .into_iter()
+            .filter(|e| {
+                e.involved_object.name.as_deref() == Some("metallb")
+                    && e.reason.as_deref() == Some(reason)
+            })
+            .filter_map(|e| e.message)
+            .collect()
     }
 
     /// The status once its phase is `want`.
