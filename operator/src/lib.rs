@@ -10,6 +10,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod drift;
 pub mod health;
+pub mod kube_proxy;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod metallb;

@@ -274,6 +274,11 @@ pub trait ConfigCheck: Sync {
     fn capacity(&self, _config: &str, _live: &LiveState) -> Vec<PoolUse> {
         Vec::new()
     }
+    /// Whether `new` has addresses announced by ARP/NDP from a node (MetalLB's layer2): those
+    /// need kube-proxy's strictARP under IPVS.
+    fn announces_layer2(&self, _new: &str, _live: &LiveState) -> bool {
+        false
+    }
     /// What is wrong with `new` on this cluster without making it invalid, in words: shown
     /// and announced, not blocking.
     fn warnings(&self, _new: &str, _live: &LiveState) -> Vec<String> {
@@ -317,6 +322,14 @@ impl ConfigCheck for MetallbV012 {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    fn announces_layer2(&self, new: &str, _live: &LiveState) -> bool {
+        mlb::parse(new, SpeakerMode::Native).is_ok_and(|cfg| {
+            cfg.pools
+                .iter()
+                .any(|p| p.protocol == mlb::Protocol::Layer2)
+        })
     }
 
     fn warnings(&self, new: &str, live: &LiveState) -> Vec<String> {

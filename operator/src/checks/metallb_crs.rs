@@ -125,7 +125,7 @@ impl ConfigCheck for MetallbCrs {
             if facts.ipvs_without_strict_arp && cfg.announced(pool).contains(&Announcement::Layer2)
             {
                 out.push(format!(
-                    "IPAddressPool/{}: announced by an L2Advertisement, which needs strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP)",
+                    "IPAddressPool/{}: announced by an L2Advertisement, which needs strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP; or set spec.kubeProxy.setStrictARP: true on the KommanderCluster to let the operator set it)",
                     pool.name
                 ));
             }
@@ -167,6 +167,14 @@ impl ConfigCheck for MetallbCrs {
                 Phase::Fill => 2,
             })
             .collect()
+    }
+
+    fn announces_layer2(&self, new: &str, live: &LiveState) -> bool {
+        self.parse(new, live).is_some_and(|cfg| {
+            cfg.pools
+                .iter()
+                .any(|p| cfg.announced(p).contains(&Announcement::Layer2))
+        })
     }
 
     fn warnings(&self, new: &str, live: &LiveState) -> Vec<String> {

@@ -6,6 +6,7 @@ use super::Context;
 use super::clients::Connection;
 use super::progress;
 use super::render_cache;
+use super::strict_arp;
 use super::watches::ClusterKey;
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
@@ -203,6 +204,13 @@ pub async fn deploy_to(
         "planned"
     );
     let (key, seen) = (observed.key.clone(), observed.services_seen);
+    if let Some((phase, message)) = kube_proxy_first(ctx, ad, kc, &observed).await {
+        ctx.watches.set_awaiting(&key, &ad.name_any(), false);
+        return ClusterOutcome {
+            revision: Some(revision),
+            ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
+        };
+    }
     let mut o = act(ctx, ad, kc, prev, &observed, plan).await;
     o.revision = Some(revision);
     let read = ctx.watches.take_read(&key, &ad.name_any());
@@ -229,6 +237,35 @@ pub async fn deploy_to(
     ctx.watches
         .set_awaiting(&key, &ad.name_any(), o.phase == ClusterPhase::Progressing);
     o
+}
+
+/// A layer2 config on a cluster whose KommanderCluster lets the operator set kube-proxy's
+/// strictARP waits for that first: while it is under way, the phase and why.
+async fn kube_proxy_first(
+    ctx: &Context,
+    ad: &AppDeployment,
+    kc: &KommanderCluster,
+    obs: &Observed,
+) -> Option<Stop> {
+    let allowed = kc
+        .spec
+        .kube_proxy
+        .as_ref()
+        .is_some_and(|k| k.set_strict_arp);
+    let check = obs.rollout.as_ref()?.safety_check?;
+    let (desired, live) = (obs.desired.as_ref()?, obs.live.as_ref()?);
+    if !allowed
+        || !checks::adapter(check)
+            .rules()
+            .announces_layer2(&desired.text, live)
+    {
+        return None;
+    }
+    match strict_arp::ensure(ctx, ad, &kc.name_any(), &obs.conn.client).await {
+        Ok(None) => None,
+        Ok(Some(why)) => Some((ClusterPhase::Progressing, why)),
+        Err(e) => Some((ClusterPhase::Failed, e)),
+    }
 }
 
 /// The address pools of the config in force on the cluster after this reconcile, counted

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod progress;
 pub mod render_cache;
 pub mod sandbox;
+pub mod strict_arp;
 pub mod transport;
 pub mod warm;
 pub mod watches;

@@ -158,7 +158,7 @@ mod tests {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
             vec![
-                "address pool #1 \"default\": layer2 pools need strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP)"
+                "address pool #1 \"default\": layer2 pools need strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP; or set spec.kubeProxy.setStrictARP: true on the KommanderCluster to let the operator set it)"
             ]
         );
     }

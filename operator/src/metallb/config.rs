@@ -473,7 +473,7 @@ impl fmt::Display for Problem {
                 "addresses {cidr} overlap the cluster's {which} {network} (the guide: the MetalLB range must not overlap podSubnet and serviceSubnet)"
             ),
             Problem::StrictArpRequired => f.write_str(
-                "layer2 pools need strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP)",
+                "layer2 pools need strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP; or set spec.kubeProxy.setStrictARP: true on the KommanderCluster to let the operator set it)",
             ),
         }
     }

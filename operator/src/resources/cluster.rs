@@ -28,6 +28,21 @@ pub struct KommanderClusterSpec {
     /// kube-system/kubeadm-config; used to reject load-balancer pools that overlap them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<ClusterNetwork>,
+    /// What the operator may change of kube-proxy on this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy: Option<KubeProxySettings>,
+}
+
+/// What the operator may change of kube-proxy on a cluster. kube-system is the platform's:
+/// nothing is changed unless asked for here.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct KubeProxySettings {
+    /// Before a layer2 MetalLB config goes out while kube-proxy runs IPVS without
+    /// `strictARP`: set `ipvs.strictARP: true` in kube-system/kube-proxy's `config.conf` (the
+    /// previous one is kept in its annotation `kommander.d2iq.io/previous-config.conf`),
+    /// restart kube-proxy's pods, and wait for them. Off by default: such a config is refused.
+    #[serde(default, rename = "setStrictARP")]
+    pub set_strict_arp: bool,
 }
 
 /// A reference to a Secret in the same namespace.

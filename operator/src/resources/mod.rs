@@ -16,6 +16,6 @@ pub use appdeployment::{
 };
 pub use cluster::{
     ClusterNetwork, JoinPhase, KommanderCluster, KommanderClusterSpec, KommanderClusterStatus,
-    SecretRef,
+    KubeProxySettings, SecretRef,
 };
 pub use workspace::{NamespaceRef, Workspace, WorkspaceSpec, WorkspaceStatus};

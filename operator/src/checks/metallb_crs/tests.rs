@@ -56,7 +56,7 @@ fn validate_names_resource_rules_and_cluster_facts() {
         rules.validate(&guide, &state),
         vec![
             "IPAddressPool/default: addresses 10.0.50.25/32 overlap the cluster's serviceSubnet 10.0.0.0/16 (the guide: the MetalLB range must not overlap podSubnet and serviceSubnet)",
-            "IPAddressPool/default: announced by an L2Advertisement, which needs strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP)",
+            "IPAddressPool/default: announced by an L2Advertisement, which needs strictARP: true in kube-proxy's IPVS config (kube-system/kube-proxy ConfigMap, config.conf: ipvs.strictARP; or set spec.kubeProxy.setStrictARP: true on the KommanderCluster to let the operator set it)",
         ]
     );
     state.facts = ClusterFacts::default();
