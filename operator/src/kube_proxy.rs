@@ -43,8 +43,8 @@ pub enum Step {
     Wait(String),
 }
 
-/// Whether `config.conf` runs IPVS, and with strictARP.
-fn mode(doc: &Value) -> (bool, bool) {
+/// Whether a parsed `config.conf` runs IPVS, and with strictARP.
+pub fn mode(doc: &Value) -> (bool, bool) {
     let ipvs = doc.get("mode").and_then(Value::as_str) == Some("ipvs");
     let strict = doc
         .get("ipvs")
@@ -91,6 +91,12 @@ pub fn next(o: &Observed) -> Result<Step, String> {
     }
 }
 
+/// Whether a step still under way `waited_secs` after the cluster started on it has failed:
+/// past the deadline, and from then on until it is done.
+pub fn overdue(waited_secs: i64, deadline_secs: i64, failed_before: bool) -> bool {
+    failed_before || waited_secs >= deadline_secs
+}
+
 /// `doc` with `ipvs.strictARP: true`, as YAML.
 fn with_strict_arp(mut doc: Value) -> Result<String, String> {
     let root = doc
@@ -121,6 +127,24 @@ mod tests {
             pods: pods.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
             scheduled: 2,
             available: avail,
+        }
+    }
+
+    #[test]
+    fn a_step_under_way_fails_at_the_deadline_and_stays_failed() {
+        // (waited, deadline, failed before, overdue)
+        let cases = [
+            (0, 600, false, false),
+            (599, 600, false, false),
+            (600, 600, false, true),
+            (0, 600, true, true),
+        ];
+        for (waited, deadline, before, want) in cases {
+            assert_eq!(
+                overdue(waited, deadline, before),
+                want,
+                "{waited} of {deadline}"
+            );
         }
     }
 

@@ -66,19 +66,6 @@ async fn shows(env: &Env, want: PoolCapacity, condition: (&str, &str)) -> String
     .unwrap()
 }
 
-async fn has_event(env: &Env, reason: &str, fragment: &str) {
-    eventually(&format!("Event {reason} with {fragment:?}"), T, || async {
-        let notes = env.event_notes(reason).await;
-        if notes.iter().any(|n| n.contains(fragment)) {
-            Ok(())
-        } else {
-            Err(format!("{reason}: {notes:?}"))
-        }
-    })
-    .await
-    .unwrap();
-}
-
 async fn has_warnings(env: &Env, want: &[&str]) {
     eventually(&format!("warnings {want:?}"), T, || async {
         let w = env.status().await?.warnings;
@@ -106,7 +93,8 @@ async fn e2e_pool_capacity_follows_the_services_with_the_real_controller() {
     );
     let inferred = "layer2 pool \"default\" shares no subnet with the nodes (172.31.0.0/24 (inferred from the nodes' InternalIPs as /24 for IPv4 and /64 for IPv6; set spec.network.nodeSubnets on the KommanderCluster to declare them)): no node can announce its addresses where clients reach them (the guide: the addresses must be in the same subnet as the cluster nodes)";
     assert_eq!(env.status().await.unwrap().warnings, [inferred]);
-    has_event(&env, "ConfigWarning", &format!("attached-1: {inferred}")).await;
+    env.has_event("ConfigWarning", &format!("attached-1: {inferred}"))
+        .await;
     let room = shows(&env, pool(0, &[]), ("True", "Room")).await;
     assert_eq!(
         room,
@@ -132,7 +120,7 @@ async fn e2e_pool_capacity_follows_the_services_with_the_real_controller() {
         nearly,
         "attached-1: pool \"default\" has 9 of 10 addresses in use, 1 free"
     );
-    has_event(&env, "PoolNearlyFull", &nearly).await;
+    env.has_event("PoolNearlyFull", &nearly).await;
 
     println!("the tenth takes the last address; an eleventh waits, and is named");
     clusters.create_lb_service("attached-1", "svc-10").unwrap();
@@ -147,7 +135,7 @@ async fn e2e_pool_capacity_follows_the_services_with_the_real_controller() {
         full,
         "attached-1: pool \"default\" has 10 of 10 addresses in use, 0 free (1 Service(s) waiting for an IP: default/svc-11)"
     );
-    has_event(&env, "PoolFull", "default/svc-11").await;
+    env.has_event("PoolFull", "default/svc-11").await;
     assert!(
         ip_of(clusters, "svc-11").is_err(),
         "MetalLB had no address for svc-11"
@@ -179,24 +167,9 @@ async fn e2e_pool_capacity_follows_the_services_with_the_real_controller() {
 
     println!("node subnets declared on the KommanderCluster: the pool's is one, no warning");
     let declare = |subnet: &str| {
-        let patch = format!("{{\"spec\":{{\"network\":{{\"nodeSubnets\":[\"{subnet}\"]}}}}}}");
-        clusters
-            .kubectl(
-                "management",
-                &[
-                    "-n",
-                    ns,
-                    "patch",
-                    "kommandercluster",
-                    "attached-1",
-                    "--type",
-                    "merge",
-                    "-p",
-                    &patch,
-                ],
-                None,
-            )
-            .unwrap();
+        env.patch_cluster(&format!(
+            "{{\"spec\":{{\"network\":{{\"nodeSubnets\":[\"{subnet}\"]}}}}}}"
+        ))
     };
     declare("10.0.70.0/24");
     has_warnings(&env, &[]).await;

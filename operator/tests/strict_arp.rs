@@ -8,15 +8,12 @@
 //! are created, scheduled and replaced.
 
 use kommander_e2e::bench::seed_layer2;
-use kommander_e2e::eventually;
 use kommander_operator::resources::ClusterPhase;
-use std::time::Duration;
 
 mod metallb_env;
 
 use metallb_env::Env;
 
-const T: Duration = Duration::from_secs(90);
 const NS: &str = "ws-s";
 
 const KUBE_PROXY_CONFIG: &str = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\nipvs:\n  strictARP: false\n";
@@ -83,23 +80,7 @@ async fn e2e_strict_arp_is_set_only_when_asked_and_before_metallb() {
     assert_eq!(pods(), before);
 
     println!("spec.kubeProxy.setStrictARP: set, kube-proxy restarted, then MetalLB applied");
-    clusters
-        .kubectl(
-            "management",
-            &[
-                "-n",
-                NS,
-                "patch",
-                "kommandercluster",
-                "attached-1",
-                "--type",
-                "merge",
-                "-p",
-                "{\"spec\":{\"kubeProxy\":{\"setStrictARP\":true}}}",
-            ],
-            None,
-        )
-        .unwrap();
+    env.patch_cluster("{\"spec\":{\"kubeProxy\":{\"setStrictARP\":true}}}");
     env.phase(ClusterPhase::Applied).await;
     let now = conf();
     assert!(now.contains("strictARP: true"), "{now}");
@@ -143,25 +124,14 @@ async fn e2e_strict_arp_is_set_only_when_asked_and_before_metallb() {
         proxies.iter().all(|p| p <= &metallb[0]),
         "kube-proxy pods {proxies:?}, MetalLB config {metallb:?}"
     );
-    for (reason, fragment) in [
-        (
-            "StrictARPSet",
-            "cluster attached-1: set ipvs.strictARP: true",
-        ),
-        (
-            "KubeProxyRestarted",
-            "cluster attached-1: deleted kube-proxy pod(s)",
-        ),
-    ] {
-        eventually(&format!("Event {reason}"), T, || async {
-            let notes = env.event_notes(reason).await;
-            if notes.iter().any(|n| n.contains(fragment)) {
-                Ok(())
-            } else {
-                Err(format!("{notes:?}"))
-            }
-        })
-        .await
-        .unwrap();
-    }
+    env.has_event(
+        "StrictARPSet",
+        "cluster attached-1: set ipvs.strictARP: true",
+    )
+    .await;
+    env.has_event(
+        "KubeProxyRestarted",
+        "cluster attached-1: deleted kube-proxy pod(s)",
+    )
+    .await;
 }

@@ -10,6 +10,7 @@ use super::strict_arp;
 use super::watches::ClusterKey;
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
+use crate::kube_proxy;
 use crate::manifest::ManifestObject;
 use crate::plan::{self, Plan, View};
 use crate::pools;
@@ -204,7 +205,7 @@ pub async fn deploy_to(
         "planned"
     );
     let (key, seen) = (observed.key.clone(), observed.services_seen);
-    if let Some((phase, message)) = kube_proxy_first(ctx, ad, kc, &observed).await {
+    if let Some((phase, message)) = kube_proxy_first(ctx, ad, kc, &observed, prev, clock).await {
         ctx.watches.set_awaiting(&key, &ad.name_any(), false);
         return ClusterOutcome {
             revision: Some(revision),
@@ -246,6 +247,8 @@ async fn kube_proxy_first(
     ad: &AppDeployment,
     kc: &KommanderCluster,
     obs: &Observed,
+    prev: Option<&ClusterRolloutStatus>,
+    clock: progress::Clock,
 ) -> Option<Stop> {
     let allowed = kc
         .spec
@@ -263,7 +266,25 @@ async fn kube_proxy_first(
     }
     match strict_arp::ensure(ctx, ad, &kc.name_any(), &obs.conn.client).await {
         Ok(None) => None,
-        Ok(Some(why)) => Some((ClusterPhase::Progressing, why)),
+        Ok(Some(why)) => {
+            let at_revision = |phase| {
+                prev.filter(|p| p.phase == phase && p.revision.as_ref() == Some(&obs.render_hash))
+            };
+            let waited = at_revision(ClusterPhase::Progressing)
+                .and_then(|p| p.last_transition_time.as_ref())
+                .map(|t| clock.now - t.0.as_second())
+                .unwrap_or(0);
+            let failed_before = at_revision(ClusterPhase::Failed).is_some();
+            if kube_proxy::overdue(waited, clock.deadline_secs, failed_before) {
+                let deadline = clock.deadline_secs;
+                Some((
+                    ClusterPhase::Failed,
+                    format!("{why}; past spec.rollout.progressDeadline ({deadline} s)"),
+                ))
+            } else {
+                Some((ClusterPhase::Progressing, why))
+            }
+        }
         Err(e) => Some((ClusterPhase::Failed, e)),
     }
 }

@@ -3,6 +3,7 @@
 
 use super::nodes::NodeSubnets;
 use super::{Config, ConfigError, Location, Problem, Protocol, cidr};
+use crate::kube_proxy;
 use ipnet::IpNet;
 use serde_json::Value;
 
@@ -51,16 +52,7 @@ pub fn kubeadm_networks(cluster_configuration: &str) -> Result<(Vec<IpNet>, Vec<
 
 /// Whether kube-system/kube-proxy's `config.conf` runs IPVS without strictARP.
 pub fn ipvs_without_strict_arp(kube_proxy_config: &str) -> bool {
-    let Ok(doc) = crate::yaml::parse(kube_proxy_config) else {
-        return false;
-    };
-    let ipvs = doc.get("mode").and_then(Value::as_str) == Some("ipvs");
-    let strict = doc
-        .get("ipvs")
-        .and_then(|i| i.get("strictARP"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    ipvs && !strict
+    crate::yaml::parse(kube_proxy_config).is_ok_and(|doc| kube_proxy::mode(&doc) == (true, false))
 }
 
 /// Problems of `cfg` on a cluster with these facts.

@@ -107,6 +107,36 @@ impl Env {
             .collect()
     }
 
+    /// Merge `patch` (JSON) into KommanderCluster attached-1, as a person would.
+    pub fn patch_cluster(&self, patch: &str) {
+        let args = [
+            "-n",
+            self.ns,
+            "patch",
+            "kommandercluster",
+            "attached-1",
+            "--type",
+            "merge",
+            "-p",
+            patch,
+        ];
+        self.clusters.kubectl("management", &args, None).unwrap();
+    }
+
+    /// Wait for an Event `reason` about AppDeployment `metallb` whose message holds `fragment`.
+    pub async fn has_event(&self, reason: &str, fragment: &str) {
+        eventually(&format!("Event {reason} with {fragment:?}"), T, || async {
+            let notes = self.event_notes(reason).await;
+            if notes.iter().any(|n| n.contains(fragment)) {
+                Ok(())
+            } else {
+                Err(format!("{reason}: {notes:?}"))
+            }
+        })
+        .await
+        .unwrap();
+    }
+
     /// The status once its phase is `want`.
     pub async fn phase(&self, want: ClusterPhase) -> ClusterRolloutStatus {
         eventually(&format!("{want:?}"), T, || async {
