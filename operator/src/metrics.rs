@@ -316,3 +316,53 @@ pub mod requeue {
     /// they do not see (a pod's reason, a deadline passing).
     pub const PROGRESS: Duration = Duration::from_secs(5);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(pools: &[(&str, &str, i64, i64)]) -> Vec<PoolFigures> {
+        pools
+            .iter()
+            .map(|(cluster, pool, size, used)| PoolFigures {
+                cluster: cluster.to_string(),
+                pool: pool.to_string(),
+                size: *size,
+                used: *used,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pool_series_follow_the_pools_and_go_with_them() {
+        let m = Metrics::default();
+        m.set_pools(
+            "ws",
+            "metallb",
+            &figures(&[("a", "p", 10, 9), ("b", "p", 4, 0)]),
+        );
+        m.set_pools("ws", "other", &figures(&[("a", "q", 2, 1)]));
+        let text = m.encode().unwrap();
+        assert!(text.contains("kommander_operator_pool_addresses_used{workspace=\"ws\",cluster=\"a\",appdeployment=\"metallb\",pool=\"p\"} 9"), "{text}");
+        assert!(
+            text.contains("cluster=\"b\",appdeployment=\"metallb\",pool=\"p\"} 4"),
+            "{text}"
+        );
+        // Cluster b leaves: its series goes, the other AppDeployment's stays.
+        m.set_pools("ws", "metallb", &figures(&[("a", "p", 10, 10)]));
+        let text = m.encode().unwrap();
+        assert!(!text.contains("cluster=\"b\""), "{text}");
+        assert!(
+            text.contains("appdeployment=\"metallb\",pool=\"p\"} 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("appdeployment=\"other\",pool=\"q\"} 2"),
+            "{text}"
+        );
+        // The AppDeployment is deleted.
+        m.set_pools("ws", "metallb", &[]);
+        let text = m.encode().unwrap();
+        assert!(!text.contains("appdeployment=\"metallb\""), "{text}");
+    }
+}

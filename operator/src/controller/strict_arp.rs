@@ -59,9 +59,11 @@ async fn observe(client: &Client) -> Result<(Observed, Option<String>), String> 
                 .list_metadata(&ListParams::default().labels(&selector.join(",")))
                 .await
                 .map_err(short)?;
+            // A pod already going away is not restarted again.
             o.pods = pods
                 .items
                 .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .map(|p| {
                     let created = p
                         .metadata
@@ -127,9 +129,17 @@ pub async fn ensure(
         Step::Restart(pods) => {
             let api = Api::<Pod>::namespaced(client.clone(), NAMESPACE);
             for p in &pods {
-                api.delete(p, &DeleteParams::default())
-                    .await
-                    .map_err(|e| format!("restarting kube-proxy pod {p}: {}", short_error(&e)))?;
+                match api.delete(p, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    // Gone already: what deleting it was for.
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "restarting kube-proxy pod {p}: {}",
+                            short_error(&e)
+                        ));
+                    }
+                }
             }
             note(
                 "KubeProxyRestarted",
