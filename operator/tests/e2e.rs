@@ -1081,18 +1081,7 @@ fn metallb_config(pools: &[(&str, &str)]) -> String {
 
 /// Messages of the Events with `reason` for ws-a/metallb.
 async fn event_notes(env: &Env, reason: &str) -> Vec<String> {
-    let api: Api<Event> = Api::namespaced(env.mgmt.clone(), "ws-a");
-    api.list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.name.as_deref() == Some("metallb")
-                && e.reason.as_deref() == Some(reason)
-        })
-        .filter_map(|e| e.message)
-        .collect()
+    kommander_e2e::event_notes(&env.mgmt, "ws-a", "metallb", reason).await
 }
 
 async fn has_note(env: &Env, reason: &str, fragment: &str) {

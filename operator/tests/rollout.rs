@@ -5,14 +5,13 @@
 //! answer. Run by `make e2e-operator` (part of `make test`).
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Event;
 use kommander_e2e::bench::attach_yaml;
 use kommander_e2e::{Clusters, Operator, eventually, free_port};
 use kommander_operator::resources::{
     AppDeployment, AppDeploymentStatus, ClusterPhase, RolloutPhase,
 };
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -151,16 +150,7 @@ impl Env {
     }
 
     async fn event_notes(&self, reason: &str) -> Vec<String> {
-        let api: Api<Event> = Api::namespaced(self.mgmt.clone(), NS);
-        let list = api.list(&ListParams::default()).await.unwrap();
-        list.items
-            .into_iter()
-            .filter(|e| {
-                e.involved_object.name.as_deref() == Some("web")
-                    && e.reason.as_deref() == Some(reason)
-            })
-            .filter_map(|e| e.message)
-            .collect()
+        kommander_e2e::event_notes(&self.mgmt, NS, "web", reason).await
     }
 
     async fn has_event(&self, reason: &str, fragment: &str) {

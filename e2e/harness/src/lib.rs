@@ -434,6 +434,23 @@ where
     }
 }
 
+/// The messages of the Events with `reason` about object `name` in namespace `ns` (empty
+/// when they cannot be listed: a check polling for one retries).
+pub async fn event_notes(client: &Client, ns: &str, name: &str, reason: &str) -> Vec<String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(client.clone(), ns);
+    api.list(&kube::api::ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.name.as_deref() == Some(name) && e.reason.as_deref() == Some(reason)
+        })
+        .filter_map(|e| e.message)
+        .collect()
+}
+
 /// The real MetalLB v0.12.1 controller (e2e/bin/metallb-controller) standing in for the
 /// metallb-controller Deployment's pod on one cluster: it runs out of cluster, and is restarted
 /// whenever the operator rolls the Deployment (a new config-hash on its pod template), as a

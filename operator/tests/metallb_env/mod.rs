@@ -5,7 +5,6 @@
 
 #![allow(dead_code)] // Each suite uses its own part.
 
-use k8s_openapi::api::core::v1::Event;
 use kommander_e2e::{
     Clusters, KillOnDrop, Operator, eventually, free_port, http_get, metallb_crs_controller,
 };
@@ -13,7 +12,7 @@ use kommander_operator::resources::{
     AppDeployment, AppDeploymentStatus, ClusterPhase, ClusterRolloutStatus,
 };
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
@@ -95,16 +94,7 @@ impl Env {
 
     /// The messages of the Events with `reason` about AppDeployment `metallb`.
     pub async fn event_notes(&self, reason: &str) -> Vec<String> {
-        let api: Api<Event> = Api::namespaced(self.mgmt.clone(), self.ns);
-        let list = api.list(&ListParams::default()).await.unwrap();
-        list.items
-            .into_iter()
-            .filter(|e| {
-                e.involved_object.name.as_deref() == Some("metallb")
-                    && e.reason.as_deref() == Some(reason)
-            })
-            .filter_map(|e| e.message)
-            .collect()
+        kommander_e2e::event_notes(&self.mgmt, self.ns, "metallb", reason).await
     }
 
     /// Merge `patch` (JSON) into KommanderCluster attached-1, as a person would.
