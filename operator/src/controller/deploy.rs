@@ -20,7 +20,7 @@ use crate::resources::{
     AppDeployment, AppliedObject, ClusterNetwork, ClusterPhase, ClusterRolloutStatus, DriftPolicy,
     JoinPhase, KommanderCluster, PoolCapacity,
 };
-use crate::rollout::{self, LiveState, RuntimeConfig};
+use crate::rollout::{self, ConfigCheck, LiveState, RuntimeConfig};
 use crate::selector;
 use crate::status::{Blocker, ClusterOutcome};
 use crate::targets::{self, Owner, Written};
@@ -143,6 +143,12 @@ struct Observed {
 }
 
 impl Observed {
+    /// The rules of the app's safety check, if it has one.
+    fn rules(&self) -> Option<&'static dyn ConfigCheck> {
+        let check = self.rollout.as_ref()?.safety_check?;
+        Some(checks::adapter(check).rules())
+    }
+
     fn rollout_view(&self) -> progress::Rendered<'_> {
         progress::Rendered {
             objects: &self.objects,
@@ -181,11 +187,7 @@ pub async fn deploy_to(
         .annotations()
         .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)
         .map(String::as_str);
-    let check = observed
-        .rollout
-        .as_ref()
-        .and_then(|p| p.safety_check)
-        .map(|c| checks::adapter(c).rules());
+    let check = observed.rules();
     let view = View {
         unchanged: observed.unchanged,
         drift: &observed.drift,
@@ -255,27 +257,15 @@ async fn kube_proxy_first(
         .kube_proxy
         .as_ref()
         .is_some_and(|k| k.set_strict_arp);
-    let check = obs.rollout.as_ref()?.safety_check?;
-    let (desired, live) = (obs.desired.as_ref()?, obs.live.as_ref()?);
-    if !allowed
-        || !checks::adapter(check)
-            .rules()
-            .announces_layer2(&desired.text, live)
-    {
+    let (rules, desired, live) = (obs.rules()?, obs.desired.as_ref()?, obs.live.as_ref()?);
+    if !allowed || !rules.announces_layer2(&desired.text, live) {
         return None;
     }
     match strict_arp::ensure(ctx, ad, &kc.name_any(), &obs.conn.client).await {
         Ok(None) => None,
         Ok(Some(why)) => {
-            let at_revision = |phase| {
-                prev.filter(|p| p.phase == phase && p.revision.as_ref() == Some(&obs.render_hash))
-            };
-            let waited = at_revision(ClusterPhase::Progressing)
-                .and_then(|p| p.last_transition_time.as_ref())
-                .map(|t| clock.now - t.0.as_second())
-                .unwrap_or(0);
-            let failed_before = at_revision(ClusterPhase::Failed).is_some();
-            if kube_proxy::overdue(waited, clock.deadline_secs, failed_before) {
+            let was = progress::standing(prev, Some(&obs.render_hash), clock);
+            if kube_proxy::overdue(was.elapsed, clock.deadline_secs, was.failed_before) {
                 let deadline = clock.deadline_secs;
                 Some((
                     ClusterPhase::Failed,
@@ -293,7 +283,7 @@ async fn kube_proxy_first(
 /// against its LoadBalancer Services; `None` when the app counts none, or what is in force or
 /// the Services are not known now.
 fn pools_in_force(ctx: &Context, obs: &Observed, o: &ClusterOutcome) -> Option<Vec<PoolCapacity>> {
-    let rules = checks::adapter(obs.rollout.as_ref()?.safety_check?).rules();
+    let rules = obs.rules()?;
     let in_force = o.applied_config_hash.as_deref()?;
     let live = obs.live.as_ref();
     let text = match (&obs.desired, live.and_then(|l| l.config.as_deref())) {
@@ -317,13 +307,8 @@ fn pools_in_force(ctx: &Context, obs: &Observed, o: &ClusterOutcome) -> Option<V
 /// What the app's check finds wrong with the rendered config without blocking it; `None`
 /// when the cluster was not read for it this time.
 fn config_warnings(obs: &Observed) -> Option<Vec<String>> {
-    let check = obs.rollout.as_ref()?.safety_check?;
     let text = &obs.desired.as_ref()?.text;
-    Some(
-        checks::adapter(check)
-            .rules()
-            .warnings(text, obs.live.as_ref()?),
-    )
+    Some(obs.rules()?.warnings(text, obs.live.as_ref()?))
 }
 
 fn outcome(
@@ -630,11 +615,8 @@ async fn act(
             with_hashes(outcome(kc, ClusterPhase::Invalid, msg, previous), live_hash)
         }
         Plan::Hold { breaks, restoring } => {
-            let shortfalls = match (&obs.rollout, &obs.desired, &obs.live) {
-                (Some(r), Some(d), Some(live)) => r
-                    .safety_check
-                    .map(|c| checks::adapter(c).rules().shortfalls(&d.text, live))
-                    .unwrap_or_default(),
+            let shortfalls = match (obs.rules(), &obs.desired, &obs.live) {
+                (Some(rules), Some(d), Some(live)) => rules.shortfalls(&d.text, live),
                 _ => Vec::new(),
             };
             let msg = plan::hold_message(
@@ -683,11 +665,7 @@ async fn act(
 /// addresses, then pools that take them up), each in kind/name order, the order the check
 /// predicts the states in between with.
 fn write_order(obs: &Observed) -> Vec<ManifestObject> {
-    let check = obs
-        .rollout
-        .as_ref()
-        .and_then(|p| p.safety_check)
-        .map(|c| checks::adapter(c).rules());
+    let check = obs.rules();
     let is_config = |o: &ManifestObject| match obs.rollout.as_ref().map(|p| &p.source) {
         Some(ConfigSource::Kinds(kinds)) => rollout::is_config_object(&o.body, kinds),
         Some(ConfigSource::ConfigMap { name, .. }) => o.kind == "ConfigMap" && &o.name == name,

@@ -23,6 +23,30 @@ pub struct Clock {
 /// How long a cluster progresses before its workloads' pods are listed for a reason.
 pub const POD_REASON_AFTER_SECS: i64 = 5;
 
+/// Where a cluster stood at a revision before this reconcile.
+pub struct Standing {
+    /// Seconds it has been `Progressing` at the revision; 0 when it was not.
+    pub elapsed: i64,
+    /// It was `Failed` at the revision: past its deadline, it stays failed.
+    pub failed_before: bool,
+}
+
+/// Where `prev` left the cluster at `revision`.
+pub fn standing(
+    prev: Option<&ClusterRolloutStatus>,
+    revision: Option<&str>,
+    clock: Clock,
+) -> Standing {
+    let at = |phase| prev.filter(|p| p.phase == phase && p.revision.as_deref() == revision);
+    Standing {
+        elapsed: at(ClusterPhase::Progressing)
+            .and_then(|p| p.last_transition_time.as_ref())
+            .map(|t| clock.now - t.0.as_second())
+            .unwrap_or(0),
+        failed_before: at(ClusterPhase::Failed).is_some(),
+    }
+}
+
 /// What was rendered and applied on one cluster, as far as its rollout goes.
 pub struct Rendered<'a> {
     /// The rendered objects.
@@ -72,12 +96,10 @@ pub async fn settle(
     if workloads.is_empty() {
         return o;
     }
-    let elapsed = prev
-        .filter(|_| at_this_revision(ClusterPhase::Progressing))
-        .and_then(|p| p.last_transition_time.as_ref())
-        .map(|t| clock.now - t.0.as_second())
-        .unwrap_or(0);
-    let failed_before = at_this_revision(ClusterPhase::Failed);
+    let Standing {
+        elapsed,
+        failed_before,
+    } = standing(prev, o.revision.as_deref(), clock);
     // Most rollouts finish within seconds: pods are listed for a reason only once one has not.
     let pods = failed_before || elapsed >= POD_REASON_AFTER_SECS.min(clock.deadline_secs);
     let mut judged = Vec::new();
