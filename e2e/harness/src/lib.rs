@@ -277,6 +277,10 @@ pub struct Operator {
     log: PathBuf,
 }
 
+/// The tests' log filter: debug for the operator's own modules, so a failed test's log says
+/// what it did.
+const TEST_LOG: &str = "info,kommander_operator=debug";
+
 impl Operator {
     /// Start `bin run --no-leader-election` (the kommander-operator binary) against `kubeconfig`, logging to `log`.
     pub fn start(bin: &Path, kubeconfig: &Path, log: PathBuf) -> Result<Operator, String> {
@@ -295,6 +299,19 @@ impl Operator {
         log: PathBuf,
         args: &[&str],
     ) -> Result<Operator, String> {
+        Self::start_logging(bin, kubeconfig, log, args, TEST_LOG)
+    }
+
+    /// As `start_with`, logging at `filter` (a `RUST_LOG` value). A bench that measures the
+    /// operator's own cost runs it at the deployed default, `info`: a debug line per cluster
+    /// per reconcile is work a deployment does not do.
+    pub fn start_logging(
+        bin: &Path,
+        kubeconfig: &Path,
+        log: PathBuf,
+        args: &[&str],
+        filter: &str,
+    ) -> Result<Operator, String> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -305,7 +322,7 @@ impl Operator {
             .arg("run")
             .args(args)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,kommander_operator=debug")
+            .env("RUST_LOG", filter)
             .stdout(file)
             .stderr(err)
             .spawn()

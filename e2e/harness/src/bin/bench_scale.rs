@@ -201,7 +201,13 @@ async fn measure(n: usize, per_ws: usize, idle: u64, bin: &std::path::Path) -> R
 
     let log = clusters.state_dir().join("operator.log");
     let t0 = Instant::now();
-    let op = Operator::start(bin, &clusters.kubeconfig("management"), log)?;
+    let op = Operator::start_logging(
+        bin,
+        &clusters.kubeconfig("management"),
+        log,
+        &["--no-leader-election", "--metrics-addr", "127.0.0.1:0"],
+        "info",
+    )?;
     loop {
         let (ready, total) = ready_count(&mgmt).await?;
         if ready == total && total == apps {
