@@ -2,7 +2,7 @@
 
 use super::clients::{ClusterError, probe};
 use super::warm::Warm;
-use super::{Context, Error};
+use super::{Context, Error, finalizers};
 use crate::metrics::requeue;
 use crate::resources::{AppDeployment, JoinPhase, KommanderCluster, KommanderClusterStatus};
 use crate::targets::{self, FIELD_MANAGER};
@@ -106,6 +106,9 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let kc = finalizers::ensure(&api, DETACH_FINALIZER, kc)
+        .await
+        .map_err(|e| Error::Finalizer(e.to_string()))?;
     finalizer(&api, DETACH_FINALIZER, kc, |event| async {
         match event {
             Finalizer::Apply(kc) => probe_and_record(kc, ctx.clone()).await,

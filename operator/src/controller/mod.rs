@@ -5,6 +5,7 @@ pub mod appdeployment;
 pub mod clients;
 pub mod cluster;
 pub mod deploy;
+pub mod finalizers;
 pub mod progress;
 pub mod render_cache;
 pub mod sandbox;

@@ -287,11 +287,17 @@ impl Watches {
                 .get(&(k.group.clone(), k.kind.clone()))
                 .is_some_and(|w| w.synced.load(Ordering::Acquire))
         };
-        let observed: HashMap<ObjKey, Observed> = lock(&cw.observed)
-            .iter()
-            .filter(|(k, _)| synced(k))
-            .map(|(k, o)| (k.clone(), o.clone()))
-            .collect();
+        // Only this owner's objects: a cluster's watches also see what the operator applied
+        // there for other AppDeployments (and, where KommanderClusters share an API server,
+        // for other clusters), and copying all of it per reconcile was most of this call.
+        let observed: HashMap<ObjKey, Observed> = {
+            let seen = lock(&cw.observed);
+            expected
+                .keys()
+                .filter(|k| synced(k))
+                .filter_map(|k| seen.get(k).map(|o| (k.clone(), o.clone())))
+                .collect()
+        };
         drift::find(&expected, &observed)
     }
 
