@@ -65,9 +65,9 @@ e2e-operator: e2e-build
 e2e-security: e2e-build
 	$(CARGO) test -p kommander-operator --test security -- --nocapture
 
-## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers in the loop, the upgrade from 0.12.3, pool capacity and node subnets (pools), the strictARP fix (strict_arp)
+## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers in the loop, the upgrade from 0.12.3, pool capacity and node subnets (pools), the strictARP fix (strict_arp), a held change holding its rollout step (metallb_steps)
 e2e-metallb: e2e-build
-	$(CARGO) test -p kommander-operator --test metallb --test metallb_v013 --test metallb_v015 --test metallb_upgrade --test pools --test strict_arp -- --nocapture
+	$(CARGO) test -p kommander-operator --test metallb --test metallb_v013 --test metallb_v015 --test metallb_upgrade --test pools --test strict_arp --test metallb_steps -- --nocapture
 
 ## e2e-oracle: the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
 e2e-oracle: e2e-build

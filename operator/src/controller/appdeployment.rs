@@ -359,6 +359,17 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = ad.name_any();
+    let (uid, cached) = (
+        ad.uid().unwrap_or_default(),
+        ad.resource_version().unwrap_or_default(),
+    );
+    let ad = match ctx.written_deployments.ahead_of_cache(&uid, &cached) {
+        Some(status) => Arc::new(AppDeployment {
+            status: Some(status),
+            ..(*ad).clone()
+        }),
+        None => ad,
+    };
     let prev = ad.status.clone();
     // Shared with the cache, not copied: a workspace's clusters are read on every reconcile.
     let all_clusters: Vec<Arc<KommanderCluster>> = ctx
@@ -437,12 +448,16 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     if prev.as_ref() != Some(&new_status) {
         let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"apiVersion": "apps.kommander.d2iq.io/v1alpha2", "kind": "AppDeployment", "status": new_status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let after = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        let written = after.resource_version().unwrap_or_default();
+        ctx.written_deployments
+            .record(&uid, &cached, &written, new_status.clone());
     }
     Ok(next_action(blocked.as_ref(), &new_status))
 }
@@ -907,6 +922,8 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
     };
     publish(&ctx, &ad, EventType::Normal, "Deleted", note).await;
     ctx.metrics.set_pools(&ns, &ad.name_any(), &[]);
+    ctx.written_deployments
+        .forget(&ad.uid().unwrap_or_default());
     Ok(Action::await_change())
 }
 
@@ -916,9 +933,14 @@ async fn reconcile(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, 
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let seen = ad.resource_version().unwrap_or_default();
     let ad = finalizers::ensure(&api, FINALIZER, ad)
         .await
         .map_err(|e| Error::Finalizer(e.to_string()))?;
+    if ad.resource_version().unwrap_or_default() != seen {
+        ctx.written_deployments
+            .passed(&ad.uid().unwrap_or_default(), &seen);
+    }
     finalizer(&api, FINALIZER, ad, |event| async {
         match event {
             Finalizer::Apply(ad) => apply(ad, ctx.clone()).await,

@@ -106,9 +106,14 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let seen = kc.resource_version().unwrap_or_default();
     let kc = finalizers::ensure(&api, DETACH_FINALIZER, kc)
         .await
         .map_err(|e| Error::Finalizer(e.to_string()))?;
+    if kc.resource_version().unwrap_or_default() != seen {
+        ctx.written_clusters
+            .passed(&kc.uid().unwrap_or_default(), &seen);
+    }
     finalizer(&api, DETACH_FINALIZER, kc, |event| async {
         match event {
             Finalizer::Apply(kc) => probe_and_record(kc, ctx.clone()).await,
@@ -170,6 +175,7 @@ async fn detach(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, 
         async move {
             publish(&ctx, &kc, type_, &reason, note).await;
             ctx.watches.stop(&(ns_of(&kc), kc.name_any()));
+            ctx.written_clusters.forget(&kc.uid().unwrap_or_default());
             Ok(Action::await_change())
         }
     };
@@ -207,6 +213,7 @@ async fn detach(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, 
                 "detaching: waiting for {} to remove their objects; released regardless at {at}, or annotate {RELEASE_ANNOTATION}=true",
                 remaining.join("; "),
             );
+            let kc = freshest(&ctx, kc);
             write_status(&ctx, &kc, JoinPhase::Detaching, None, "Detaching", message).await?;
             Err(Error::Detaching(name))
         }
@@ -228,6 +235,7 @@ async fn publish(
 }
 
 async fn probe_and_record(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let kc = freshest(&ctx, kc);
     let (phase, version, reason, message) = check(&ctx, &kc).await;
     let ok = phase == JoinPhase::Joined;
     write_status(&ctx, &kc, phase, version, reason, message).await?;
@@ -236,6 +244,21 @@ async fn probe_and_record(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Resul
     } else {
         requeue::RETRY
     }))
+}
+
+/// `kc` with the status this replica last wrote, while the cache has not shown it yet.
+fn freshest(ctx: &Context, kc: Arc<KommanderCluster>) -> Arc<KommanderCluster> {
+    let (uid, cached) = (
+        kc.uid().unwrap_or_default(),
+        kc.resource_version().unwrap_or_default(),
+    );
+    match ctx.written_clusters.ahead_of_cache(&uid, &cached) {
+        Some(status) => Arc::new(KommanderCluster {
+            status: Some(status),
+            ..(*kc).clone()
+        }),
+        None => kc,
+    }
 }
 
 /// Write the status (and an Event when the phase or reason changed), unless nothing changed.
@@ -286,12 +309,19 @@ async fn write_status(
         }
         let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"apiVersion": "kommander.mesosphere.io/v1beta1", "kind": "KommanderCluster", "status": status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let after = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        ctx.written_clusters.record(
+            &kc.uid().unwrap_or_default(),
+            &kc.resource_version().unwrap_or_default(),
+            &after.resource_version().unwrap_or_default(),
+            status,
+        );
     }
     Ok(())
 }

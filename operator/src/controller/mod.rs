@@ -14,6 +14,7 @@ pub mod transport;
 pub mod warm;
 pub mod watches;
 pub mod workspace;
+pub mod written;
 
 use crate::metrics::Metrics;
 use crate::resources::KommanderCluster;
@@ -107,6 +108,10 @@ pub struct Context {
     pub applied: Mutex<HashMap<(String, String), deploy::AppliedRecord>>,
     /// The per-cluster watches: drift and Service events.
     pub watches: watches::Watches,
+    /// AppDeployment statuses written and not yet in the cache.
+    pub written_deployments: written::LastWritten<crate::resources::AppDeploymentStatus>,
+    /// KommanderCluster statuses written and not yet in the cache.
+    pub written_clusters: written::LastWritten<crate::resources::KommanderClusterStatus>,
     /// What the watches ask to reconcile; taken once by the AppDeployment controller.
     pub triggers:
         std::sync::Mutex<Option<futures::channel::mpsc::UnboundedReceiver<watches::Trigger>>>,
@@ -181,6 +186,8 @@ impl Context {
             metrics,
             apps: Mutex::new(HashMap::new()),
             applied: Mutex::new(HashMap::new()),
+            written_deployments: Default::default(),
+            written_clusters: Default::default(),
         }
     }
 }
