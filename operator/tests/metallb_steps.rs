@@ -48,6 +48,16 @@ async fn e2e_a_held_metallb_change_holds_its_step() {
     let mgmt = clusters.client("management").await.unwrap();
     let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
     let apply = |yaml: &str| k("management", &["apply", "-f", "-"], Some(yaml)).unwrap();
+    // MetalLB's config (the 0.12 ConfigMap) on an attached server.
+    let config_on = |server: &str| {
+        let jsonpath = "jsonpath={.data.config}";
+        k(
+            server,
+            &["-n", NS, "get", "configmap", "metallb", "-o", jsonpath],
+            None,
+        )
+        .unwrap()
+    };
 
     apply(&format!(
         "apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {NS}}}\nspec: {{}}\n"
@@ -140,20 +150,7 @@ async fn e2e_a_held_metallb_change_holds_its_step() {
     );
     // A few seconds more: prod is not touched while the canary is held.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let prod_config = k(
-        "attached-2",
-        &[
-            "-n",
-            NS,
-            "get",
-            "configmap",
-            "metallb",
-            "-o",
-            "jsonpath={.data.config}",
-        ],
-        None,
-    )
-    .unwrap();
+    let prod_config = config_on("attached-2");
     assert!(
         prod_config.contains("10.0.50.25-10.0.50.50"),
         "{prod_config}"
@@ -175,20 +172,7 @@ async fn e2e_a_held_metallb_change_holds_its_step() {
     .await;
     assert_eq!(s.rollout.as_ref().unwrap().step, "2/2 prod");
     assert_eq!(clusters.lb_ip("attached-2", "web").unwrap(), ips[1]);
-    let canary_config = k(
-        "attached-1",
-        &[
-            "-n",
-            NS,
-            "get",
-            "configmap",
-            "metallb",
-            "-o",
-            "jsonpath={.data.config}",
-        ],
-        None,
-    )
-    .unwrap();
+    let canary_config = config_on("attached-1");
     assert!(
         canary_config.contains("10.0.50.26-10.0.50.50"),
         "{canary_config}"

@@ -18,7 +18,7 @@ use crate::resources::{
 };
 use crate::selector;
 use crate::status::{self, Blocker, ClusterOutcome};
-use crate::targets::{Deleted, FIELD_MANAGER, Owner};
+use crate::targets::{Deleted, Owner};
 use crate::values::{self, Values};
 use crate::waves::{self, Strategy};
 use futures::StreamExt;
@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -447,17 +447,9 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         .set_pools(&ns, &name, &pool_figures(&new_status.clusters));
     if prev.as_ref() != Some(&new_status) {
         let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "apps.kommander.d2iq.io/v1alpha2", "kind": "AppDeployment", "status": new_status});
-        let after = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-        let written = after.resource_version().unwrap_or_default();
         ctx.written_deployments
-            .record(&uid, &cached, &written, new_status.clone());
+            .apply(&api, &ad, new_status.clone())
+            .await?;
     }
     Ok(next_action(blocked.as_ref(), &new_status))
 }

@@ -5,19 +5,18 @@ use super::warm::Warm;
 use super::{Context, Error, finalizers};
 use crate::metrics::requeue;
 use crate::resources::{AppDeployment, JoinPhase, KommanderCluster, KommanderClusterStatus};
-use crate::targets::{self, FIELD_MANAGER};
+use crate::targets;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -271,7 +270,6 @@ async fn write_status(
     message: String,
 ) -> Result<(), Error> {
     let ns = ns_of(kc);
-    let name = kc.name_any();
     let prev = kc.status.clone().unwrap_or_default();
     let ok = phase == JoinPhase::Joined;
     let status_word = if ok { "True" } else { "False" };
@@ -308,20 +306,7 @@ async fn write_status(
             publish(ctx, kc, type_, reason, message).await;
         }
         let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "kommander.mesosphere.io/v1beta1", "kind": "KommanderCluster", "status": status});
-        let after = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-        ctx.written_clusters.record(
-            &kc.uid().unwrap_or_default(),
-            &kc.resource_version().unwrap_or_default(),
-            &after.resource_version().unwrap_or_default(),
-            status,
-        );
+        ctx.written_clusters.apply(&api, kc, status).await?;
     }
     Ok(())
 }

@@ -8,7 +8,13 @@
 //! object at a version from before that write, and from the cache once it shows the write or
 //! anything after it.
 
+use crate::targets::FIELD_MANAGER;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::Mutex;
 
 /// How many superseded versions of one object are remembered (the cache lags by a write or two).
@@ -101,6 +107,31 @@ impl<S: Clone> LastWritten<S> {
                 written: Some((written.to_string(), status)),
             },
         );
+    }
+
+    /// Server-side apply `status` to the status of `obj` (as the cache showed it), and
+    /// remember it as written.
+    pub async fn apply<K>(&self, api: &Api<K>, obj: &K, status: S) -> Result<(), kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+        S: Serialize,
+    {
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let after = api
+            .patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
+            .await?;
+        self.record(
+            &obj.uid().unwrap_or_default(),
+            &obj.resource_version().unwrap_or_default(),
+            &after.resource_version().unwrap_or_default(),
+            status,
+        );
+        Ok(())
     }
 
     /// Forget object `uid` (it is gone).
