@@ -359,17 +359,9 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = ad.name_any();
-    let (uid, cached) = (
-        ad.uid().unwrap_or_default(),
-        ad.resource_version().unwrap_or_default(),
-    );
-    let ad = match ctx.written_deployments.ahead_of_cache(&uid, &cached) {
-        Some(status) => Arc::new(AppDeployment {
-            status: Some(status),
-            ..(*ad).clone()
-        }),
-        None => ad,
-    };
+    let ad = ctx
+        .written_deployments
+        .freshest(ad, |ad, status| ad.status = Some(status));
     let prev = ad.status.clone();
     // Shared with the cache, not copied: a workspace's clusters are read on every reconcile.
     let all_clusters: Vec<Arc<KommanderCluster>> = ctx
@@ -929,10 +921,7 @@ async fn reconcile(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, 
     let ad = finalizers::ensure(&api, FINALIZER, ad)
         .await
         .map_err(|e| Error::Finalizer(e.to_string()))?;
-    if ad.resource_version().unwrap_or_default() != seen {
-        ctx.written_deployments
-            .passed(&ad.uid().unwrap_or_default(), &seen);
-    }
+    ctx.written_deployments.moved(&seen, &*ad);
     finalizer(&api, FINALIZER, ad, |event| async {
         match event {
             Finalizer::Apply(ad) => apply(ad, ctx.clone()).await,

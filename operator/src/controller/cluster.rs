@@ -109,10 +109,7 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
     let kc = finalizers::ensure(&api, DETACH_FINALIZER, kc)
         .await
         .map_err(|e| Error::Finalizer(e.to_string()))?;
-    if kc.resource_version().unwrap_or_default() != seen {
-        ctx.written_clusters
-            .passed(&kc.uid().unwrap_or_default(), &seen);
-    }
+    ctx.written_clusters.moved(&seen, &*kc);
     finalizer(&api, DETACH_FINALIZER, kc, |event| async {
         match event {
             Finalizer::Apply(kc) => probe_and_record(kc, ctx.clone()).await,
@@ -247,17 +244,8 @@ async fn probe_and_record(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Resul
 
 /// `kc` with the status this replica last wrote, while the cache has not shown it yet.
 fn freshest(ctx: &Context, kc: Arc<KommanderCluster>) -> Arc<KommanderCluster> {
-    let (uid, cached) = (
-        kc.uid().unwrap_or_default(),
-        kc.resource_version().unwrap_or_default(),
-    );
-    match ctx.written_clusters.ahead_of_cache(&uid, &cached) {
-        Some(status) => Arc::new(KommanderCluster {
-            status: Some(status),
-            ..(*kc).clone()
-        }),
-        None => kc,
-    }
+    ctx.written_clusters
+        .freshest(kc, |kc, status| kc.status = Some(status))
 }
 
 /// Write the status (and an Event when the phase or reason changed), unless nothing changed.

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How many superseded versions of one object are remembered (the cache lags by a write or two).
 const KEPT: usize = 8;
@@ -59,7 +59,7 @@ impl<S: Clone> LastWritten<S> {
     /// last written, while `cached` is from before that write. `None` once the cache shows the
     /// write or a later change (someone else's included): then the cache's status is the last
     /// word, and the entry goes.
-    pub fn ahead_of_cache(&self, uid: &str, cached: &str) -> Option<S> {
+    fn ahead_of_cache(&self, uid: &str, cached: &str) -> Option<S> {
         let mut entries = self.lock();
         let entry = entries.get(uid)?;
         let (_, status) = entry.written.as_ref()?;
@@ -70,9 +70,36 @@ impl<S: Clone> LastWritten<S> {
         None
     }
 
+    /// `obj` as the cache showed it, with the status this replica last wrote while the cache
+    /// is behind that write (`with` puts it into a copy).
+    pub fn freshest<K>(&self, obj: Arc<K>, with: impl FnOnce(&mut K, S)) -> Arc<K>
+    where
+        K: Resource + Clone,
+    {
+        let uid = obj.uid().unwrap_or_default();
+        let cached = obj.resource_version().unwrap_or_default();
+        match self.ahead_of_cache(&uid, &cached) {
+            Some(status) => {
+                let mut copy = (*obj).clone();
+                with(&mut copy, status);
+                Arc::new(copy)
+            }
+            None => obj,
+        }
+    }
+
+    /// A reconcile wrote `now` itself (its finalizer) after the cache showed it at version
+    /// `seen`: that version is behind what the reconcile goes on from.
+    pub fn moved<K: Resource>(&self, seen: &str, now: &K) {
+        let version = now.resource_version().unwrap_or_default();
+        if version != seen {
+            self.passed(&now.uid().unwrap_or_default(), seen);
+        }
+    }
+
     /// Version `older` of object `uid` is behind the one a reconcile now judges from (the
     /// reconcile wrote the object first, e.g. its finalizer).
-    pub fn passed(&self, uid: &str, older: &str) {
+    fn passed(&self, uid: &str, older: &str) {
         let mut entries = self.lock();
         let entry = entries.entry(uid.to_string()).or_insert_with(|| Entry {
             older: Vec::new(),
@@ -83,7 +110,7 @@ impl<S: Clone> LastWritten<S> {
 
     /// `status` was written to object `uid`, judged from its version `cached`; the write
     /// returned version `written`.
-    pub fn record(&self, uid: &str, cached: &str, written: &str, status: S) {
+    fn record(&self, uid: &str, cached: &str, written: &str, status: S) {
         let mut entries = self.lock();
         let mut older = match entries.remove(uid) {
             // Judged from the last write, or from a version after those known to be behind:
