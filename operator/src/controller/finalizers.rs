@@ -21,8 +21,9 @@ use std::sync::Arc;
 /// The status code of a JSON patch whose `test` failed.
 const TEST_FAILED: u16 = 422;
 
-/// `obj` as the API server has it with finalizer `name`, added if missing. An object being
-/// deleted is returned as it is: no finalizer can be added to it.
+/// `obj` with finalizer `name`: as given when it has it, else as the API server returns it
+/// once the finalizer is added. An object being deleted is returned as given: no finalizer
+/// can be added to it.
 pub async fn ensure<K>(api: &Api<K>, name: &str, obj: Arc<K>) -> Result<Arc<K>, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug,
