@@ -1079,22 +1079,10 @@ fn metallb_config(pools: &[(&str, &str)]) -> String {
     out
 }
 
-/// Messages of the Events with `reason` for ws-a/metallb.
-async fn event_notes(env: &Env, reason: &str) -> Vec<String> {
-    kommander_e2e::event_notes(&env.mgmt, "ws-a", "metallb", reason).await
-}
-
 async fn has_note(env: &Env, reason: &str, fragment: &str) {
-    eventually(&format!("Event {reason} with {fragment:?}"), T, || async {
-        let notes = event_notes(env, reason).await;
-        if notes.iter().any(|n| n.contains(fragment)) {
-            Ok(())
-        } else {
-            Err(format!("{notes:?}"))
-        }
-    })
-    .await
-    .unwrap()
+    kommander_e2e::event_with(&env.mgmt, "ws-a", "metallb", reason, fragment, T)
+        .await
+        .unwrap()
 }
 
 /// Drift on attached clusters: put back within seconds, through the gate, and named.

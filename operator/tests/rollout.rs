@@ -149,21 +149,10 @@ impl Env {
         d.spec?.template.spec?.containers.first()?.image.clone()
     }
 
-    async fn event_notes(&self, reason: &str) -> Vec<String> {
-        kommander_e2e::event_notes(&self.mgmt, NS, "web", reason).await
-    }
-
     async fn has_event(&self, reason: &str, fragment: &str) {
-        eventually(&format!("Event {reason} with {fragment:?}"), T, || async {
-            let notes = self.event_notes(reason).await;
-            if notes.iter().any(|n| n.contains(fragment)) {
-                Ok(())
-            } else {
-                Err(format!("{reason} notes: {notes:?}"))
-            }
-        })
-        .await
-        .unwrap()
+        kommander_e2e::event_with(&self.mgmt, NS, "web", reason, fragment, T)
+            .await
+            .unwrap()
     }
 
     /// Run the command the paused rollout's message prints, as a person would.

@@ -468,6 +468,31 @@ pub async fn event_notes(client: &Client, ns: &str, name: &str, reason: &str) ->
         .collect()
 }
 
+/// Wait up to `timeout` for an Event `reason` about object `ns/name` whose message holds
+/// `fragment`; `Err` lists the messages seen.
+pub async fn event_with(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    fragment: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    eventually(
+        &format!("Event {reason} with {fragment:?}"),
+        timeout,
+        || async {
+            let notes = event_notes(client, ns, name, reason).await;
+            if notes.iter().any(|n| n.contains(fragment)) {
+                Ok(())
+            } else {
+                Err(format!("{reason}: {notes:?}"))
+            }
+        },
+    )
+    .await
+}
+
 /// The real MetalLB v0.12.1 controller (e2e/bin/metallb-controller) standing in for the
 /// metallb-controller Deployment's pod on one cluster: it runs out of cluster, and is restarted
 /// whenever the operator rolls the Deployment (a new config-hash on its pod template), as a

@@ -92,11 +92,6 @@ impl Env {
         ad.status.ok_or_else(|| "no status".to_string())
     }
 
-    /// The messages of the Events with `reason` about AppDeployment `metallb`.
-    pub async fn event_notes(&self, reason: &str) -> Vec<String> {
-        kommander_e2e::event_notes(&self.mgmt, self.ns, "metallb", reason).await
-    }
-
     /// Merge `patch` (JSON) into KommanderCluster attached-1, as a person would.
     pub fn patch_cluster(&self, patch: &str) {
         let args = [
@@ -115,16 +110,9 @@ impl Env {
 
     /// Wait for an Event `reason` about AppDeployment `metallb` whose message holds `fragment`.
     pub async fn has_event(&self, reason: &str, fragment: &str) {
-        eventually(&format!("Event {reason} with {fragment:?}"), T, || async {
-            let notes = self.event_notes(reason).await;
-            if notes.iter().any(|n| n.contains(fragment)) {
-                Ok(())
-            } else {
-                Err(format!("{reason}: {notes:?}"))
-            }
-        })
-        .await
-        .unwrap();
+        kommander_e2e::event_with(&self.mgmt, self.ns, "metallb", reason, fragment, T)
+            .await
+            .unwrap();
     }
 
     /// The status once its phase is `want`.
