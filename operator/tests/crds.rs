@@ -1,4 +1,5 @@
-//! `crds/` matches the Rust types, and the seed document's YAML is accepted unchanged.
+//! `crds/` matches the Rust types, and the load-balancing guide's YAML and commands
+//! (`examples/seed-*`) are accepted unchanged.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kommander_operator::crdgen;
@@ -150,28 +151,103 @@ fn every_field_is_described() {
     );
 }
 
-/// The ```yaml blocks of the user's document, with ${WORKSPACE_NAMESPACE} set as the guide tells.
+/// The guide's fixtures under `examples/`. They are the YAML and `kubectl` lines of D2iQ
+/// Kommander's public "Load Balancing" page (DKP 2.x docs, "On-premises" with MetalLB), copied
+/// verbatim so that a reader can compare them: `seed-layer2.yaml` (the layer2 ConfigMap and the
+/// AppDeployment), `seed-bgp.yaml` (the BGP ConfigMap) and `seed-commands.sh` (the commands).
+fn example(name: &str) -> String {
+    let path = repo_root().join("examples").join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the guide's fixture {} is needed: {e}", path.display()))
+}
+
+/// The guide's two YAML examples, with ${WORKSPACE_NAMESPACE} set as the guide tells.
 fn seed_yaml_blocks() -> Vec<String> {
-    let path = repo_root().join("../shared/seed/load-balancing.md");
-    let doc = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("the seed document {} is needed: {e}", path.display()));
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in doc.lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```yaml") => current = Some(String::new()),
-            (Some(b), "```") => {
-                blocks.push(b.replace("${WORKSPACE_NAMESPACE}", "kommander"));
-                current = None;
-            }
-            (Some(b), l) => {
-                b.push_str(l);
-                b.push('\n');
-            }
-            (None, _) => {}
-        }
+    ["seed-layer2.yaml", "seed-bgp.yaml"]
+        .iter()
+        .map(|f| example(f).replace("${WORKSPACE_NAMESPACE}", "kommander"))
+        .collect()
+}
+
+/// The overrides the offline examples (`make demo-offline`) use are the guide's, not a copy that
+/// drifted: each `metallb-*-values.yaml` is the `values.yaml` of the guide's ConfigMap.
+#[test]
+fn offline_value_files_are_the_guides_overrides() {
+    for (fixture, values_file) in [
+        ("seed-layer2.yaml", "metallb-layer2-values.yaml"),
+        ("seed-bgp.yaml", "metallb-bgp-values.yaml"),
+    ] {
+        let docs = yaml::parse_all(&example(fixture)).unwrap();
+        let cm = docs
+            .iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .unwrap_or_else(|| panic!("{fixture} has no ConfigMap"));
+        let guide = yaml::parse_all(cm["data"]["values.yaml"].as_str().unwrap()).unwrap();
+        let ours = yaml::parse_all(&example(values_file)).unwrap();
+        assert_eq!(guide, ours, "examples/{values_file} differs from {fixture}");
     }
-    blocks
+}
+
+/// The guide's `kubectl` lines work against us: the jsonpath names the Workspace status field
+/// the operator writes, and the label selector picks the MetalLB controller's pods, not the
+/// speaker's.
+#[test]
+fn guide_commands_name_our_fields_and_labels() {
+    let commands = example("seed-commands.sh");
+    let line = |prefix: &str| {
+        commands
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("seed-commands.sh has no line starting {prefix:?}"))
+            .to_string()
+    };
+    let export = line("export WORKSPACE_NAMESPACE=");
+    let jsonpath = export.split("jsonpath='{.").nth(1).unwrap();
+    let path: Vec<&str> = jsonpath.split("}'").next().unwrap().split('.').collect();
+    assert_eq!(path, ["status", "namespaceRef", "name"]);
+    let status = kommander_operator::resources::WorkspaceStatus {
+        namespace_ref: Some(kommander_operator::resources::NamespaceRef {
+            name: "kommander".into(),
+        }),
+        ..Default::default()
+    };
+    let status = serde_json::json!({"status": status});
+    let found = path.iter().fold(&status, |v, key| &v[*key]);
+    assert_eq!(
+        found, "kommander",
+        "{jsonpath} is not where the operator writes"
+    );
+
+    let delete = line("kubectl -n kommander delete pod -l ");
+    let selector = delete.rsplit(' ').next().unwrap();
+    let wanted: Vec<(&str, &str)> = selector
+        .split(',')
+        .map(|kv| kv.split_once('=').unwrap())
+        .collect();
+    let text =
+        std::fs::read_to_string(repo_root().join("manifests/catalog/metallb-0.12.3.yaml")).unwrap();
+    let app = catalog::load_app("metallb-0.12.3.yaml", &text).unwrap();
+    let compiled = render::CompiledApp::compile(&app.name, &app.definition).unwrap();
+    let release = render::Release {
+        name: "metallb".into(),
+        namespace: "kommander".into(),
+    };
+    let objects = compiled
+        .render(
+            compiled.values(&[]),
+            &release,
+            &render::ClusterInfo::default(),
+        )
+        .unwrap();
+    let selected: Vec<String> = objects
+        .iter()
+        .filter(|o| {
+            let labels = &o.body["spec"]["template"]["metadata"]["labels"];
+            wanted.iter().all(|(k, v)| labels[*k] == *v)
+        })
+        .map(|o| format!("{}/{}", o.kind, o.name))
+        .collect();
+    assert_eq!(selected, ["Deployment/metallb-controller"]);
 }
 
 #[test]
