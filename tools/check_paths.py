@@ -9,9 +9,9 @@ Two rules, each failure printed as FILE:LINE with the path:
 2. A Markdown link (`[text](target)`) to a relative target that does not exist in the clone.
 
 Some lines say their base: `cd DIR && ...` (shell) reads from DIR, a line naming
-CARGO_MANIFEST_DIR from the crate's directory, a line calling the harness's `root()` or
-`repo_root()` from the repository root. `../` inside handlebars mustaches
-(`{{#each ../values.a}}`) is a template context path, not a file path, and is skipped.
+CARGO_MANIFEST_DIR from the crate's directory, a line calling the harness's root helpers
+(`root()`, `repo_root()`) from the repository root. A parent path inside handlebars
+mustaches (`{{#each ../values.a}}`) is a template context path, not a file path: skipped.
 Run from anywhere; exits 1 on any finding.
 """
 import os
