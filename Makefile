@@ -12,8 +12,11 @@ CLUSTERS := management attached-1 attached-2
 
 all: build
 
+## build: the operator, and beside it Helm's engine (kommander-helm-render) that renders chart apps
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=v3.22.0
 build:
 	$(CARGO) build --release --bin kommander-operator
+	cd helm-render && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o ../target/release/kommander-helm-render .
 
 ## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
 test: lint unit catalog-sync e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm
@@ -31,8 +34,9 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 go-lint:
-	@out="$$(gofmt -l e2e/controlplane e2e/metallb e2e/metallb-v0.13 e2e/metallb-v0.15 e2e/helm)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
+	@out="$$(gofmt -l helm-render e2e/controlplane e2e/metallb e2e/metallb-v0.13 e2e/metallb-v0.15 e2e/helm)"; [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 	cd e2e/controlplane && $(GO) vet ./...
+	cd helm-render && $(GO) vet ./...
 
 ## unit: every test that needs no cluster (the e2e_ test runs in e2e-operator)
 unit:
@@ -48,7 +52,8 @@ e2e-build:
 	cd e2e/metallb && $(GO) build -o ../bin/metallb-controller go.universe.tf/metallb/controller
 	cd e2e/metallb-v0.13 && $(GO) build -o ../bin/metallb-controller-v0.13 go.universe.tf/metallb/controller
 	cd e2e/metallb-v0.15 && $(GO) build -o ../bin/metallb-controller-v0.15 go.universe.tf/metallb/controller
-	cd e2e/helm && $(GO) build -o ../bin/helm helm.sh/helm/v3/cmd/helm
+	cd e2e/helm && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o ../bin/helm helm.sh/helm/v3/cmd/helm
+	cd helm-render && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o ../e2e/bin/kommander-helm-render .
 
 ## catalog-sync: the MetalLB catalog apps are exactly what e2e/catalog-port generates from the upstream charts
 catalog-sync: e2e-build
@@ -78,9 +83,11 @@ e2e-oracle: e2e-build
 	$(CARGO) test -p kommander-operator --test oracle --test oracle_v013 --test oracle_v015 -- --nocapture
 
 ## e2e-helm: helm v3.22.0 (built from its module) as the reference: the values merge (200 random
-## cases) and each MetalLB catalog app against `helm template` of its upstream chart (100 value sets each)
+## cases), each MetalLB catalog app against `helm template` of its upstream chart (100 value sets
+## each), and Helm's engine in the operator (render --chart) against `helm template` of MetalLB
+## v0.12.1, v0.15.2, v0.16.2 and ingress-nginx (40 value sets each), and the engine's bounds
 e2e-helm: e2e-build
-	$(CARGO) test -p kommander-operator --test values_helm --test chart_fidelity -- --nocapture
+	$(CARGO) test -p kommander-operator --test values_helm --test chart_fidelity --test helm_engine -- --nocapture
 
 ## oracle: the same with 300 scenarios each (not in CI: about 45 minutes)
 oracle: e2e-build

@@ -1,5 +1,7 @@
 //! Subcommands. Each reads files, calls the core, and prints; nothing here decides anything.
 
+mod chart;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use kommander_operator::catalog::{self, LoadedApp};
 use kommander_operator::controller::{self, Settings};
@@ -59,7 +61,12 @@ Example: render MetalLB with the overrides of the load-balancing guide
       --values overrides.yaml --namespace kommander
 
 Several --values files merge like `helm template -f a.yaml -f b.yaml`: later files win,
-maps merge key by key, lists are replaced whole, and `key: null` deletes a default.";
+maps merge key by key, lists are replaced whole, and `key: null` deletes a default.
+
+Example: render an upstream Helm chart with Helm's own engine (the output is `helm template`'s)
+
+  kommander-operator render --chart metallb-0.16.2.tgz --values overrides.yaml \\
+      --name metallb --namespace ws-a --kube-version v1.31.2 --include-crds";
 
 const CHECK_EXAMPLE: &str = "\
 Example: validate a MetalLB overrides file before you `kubectl apply` it
@@ -135,8 +142,15 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct RenderArgs {
     /// A ClusterApp or App manifest, e.g. manifests/catalog/metallb-0.12.3.yaml.
-    #[arg(long, value_name = "FILE")]
-    app: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "chart",
+        conflicts_with = "chart"
+    )]
+    app: Option<PathBuf>,
+    #[command(flatten)]
+    chart: chart::ChartArgs,
     /// Helm-style values file; repeat to layer several (later files win).
     #[arg(long = "values", short = 'f', value_name = "FILE")]
     values: Vec<PathBuf>,
@@ -229,8 +243,11 @@ struct Rendered {
 }
 
 fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
-    let app_path = args.app.display().to_string();
-    let app = catalog::load_app(&app_path, &read(&args.app)?).map_err(|e| e.to_string())?;
+    let Some(app_file) = &args.app else {
+        return Err("this command needs --app (a chart given with --chart renders only)".into());
+    };
+    let app_path = app_file.display().to_string();
+    let app = catalog::load_app(&app_path, &read(app_file)?).map_err(|e| e.to_string())?;
     let compiled = CompiledApp::compile(&app.name, &app.definition).map_err(|e| e.to_string())?;
     let mut layers = Vec::new();
     for path in &args.values {
@@ -289,6 +306,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run_operator(args),
         Command::RenderWorker => render_worker(),
         Command::Crds { dir } => crds(dir),
+        Command::Render(args) if args.chart.chart.is_some() => chart::render(
+            &args.chart,
+            &args.values,
+            args.name.as_deref(),
+            &args.namespace,
+        ),
         Command::Render(args) => {
             let r = render_app(&args)?;
             for o in &r.objects {

@@ -5,6 +5,7 @@
 //! nothing in it knows about HTTP or the Kubernetes API.
 
 pub mod catalog;
+pub mod chart;
 pub mod checks;
 pub mod controller;
 pub mod crdgen;

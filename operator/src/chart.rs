@@ -1,0 +1,276 @@
+//! A Helm chart rendered by Helm's own engine: what the operator asks of the engine and what it
+//! answers. Helm's semantics are Helm's code (v3.22.0, in the `kommander-helm-render` helper,
+//! `helm-render/` in this repository); this module is the typed boundary to it, plus the one
+//! piece of `helm template` that is formatting: how its output text is laid out.
+
+pub mod engine;
+#[cfg(test)]
+mod tests;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What to render: one chart, for one release on one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartRequest {
+    /// The chart's `.tgz`, as its repository serves it.
+    pub chart: Vec<u8>,
+    /// Values files, merged in order as `helm template -f 1 -f 2` merges them, then coalesced
+    /// over the chart's values.yaml by Helm.
+    pub value_layers: Vec<String>,
+    /// `.Release`.
+    pub release: ChartRelease,
+    /// `.Capabilities` of the target cluster.
+    pub capabilities: Capabilities,
+}
+
+/// `.Release` as the chart sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartRelease {
+    /// `.Release.Name`: the AppDeployment.
+    pub name: String,
+    /// `.Release.Namespace`: the workspace namespace.
+    pub namespace: String,
+    /// `.Release.Revision`, from 1.
+    pub revision: u32,
+    /// `.Release.IsUpgrade` (the release is on the cluster already); else `.Release.IsInstall`.
+    pub is_upgrade: bool,
+}
+
+/// `.Capabilities`: the target cluster's version and API versions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    /// e.g. `v1.34.4`.
+    pub kube_version: String,
+    /// e.g. `apps/v1`, `monitoring.coreos.com/v1`, `apps/v1/Deployment`.
+    pub api_versions: Vec<String>,
+    /// Add Helm's built-in list to `api_versions`, as `helm template` does offline; without it
+    /// the list is the cluster's own, as `helm install` sees it.
+    pub helm_defaults: bool,
+}
+
+/// The request as the helper reads it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire<'a> {
+    chart: String,
+    value_layers: &'a [String],
+    release: &'a ChartRelease,
+    kube_version: &'a str,
+    api_versions: &'a [String],
+    #[serde(rename = "helmDefaultAPIVersions")]
+    helm_default_api_versions: bool,
+    max_output_bytes: u64,
+}
+
+impl ChartRequest {
+    /// The JSON the helper reads on stdin.
+    pub fn to_wire(&self, max_output_bytes: u64) -> Result<Vec<u8>, ChartError> {
+        serde_json::to_vec(&Wire {
+            chart: base64::engine::general_purpose::STANDARD.encode(&self.chart),
+            value_layers: &self.value_layers,
+            release: &self.release,
+            kube_version: &self.capabilities.kube_version,
+            api_versions: &self.capabilities.api_versions,
+            helm_default_api_versions: self.capabilities.helm_defaults,
+            max_output_bytes,
+        })
+        .map_err(|e| ChartError::Engine(format!("cannot encode the request: {e}")))
+    }
+}
+
+/// What Helm rendered.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChartRender {
+    /// The chart's own metadata.
+    pub chart: ChartInfo,
+    /// `.Values` as the templates saw them: the layers coalesced over the chart's values.yaml.
+    #[serde(default)]
+    pub values: Value,
+    /// The chart's (and its subcharts') `crds/` files: applied first, never deleted.
+    pub crds: Vec<ChartFile>,
+    /// The manifests, in Helm's install order.
+    pub manifests: Vec<ChartFile>,
+    /// The hooks, in the order Helm sorted them (by kind; the operator orders by weight).
+    pub hooks: Vec<Hook>,
+    /// The top chart's rendered NOTES.txt.
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// The chart's metadata (Chart.yaml).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartInfo {
+    /// `name`.
+    pub name: String,
+    /// `version`.
+    pub version: String,
+    /// `appVersion`.
+    #[serde(default)]
+    pub app_version: String,
+    /// `kubeVersion`: the constraint on the cluster's version.
+    #[serde(default)]
+    pub kube_version: String,
+}
+
+/// One rendered file: its chart path (`metallb/templates/controller.yaml`) and its YAML.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChartFile {
+    /// Path in the chart, as Helm names it in `# Source:`.
+    pub path: String,
+    /// The YAML.
+    pub content: String,
+}
+
+/// A hook: an object Helm applies at a point of the release's life, not with the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hook {
+    /// Path in the chart.
+    pub path: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `kind`.
+    pub kind: String,
+    /// The YAML.
+    pub manifest: String,
+    /// `helm.sh/hook`: pre-install, post-install, pre-upgrade, post-upgrade, pre-delete,
+    /// post-delete, pre-rollback, post-rollback, test.
+    pub events: Vec<String>,
+    /// `helm.sh/hook-weight`: lower goes first.
+    pub weight: i64,
+    /// `helm.sh/hook-delete-policy`: before-hook-creation, hook-succeeded, hook-failed.
+    pub delete_policies: Vec<String>,
+}
+
+/// What the helper answered.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    error: Option<Failure>,
+    #[serde(flatten)]
+    render: Option<ChartRender>,
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    kind: String,
+    message: String,
+}
+
+/// How the operator acts on a chart error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// The chart, the values or the cluster's version are at fault: wait for a change.
+    Invalid,
+    /// A bound was passed (time, memory, output): the input is refused until it changes.
+    Refused,
+    /// The engine could not run: retry with backoff.
+    Retry,
+}
+
+/// Why a chart did not render. Each message is Helm's own where Helm said it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChartError {
+    /// The archive is not a chart Helm can install.
+    #[error("the chart cannot be used: {0}")]
+    Chart(String),
+    /// A values layer is not a YAML map, or the values break the chart's values.schema.json.
+    #[error("{0}")]
+    Values(String),
+    /// The chart's `kubeVersion` excludes the cluster's version.
+    #[error("{0}")]
+    KubeVersion(String),
+    /// A template failed (`fail`, `required`, a missing value, a syntax error).
+    #[error("{0}")]
+    Template(String),
+    /// The rendered text is not a set of Kubernetes manifests.
+    #[error("{0}")]
+    Manifest(String),
+    /// The render passed a bound; `bound` names it and its limit.
+    #[error("{bound}: {message}")]
+    Bound {
+        /// The bound, e.g. `the render deadline of 10s`.
+        bound: String,
+        /// What happened.
+        message: String,
+    },
+    /// The engine is missing or crashed.
+    #[error("Helm's engine could not run: {0}")]
+    Engine(String),
+}
+
+impl ChartError {
+    /// How the operator acts on it.
+    pub fn category(&self) -> Category {
+        match self {
+            ChartError::Chart(_)
+            | ChartError::Values(_)
+            | ChartError::KubeVersion(_)
+            | ChartError::Template(_)
+            | ChartError::Manifest(_) => Category::Invalid,
+            ChartError::Bound { .. } => Category::Refused,
+            ChartError::Engine(_) => Category::Retry,
+        }
+    }
+}
+
+/// Read the helper's answer.
+pub fn parse_answer(bytes: &[u8]) -> Result<ChartRender, ChartError> {
+    let answer: Answer = serde_json::from_slice(bytes)
+        .map_err(|e| ChartError::Engine(format!("unreadable answer: {e}")))?;
+    if let Some(f) = answer.error {
+        return Err(match f.kind.as_str() {
+            "chart" => ChartError::Chart(f.message),
+            "values" | "schema" => ChartError::Values(f.message),
+            "kubeVersion" => ChartError::KubeVersion(f.message),
+            "render" => ChartError::Template(f.message),
+            "manifest" => ChartError::Manifest(f.message),
+            "output" => ChartError::Bound {
+                bound: "the render output bound".into(),
+                message: f.message,
+            },
+            "memory" => ChartError::Bound {
+                bound: "the render memory bound".into(),
+                message: f.message,
+            },
+            _ => ChartError::Engine(f.message),
+        });
+    }
+    answer
+        .render
+        .ok_or_else(|| ChartError::Engine("the answer holds neither a render nor an error".into()))
+}
+
+/// The text `helm template` prints for this render (with `--include-crds` when
+/// `include_crds`): CRDs, then the manifests, then every hook (test hooks too, as
+/// `helm template` prints them without `--skip-tests`), each under `# Source:`.
+pub fn template_text(render: &ChartRender, include_crds: bool) -> String {
+    let mut manifest = String::new();
+    if include_crds {
+        for f in &render.crds {
+            manifest.push_str(&format!("---\n# Source: {}\n{}\n", f.path, f.content));
+        }
+    }
+    for f in &render.manifests {
+        manifest.push_str(&format!("---\n# Source: {}\n{}\n", f.path, f.content));
+    }
+    // helm template trims the release manifest and ends it with one newline.
+    let mut out = format!("{}\n", manifest.trim());
+    for h in &render.hooks {
+        out.push_str(&format!("---\n# Source: {}\n{}\n", h.path, h.manifest));
+    }
+    out
+}
+
+impl Hook {
+    /// A test hook (`helm test`; Helm reads Helm 2's `test-success` as `test`): never part
+    /// of an install or upgrade.
+    pub fn is_test(&self) -> bool {
+        self.events.iter().any(|e| e == "test")
+    }
+}

@@ -1,0 +1,78 @@
+//! `render --chart`: a Helm chart rendered offline by Helm's engine, printed as `helm template`
+//! prints it.
+
+use super::{CliError, read, say};
+use kommander_operator::chart::engine::{HelmEngine, Limits};
+use kommander_operator::chart::{Capabilities, ChartRelease, ChartRequest, template_text};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The Kubernetes version offline renders assume unless told, as a current cluster reports it.
+const DEFAULT_KUBE_VERSION: &str = "v1.34.0";
+
+#[derive(clap::Args, Debug)]
+pub(super) struct ChartArgs {
+    /// A Helm chart archive (`.tgz`) to render with Helm's engine, like `helm template`.
+    #[arg(long, value_name = "FILE.tgz")]
+    pub chart: Option<PathBuf>,
+    /// The cluster version the chart sees (`.Capabilities.KubeVersion`), like helm's flag.
+    #[arg(long, value_name = "VERSION", default_value = DEFAULT_KUBE_VERSION, requires = "chart")]
+    kube_version: String,
+    /// An API version the cluster serves (`.Capabilities.APIVersions`), added to Helm's
+    /// built-in list like helm's flag; repeatable.
+    #[arg(
+        long = "api-versions",
+        short = 'a',
+        value_name = "GROUP/VERSION",
+        requires = "chart"
+    )]
+    api_versions: Vec<String>,
+    /// Print the chart's `crds/` too (the operator always applies them, first).
+    #[arg(long, requires = "chart")]
+    include_crds: bool,
+    /// The `kommander-helm-render` helper (default: $KOMMANDER_HELM_RENDER, else beside this
+    /// binary).
+    #[arg(long, value_name = "FILE", requires = "chart")]
+    helm_render: Option<PathBuf>,
+}
+
+/// Render the chart with the values files and print it.
+pub(super) fn render(
+    args: &ChartArgs,
+    values: &[PathBuf],
+    name: Option<&str>,
+    namespace: &str,
+) -> Result<ExitCode, CliError> {
+    let Some(path) = &args.chart else {
+        return Err("--chart is needed".to_string().into());
+    };
+    let archive =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut value_layers = Vec::new();
+    for v in values {
+        value_layers.push(read(v)?);
+    }
+    let request = ChartRequest {
+        chart: archive,
+        value_layers,
+        release: ChartRelease {
+            name: name.unwrap_or("release-name").to_string(),
+            namespace: namespace.to_string(),
+            revision: 1,
+            is_upgrade: false,
+        },
+        capabilities: Capabilities {
+            kube_version: args.kube_version.clone(),
+            api_versions: args.api_versions.clone(),
+            helm_defaults: true,
+        },
+    };
+    let program = HelmEngine::locate(args.helm_render.as_deref()).map_err(|e| e.to_string())?;
+    let rendered = HelmEngine::new(program, Limits::default())
+        .render(&request)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = template_text(&rendered, args.include_crds);
+    // `say` adds the newline the text ends with.
+    say(text.strip_suffix('\n').unwrap_or(&text))?;
+    Ok(ExitCode::SUCCESS)
+}
