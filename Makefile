@@ -85,9 +85,10 @@ e2e-oracle: e2e-build
 ## e2e-helm: helm v3.22.0 (built from its module) as the reference: the values merge (200 random
 ## cases), each MetalLB catalog app against `helm template` of its upstream chart (100 value sets
 ## each), and Helm's engine in the operator (render --chart) against `helm template` of MetalLB
-## v0.12.1, v0.15.2, v0.16.2 and ingress-nginx (40 value sets each), and the engine's bounds
+## v0.12.1, v0.15.2, v0.16.2 and ingress-nginx (40 value sets each), the engine's bounds, and
+## chart apps on embedded clusters from an HTTPS Helm repository on loopback (chart_apps)
 e2e-helm: e2e-build
-	$(CARGO) test -p kommander-operator --test values_helm --test chart_fidelity --test helm_engine -- --nocapture
+	$(CARGO) test -p kommander-operator --test values_helm --test chart_fidelity --test helm_engine --test chart_apps -- --nocapture
 
 ## oracle: the same with 300 scenarios each (not in CI: about 45 minutes)
 oracle: e2e-build

@@ -4,6 +4,7 @@
 //! piece of `helm template` that is formatting: how its output text is laid out.
 
 pub mod engine;
+pub mod source;
 #[cfg(test)]
 mod tests;
 
@@ -202,6 +203,32 @@ pub enum ChartError {
     /// The engine is missing or crashed.
     #[error("Helm's engine could not run: {0}")]
     Engine(String),
+    /// The chart source breaks a rule, or names a repository its requester may not reach.
+    #[error("{field}: {rule}")]
+    Refused {
+        /// The field, e.g. `spec.chart.repository`.
+        field: String,
+        /// The rule, with the value.
+        rule: String,
+    },
+    /// The repository or the archive could not be had.
+    #[error("{url}: {message}")]
+    Unavailable {
+        /// What was requested.
+        url: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// The archive (or the index's record of it) is not the pinned one.
+    #[error("{url}: the chart's sha256 is {found}, not the pinned {pinned} (spec.chart.digest)")]
+    DigestMismatch {
+        /// Where it came from.
+        url: String,
+        /// `spec.chart.digest`.
+        pinned: String,
+        /// What was found.
+        found: String,
+    },
 }
 
 impl ChartError {
@@ -213,8 +240,25 @@ impl ChartError {
             | ChartError::KubeVersion(_)
             | ChartError::Template(_)
             | ChartError::Manifest(_) => Category::Invalid,
-            ChartError::Bound { .. } => Category::Refused,
-            ChartError::Engine(_) => Category::Retry,
+            ChartError::Bound { .. }
+            | ChartError::Refused { .. }
+            | ChartError::DigestMismatch { .. } => Category::Refused,
+            ChartError::Engine(_) | ChartError::Unavailable { .. } => Category::Retry,
+        }
+    }
+
+    /// The reason a condition and an Event give for it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ChartError::Chart(_) => "InvalidChart",
+            ChartError::Values(_) => "InvalidValues",
+            ChartError::KubeVersion(_) => "KubeVersionUnsupported",
+            ChartError::Template(_) | ChartError::Manifest(_) => "RenderFailed",
+            ChartError::Bound { .. } => "RenderBound",
+            ChartError::Engine(_) => "HelmEngineFailed",
+            ChartError::Refused { .. } => "ChartRefused",
+            ChartError::Unavailable { .. } => "ChartUnavailable",
+            ChartError::DigestMismatch { .. } => "DigestMismatch",
         }
     }
 }
@@ -273,4 +317,29 @@ impl Hook {
     pub fn is_test(&self) -> bool {
         self.events.iter().any(|e| e == "test")
     }
+}
+
+/// The values files Helm merges for a chart app, in order: the app's `defaultValues`, then each
+/// override layer (as JSON, which is YAML; the layers were parsed as Helm parses values files).
+pub fn value_layers(default_values: Option<&str>, layers: &[crate::values::Values]) -> Vec<String> {
+    default_values
+        .map(str::to_string)
+        .into_iter()
+        .chain(layers.iter().map(|l| Value::Object(l.clone()).to_string()))
+        .collect()
+}
+
+/// `.Capabilities.APIVersions` as `helm install` builds it from discovery: every group version
+/// (`apps/v1`) and every kind at it (`apps/v1/Deployment`), each once, sorted.
+pub fn api_version_set<'a>(
+    resources: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = resources
+        .into_iter()
+        .map(|(gv, kind)| match kind {
+            Some(k) => format!("{gv}/{k}"),
+            None => gv.to_string(),
+        })
+        .collect();
+    set.into_iter().collect()
 }

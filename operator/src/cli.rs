@@ -142,12 +142,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct RenderArgs {
     /// A ClusterApp or App manifest, e.g. manifests/catalog/metallb-0.12.3.yaml.
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "chart",
-        conflicts_with = "chart"
-    )]
+    #[arg(long, value_name = "FILE", required_unless_present = "chart")]
     app: Option<PathBuf>,
     #[command(flatten)]
     chart: chart::ChartArgs,
@@ -208,6 +203,14 @@ struct RunArgs {
     /// (an unreachable one cannot be cleaned) before it is released anyway, in seconds.
     #[arg(long, default_value_t = controller::DETACH_TIMEOUT.as_secs())]
     detach_timeout_seconds: u64,
+    /// PEM CA certificates that Helm repositories' TLS is verified against, beside the
+    /// system's (a platform's own repository).
+    #[arg(long, value_name = "FILE")]
+    chart_ca_file: Option<PathBuf>,
+    /// Helm's engine for chart apps (default: $KOMMANDER_HELM_RENDER, else
+    /// kommander-helm-render beside this binary).
+    #[arg(long, value_name = "FILE")]
+    helm_render: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -244,7 +247,7 @@ struct Rendered {
 
 fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
     let Some(app_file) = &args.app else {
-        return Err("this command needs --app (a chart given with --chart renders only)".into());
+        return Err("this command needs --app (--chart alone only renders the chart)".into());
     };
     let app_path = app_file.display().to_string();
     let app = catalog::load_app(&app_path, &read(app_file)?).map_err(|e| e.to_string())?;
@@ -255,7 +258,6 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
             values::parse(&path.display().to_string(), &read(path)?).map_err(|e| e.to_string())?,
         );
     }
-    let values = compiled.values(&layers);
     let release = Release {
         name: args
             .name
@@ -271,9 +273,23 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
             .cloned()
             .collect::<BTreeMap<_, _>>(),
     };
-    let objects = compiled
-        .render(values.clone(), &release, &cluster)
-        .map_err(|e| e.to_string())?;
+    let chart = match &app.definition.chart {
+        Some(src) => Some(chart::app_output(
+            &args.chart,
+            src,
+            app.definition.default_values.as_deref(),
+            &layers,
+            &release,
+        )?),
+        None => None,
+    };
+    let (values, objects) = kommander_operator::render::job::objects(
+        &compiled,
+        chart.as_ref(),
+        &layers,
+        &release,
+        &cluster,
+    )?;
     Ok(Rendered {
         app,
         compiled,
@@ -306,7 +322,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run_operator(args),
         Command::RenderWorker => render_worker(),
         Command::Crds { dir } => crds(dir),
-        Command::Render(args) if args.chart.chart.is_some() => chart::render(
+        Command::Render(args) if args.app.is_none() => chart::render(
             &args.chart,
             &args.values,
             args.name.as_deref(),
@@ -364,6 +380,14 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
         },
         cluster_deadline: std::time::Duration::from_secs(args.cluster_deadline_seconds),
         detach_timeout: std::time::Duration::from_secs(args.detach_timeout_seconds),
+        chart_ca: match &args.chart_ca_file {
+            Some(path) => std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| controller::charts::parse_ca(&pem))
+                .map_err(|e| format!("--chart-ca-file {}: {e}", path.display()))?,
+            None => Vec::new(),
+        },
+        helm_render: args.helm_render.clone(),
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

@@ -17,6 +17,11 @@ pub const LABEL_APPDEPLOYMENT: &str = "apps.kommander.d2iq.io/appdeployment";
 /// Label: which workspace namespace the AppDeployment lives in.
 pub const LABEL_WORKSPACE: &str = "apps.kommander.d2iq.io/workspace";
 
+/// Annotation: Helm's resource policy. With [`KEEP`], the object is never pruned or deleted.
+pub const RESOURCE_POLICY: &str = "helm.sh/resource-policy";
+/// The value of [`RESOURCE_POLICY`] that keeps an object.
+pub const KEEP: &str = "keep";
+
 /// Kinds Kubernetes itself defines as cluster-scoped. An app that renders one of these must
 /// list it in `clusterScopedKinds`.
 pub const KNOWN_CLUSTER_SCOPED_KINDS: &[&str] = &[
@@ -72,6 +77,17 @@ pub struct ManifestObject {
 
 impl ManifestObject {
     /// `Kind namespace/name` or `Kind name`, for messages.
+    /// Its inventory entry: what it is, and whether it is kept (`helm.sh/resource-policy: keep`).
+    pub fn entry(&self) -> crate::resources::AppliedObject {
+        crate::resources::AppliedObject {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            keep: self.body["metadata"]["annotations"][RESOURCE_POLICY] == KEEP,
+        }
+    }
+
     pub fn display_name(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{} {ns}/{}", self.kind, self.name),

@@ -228,12 +228,7 @@ impl Discovery {
     ) -> Result<Vec<Checked<'o>>, TargetError> {
         let mut checked = Vec::with_capacity(objects.len());
         for o in objects {
-            let entry = AppliedObject {
-                api_version: o.api_version.clone(),
-                kind: o.kind.clone(),
-                namespace: o.namespace.clone(),
-                name: o.name.clone(),
-            };
+            let entry = o.entry();
             let display = o.display_name();
             let (ar, caps) = self
                 .resolve(client, cluster, &o.api_version, &o.kind, &display)
@@ -275,12 +270,7 @@ impl Discovery {
         let (ar, caps) = self
             .resolve(client, cluster, &object.api_version, &object.kind, &display)
             .await?;
-        let entry = AppliedObject {
-            api_version: object.api_version.clone(),
-            kind: object.kind.clone(),
-            namespace: object.namespace.clone(),
-            name: object.name.clone(),
-        };
+        let entry = object.entry();
         let api = api_with(client, &ar, &caps.scope, &entry);
         let Some(live) = api
             .get_opt(&object.name)
@@ -312,6 +302,10 @@ impl Discovery {
         let mut report = Deleted::default();
         for o in objects {
             let display = display(o);
+            if o.keep {
+                report.kept.push(display);
+                continue;
+            }
             if o.namespace
                 .as_deref()
                 .is_some_and(|ns| ns != owner.workspace)
@@ -374,6 +368,8 @@ pub struct Deleted {
     pub deleted: usize,
     /// Objects left alone because this AppDeployment does not own them, with their owner.
     pub not_owned: Vec<String>,
+    /// Objects left in place because they are kept (`helm.sh/resource-policy: keep`).
+    pub kept: Vec<String>,
 }
 
 /// An apply that stopped part-way: what was applied before the error.
@@ -556,7 +552,8 @@ pub fn display(o: &AppliedObject) -> String {
 }
 
 /// Objects in `previous` that are not in `current`: what to prune, in kind/name order (a fixed
-/// order, so that a safety check can predict the states the app sees in between).
+/// order, so that a safety check can predict the states the app sees in between). Kept
+/// objects (`helm.sh/resource-policy: keep`) are never pruned.
 pub fn stale(previous: &[AppliedObject], current: &[AppliedObject]) -> Vec<AppliedObject> {
     let group = |v: &str| {
         v.split_once('/')
@@ -565,6 +562,7 @@ pub fn stale(previous: &[AppliedObject], current: &[AppliedObject]) -> Vec<Appli
     };
     let mut stale = previous
         .iter()
+        .filter(|p| !p.keep)
         .filter(|p| {
             !current.iter().any(|c| {
                 group(&c.api_version) == group(&p.api_version)
@@ -585,6 +583,7 @@ mod tests {
 
     fn obj(v: &str, k: &str, ns: Option<&str>, n: &str) -> AppliedObject {
         AppliedObject {
+            keep: false,
             api_version: v.into(),
             kind: k.into(),
             namespace: ns.map(Into::into),

@@ -388,3 +388,62 @@ fn e2e_helm_engine_stops_a_chart_at_each_bound_and_names_it() {
         "{big}"
     );
 }
+
+/// `render --app` of a chart app offline: its archive from `--chart`, checked against the pin;
+/// Helm's objects placed and labelled, then the app's own template from Helm's values.
+#[test]
+fn e2e_helm_engine_renders_a_chart_app_offline_and_checks_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, module, folder) = CHARTS[2];
+    let tgz = package(&module_dir(module).join(folder), dir.path());
+    let digest = format!(
+        "sha256:{}",
+        kommander_operator::chart::source::sha256_hex(&std::fs::read(&tgz).unwrap())
+    );
+    let app = |digest: &str| {
+        format!(
+            "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: ClusterApp\nmetadata: {{name: metallb-0.16.2}}\nspec:\n  appId: metallb\n  version: 0.16.2\n  defaultValues: |\n    controller:\n      logLevel: warn\n  chart: {{repository: \"https://metallb.github.io/metallb\", name: metallb, version: 0.16.2, digest: \"{digest}\"}}\n  clusterScopedKinds: [CustomResourceDefinition, ClusterRole, ClusterRoleBinding, ValidatingWebhookConfiguration]\n  templates:\n  - name: level.yaml\n    template: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: level\n      data:\n        level: {{{{values.controller.logLevel}}}}\n"
+        )
+    };
+    let file = dir.path().join("app.yaml");
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, "controller:\n  logLevel: debug\n").unwrap();
+    let render = || {
+        run(Command::new(env!("CARGO_BIN_EXE_kommander-operator"))
+            .env("KOMMANDER_HELM_RENDER", helper())
+            .args(["render", "-n", "ws", "--name", "metallb", "--app"])
+            .arg(&file)
+            .arg("--chart")
+            .arg(&tgz)
+            .arg("-f")
+            .arg(&values))
+    };
+    std::fs::write(&file, app(&digest)).unwrap();
+    let out = render();
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("--log-level=debug"),
+        "the override reached Helm"
+    );
+    assert!(
+        out.stdout.contains("# Source: metallb-0.16.2/level.yaml"),
+        "the overlay is rendered"
+    );
+    assert!(
+        out.stdout.contains("level: debug"),
+        "the overlay sees Helm's values"
+    );
+    assert!(
+        out.stdout
+            .contains("app.kubernetes.io/managed-by: kommander-operator")
+    );
+    std::fs::write(&file, app(&format!("sha256:{}", "ab".repeat(32)))).unwrap();
+    let out = render();
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains(&format!("the chart's sha256 is {}", &digest[7..])),
+        "{}",
+        out.stderr
+    );
+}

@@ -989,72 +989,7 @@ impl Drop for KillOnDrop {
 /// CA as base64 PEM for `certificate-authority-data`: the hostile servers pass TLS
 /// verification, so only the operator's own bounds stand between them and its memory.
 fn hostile_certificates(dir: &std::path::Path) -> String {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("hostile.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=hostile-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ];
-    ca.extend(ec);
-    openssl(&ca);
-    let mut csr = vec![
-        "req",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "hostile.key",
-        "-out",
-        "hostile.csr",
-    ];
-    csr.extend(ec);
-    openssl(&csr);
-    openssl(&[
-        "x509",
-        "-req",
-        "-days",
-        "1",
-        "-in",
-        "hostile.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-extfile",
-        "hostile.ext",
-        "-out",
-        "hostile.crt",
-    ]);
+    let ca = kommander_e2e::tls::loopback_certificates(dir, "hostile").unwrap();
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("ca.crt")).unwrap())
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(ca).unwrap())
 }

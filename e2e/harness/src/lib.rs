@@ -1,6 +1,9 @@
 //! End-to-end test harness: real clusters (e2e/controlplane via e2e/clusters.sh) and the real
 //! operator binary, with `kube::Client`s for each cluster.
 
+pub mod helm_repo;
+pub mod tls;
+
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use std::path::{Path, PathBuf};

@@ -115,3 +115,191 @@ fn the_wire_request_carries_the_chart_as_base64_and_the_bound() {
         })
     );
 }
+
+mod sources {
+    use crate::chart::source::*;
+    use crate::chart::{Category, ChartError};
+    use crate::resources::ChartSource;
+
+    const DIGEST: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+    fn src(repository: &str) -> ChartSource {
+        ChartSource {
+            repository: repository.into(),
+            name: "metallb".into(),
+            version: "0.16.2".into(),
+            digest: DIGEST.into(),
+        }
+    }
+
+    fn refusal(r: Result<impl std::fmt::Debug, ChartError>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.category(), Category::Refused, "{e}");
+        assert_eq!(e.reason(), "ChartRefused", "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn the_platform_may_name_any_https_repository() {
+        for url in [
+            "https://metallb.github.io/metallb",
+            "https://10.0.0.1:8443/charts/",
+        ] {
+            check(&src(url), Requester::Platform).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_repository_url_is_https_with_a_host_and_no_credentials_or_dot_segments() {
+        let cases = [
+            ("http://charts.example.com", "is not an https URL"),
+            ("file:///etc/passwd", "is not an https URL"),
+            ("https://", "must name a host"),
+            ("https://user:pw@charts.example.com", "no credentials"),
+            ("https://charts.example.com/a/../b", "dot segments"),
+            ("https://charts.example.com/a/%2E%2E/b", "dot segments"),
+        ];
+        for (url, rule) in cases {
+            let m = refusal(check(&src(url), Requester::Platform));
+            assert!(m.starts_with("spec.chart.repository: "), "{m}");
+            assert!(m.contains(rule), "{url}: {m}");
+        }
+    }
+
+    #[test]
+    fn a_tenant_reaches_only_what_its_workspace_allows_at_a_path_boundary() {
+        let allowed = ["https://charts.example.com/team-a".to_string()];
+        let who = Requester::Tenant { allowed: &allowed };
+        check(&src("https://charts.example.com/team-a"), who).unwrap();
+        check(&src("https://CHARTS.example.com/team-a/stable"), who).unwrap();
+        for url in [
+            "https://charts.example.com/team-ab",
+            "https://charts.example.com",
+            "https://169.254.169.254/latest",
+            "https://charts.example.com.evil.example/team-a",
+        ] {
+            let m = refusal(check(&src(url), who));
+            assert!(
+                m.contains("not under a repository the Workspace allows"),
+                "{m}"
+            );
+        }
+        let none: [String; 0] = [];
+        let m = refusal(check(
+            &src("https://charts.example.com/team-a"),
+            Requester::Tenant { allowed: &none },
+        ));
+        assert!(m.contains("may not fetch charts"), "{m}");
+    }
+
+    #[test]
+    fn digests_names_and_versions_are_checked() {
+        let mut s = src("https://charts.example.com");
+        s.digest = "sha256:abc".into();
+        assert!(refusal(check(&s, Requester::Platform)).starts_with("spec.chart.digest: "));
+        let mut s = src("https://charts.example.com");
+        s.version = "../1".into();
+        assert!(refusal(check(&s, Requester::Platform)).starts_with("spec.chart.version: "));
+        assert_eq!(
+            digest_hex(&DIGEST.to_uppercase().replace("SHA256:", "")).unwrap(),
+            &DIGEST[7..]
+        );
+    }
+
+    fn index(url: &str, digest: &str) -> String {
+        format!(
+            "apiVersion: v1\nentries:\n  metallb:\n  - name: metallb\n    version: 0.16.1\n    urls: [old.tgz]\n  - name: metallb\n    version: 0.16.2\n    digest: {digest}\n    urls:\n    - {url}\n"
+        )
+    }
+
+    #[test]
+    fn the_index_gives_the_archive_url_relative_or_absolute() {
+        let hex = &DIGEST[7..];
+        let s = src("https://charts.example.com/metallb/");
+        let cases = [
+            (
+                "metallb-0.16.2.tgz",
+                "https://charts.example.com/metallb/metallb-0.16.2.tgz",
+            ),
+            (
+                "/dl/metallb-0.16.2.tgz",
+                "https://charts.example.com/dl/metallb-0.16.2.tgz",
+            ),
+            (
+                "https://cdn.example.com/m.tgz",
+                "https://cdn.example.com/m.tgz",
+            ),
+        ];
+        for (reference, want) in cases {
+            assert_eq!(
+                resolve(&index(reference, hex), &s, Requester::Platform).unwrap(),
+                want
+            );
+        }
+        assert_eq!(
+            index_url(&s.repository),
+            "https://charts.example.com/metallb/index.yaml"
+        );
+    }
+
+    #[test]
+    fn an_index_cannot_send_a_tenant_elsewhere() {
+        let allowed = ["https://charts.example.com/metallb".to_string()];
+        let who = Requester::Tenant { allowed: &allowed };
+        let s = src("https://charts.example.com/metallb");
+        for reference in [
+            "https://169.254.169.254/m.tgz",
+            "http://charts.example.com/metallb/m.tgz",
+            "/other/m.tgz",
+        ] {
+            refusal(resolve(&index(reference, &DIGEST[7..]), &s, who));
+        }
+        resolve(&index("m.tgz", &DIGEST[7..]), &s, who).unwrap();
+    }
+
+    #[test]
+    fn a_missing_chart_is_unavailable_and_another_digest_a_mismatch() {
+        let s = src("https://charts.example.com");
+        let mut other = s.clone();
+        other.version = "9.9.9".into();
+        let e = resolve(&index("m.tgz", &DIGEST[7..]), &other, Requester::Platform).unwrap_err();
+        assert_eq!(
+            (e.category(), e.reason()),
+            (Category::Retry, "ChartUnavailable")
+        );
+        assert!(
+            e.to_string().contains("no chart metallb version 9.9.9"),
+            "{e}"
+        );
+        let e = resolve(&index("m.tgz", &"ab".repeat(32)), &s, Requester::Platform).unwrap_err();
+        assert_eq!(e.reason(), "DigestMismatch");
+        let e = resolve("{not: [yaml", &s, Requester::Platform).unwrap_err();
+        assert_eq!(e.reason(), "ChartUnavailable");
+    }
+
+    #[test]
+    fn an_archive_is_verified_against_the_pin() {
+        // DIGEST is the sha256 of "foo".
+        let s = src("https://charts.example.com");
+        verify(b"foo", &s, "u").unwrap();
+        let e = verify(b"bar", &s, "https://charts.example.com/m.tgz").unwrap_err();
+        assert_eq!(e.reason(), "DigestMismatch");
+        assert!(
+            e.to_string()
+                .starts_with("https://charts.example.com/m.tgz: the chart's sha256 is fcde2b2e"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn api_versions_are_group_versions_and_kinds_once_each() {
+    let set = api_version_set([
+        ("v1", None),
+        ("v1", Some("Pod")),
+        ("apps/v1", None),
+        ("apps/v1", Some("Deployment")),
+        ("apps/v1", Some("Deployment")),
+    ]);
+    assert_eq!(set, ["apps/v1", "apps/v1/Deployment", "v1", "v1/Pod"]);
+}

@@ -3,7 +3,14 @@
 
 use super::{CliError, read, say};
 use kommander_operator::chart::engine::{HelmEngine, Limits};
-use kommander_operator::chart::{Capabilities, ChartRelease, ChartRequest, template_text};
+use kommander_operator::chart::source::verify;
+use kommander_operator::chart::{
+    Capabilities, ChartRelease, ChartRequest, template_text, value_layers,
+};
+use kommander_operator::render::Release;
+use kommander_operator::render::job::ChartOutput;
+use kommander_operator::resources::ChartSource;
+use kommander_operator::values::Values;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +20,8 @@ const DEFAULT_KUBE_VERSION: &str = "v1.34.0";
 #[derive(clap::Args, Debug)]
 pub(super) struct ChartArgs {
     /// A Helm chart archive (`.tgz`) to render with Helm's engine, like `helm template`.
+    /// With --app of a chart app: the archive its spec.chart pins (checked against the
+    /// digest), instead of fetching it.
     #[arg(long, value_name = "FILE.tgz")]
     pub chart: Option<PathBuf>,
     /// The cluster version the chart sees (`.Capabilities.KubeVersion`), like helm's flag.
@@ -34,6 +43,50 @@ pub(super) struct ChartArgs {
     /// binary).
     #[arg(long, value_name = "FILE", requires = "chart")]
     helm_render: Option<PathBuf>,
+}
+
+/// What Helm renders of a chart app offline: its archive from `--chart` (checked against the
+/// app's pinned digest), its `defaultValues` and the values files as Helm's `-f` layers.
+pub(super) fn app_output(
+    args: &ChartArgs,
+    src: &ChartSource,
+    default_values: Option<&str>,
+    layers: &[Values],
+    release: &Release,
+) -> Result<ChartOutput, String> {
+    let Some(path) = &args.chart else {
+        return Err(format!(
+            "the app renders chart {} {} from {}: give its archive with --chart FILE.tgz",
+            src.name, src.version, src.repository
+        ));
+    };
+    let archive =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    verify(&archive, src, &path.display().to_string()).map_err(|e| e.to_string())?;
+    let request = ChartRequest {
+        chart: archive,
+        value_layers: value_layers(default_values, layers),
+        release: ChartRelease {
+            name: release.name.clone(),
+            namespace: release.namespace.clone(),
+            revision: 1,
+            is_upgrade: false,
+        },
+        capabilities: capabilities(args),
+    };
+    let program = HelmEngine::locate(args.helm_render.as_deref()).map_err(|e| e.to_string())?;
+    let rendered = HelmEngine::new(program, Limits::default())
+        .render(&request)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    ChartOutput::from_render(&rendered).map_err(|m| format!("{}: {m}", path.display()))
+}
+
+fn capabilities(args: &ChartArgs) -> Capabilities {
+    Capabilities {
+        kube_version: args.kube_version.clone(),
+        api_versions: args.api_versions.clone(),
+        helm_defaults: true,
+    }
 }
 
 /// Render the chart with the values files and print it.
@@ -61,11 +114,7 @@ pub(super) fn render(
             revision: 1,
             is_upgrade: false,
         },
-        capabilities: Capabilities {
-            kube_version: args.kube_version.clone(),
-            api_versions: args.api_versions.clone(),
-            helm_defaults: true,
-        },
+        capabilities: capabilities(args),
     };
     let program = HelmEngine::locate(args.helm_render.as_deref()).map_err(|e| e.to_string())?;
     let rendered = HelmEngine::new(program, Limits::default())

@@ -276,7 +276,13 @@ async fn inputs(ctx: &Context, ad: &AppDeployment, ns: &str) -> Result<Inputs, B
         };
         layers.push(values);
     }
-    Ok(Inputs { app, base, layers })
+    let chart = super::charts::archive_for(ctx, &ad.spec.app_ref.kind, ns, &app.definition).await?;
+    Ok(Inputs {
+        app,
+        base,
+        layers,
+        chart,
+    })
 }
 
 fn cluster_labels(kc: &KommanderCluster) -> BTreeMap<String, String> {
@@ -710,6 +716,12 @@ async fn remove_untargeted(
                     note.push_str(&format!(
                         "; left alone, not ours: {}",
                         report.not_owned.join(", ")
+                    ));
+                }
+                if !report.kept.is_empty() {
+                    note.push_str(&format!(
+                        "; kept (helm.sh/resource-policy: keep): {}",
+                        report.kept.join(", ")
                     ));
                 }
                 publish(ctx, ad, EventType::Normal, "Removed", note).await;

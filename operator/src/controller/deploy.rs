@@ -5,9 +5,9 @@
 use super::Context;
 use super::clients::Connection;
 use super::progress;
-use super::render_cache;
 use super::strict_arp;
 use super::watches::ClusterKey;
+use super::{chart_render, render_cache};
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
 use crate::kube_proxy;
@@ -42,6 +42,8 @@ pub struct Inputs {
     pub base: Vec<Values>,
     /// `clusterConfigOverrides`, in order: the layer's values, or why it cannot be used.
     pub layers: Vec<Result<Values, Blocker>>,
+    /// A chart app's archive, fetched and verified.
+    pub chart: Option<Arc<Vec<u8>>>,
 }
 
 /// What this process last applied to one cluster for one AppDeployment.
@@ -78,10 +80,25 @@ pub async fn prepare(
     kc: &KommanderCluster,
 ) -> Result<Prepared, Stop> {
     let labels = kc.labels().clone();
+    let layers = layers_for(ad, inputs, &labels)?;
+    let chart = match &inputs.chart {
+        Some(archive) => Some(
+            chart_render::output(
+                ctx,
+                archive,
+                inputs.app.definition.default_values.as_deref(),
+                &layers,
+                chart_release(ad, ns, &kc.name_any()),
+                kc,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let job = RenderJob {
         app_name: inputs.app.name.clone(),
         definition: inputs.app.definition.clone(),
-        layers: layers_for(ad, inputs, &labels)?,
+        layers,
         release: Release {
             name: ad.name_any(),
             namespace: ns.to_string(),
@@ -90,6 +107,7 @@ pub async fn prepare(
             name: kc.name_any(),
             labels,
         },
+        chart,
     };
     let key = render_cache::key(&job);
     let rendered = match key.and_then(|k| ctx.rendered.get(&k)) {
@@ -123,6 +141,22 @@ pub async fn prepare(
         desired,
         render_hash,
     })
+}
+
+/// `.Release` for a chart app on `cluster`: an upgrade once the cluster holds what this
+/// AppDeployment applied (its inventory in status), an install before.
+fn chart_release(ad: &AppDeployment, ns: &str, cluster: &str) -> crate::chart::ChartRelease {
+    let installed = ad.status.as_ref().is_some_and(|s| {
+        s.clusters
+            .iter()
+            .any(|c| c.name == cluster && !c.applied_objects.is_empty())
+    });
+    crate::chart::ChartRelease {
+        name: ad.name_any(),
+        namespace: ns.to_string(),
+        revision: 1,
+        is_upgrade: installed,
+    }
 }
 
 /// Everything one cluster's decision is made from.
@@ -370,15 +404,7 @@ fn object_key(o: &AppliedObject) -> ObjKey {
 }
 
 fn inventory(objects: &[ManifestObject]) -> Vec<AppliedObject> {
-    objects
-        .iter()
-        .map(|o| AppliedObject {
-            api_version: o.api_version.clone(),
-            kind: o.kind.clone(),
-            namespace: o.namespace.clone(),
-            name: o.name.clone(),
-        })
-        .collect()
+    objects.iter().map(ManifestObject::entry).collect()
 }
 
 /// Read everything the decision for this cluster needs.

@@ -2,6 +2,9 @@
 //! fetch, call the core, write to clusters and record status.
 
 pub mod appdeployment;
+pub mod capabilities;
+pub mod chart_render;
+pub mod charts;
 pub mod clients;
 pub mod cluster;
 pub mod deploy;
@@ -97,6 +100,12 @@ pub struct Context {
     pub detach_timeout: std::time::Duration,
     /// Discovery results per target cluster.
     pub discovery: Discovery,
+    /// Chart archives fetched from Helm repositories.
+    pub charts: charts::Charts,
+    /// Each target cluster's `.Capabilities`, for chart apps.
+    pub capabilities: capabilities::Known,
+    /// Helm's engine and the renders it made.
+    pub chart_renders: chart_render::ChartRenders,
     /// Event recorder.
     pub recorder: Recorder,
     /// Metrics.
@@ -181,6 +190,13 @@ impl Context {
             cluster_deadline: settings.cluster_deadline,
             detach_timeout: settings.detach_timeout,
             discovery: Discovery::default(),
+            charts: charts::Charts::new(&settings.chart_ca),
+            capabilities: capabilities::Known::default(),
+            chart_renders: chart_render::ChartRenders::new(
+                crate::chart::engine::HelmEngine::locate(settings.helm_render.as_deref())
+                    .ok()
+                    .map(|p| crate::chart::engine::HelmEngine::new(p, Default::default())),
+            ),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
@@ -224,6 +240,10 @@ pub struct Settings {
     pub cluster_deadline: std::time::Duration,
     /// How long a deleted cluster waits for its apps to be removed ([`DETACH_TIMEOUT`]).
     pub detach_timeout: std::time::Duration,
+    /// CA certificates Helm repositories are trusted by, beside the system's.
+    pub chart_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The `kommander-helm-render` helper, when not beside the operator's binary.
+    pub helm_render: Option<std::path::PathBuf>,
 }
 
 /// Why the operator stopped.

@@ -108,6 +108,7 @@ mod tests {
                 name: cluster.into(),
                 labels: Default::default(),
             },
+            chart: None,
         }
     }
 

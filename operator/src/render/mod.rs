@@ -407,6 +407,40 @@ impl CompiledApp {
         Ok(objects)
     }
 
+    /// Objects from files Helm's engine rendered (`(chart path, YAML)`), placed and labelled
+    /// like the app's own; `keep` marks each with `helm.sh/resource-policy: keep` (a chart's
+    /// `crds/`, which Helm never deletes).
+    pub fn chart_objects(
+        &self,
+        files: &[(String, String)],
+        release: &Release,
+        keep: bool,
+    ) -> Result<Vec<ManifestObject>, RenderError> {
+        let placement = Placement {
+            namespace: &release.namespace,
+            release: &release.name,
+            cluster_scoped_kinds: &self.cluster_scoped_kinds,
+        };
+        let mut objects = Vec::new();
+        for (path, text) in files {
+            let parsed = manifest::parse_objects(path, text, &placement).map_err(|error| {
+                RenderError::Output {
+                    app: self.name.clone(),
+                    template: path.clone(),
+                    error: Box::new(error),
+                }
+            })?;
+            objects.extend(parsed.into_iter().map(|mut o| {
+                if keep {
+                    o.body["metadata"]["annotations"][manifest::RESOURCE_POLICY] =
+                        Value::from(manifest::KEEP);
+                }
+                o
+            }));
+        }
+        Ok(objects)
+    }
+
     /// The text of every template, in order, before it is parsed into objects.
     pub fn render_texts(
         &self,

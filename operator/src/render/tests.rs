@@ -17,6 +17,7 @@ fn app(templates: &[(&str, &str)], defaults: &str, cluster_kinds: &[&str]) -> Ap
         cluster_scoped_kinds: cluster_kinds.iter().map(|s| s.to_string()).collect(),
         config_rollout: None,
         values_schema: None,
+        chart: None,
     }
 }
 

@@ -19,6 +19,12 @@ pub struct AppDefinition {
     /// text): Helm refuses values that break it, and so does the render, naming each one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values_schema: Option<String>,
+    /// A pinned Helm chart rendered by Helm's own engine (v3.22.0) with the merged values:
+    /// the chart's values.yaml, then `defaultValues`, then the AppDeployment's overrides, as
+    /// `helm template -f defaultValues -f overrides` merges them. `templates` beside it add
+    /// objects rendered from the same values (`values` in their context is Helm's `.Values`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<ChartSource>,
     /// Handlebars templates, rendered in order; each renders zero or more YAML documents.
     /// Templates whose name starts with `_` are partials: they render nothing themselves and
     /// are included with `{{> _name arg}}` (pass the part of the context they need).
@@ -32,6 +38,22 @@ pub struct AppDefinition {
     /// restarted when it changes, and which safety check guards such changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_rollout: Option<ConfigRollout>,
+}
+
+/// A Helm chart pinned like an image: repository, name, version and the archive's digest.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartSource {
+    /// The Helm repository's URL (https), where its `index.yaml` is, e.g.
+    /// `https://metallb.github.io/metallb`.
+    pub repository: String,
+    /// The chart's name in the repository's index, e.g. `metallb`.
+    pub name: String,
+    /// The chart's exact version, e.g. `0.16.2`.
+    pub version: String,
+    /// The sha256 digest of the chart's `.tgz` (`sha256:` and 64 hex digits, or the hex alone,
+    /// as `helm repo index` writes it). The operator renders nothing else.
+    pub digest: String,
 }
 
 /// One named template of an app.

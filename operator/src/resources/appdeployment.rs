@@ -242,6 +242,9 @@ pub struct AppliedObject {
     pub namespace: Option<String>,
     /// Name.
     pub name: String,
+    /// Never pruned or deleted (`helm.sh/resource-policy: keep`, and a chart's `crds/`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep: bool,
 }
 
 /// Observed state of an AppDeployment.

@@ -6,7 +6,7 @@ pub mod cluster;
 pub mod workspace;
 
 pub use app::{
-    App, AppDefinition, AppSpec, AppTemplate, ClusterApp, ClusterAppSpec, ConfigKind,
+    App, AppDefinition, AppSpec, AppTemplate, ChartSource, ClusterApp, ClusterAppSpec, ConfigKind,
     ConfigRollout, RestartTarget, SafetyCheck,
 };
 pub use appdeployment::{

@@ -28,6 +28,13 @@ pub struct WorkspaceSpec {
     /// writes. Only cluster admins can edit a Workspace, so a tenant cannot grant this itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_cluster_scoped_kinds: Vec<String>,
+    /// Helm repositories (https URLs) whose charts Apps written in this workspace's namespace
+    /// may name in `spec.chart.repository`. A chart URL is a request the operator makes on the
+    /// tenant's behalf: the repository and every chart URL its index gives must start with one
+    /// of these. Empty (the default): the workspace's Apps may not name charts; ClusterApps,
+    /// which only the platform writes, may name any repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_chart_repositories: Vec<String>,
 }
 
 /// Observed state of a Workspace.

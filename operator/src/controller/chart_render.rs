@@ -1,0 +1,134 @@
+//! Helm's render of a chart app for one cluster: the pinned archive (already fetched for the
+//! AppDeployment), the cluster's `.Capabilities`, and Helm's engine in its bounded child
+//! process. Renders are kept by their whole input (archive digest, values, release,
+//! capabilities), so clusters of one version and one set of values cost one render.
+
+use super::Context;
+use crate::chart::engine::HelmEngine;
+use crate::chart::{Capabilities, ChartError, ChartRelease, ChartRender, ChartRequest};
+use crate::render::job::ChartOutput;
+use crate::resources::{ClusterPhase, KommanderCluster};
+use crate::values::Values;
+use kube::ResourceExt;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Renders kept.
+const KEPT_RENDERS: usize = 256;
+
+/// A render's identity: SHA-256 of its whole input.
+type Key = [u8; 32];
+
+/// Renders kept, and their order (oldest first).
+type Kept = (HashMap<Key, Arc<ChartRender>>, VecDeque<Key>);
+
+/// Helm's engine and the renders it made.
+pub struct ChartRenders {
+    engine: Option<HelmEngine>,
+    kept: Mutex<Kept>,
+}
+
+impl ChartRenders {
+    /// Renders by `engine`; `None` when the helper was not found (chart apps then say so).
+    pub fn new(engine: Option<HelmEngine>) -> Self {
+        ChartRenders {
+            engine,
+            kept: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    async fn render(&self, req: ChartRequest) -> Result<Arc<ChartRender>, ChartError> {
+        let key = key_of(&req);
+        if let Some(hit) = self.lock().0.get(&key) {
+            return Ok(hit.clone());
+        }
+        let engine = self.engine.clone().ok_or_else(|| {
+            ChartError::Engine(format!(
+                "{} was not found beside the operator (or named by ${})",
+                crate::chart::engine::HELPER,
+                crate::chart::engine::HELPER_ENV
+            ))
+        })?;
+        let rendered = tokio::task::spawn_blocking(move || engine.render(&req))
+            .await
+            .map_err(|e| ChartError::Engine(format!("the render task failed: {e}")))??;
+        let rendered = Arc::new(rendered);
+        let mut kept = self.lock();
+        kept.0.insert(key, rendered.clone());
+        kept.1.push_back(key);
+        while kept.1.len() > KEPT_RENDERS {
+            if let Some(old) = kept.1.pop_front() {
+                kept.0.remove(&old);
+            }
+        }
+        Ok(rendered)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn key_of(req: &ChartRequest) -> Key {
+    let mut h = Sha256::new();
+    h.update(Sha256::digest(&req.chart));
+    for part in [
+        serde_json::to_string(&req.value_layers),
+        serde_json::to_string(&req.release),
+        serde_json::to_string(&req.capabilities),
+    ] {
+        h.update(part.unwrap_or_default());
+        h.update([0]);
+    }
+    h.finalize().into()
+}
+
+/// Why a cluster stopped before its plan: its phase and why (the shape `deploy` stops with).
+type Stop = (ClusterPhase, String);
+
+/// What Helm renders of the chart app for cluster `kc`: `default_values` (the app's) and
+/// `layers` (the overrides that match the cluster) merged over the chart's values.yaml.
+pub async fn output(
+    ctx: &Context,
+    archive: &Arc<Vec<u8>>,
+    default_values: Option<&str>,
+    layers: &[Values],
+    release: ChartRelease,
+    kc: &KommanderCluster,
+) -> Result<ChartOutput, Stop> {
+    let capabilities = capabilities(ctx, kc).await?;
+    let request = ChartRequest {
+        chart: archive.to_vec(),
+        value_layers: crate::chart::value_layers(default_values, layers),
+        release,
+        capabilities: (*capabilities).clone(),
+    };
+    let rendered = ctx
+        .chart_renders
+        .render(request)
+        .await
+        .map_err(|e| (phase_of(&e), format!("{}: {e}", e.reason())))?;
+    ChartOutput::from_render(&rendered).map_err(|m| (ClusterPhase::Invalid, m))
+}
+
+fn phase_of(e: &ChartError) -> ClusterPhase {
+    match e.category() {
+        crate::chart::Category::Retry => ClusterPhase::Pending,
+        _ => ClusterPhase::Invalid,
+    }
+}
+
+async fn capabilities(ctx: &Context, kc: &KommanderCluster) -> Result<Arc<Capabilities>, Stop> {
+    let unreachable = |m: String| (ClusterPhase::Unreachable, m);
+    let (client, _) = ctx
+        .clusters
+        .for_cluster(kc)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let key = (kc.namespace().unwrap_or_default(), kc.name_any());
+    ctx.bounded(ctx.capabilities.of(key, &client))
+        .await
+        .map_err(unreachable)?
+        .map_err(unreachable)
+}
