@@ -76,6 +76,8 @@ pub struct Sanitized {
 
 const FILE_RULE: &str = "a kubeconfig from a Secret may not name files on the operator's machine; inline the content with the matching *-data field";
 
+const IMPERSONATION_RULE: &str = "impersonation is refused: the operator acts as the credentials' own identity on the cluster, so give credentials for the identity it should act as";
+
 fn refuse(out: &mut Vec<Refusal>, field: String, rule: &'static str, flag: Option<&'static str>) {
     out.push(Refusal { field, rule, flag });
 }
@@ -136,6 +138,16 @@ fn check_user(name: &str, u: &AuthInfo, policy: Policy, out: &mut Vec<Refusal>) 
             "auth-provider plugins run commands and call token endpoints on the operator's behalf; use a token",
             None,
         );
+    }
+    for (field, set) in [
+        ("as", u.impersonate.is_some()),
+        ("as-uid", u.impersonate_uid.is_some()),
+        ("as-groups", u.impersonate_groups.is_some()),
+        ("as-user-extra", u.impersonate_user_extra.is_some()),
+    ] {
+        if set {
+            refuse(out, at(field), IMPERSONATION_RULE, None);
+        }
     }
     if u.exec.is_some() && !policy.allow_exec {
         refuse(

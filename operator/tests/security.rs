@@ -501,6 +501,16 @@ async fn e2e_security_attacks_fail() {
             &["insecure-skip-tls-verify", "--insecure-kubeconfig-tls"],
         ),
         (
+            "impersonation: act as system:admin in system:masters on the attached cluster",
+            kubeconfig(
+                mgmt_server,
+                "",
+                "    token: t\n    as: system:admin\n    as-groups: [system:masters]\n",
+            ),
+            "KubeconfigRefused",
+            &["user.as", "user.as-groups", "impersonation is refused"],
+        ),
+        (
             "proxy-url through the tenant's listener",
             kubeconfig(
                 mgmt_server,
@@ -704,6 +714,63 @@ async fn e2e_security_attacks_fail() {
     ));
     env.ad_refused("traverse", "is not a valid object name", "InvalidReference")
         .await;
+
+    // --- Charts: requests made on the tenant's behalf --------------------------------------
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let mgmt_api = std::fs::read_to_string(env.clusters.kubeconfig("management"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+        .unwrap();
+    let chart_targets = [
+        (
+            "a chart from the tenant's own listener (a loopback service of the platform)",
+            "chart-loopback",
+            listener.clone(),
+        ),
+        (
+            "a chart from the cloud metadata endpoint",
+            "chart-metadata",
+            "https://169.254.169.254/latest/meta-data".to_string(),
+        ),
+        (
+            "a chart from the management cluster's API server",
+            "chart-mgmt",
+            mgmt_api.clone(),
+        ),
+    ];
+    for (what, name, repository) in &chart_targets {
+        attack(what);
+        env.tenant_ok(&app(
+            name,
+            &format!(
+                "  chart: {{repository: \"{repository}\", name: x, version: 1.0.0, digest: \"{digest}\"}}\n"
+            ),
+            &[("main.yaml", "")],
+        ));
+        env.tenant_ok(&deploy(name, name, ""));
+        env.ad_refused(name, "spec.allowedChartRepositories", "ChartRefused")
+            .await;
+    }
+    attack("a chart over plain http");
+    env.tenant_ok(&app(
+        "chart-http",
+        &format!(
+            "  chart: {{repository: \"{http_listener}\", name: x, version: 1.0.0, digest: \"{digest}\"}}\n"
+        ),
+        &[("main.yaml", "")],
+    ));
+    env.tenant_ok(&deploy("chart-http", "chart-http", ""));
+    env.ad_refused("chart-http", "is not an https URL", "ChartRefused")
+        .await;
+    attack("a tenant grants itself a chart repository (edits its Workspace)");
+    let granted = env.tenant("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {name: ws-evil}\nspec: {allowedChartRepositories: [\"https://169.254.169.254\"]}\n");
+    assert!(
+        granted.is_err(),
+        "a tenant edited its Workspace: {granted:?}"
+    );
+    // Nothing reached the listener.
+    env.assert_no_side_effects();
 
     // --- Starving and crashing -------------------------------------------------------------
     attack("two partials that include each other (stack overflow)");

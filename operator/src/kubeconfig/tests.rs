@@ -48,6 +48,20 @@ fn each_dangerous_field_is_refused_by_name() {
             None,
         ),
         ("", "    surprise: 1\n", "users[\"u\"].user.surprise", None),
+        ("", "    as: system:admin\n", "users[\"u\"].user.as", None),
+        ("", "    as-uid: \"0\"\n", "users[\"u\"].user.as-uid", None),
+        (
+            "",
+            "    as-groups: [system:masters]\n",
+            "users[\"u\"].user.as-groups",
+            None,
+        ),
+        (
+            "",
+            "    as-user-extra: {scopes: [all]}\n",
+            "users[\"u\"].user.as-user-extra",
+            None,
+        ),
         (
             "    certificate-authority: /etc/ssl/ca.pem\n",
             "",
