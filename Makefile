@@ -6,7 +6,7 @@ CATALOG := manifests/catalog/metallb-0.12.3.yaml
 GO ?= go
 CLUSTERS := management attached-1 attached-2
 
-.PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb bench-scale
+.PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb bench-scale bench-helm
 .PHONY: all build test lint check-paths fmt-check clippy go-lint unit catalog-sync crds bench demo demo-offline clean \
 	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
 
@@ -129,6 +129,10 @@ bench-watch: build e2e-build
 ## bench-metallb: a safe MetalLB 0.15 pool change -> the real v0.15.2 controller serving it
 bench-metallb: build e2e-build
 	$(CARGO) run --release -q -p kommander-e2e --bin bench_metallb -- 20
+
+## bench-helm: one chart render through the operator's Helm engine vs helm template, same run
+bench-helm: build e2e-build
+	$(CARGO) run --release -q -p kommander-e2e --bin bench_helm -- 20
 
 ## bench-scale: N KommanderClusters x 2 AppDeployments (N = 100, 250, 500, 1000): cold start, RSS,
 ## idle CPU and writes (10 min each), one workspace's change rolled out 5 clusters at a time (not in CI)

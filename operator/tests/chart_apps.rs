@@ -55,6 +55,30 @@ fn deployment(name: &str, app: &str, kind: &str) -> String {
     )
 }
 
+/// A chart with a `crds/` CRD, a ConfigMap marked `helm.sh/resource-policy: keep` and a plain
+/// one: what Helm never deletes, and what it does.
+fn keepers_chart(dir: &std::path::Path) -> PathBuf {
+    let src = dir.join("keepers");
+    std::fs::create_dir_all(src.join("templates")).unwrap();
+    std::fs::create_dir_all(src.join("crds")).unwrap();
+    std::fs::write(
+        src.join("Chart.yaml"),
+        "apiVersion: v2\nname: keepers\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("crds/widgets.yaml"),
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.keepers.example.com\nspec:\n  group: keepers.example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("templates/cms.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations: {helm.sh/resource-policy: keep}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n---\napiVersion: keepers.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
+    )
+    .unwrap();
+    src
+}
+
 fn get(clusters: &Clusters, cluster: &str, args: &[&str]) -> Result<String, String> {
     clusters.kubectl(cluster, args, None)
 }
@@ -81,7 +105,8 @@ fn ready_condition(clusters: &Clusters, name: &str) -> String {
 async fn e2e_chart_app_metallb_0_16_2_reaches_two_clusters_and_bad_sources_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let chart = module_dir("go.universe.tf/metallb@v0.16.2").join("charts/metallb");
-    let repo = HelmRepo::start(dir.path(), &[chart]).expect("the Helm repository starts");
+    let keepers = keepers_chart(dir.path());
+    let repo = HelmRepo::start(dir.path(), &[chart, keepers]).expect("the Helm repository starts");
     let digest = repo.digest("metallb-0.16.2.tgz").unwrap();
 
     let clusters =
@@ -290,6 +315,75 @@ async fn e2e_chart_app_metallb_0_16_2_reaches_two_clusters_and_bad_sources_are_r
         assert!(
             !owners.is_empty() && owners.split_whitespace().all(|o| o == "metallb"),
             "{cluster}: only the good AppDeployment applied anything: {owners}"
+        );
+    }
+
+    println!(
+        "scenario: crds/ and helm.sh/resource-policy: keep outlive the AppDeployment, the rest goes"
+    );
+    let keepers = format!(
+        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: ClusterApp\nmetadata: {{name: keepers-1.0.0}}\nspec:\n  appId: keepers\n  version: 1.0.0\n  chart: {{repository: \"{}\", name: keepers, version: 1.0.0, digest: \"{}\"}}\n  clusterScopedKinds: [CustomResourceDefinition]\n",
+        repo.url,
+        repo.digest("keepers-1.0.0.tgz").unwrap()
+    );
+    clusters
+        .kubectl("management", &["apply", "-f", "-"], Some(&keepers))
+        .unwrap();
+    clusters
+        .kubectl(
+            "management",
+            &["apply", "-f", "-"],
+            Some(&deployment("keepers", "keepers-1.0.0", "ClusterApp")),
+        )
+        .unwrap();
+    clusters
+        .wait_ready(NS, "keepers", T.as_secs())
+        .unwrap_or_else(|e| panic!("{e}\n{}", ready_condition(&clusters, "keepers")));
+    get(&clusters, "attached-1", &["-n", NS, "get", "widget", "w"]).unwrap();
+    clusters
+        .kubectl(
+            "management",
+            &["-n", NS, "delete", "appdeployment", "keepers"],
+            None,
+        )
+        .unwrap();
+    kommander_e2e::event_with(
+        &client,
+        NS,
+        "keepers",
+        "Deleted",
+        "helm.sh/resource-policy: keep",
+        T,
+    )
+    .await
+    .unwrap();
+    for cluster in ["attached-1", "attached-2"] {
+        get(
+            &clusters,
+            cluster,
+            &["get", "crd", "widgets.keepers.example.com"],
+        )
+        .unwrap();
+        get(&clusters, cluster, &["-n", NS, "get", "configmap", "kept"]).unwrap();
+        let plain = get(
+            &clusters,
+            cluster,
+            &[
+                "-n",
+                NS,
+                "get",
+                "configmap",
+                "plain",
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            plain.trim(),
+            "",
+            "{cluster}: the plain ConfigMap is deleted"
         );
     }
 

@@ -879,7 +879,7 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
     ctx.apps.lock().await.remove(&app_key(&ad, &ns));
     let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let all = clusters_api.list(&ListParams::default()).await?.items;
-    let mut gone = Vec::new();
+    let (mut gone, mut kept) = (Vec::new(), Vec::new());
     for c in ad.status.iter().flat_map(|s| s.clusters.iter()) {
         ctx.applied
             .lock()
@@ -891,6 +891,9 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
             continue;
         };
         match remove_from(&ctx, &ns, &ad.name_any(), kc, &c.applied_objects).await {
+            Ok(report) if !report.kept.is_empty() => {
+                kept.push(format!("cluster {}: {}", c.name, report.kept.join(", ")));
+            }
             Ok(_) => {}
             Err(message) => {
                 publish(
@@ -908,7 +911,7 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
             }
         };
     }
-    let note = if gone.is_empty() {
+    let mut note = if gone.is_empty() {
         "objects removed from every cluster".to_string()
     } else {
         format!(
@@ -916,6 +919,12 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
             gone.join(", ")
         )
     };
+    if !kept.is_empty() {
+        note.push_str(&format!(
+            "; left in place (helm.sh/resource-policy: keep): {}",
+            kept.join("; ")
+        ));
+    }
     publish(&ctx, &ad, EventType::Normal, "Deleted", note).await;
     ctx.metrics.set_pools(&ns, &ad.name_any(), &[]);
     ctx.written_deployments
