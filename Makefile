@@ -8,7 +8,7 @@ CLUSTERS := management attached-1 attached-2
 
 .PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb bench-scale bench-helm
 .PHONY: all build test lint check-paths fmt-check clippy go-lint unit catalog-sync crds bench demo demo-offline clean \
-	e2e-build e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
+	e2e-build e2e e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
 
 all: build
 
@@ -19,7 +19,7 @@ build:
 	cd helm-render && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o ../target/release/kommander-helm-render .
 
 ## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
-test: lint unit catalog-sync e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm
+test: lint unit catalog-sync e2e-smoke e2e
 
 ## lint: no tracked file names a path outside the repository, then formatting and lints
 lint: check-paths fmt-check clippy go-lint
@@ -65,30 +65,36 @@ catalog-sync: e2e-build
 e2e-smoke: e2e-build
 	e2e/smoke.sh
 
+## e2e: every suite below, E2E_JOBS test binaries at a time. They mostly wait on clusters (one
+## keeps 2 cores about 18% busy), each on clusters of its own. e2e-smoke runs alone before: it
+## checks that no cluster process is left on the machine.
+E2E_JOBS ?= 3
+e2e: e2e-build
+	$(MAKE) --no-print-directory -j$(E2E_JOBS) --output-sync=target e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm
+
+## suite-NAME: one end-to-end test binary, operator/tests/NAME.rs
+suite-%: e2e-build
+	$(CARGO) test -p kommander-operator --test $* -- --nocapture
+
 ## e2e-operator: the operator against four embedded clusters (scenarios and 16 bad inputs), and
 ## rollouts in steps (a pause lifted, a failing canary halting, a newer config, an unreachable cluster)
-e2e-operator: e2e-build
-	$(CARGO) test -p kommander-operator --test e2e --test rollout -- --nocapture
+e2e-operator: suite-e2e suite-rollout
 
 ## e2e-security: a tenant's attacks, with its own token, against the operator under its shipped RBAC
-e2e-security: e2e-build
-	$(CARGO) test -p kommander-operator --test security -- --nocapture
+e2e-security: suite-security
 
 ## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers in the loop, the upgrade from 0.12.3, pool capacity and node subnets (pools), the strictARP fix (strict_arp), a held change holding its rollout step (metallb_steps)
-e2e-metallb: e2e-build
-	$(CARGO) test -p kommander-operator --test metallb --test metallb_v013 --test metallb_v015 --test metallb_upgrade --test pools --test strict_arp --test metallb_steps -- --nocapture
+e2e-metallb: suite-metallb suite-metallb_v013 suite-metallb_v015 suite-metallb_upgrade suite-pools suite-strict_arp suite-metallb_steps
 
 ## e2e-oracle: the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
-e2e-oracle: e2e-build
-	$(CARGO) test -p kommander-operator --test oracle --test oracle_v013 --test oracle_v015 -- --nocapture
+e2e-oracle: suite-oracle suite-oracle_v013 suite-oracle_v015
 
 ## e2e-helm: helm v3.22.0 (built from its module) as the reference: the values merge (200 random
 ## cases), each MetalLB catalog app against `helm template` of its upstream chart (100 value sets
 ## each), and Helm's engine in the operator (render --chart) against `helm template` of MetalLB
 ## v0.12.1, v0.15.2, v0.16.2 and ingress-nginx (40 value sets each), the engine's bounds, and
 ## chart apps on embedded clusters from an HTTPS Helm repository on loopback (chart_apps)
-e2e-helm: e2e-build
-	$(CARGO) test -p kommander-operator --test values_helm --test chart_fidelity --test helm_engine --test chart_apps -- --nocapture
+e2e-helm: suite-values_helm suite-chart_fidelity suite-helm_engine suite-chart_apps
 
 ## oracle: the same with 300 scenarios each (not in CI: about 45 minutes)
 oracle: e2e-build
