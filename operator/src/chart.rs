@@ -319,14 +319,29 @@ impl Hook {
     }
 }
 
-/// The values files Helm merges for a chart app, in order: the app's `defaultValues`, then each
-/// override layer (as JSON, which is YAML; the layers were parsed as Helm parses values files).
-pub fn value_layers(default_values: Option<&str>, layers: &[crate::values::Values]) -> Vec<String> {
-    default_values
-        .map(str::to_string)
-        .into_iter()
-        .chain(layers.iter().map(|l| Value::Object(l.clone()).to_string()))
-        .collect()
+/// The values of a chart app: the values files Helm merges, in order (the app's
+/// `defaultValues`, then each override layer, as JSON, which is YAML), without the `withheld`
+/// top-level keys; and those keys merged as Helm merges values, for the app's own templates.
+pub fn split_values(
+    defaults: &crate::values::Values,
+    layers: &[crate::values::Values],
+    withheld: &[String],
+) -> (Vec<String>, crate::values::Values) {
+    let part = |v: &crate::values::Values, keep: bool| -> crate::values::Values {
+        v.iter()
+            .filter(|(k, _)| withheld.contains(k) != keep)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let for_helm = std::iter::once(defaults)
+        .chain(layers)
+        .map(|l| Value::Object(part(l, true)).to_string())
+        .collect();
+    let held: Vec<crate::values::Values> = layers.iter().map(|l| part(l, false)).collect();
+    (
+        for_helm,
+        crate::values::merge(&part(defaults, false), &held),
+    )
 }
 
 /// `.Capabilities.APIVersions` as `helm install` builds it from discovery: every group version

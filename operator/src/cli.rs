@@ -277,7 +277,7 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
         Some(src) => Some(chart::app_output(
             &args.chart,
             src,
-            app.definition.default_values.as_deref(),
+            &compiled.defaults,
             &layers,
             &release,
         )?),

@@ -667,8 +667,22 @@ pub fn metallb_crs_controller(
     namespace: &str,
     log: &Path,
 ) -> (KillOnDrop, u16) {
+    metallb_crs_controller_as(bin, kubeconfig, namespace, log, "")
+}
+
+/// As [`metallb_crs_controller`], as the controller pod `pod` (v0.16 reads its own pod, for
+/// the owner of its ConfigurationState).
+pub fn metallb_crs_controller_as(
+    bin: &str,
+    kubeconfig: &Path,
+    namespace: &str,
+    log: &Path,
+    pod: &str,
+) -> (KillOnDrop, u16) {
     let port = free_port();
     let log = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    // MetalLB logs to stdout.
+    let out = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
     let child = Command::new(root().join("e2e/bin").join(bin))
         .args([
             "--port",
@@ -679,7 +693,8 @@ pub fn metallb_crs_controller(
         ])
         .env("KUBECONFIG", kubeconfig)
         .env("METALLB_NAMESPACE", namespace)
-        .stdout(Stdio::null())
+        .env("METALLB_POD_NAME", pod)
+        .stdout(out)
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("e2e/bin/{bin} runs (make e2e-build): {e}"));

@@ -129,6 +129,7 @@ mod sources {
             name: "metallb".into(),
             version: "0.16.2".into(),
             digest: DIGEST.into(),
+            withheld_values: vec![],
         }
     }
 
@@ -302,4 +303,31 @@ fn api_versions_are_group_versions_and_kinds_once_each() {
         ("apps/v1", Some("Deployment")),
     ]);
     assert_eq!(set, ["apps/v1", "apps/v1/Deployment", "v1", "v1/Pod"]);
+}
+
+#[test]
+fn withheld_values_stay_out_of_helms_layers_and_merge_for_the_templates() {
+    let v = |t: &str| crate::values::parse("t", t).unwrap();
+    let defaults = v("configInline: {}\ncontroller: {logLevel: info}\n");
+    let layers = [
+        v("configInline: {address-pools: [{name: a}]}\ncontroller: {logLevel: debug}\n"),
+        v("configInline: {peers: []}\n"),
+    ];
+    let (helm, held) = split_values(&defaults, &layers, &["configInline".to_string()]);
+    assert_eq!(
+        helm,
+        [
+            r#"{"controller":{"logLevel":"info"}}"#,
+            r#"{"controller":{"logLevel":"debug"}}"#,
+            "{}"
+        ]
+    );
+    assert_eq!(
+        serde_json::Value::Object(held),
+        json!({"configInline": {"address-pools": [{"name": "a"}], "peers": []}})
+    );
+    let (helm, held) = split_values(&defaults, &layers[..1], &[]);
+    assert_eq!(helm.len(), 2);
+    assert!(helm[1].contains("configInline"));
+    assert!(held.is_empty());
 }

@@ -5,7 +5,7 @@ use super::{CliError, read, say};
 use kommander_operator::chart::engine::{HelmEngine, Limits};
 use kommander_operator::chart::source::verify;
 use kommander_operator::chart::{
-    Capabilities, ChartRelease, ChartRequest, template_text, value_layers,
+    Capabilities, ChartRelease, ChartRequest, split_values, template_text,
 };
 use kommander_operator::render::Release;
 use kommander_operator::render::job::ChartOutput;
@@ -50,7 +50,7 @@ pub(super) struct ChartArgs {
 pub(super) fn app_output(
     args: &ChartArgs,
     src: &ChartSource,
-    default_values: Option<&str>,
+    defaults: &Values,
     layers: &[Values],
     release: &Release,
 ) -> Result<ChartOutput, String> {
@@ -63,9 +63,10 @@ pub(super) fn app_output(
     let archive =
         std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     verify(&archive, src, &path.display().to_string()).map_err(|e| e.to_string())?;
+    let (value_layers, held) = split_values(defaults, layers, &src.withheld_values);
     let request = ChartRequest {
         chart: archive,
-        value_layers: value_layers(default_values, layers),
+        value_layers,
         release: ChartRelease {
             name: release.name.clone(),
             namespace: release.namespace.clone(),
@@ -78,7 +79,7 @@ pub(super) fn app_output(
     let rendered = HelmEngine::new(program, Limits::default())
         .render(&request)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    ChartOutput::from_render(&rendered).map_err(|m| format!("{}: {m}", path.display()))
+    ChartOutput::from_render(&rendered, held).map_err(|m| format!("{}: {m}", path.display()))
 }
 
 fn capabilities(args: &ChartArgs) -> Capabilities {

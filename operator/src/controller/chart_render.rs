@@ -87,20 +87,32 @@ fn key_of(req: &ChartRequest) -> Key {
 /// Why a cluster stopped before its plan: its phase and why (the shape `deploy` stops with).
 type Stop = (ClusterPhase, String);
 
-/// What Helm renders of the chart app for cluster `kc`: `default_values` (the app's) and
-/// `layers` (the overrides that match the cluster) merged over the chart's values.yaml.
+/// What Helm renders of chart app `app` for cluster `kc`: its `defaultValues` and `layers` (the
+/// overrides that match the cluster) merged over the chart's values.yaml, less the values the
+/// app withholds from the chart.
 pub async fn output(
     ctx: &Context,
     archive: &Arc<Vec<u8>>,
-    default_values: Option<&str>,
+    app: &crate::resources::AppDefinition,
     layers: &[Values],
     release: ChartRelease,
     kc: &KommanderCluster,
 ) -> Result<ChartOutput, Stop> {
     let capabilities = capabilities(ctx, kc).await?;
+    let defaults = crate::values::parse(
+        "spec.defaultValues",
+        app.default_values.as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| (ClusterPhase::Invalid, e.to_string()))?;
+    let withheld = app
+        .chart
+        .as_ref()
+        .map(|c| c.withheld_values.as_slice())
+        .unwrap_or_default();
+    let (value_layers, held) = crate::chart::split_values(&defaults, layers, withheld);
     let request = ChartRequest {
         chart: archive.to_vec(),
-        value_layers: crate::chart::value_layers(default_values, layers),
+        value_layers,
         release,
         capabilities: (*capabilities).clone(),
     };
@@ -109,7 +121,7 @@ pub async fn output(
         .render(request)
         .await
         .map_err(|e| (phase_of(&e), format!("{}: {e}", e.reason())))?;
-    ChartOutput::from_render(&rendered).map_err(|m| (ClusterPhase::Invalid, m))
+    ChartOutput::from_render(&rendered, held).map_err(|m| (ClusterPhase::Invalid, m))
 }
 
 fn phase_of(e: &ChartError) -> ClusterPhase {

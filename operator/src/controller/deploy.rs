@@ -86,7 +86,7 @@ pub async fn prepare(
             chart_render::output(
                 ctx,
                 archive,
-                inputs.app.definition.default_values.as_deref(),
+                &inputs.app.definition,
                 &layers,
                 chart_release(ad, ns, &kc.name_any()),
                 kc,

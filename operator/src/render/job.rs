@@ -41,7 +41,11 @@ impl ChartOutput {
     /// What the operator applies of Helm's render. Hooks are refused by name: the operator
     /// does not run them (yet), and applying them as plain objects would run them at the
     /// wrong time. Test hooks are never part of an install.
-    pub fn from_render(r: &crate::chart::ChartRender) -> Result<ChartOutput, String> {
+    /// `withheld` (values the chart did not get) join Helm's `.Values` for the templates.
+    pub fn from_render(
+        r: &crate::chart::ChartRender,
+        withheld: Values,
+    ) -> Result<ChartOutput, String> {
         let hooks: Vec<String> = r
             .hooks
             .iter()
@@ -59,8 +63,10 @@ impl ChartOutput {
                 .map(|f| (f.path.clone(), f.content.clone()))
                 .collect()
         };
+        let mut values = r.values.as_object().cloned().unwrap_or_default();
+        values.extend(withheld);
         Ok(ChartOutput {
-            values: r.values.as_object().cloned().unwrap_or_default(),
+            values,
             crds: files(&r.crds),
             manifests: files(&r.manifests),
         })

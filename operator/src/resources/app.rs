@@ -54,6 +54,11 @@ pub struct ChartSource {
     /// The sha256 digest of the chart's `.tgz` (`sha256:` and 64 hex digits, or the hex alone,
     /// as `helm repo index` writes it). The operator renders nothing else.
     pub digest: String,
+    /// Top-level values keys the chart does not get: only the app's own templates see them
+    /// (e.g. `configInline`, which MetalLB's 0.13+ chart refuses and the catalog's overlay
+    /// turns into MetalLB's resources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld_values: Vec<String>,
 }
 
 /// One named template of an app.

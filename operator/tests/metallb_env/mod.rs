@@ -6,7 +6,7 @@
 #![allow(dead_code)] // Each suite uses its own part.
 
 use kommander_e2e::{
-    Clusters, KillOnDrop, Operator, eventually, free_port, http_get, metallb_crs_controller,
+    Clusters, KillOnDrop, Operator, eventually, free_port, http_get, metallb_crs_controller_as,
 };
 use kommander_operator::resources::{
     AppDeployment, AppDeploymentStatus, ClusterPhase, ClusterRolloutStatus,
@@ -33,6 +33,11 @@ pub struct Env {
 impl Env {
     /// Start everything; attached-1 is attached to workspace `ns`.
     pub async fn start(ns: &'static str) -> Env {
+        Self::start_with(ns, &[]).await
+    }
+
+    /// As [`Env::start`], the operator run with `extra` arguments too.
+    pub async fn start_with(ns: &'static str, extra: &[&str]) -> Env {
         let clusters = Clusters::start(&["management", "attached-1"]).expect("clusters");
         clusters.install_crds_and_catalog("management").unwrap();
         let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
@@ -42,10 +47,11 @@ impl Env {
             &clusters.kubeconfig("management"),
             clusters.state_dir().join("operator.log"),
             &[
-                "--no-leader-election",
-                "--metrics-addr",
-                &format!("127.0.0.1:{metrics_port}"),
-            ],
+                &["--no-leader-election", "--metrics-addr"][..],
+                &[format!("127.0.0.1:{metrics_port}").as_str()],
+                extra,
+            ]
+            .concat(),
         )
         .unwrap();
         let mgmt = clusters.client("management").await.unwrap();
@@ -77,11 +83,30 @@ impl Env {
     /// The real MetalLB controller `bin` (under e2e/bin) against attached-1, reading the
     /// workspace namespace's resources; its metrics port.
     pub fn metallb(&self, bin: &str, log: &str) -> (KillOnDrop, u16) {
-        metallb_crs_controller(
+        // The pod the chart's controller Deployment runs (simulated): the process acts as it.
+        let pod = self
+            .clusters
+            .kubectl(
+                "attached-1",
+                &[
+                    "-n",
+                    self.ns,
+                    "get",
+                    "pods",
+                    "-l",
+                    "app.kubernetes.io/component=controller",
+                    "-o",
+                    "jsonpath={.items[0].metadata.name}",
+                ],
+                None,
+            )
+            .unwrap_or_default();
+        metallb_crs_controller_as(
             bin,
             &self.clusters.kubeconfig("attached-1"),
             self.ns,
             &self.clusters.state_dir().join(log),
+            pod.trim(),
         )
     }
 
@@ -159,9 +184,40 @@ impl Env {
 /// A metric of a MetalLB controller (the first sample whose line starts with `name`).
 pub fn metric(port: u16, name: &str) -> Result<f64, String> {
     let (_, body) = http_get(port, "/metrics")?;
+    sample(&body, name)
+}
+
+fn sample(body: &str, name: &str) -> Result<f64, String> {
     body.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .ok_or_else(|| format!("no {name} yet"))
+}
+
+impl Env {
+    /// The addresses MetalLB counts in pool `default`: over plain HTTP (v0.13, v0.15), or over
+    /// HTTPS with the cluster's admin token (v0.16 serves metrics through controller-runtime,
+    /// authenticated and authorized by the cluster).
+    pub fn capacity(&self, port: u16) -> Result<f64, String> {
+        if let Ok(n) = capacity(port) {
+            return Ok(n);
+        }
+        let kubeconfig = std::fs::read_to_string(self.clusters.kubeconfig("attached-1"))
+            .map_err(|e| e.to_string())?;
+        let token = kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token: "))
+            .ok_or("no token in the kubeconfig")?;
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "--max-time", "5", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("https://127.0.0.1:{port}/metrics"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        sample(
+            &String::from_utf8_lossy(&out.stdout),
+            "metallb_allocator_addresses_total{pool=\"default\"} ",
+        )
+    }
 }
 
 /// The addresses MetalLB counts in pool `default`.
@@ -226,7 +282,15 @@ pub async fn serve_then_hold(env: &Env, app: &str, bin: &str) -> Held {
             ip_of(clusters, svc)
         })
         .await
-        .unwrap();
+        .unwrap_or_else(|e| {
+            let log = clusters.state_dir().join(format!("{bin}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            panic!(
+                "{e}\n{bin}'s last log lines, newest first:\n{}",
+                tail.join("\n")
+            )
+        });
     }
     let first = ip_of(clusters, "first").unwrap();
     let second = ip_of(clusters, "second").unwrap();
@@ -238,7 +302,7 @@ pub async fn serve_then_hold(env: &Env, app: &str, bin: &str) -> Held {
     println!("a safe change (the pool grows): applied, the controller serves the new pool");
     env.apply(&overrides(ns, "metallb-overrides", "10.0.50.25-10.0.50.60"));
     eventually("the controller loads 36 addresses", T, || async {
-        match capacity(port)? {
+        match env.capacity(port)? {
             36.0 => Ok(()),
             n => Err(format!("{n}")),
         }
@@ -252,7 +316,7 @@ pub async fn serve_then_hold(env: &Env, app: &str, bin: &str) -> Held {
     let status = env.phase(ClusterPhase::Blocked).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        capacity(port).unwrap(),
+        env.capacity(port).unwrap(),
         36.0,
         "MetalLB never saw the change"
     );
