@@ -34,6 +34,8 @@ start_one() {
     return 0
   fi
   rm -f "$dir/ready" "$dir/pid"
+  # A first start picks the cluster's ports (see restart_on_new_ports).
+  if [ -f "$dir/ports.json" ]; then echo 0 >"$dir/first-start"; else echo 1 >"$dir/first-start"; fi
   # setsid: the cluster outlives this shell; its own process group makes stopping it exact.
   setsid "$BIN" --name "$name" --state-dir "$dir" >>"$dir/controlplane.log" 2>&1 </dev/null &
   echo $! >"$dir/pid"
@@ -56,6 +58,24 @@ wait_one() {
     waited=$((waited + 1))
   done
   echo "$name: ready ($(cat "$dir/ready" | tr -d '\n')) KUBECONFIG=$dir/kubeconfig"
+}
+
+# A cluster's ports are picked on its first start (free ones, released again for its
+# components to bind), so another process can take one in between: most likely when test
+# suites start clusters side by side. A first start that lost a port that way starts afresh on
+# new ones, twice at most; a restart keeps its ports (its address), so it is never retried.
+restart_on_new_ports() {
+  local name="$1" dir="$STATE/$1"
+  for _ in 1 2; do
+    [ "$(cat "$dir/first-start" 2>/dev/null)" = 1 ] || return 1
+    grep -q "address already in use" "$dir/controlplane.log" 2>/dev/null || return 1
+    echo "clusters: $name lost a port to another process during start-up; starting it afresh" >&2
+    stop_one "$name" >/dev/null
+    rm -rf "$dir"
+    start_one "$name"
+    wait_one "$name" && return 0
+  done
+  return 1
 }
 
 stop_one() {
@@ -92,7 +112,7 @@ case "$cmd" in
     [ -x "$BIN" ] || die "$BIN is not built (run: make e2e-build)"
     for n in "$@"; do start_one "$n"; done
     failed=0
-    for n in "$@"; do wait_one "$n" || failed=1; done
+    for n in "$@"; do wait_one "$n" || restart_on_new_ports "$n" || failed=1; done
     [ "$failed" = 0 ] || die "some clusters did not start"
     ;;
   down)
