@@ -273,16 +273,12 @@ fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
             .cloned()
             .collect::<BTreeMap<_, _>>(),
     };
-    let chart = match &app.definition.chart {
-        Some(src) => Some(chart::app_output(
-            &args.chart,
-            src,
-            &compiled.defaults,
-            &layers,
-            &release,
-        )?),
-        None => None,
-    };
+    let chart = app
+        .definition
+        .chart
+        .as_ref()
+        .map(|src| chart::app_output(&args.chart, src, &compiled.defaults, &layers, &release))
+        .transpose()?;
     let (values, objects) = kommander_operator::render::job::objects(
         &compiled,
         chart.as_ref(),

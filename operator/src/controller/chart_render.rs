@@ -124,6 +124,22 @@ pub async fn output(
     ChartOutput::from_render(&rendered, held).map_err(|m| (ClusterPhase::Invalid, m))
 }
 
+/// `.Release` for a chart app on `cluster`: an upgrade once the cluster holds what this
+/// AppDeployment applied (its inventory in status), an install before.
+pub fn release_for(ad: &crate::resources::AppDeployment, ns: &str, cluster: &str) -> ChartRelease {
+    let installed = ad.status.as_ref().is_some_and(|s| {
+        s.clusters
+            .iter()
+            .any(|c| c.name == cluster && !c.applied_objects.is_empty())
+    });
+    ChartRelease {
+        name: ad.name_any(),
+        namespace: ns.to_string(),
+        revision: 1,
+        is_upgrade: installed,
+    }
+}
+
 fn phase_of(e: &ChartError) -> ClusterPhase {
     match e.category() {
         crate::chart::Category::Retry => ClusterPhase::Pending,

@@ -88,7 +88,7 @@ pub async fn prepare(
                 archive,
                 &inputs.app.definition,
                 &layers,
-                chart_release(ad, ns, &kc.name_any()),
+                chart_render::release_for(ad, ns, &kc.name_any()),
                 kc,
             )
             .await?,
@@ -141,22 +141,6 @@ pub async fn prepare(
         desired,
         render_hash,
     })
-}
-
-/// `.Release` for a chart app on `cluster`: an upgrade once the cluster holds what this
-/// AppDeployment applied (its inventory in status), an install before.
-fn chart_release(ad: &AppDeployment, ns: &str, cluster: &str) -> crate::chart::ChartRelease {
-    let installed = ad.status.as_ref().is_some_and(|s| {
-        s.clusters
-            .iter()
-            .any(|c| c.name == cluster && !c.applied_objects.is_empty())
-    });
-    crate::chart::ChartRelease {
-        name: ad.name_any(),
-        namespace: ns.to_string(),
-        revision: 1,
-        is_upgrade: installed,
-    }
 }
 
 /// Everything one cluster's decision is made from.
