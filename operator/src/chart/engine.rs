@@ -73,11 +73,6 @@ impl HelmEngine {
         }
     }
 
-    /// The bounds.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Render `req`. Blocking: call it from a blocking thread in async code.
     pub fn render(&self, req: &ChartRequest) -> Result<ChartRender, ChartError> {
         let input = req.to_wire(self.limits.output_bytes)?;

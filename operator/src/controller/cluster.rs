@@ -324,6 +324,7 @@ async fn evict_gone(ctx: Arc<Context>, store: Store<KommanderCluster>) {
         let known = |ns: &str, name: &str| store.get(&ObjectRef::new(name).within(ns)).is_some();
         ctx.clusters.retain(|(ns, name)| known(ns, name)).await;
         ctx.watches.retain(|(ns, name)| known(ns, name));
+        ctx.capabilities.retain(|(ns, name)| known(ns, name));
         ctx.discovery
             .retain(|key| {
                 key.split_once('/')
