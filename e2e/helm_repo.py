@@ -1,21 +1,21 @@
 #!/usr/bin/env python3
 """A Helm repository for the tests: static files over HTTPS on 127.0.0.1.
 
-  helm_repo.py DIR CERT KEY LOG PORT
+  helm_repo.py DIR CERT KEY LOG PORTFILE
 
-Serves DIR (charts and index.yaml), appends each request's path to LOG, and stops when its
-parent (the test) goes away.
+Serves DIR (charts and index.yaml) on a port it binds itself, written to PORTFILE once it
+listens; appends each request's path to LOG; stops when its parent (the test) goes away.
 """
 import http.server
 import os
 import ssl
 import sys
-import threading
-import time
+
+from parent_watch import exit_with_parent
 
 
 def main():
-    root, cert, key, log, port = sys.argv[1:6]
+    root, cert, key, log, portfile = sys.argv[1:6]
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs):
@@ -29,18 +29,14 @@ def main():
         def log_message(self, *args):
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Handler)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    parent = os.getppid()
-
-    def watch_parent():
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
+    with open(portfile + ".tmp", "w") as f:
+        f.write(str(srv.server_address[1]))
+    os.rename(portfile + ".tmp", portfile)
+    exit_with_parent()
     srv.serve_forever()
 
 

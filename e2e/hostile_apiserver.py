@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+from parent_watch import exit_with_parent
+
 VERSION = b'{"major":"1","minor":"34","gitVersion":"v1.34.0-hostile","platform":"linux/amd64"}'
 
 
@@ -74,14 +76,7 @@ def main():
     with open(portfile + ".tmp", "w") as f:
         f.write(str(srv.getsockname()[1]))
     os.rename(portfile + ".tmp", portfile)
-    parent = os.getppid()
-
-    def watch_parent():
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
+    exit_with_parent()
     while True:
         raw, _ = srv.accept()
         try:

@@ -5,28 +5,13 @@
 //! Workspace does not allow, without the operator sending that repository a request.
 
 use kommander_e2e::bench::attach_yaml;
-use kommander_e2e::helm_repo::HelmRepo;
+use kommander_e2e::helm_repo::{HelmRepo, module_dir};
 use kommander_e2e::{Clusters, Operator, eventually, root};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
 const NS: &str = "ws-chart";
-
-fn module_dir(module: &str) -> PathBuf {
-    let out = Command::new("go")
-        .args(["mod", "download", "-json", module])
-        .output()
-        .expect("go runs");
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "go mod download {module}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    PathBuf::from(info["Dir"].as_str().unwrap())
-}
 
 /// A ClusterApp of the chart `metallb` 0.16.2 at `repository`, with the cluster-scoped kinds
 /// the chart renders; or, with a namespace, a tenant's App (which may declare none).
@@ -104,7 +89,9 @@ fn ready_condition(clusters: &Clusters, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_chart_app_metallb_0_16_2_reaches_two_clusters_and_bad_sources_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let chart = module_dir("go.universe.tf/metallb@v0.16.2").join("charts/metallb");
+    let chart = module_dir("go.universe.tf/metallb@v0.16.2")
+        .unwrap()
+        .join("charts/metallb");
     let keepers = keepers_chart(dir.path());
     let repo = HelmRepo::start(dir.path(), &[chart, keepers]).expect("the Helm repository starts");
     let digest = repo.digest("metallb-0.16.2.tgz").unwrap();

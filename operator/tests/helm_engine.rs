@@ -8,35 +8,12 @@
 //! (`charts/metallb`, with the crds and frr-k8s subcharts) and ingress-nginx (`charts/ingress-nginx`,
 //! which has hooks). `make test` runs HELM_SCENARIOS (default 40) value sets per chart.
 
+use kommander_e2e::helm_repo::{UPSTREAM_CHARTS as CHARTS, module_dir, package};
 use kommander_e2e::{Rng, root};
 use kommander_operator::yaml;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Each chart: a name for messages, its Go module at a pinned version, its folder there.
-const CHARTS: &[(&str, &str, &str)] = &[
-    (
-        "metallb-0.12.1",
-        "go.universe.tf/metallb@v0.12.1",
-        "charts/metallb",
-    ),
-    (
-        "metallb-0.15.2",
-        "go.universe.tf/metallb@v0.15.2",
-        "charts/metallb",
-    ),
-    (
-        "metallb-0.16.2",
-        "go.universe.tf/metallb@v0.16.2",
-        "charts/metallb",
-    ),
-    (
-        "ingress-nginx-4.11.0",
-        "k8s.io/ingress-nginx@v0.0.0-20240708192948-52c50467d67d",
-        "charts/ingress-nginx",
-    ),
-];
 
 const KUBE_VERSIONS: &[&str] = &["v1.29.0", "v1.31.2", "v1.34.4", "1.20.15"];
 const EXTRA_API_VERSIONS: &[&str] = &[
@@ -52,44 +29,6 @@ fn helm() -> PathBuf {
 
 fn helper() -> PathBuf {
     root().join("e2e/bin/kommander-helm-render")
-}
-
-/// The module's folder in the Go module cache, downloaded if it is not there yet.
-fn module_dir(module: &str) -> PathBuf {
-    let out = Command::new("go")
-        .args(["mod", "download", "-json", module])
-        .output()
-        .expect("go runs");
-    let info: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "go mod download {module}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    PathBuf::from(
-        info["Dir"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{module}: {info}")),
-    )
-}
-
-/// `helm package` of the chart folder: the `.tgz` a repository would serve.
-fn package(chart_dir: &Path, into: &Path) -> PathBuf {
-    let out = Command::new(helm())
-        .arg("package")
-        .arg(chart_dir)
-        .arg("-d")
-        .arg(into)
-        .output()
-        .expect("helm runs");
-    assert!(
-        out.status.success(),
-        "helm package: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let path = text.trim().rsplit(": ").next().unwrap().to_string();
-    PathBuf::from(path)
 }
 
 /// Every leaf of the values (a scalar, an empty map or list), by its path.
@@ -184,8 +123,8 @@ fn renders_like_helm(name: &str, module: &str, folder: &str, seed: u64) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
     let dir = tempfile::tempdir().unwrap();
-    let chart_dir = module_dir(module).join(folder);
-    let tgz = package(&chart_dir, dir.path());
+    let chart_dir = module_dir(module).unwrap().join(folder);
+    let tgz = package(&chart_dir, dir.path()).unwrap();
     let defaults =
         yaml::parse_all(&std::fs::read_to_string(chart_dir.join("values.yaml")).unwrap())
             .unwrap()
@@ -317,7 +256,7 @@ fn one_template_chart(dir: &Path, template: &str) -> Vec<u8> {
     )
     .unwrap();
     std::fs::write(src.join("templates/t.yaml"), template).unwrap();
-    std::fs::read(package(&src, dir)).unwrap()
+    std::fs::read(package(&src, dir).unwrap()).unwrap()
 }
 
 fn bounded_render(
@@ -327,7 +266,7 @@ fn bounded_render(
     use kommander_operator::chart::{Capabilities, ChartRelease, ChartRequest};
     let dir = tempfile::tempdir().unwrap();
     let request = ChartRequest {
-        chart: one_template_chart(dir.path(), template),
+        chart: one_template_chart(dir.path(), template).into(),
         value_layers: vec![],
         release: ChartRelease {
             name: "r".into(),
@@ -395,7 +334,7 @@ fn e2e_helm_engine_stops_a_chart_at_each_bound_and_names_it() {
 fn e2e_helm_engine_renders_a_chart_app_offline_and_checks_its_digest() {
     let dir = tempfile::tempdir().unwrap();
     let (_, module, folder) = CHARTS[2];
-    let tgz = package(&module_dir(module).join(folder), dir.path());
+    let tgz = package(&module_dir(module).unwrap().join(folder), dir.path()).unwrap();
     let digest = format!(
         "sha256:{}",
         kommander_operator::chart::source::sha256_hex(&std::fs::read(&tgz).unwrap())

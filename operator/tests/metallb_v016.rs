@@ -8,23 +8,12 @@
 //! No webhook server can run on the embedded cluster: the overrides set the chart's own
 //! `crds.validationFailurePolicy: Ignore`, as the 0.13 and 0.15 suites do.
 
-use kommander_e2e::helm_repo::HelmRepo;
+use kommander_e2e::helm_repo::{HelmRepo, module_dir};
 use kommander_operator::catalog::load_app;
-use std::path::PathBuf;
-use std::process::Command;
 
 mod metallb_env;
 
 use metallb_env::{Env, Held, serve_then_hold};
-
-fn module_dir(module: &str) -> PathBuf {
-    let out = Command::new("go")
-        .args(["mod", "download", "-json", module])
-        .output()
-        .expect("go runs");
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    PathBuf::from(info["Dir"].as_str().unwrap())
-}
 
 /// ClusterApp `metallb-0.16.2`: the chart at `repository` pinned by `digest`, and from the
 /// catalog's metallb-0.15.2 its overlay (`config.yaml`: `configInline` and the resource lists
@@ -53,7 +42,9 @@ fn chart_app(repository: &str, digest: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_metallb_v016_chart_app_with_the_real_controller() {
     let dir = tempfile::tempdir().unwrap();
-    let chart = module_dir("go.universe.tf/metallb@v0.16.2").join("charts/metallb");
+    let chart = module_dir("go.universe.tf/metallb@v0.16.2")
+        .unwrap()
+        .join("charts/metallb");
     let repo = HelmRepo::start(dir.path(), &[chart]).expect("the Helm repository starts");
     let ca = repo.ca.to_string_lossy().into_owned();
     let helper = kommander_e2e::root().join("e2e/bin/kommander-helm-render");

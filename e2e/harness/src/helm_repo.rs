@@ -8,6 +8,68 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Upstream charts the tests and benchmarks render, pinned: a name for messages, the Go module
+/// at its version (served by the module proxy), and the chart's folder in it.
+pub const UPSTREAM_CHARTS: &[(&str, &str, &str)] = &[
+    (
+        "metallb-0.12.1",
+        "go.universe.tf/metallb@v0.12.1",
+        "charts/metallb",
+    ),
+    (
+        "metallb-0.15.2",
+        "go.universe.tf/metallb@v0.15.2",
+        "charts/metallb",
+    ),
+    (
+        "metallb-0.16.2",
+        "go.universe.tf/metallb@v0.16.2",
+        "charts/metallb",
+    ),
+    (
+        "ingress-nginx-4.11.0",
+        "k8s.io/ingress-nginx@v0.0.0-20240708192948-52c50467d67d",
+        "charts/ingress-nginx",
+    ),
+];
+
+/// The folder of Go module `module` (`path@version`) in the module cache, downloaded if it is
+/// not there yet.
+pub fn module_dir(module: &str) -> Result<PathBuf, String> {
+    let out = Command::new("go")
+        .args(["mod", "download", "-json", module])
+        .output()
+        .map_err(|e| format!("go: {e}"))?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        format!(
+            "go mod download {module}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    info["Dir"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("go mod download {module}: {info}"))
+}
+
+/// `helm package` of a chart folder into `into`: the `.tgz` a repository would serve.
+pub fn package(chart_dir: &Path, into: &Path) -> Result<PathBuf, String> {
+    let text = helm(
+        &[
+            "package",
+            &chart_dir.to_string_lossy(),
+            "-d",
+            &into.to_string_lossy(),
+        ],
+        into,
+    )?;
+    text.trim()
+        .rsplit(": ")
+        .next()
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("helm package said {text:?}"))
+}
+
 /// A running repository.
 pub struct HelmRepo {
     _server: KillOnDrop,
@@ -37,43 +99,56 @@ fn helm(args: &[&str], dir: &Path) -> Result<String, String> {
 }
 
 impl HelmRepo {
-    /// Package each chart folder into `dir/charts`, index it and serve it.
+    /// Package each chart folder into `dir/charts`, serve it, and index it.
     pub fn start(dir: &Path, charts: &[PathBuf]) -> Result<HelmRepo, String> {
         let served = dir.join("charts");
         std::fs::create_dir_all(&served).map_err(|e| e.to_string())?;
         for chart in charts {
-            let chart = chart.to_string_lossy();
-            helm(&["package", &chart, "-d", &served.to_string_lossy()], dir)?;
+            package(chart, &served)?;
         }
         let ca = loopback_certificates(dir, "repo")?;
-        let port = crate::free_port();
-        let url = format!("https://127.0.0.1:{port}");
-        helm(
-            &["repo", "index", &served.to_string_lossy(), "--url", &url],
-            dir,
-        )?;
         let log = dir.join("requests.log");
+        let portfile = dir.join("port");
+        // The server binds a port of its own choosing and says which: a port picked here and
+        // bound there could be taken in between by another suite running beside this one.
         let child = Command::new("python3")
             .arg(root().join("e2e/helm_repo.py"))
-            .args([&served, &dir.join("repo.crt"), &dir.join("repo.key"), &log])
-            .arg(port.to_string())
+            .args([
+                &served,
+                &dir.join("repo.crt"),
+                &dir.join("repo.key"),
+                &log,
+                &portfile,
+            ])
             .spawn()
             .map_err(|e| format!("cannot start the Helm repository: {e}"))?;
-        let repo = HelmRepo {
-            _server: KillOnDrop(child),
-            url,
-            ca,
-            dir: served,
-            log,
-        };
+        let server = KillOnDrop(child);
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&portfile)
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok())
+            {
+                break p;
+            }
             if start.elapsed() > Duration::from_secs(10) {
                 return Err("the Helm repository did not listen within 10s".into());
             }
             std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(repo)
+        };
+        let url = format!("https://127.0.0.1:{port}");
+        // The server reads files as they are asked for: the index may come after it starts.
+        helm(
+            &["repo", "index", &served.to_string_lossy(), "--url", &url],
+            dir,
+        )?;
+        Ok(HelmRepo {
+            _server: server,
+            url,
+            ca,
+            dir: served,
+            log,
+        })
     }
 
     /// The sha256 of a served archive, as `spec.chart.digest` pins it.

@@ -7,63 +7,10 @@
 //! Usage: bench_helm [renders per chart, default 20]
 
 use kommander_e2e::bench::percentile;
+use kommander_e2e::helm_repo::{UPSTREAM_CHARTS, module_dir, package};
 use kommander_e2e::{arg, root};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-const CHARTS: &[(&str, &str, &str)] = &[
-    (
-        "metallb v0.12.1",
-        "go.universe.tf/metallb@v0.12.1",
-        "charts/metallb",
-    ),
-    (
-        "metallb v0.15.2",
-        "go.universe.tf/metallb@v0.15.2",
-        "charts/metallb",
-    ),
-    (
-        "metallb v0.16.2",
-        "go.universe.tf/metallb@v0.16.2",
-        "charts/metallb",
-    ),
-    (
-        "ingress-nginx 4.11.0",
-        "k8s.io/ingress-nginx@v0.0.0-20240708192948-52c50467d67d",
-        "charts/ingress-nginx",
-    ),
-];
-
-fn module_dir(module: &str) -> Result<PathBuf, String> {
-    let out = Command::new("go")
-        .args(["mod", "download", "-json", module])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|_| String::from_utf8_lossy(&out.stderr).into_owned())?;
-    info["Dir"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| format!("{module}: {info}"))
-}
-
-fn package(dir: &Path, into: &Path) -> Result<PathBuf, String> {
-    let out = Command::new(root().join("e2e/bin/helm"))
-        .arg("package")
-        .arg(dir)
-        .arg("-d")
-        .arg(into)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .rsplit(": ")
-        .next()
-        .map(PathBuf::from)
-        .filter(|_| out.status.success())
-        .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 /// Seconds one run of `cmd` took; `Err` if it failed.
 fn timed(cmd: &mut Command) -> Result<f64, String> {
@@ -77,6 +24,9 @@ fn timed(cmd: &mut Command) -> Result<f64, String> {
     }
 }
 
+/// What both renders are given besides the chart and the release name.
+const COMMON: [&str; 5] = ["-n", "ws", "--kube-version", "v1.31.2", "--include-crds"];
+
 fn main() -> Result<(), String> {
     let count: usize = arg(1, 20);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -85,37 +35,22 @@ fn main() -> Result<(), String> {
     println!(
         "per render, whole process, {count} renders each, alternating; kube v1.31.2, --include-crds"
     );
-    for (name, module, folder) in CHARTS {
+    for (name, module, folder) in UPSTREAM_CHARTS {
         let tgz = package(&module_dir(module)?.join(folder), dir.path())?;
         let (mut helm, mut engine) = (Vec::new(), Vec::new());
         for _ in 0..count {
             helm.push(timed(
                 Command::new(root().join("e2e/bin/helm"))
-                    .args([
-                        "template",
-                        "bench",
-                        "-n",
-                        "ws",
-                        "--kube-version",
-                        "v1.31.2",
-                        "--include-crds",
-                    ])
+                    .args(["template", "bench"])
+                    .args(COMMON)
                     .arg(&tgz),
             )?);
             engine.push(timed(
                 Command::new(&ours)
                     .env("KOMMANDER_HELM_RENDER", &helper)
-                    .args([
-                        "render",
-                        "--name",
-                        "bench",
-                        "-n",
-                        "ws",
-                        "--kube-version",
-                        "v1.31.2",
-                        "--include-crds",
-                        "--chart",
-                    ])
+                    .args(["render", "--name", "bench"])
+                    .args(COMMON)
+                    .arg("--chart")
                     .arg(&tgz),
             )?);
         }
