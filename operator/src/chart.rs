@@ -15,8 +15,9 @@ use serde_json::Value;
 /// What to render: one chart, for one release on one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartRequest {
-    /// The chart's `.tgz`, as its repository serves it.
-    pub chart: Vec<u8>,
+    /// The chart's `.tgz`, as its repository serves it (shared: one archive serves every
+    /// cluster's request).
+    pub chart: std::sync::Arc<Vec<u8>>,
     /// Values files, merged in order as `helm template -f 1 -f 2` merges them, then coalesced
     /// over the chart's values.yaml by Helm.
     pub value_layers: Vec<String>,
@@ -71,7 +72,7 @@ impl ChartRequest {
     /// The JSON the helper reads on stdin.
     pub fn to_wire(&self, max_output_bytes: u64) -> Result<Vec<u8>, ChartError> {
         serde_json::to_vec(&Wire {
-            chart: base64::engine::general_purpose::STANDARD.encode(&self.chart),
+            chart: base64::engine::general_purpose::STANDARD.encode(self.chart.as_slice()),
             value_layers: &self.value_layers,
             release: &self.release,
             kube_version: &self.capabilities.kube_version,

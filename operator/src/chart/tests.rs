@@ -90,7 +90,7 @@ fn template_text_is_laid_out_as_helm_template_prints_it() {
 #[test]
 fn the_wire_request_carries_the_chart_as_base64_and_the_bound() {
     let req = ChartRequest {
-        chart: vec![0x1f, 0x8b, 0],
+        chart: vec![0x1f, 0x8b, 0].into(),
         value_layers: vec!["a: 1\n".into()],
         release: ChartRelease {
             name: "metallb".into(),

@@ -5,13 +5,13 @@ use super::{CliError, read, say};
 use kommander_operator::chart::engine::{HelmEngine, Limits};
 use kommander_operator::chart::source::verify;
 use kommander_operator::chart::{
-    Capabilities, ChartRelease, ChartRequest, split_values, template_text,
+    Capabilities, ChartRelease, ChartRender, ChartRequest, split_values, template_text,
 };
 use kommander_operator::render::Release;
 use kommander_operator::render::job::ChartOutput;
 use kommander_operator::resources::ChartSource;
 use kommander_operator::values::Values;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The Kubernetes version offline renders assume unless told, as a current cluster reports it.
@@ -64,30 +64,47 @@ pub(super) fn app_output(
         std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     verify(&archive, src, &path.display().to_string()).map_err(|e| e.to_string())?;
     let (value_layers, held) = split_values(defaults, layers, &src.withheld_values);
-    let request = ChartRequest {
-        chart: archive,
+    let rendered = engine_render(
+        args,
+        path,
+        archive,
         value_layers,
-        release: ChartRelease {
-            name: release.name.clone(),
-            namespace: release.namespace.clone(),
-            revision: 1,
-            is_upgrade: false,
-        },
-        capabilities: capabilities(args),
-    };
-    let program = HelmEngine::locate(args.helm_render.as_deref()).map_err(|e| e.to_string())?;
-    let rendered = HelmEngine::new(program, Limits::default())
-        .render(&request)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        &release.name,
+        &release.namespace,
+    )?;
     ChartOutput::from_render(&rendered, held).map_err(|m| format!("{}: {m}", path.display()))
 }
 
-fn capabilities(args: &ChartArgs) -> Capabilities {
-    Capabilities {
-        kube_version: args.kube_version.clone(),
-        api_versions: args.api_versions.clone(),
-        helm_defaults: true,
-    }
+/// Helm's render of `archive` (read from `path`), offline: an install of release `name` in
+/// `namespace`, with the Kubernetes and API versions of the command line added to Helm's own,
+/// as `helm template` renders.
+fn engine_render(
+    args: &ChartArgs,
+    path: &Path,
+    archive: Vec<u8>,
+    value_layers: Vec<String>,
+    name: &str,
+    namespace: &str,
+) -> Result<ChartRender, String> {
+    let request = ChartRequest {
+        chart: archive.into(),
+        value_layers,
+        release: ChartRelease {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            revision: 1,
+            is_upgrade: false,
+        },
+        capabilities: Capabilities {
+            kube_version: args.kube_version.clone(),
+            api_versions: args.api_versions.clone(),
+            helm_defaults: true,
+        },
+    };
+    let program = HelmEngine::locate(args.helm_render.as_deref()).map_err(|e| e.to_string())?;
+    HelmEngine::new(program, Limits::default())
+        .render(&request)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Render the chart with the values files and print it.
@@ -106,21 +123,14 @@ pub(super) fn render(
     for v in values {
         value_layers.push(read(v)?);
     }
-    let request = ChartRequest {
-        chart: archive,
+    let rendered = engine_render(
+        args,
+        path,
+        archive,
         value_layers,
-        release: ChartRelease {
-            name: name.unwrap_or("release-name").to_string(),
-            namespace: namespace.to_string(),
-            revision: 1,
-            is_upgrade: false,
-        },
-        capabilities: capabilities(args),
-    };
-    let program = HelmEngine::locate(args.helm_render.as_deref()).map_err(|e| e.to_string())?;
-    let rendered = HelmEngine::new(program, Limits::default())
-        .render(&request)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        name.unwrap_or("release-name"),
+        namespace,
+    )?;
     let text = template_text(&rendered, args.include_crds);
     // `say` adds the newline the text ends with.
     say(text.strip_suffix('\n').unwrap_or(&text))?;

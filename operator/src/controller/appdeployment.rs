@@ -14,7 +14,7 @@ use crate::render::limits::MAX_VALUES_BYTES;
 use crate::resources::AppDefinition;
 use crate::resources::{
     App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, ClusterRolloutStatus,
-    KommanderCluster, RolloutPhase, RolloutStatus, Workspace,
+    KommanderCluster, RolloutPhase, RolloutStatus,
 };
 use crate::selector;
 use crate::status::{self, Blocker, ClusterOutcome};
@@ -50,6 +50,8 @@ pub struct CheckedApp {
     pub name: String,
     /// Its definition, handed to the render sandbox.
     pub definition: AppDefinition,
+    /// Its `defaultValues`, parsed once (a chart app's first values layer).
+    pub defaults: Values,
 }
 
 fn blocker(reason: &str, message: String, config_invalid: bool) -> Blocker {
@@ -148,10 +150,12 @@ async fn checked_app(
     }
     // Compiling checks the templates' bounds and syntax once per app version; the renders
     // themselves run in the sandbox.
-    CompiledApp::compile(&name, &def).map_err(|e| blocker("InvalidApp", e.to_string(), true))?;
+    let compiled = CompiledApp::compile(&name, &def)
+        .map_err(|e| blocker("InvalidApp", e.to_string(), true))?;
     let checked = Arc::new(CheckedApp {
         name,
         definition: def,
+        defaults: compiled.defaults,
     });
     ctx.apps
         .lock()
@@ -167,14 +171,8 @@ async fn tenant_cluster_scoped_kinds(ctx: &Context, ns: &str, app: &App) -> Resu
     if declared.is_empty() {
         return Ok(());
     }
-    let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
-    let allowed: Vec<String> = match workspaces.list(&ListParams::default()).await {
-        Ok(list) => list
-            .items
-            .into_iter()
-            .find(|w| w.namespace_name() == Some(ns))
-            .map(|w| w.spec.allowed_cluster_scoped_kinds)
-            .unwrap_or_default(),
+    let allowed = match super::workspace::spec_for_namespace(ctx, ns).await {
+        Ok(spec) => spec.allowed_cluster_scoped_kinds,
         Err(e) => {
             return Err(blocker(
                 "AppUnreadable",

@@ -4,6 +4,7 @@
 //! capabilities), so clusters of one version and one set of values cost one render.
 
 use super::Context;
+use super::appdeployment::CheckedApp;
 use crate::chart::engine::HelmEngine;
 use crate::chart::{Capabilities, ChartError, ChartRelease, ChartRender, ChartRequest};
 use crate::render::job::ChartOutput;
@@ -38,8 +39,13 @@ impl ChartRenders {
         }
     }
 
-    async fn render(&self, req: ChartRequest) -> Result<Arc<ChartRender>, ChartError> {
-        let key = key_of(&req);
+    /// Render `req`, whose archive has the (verified) sha256 `digest`.
+    async fn render(
+        &self,
+        digest: &str,
+        req: ChartRequest,
+    ) -> Result<Arc<ChartRender>, ChartError> {
+        let key = key_of(digest, &req);
         if let Some(hit) = self.lock().0.get(&key) {
             return Ok(hit.clone());
         }
@@ -70,9 +76,12 @@ impl ChartRenders {
     }
 }
 
-fn key_of(req: &ChartRequest) -> Key {
+/// The archive stands in by its digest: hashing it again for every cluster would cost a
+/// pass over its bytes per cluster per reconcile.
+fn key_of(digest: &str, req: &ChartRequest) -> Key {
     let mut h = Sha256::new();
-    h.update(Sha256::digest(&req.chart));
+    h.update(digest);
+    h.update([0]);
     for part in [
         serde_json::to_string(&req.value_layers),
         serde_json::to_string(&req.release),
@@ -93,32 +102,29 @@ type Stop = (ClusterPhase, String);
 pub async fn output(
     ctx: &Context,
     archive: &Arc<Vec<u8>>,
-    app: &crate::resources::AppDefinition,
+    app: &CheckedApp,
     layers: &[Values],
     release: ChartRelease,
     kc: &KommanderCluster,
 ) -> Result<ChartOutput, Stop> {
     let capabilities = capabilities(ctx, kc).await?;
-    let defaults = crate::values::parse(
-        "spec.defaultValues",
-        app.default_values.as_deref().unwrap_or_default(),
-    )
-    .map_err(|e| (ClusterPhase::Invalid, e.to_string()))?;
-    let withheld = app
-        .chart
-        .as_ref()
-        .map(|c| c.withheld_values.as_slice())
-        .unwrap_or_default();
-    let (value_layers, held) = crate::chart::split_values(&defaults, layers, withheld);
+    let Some(src) = &app.definition.chart else {
+        return Err((
+            ClusterPhase::Invalid,
+            format!("app {} names no chart", app.name),
+        ));
+    };
+    let (value_layers, held) =
+        crate::chart::split_values(&app.defaults, layers, &src.withheld_values);
     let request = ChartRequest {
-        chart: archive.to_vec(),
+        chart: archive.clone(),
         value_layers,
         release,
         capabilities: (*capabilities).clone(),
     };
     let rendered = ctx
         .chart_renders
-        .render(request)
+        .render(&src.digest, request)
         .await
         .map_err(|e| (phase_of(&e), format!("{}: {e}", e.reason())))?;
     ChartOutput::from_render(&rendered, held).map_err(|m| (ClusterPhase::Invalid, m))

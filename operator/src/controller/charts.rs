@@ -300,11 +300,9 @@ async fn workspace_repositories(
     ctx: &super::Context,
     ns: &str,
 ) -> Result<Vec<String>, crate::status::Blocker> {
-    use crate::resources::Workspace;
-    let api: kube::Api<Workspace> = kube::Api::all(ctx.client.clone());
-    let list = api
-        .list(&kube::api::ListParams::default())
+    super::workspace::spec_for_namespace(ctx, ns)
         .await
+        .map(|spec| spec.allowed_chart_repositories)
         .map_err(|e| crate::status::Blocker {
             reason: "AppUnreadable".into(),
             message: format!(
@@ -312,13 +310,7 @@ async fn workspace_repositories(
                 crate::remote::short_error(&e)
             ),
             config_invalid: false,
-        })?;
-    Ok(list
-        .items
-        .into_iter()
-        .find(|w| w.namespace_name() == Some(ns))
-        .map(|w| w.spec.allowed_chart_repositories)
-        .unwrap_or_default())
+        })
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ pub async fn prepare(
             chart_render::output(
                 ctx,
                 archive,
-                &inputs.app.definition,
+                &inputs.app,
                 &layers,
                 chart_render::release_for(ad, ns, &kc.name_any()),
                 kc,

@@ -116,3 +116,19 @@ pub async fn run(
         .for_each(|_| futures::future::ready(()))
         .await;
 }
+
+/// The spec of the Workspace whose namespace is `ns` (an empty spec when none claims it): what
+/// the platform allows that workspace's own Apps.
+pub async fn spec_for_namespace(
+    ctx: &Context,
+    ns: &str,
+) -> Result<crate::resources::WorkspaceSpec, kube::Error> {
+    let api: kube::Api<Workspace> = kube::Api::all(ctx.client.clone());
+    let list = api.list(&kube::api::ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .find(|w| w.namespace_name() == Some(ns))
+        .map(|w| w.spec)
+        .unwrap_or_default())
+}
