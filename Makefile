@@ -56,7 +56,7 @@ e2e-build:
 	cd e2e/helm && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o ../bin/helm helm.sh/helm/v3/cmd/helm
 	cd helm-render && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o ../e2e/bin/kommander-helm-render .
 
-## catalog-sync: the MetalLB catalog apps are exactly what e2e/catalog-port generates from the upstream charts
+## catalog-sync: the MetalLB catalog apps (and the chart metallb-0.16.2 carries) are exactly what e2e/catalog-port generates from the upstream charts
 catalog-sync: e2e-build
 	@out="$$(mktemp -d)"; for b in e2e/catalog-port/metallb-*/build.py; do CATALOG_OUT="$$out" python3 "$$b" >/dev/null || exit 1; done; \
 	for f in "$$out"/*.yaml; do cmp -s "$$f" "manifests/catalog/$$(basename "$$f")" || { echo "manifests/catalog/$$(basename "$$f") differs from what e2e/catalog-port generates"; exit 1; }; done; \
@@ -86,11 +86,11 @@ e2e-operator: suite-e2e suite-rollout
 ## e2e-security: a tenant's attacks, with its own token, against the operator under its shipped RBAC
 e2e-security: suite-security
 
-## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5, v0.15.2 and v0.16.2 (the upstream chart as a chart app) controllers in the loop, the upgrade from 0.12.3, pool capacity and node subnets (pools), the strictARP fix (strict_arp), a held change holding its rollout step (metallb_steps)
+## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5, v0.15.2 and v0.16.2 (the catalog's metallb-0.16.2: the upstream chart) controllers in the loop, the upgrade from 0.12.3, pool capacity and node subnets (pools), the strictARP fix (strict_arp), a held change holding its rollout step (metallb_steps)
 e2e-metallb: suite-metallb suite-metallb_v013 suite-metallb_v015 suite-metallb_v016 suite-metallb_upgrade suite-pools suite-strict_arp suite-metallb_steps
 
-## e2e-oracle: the real MetalLB v0.12.1, v0.13.5 and v0.15.2 controllers vs our checks (20 fixed scenarios each)
-e2e-oracle: suite-oracle suite-oracle_v013 suite-oracle_v015
+## e2e-oracle: the real MetalLB v0.12.1, v0.13.5, v0.15.2 and v0.16.2 controllers vs our checks (20 fixed scenarios each)
+e2e-oracle: suite-oracle suite-oracle_v013 suite-oracle_v015 suite-oracle_v016
 
 ## e2e-helm: helm v3.22.0 (built from its module) as the reference: the values merge (200 random
 ## cases), each MetalLB catalog app against `helm template` of its upstream chart (100 value sets
@@ -101,7 +101,7 @@ e2e-helm: suite-values_helm suite-chart_fidelity suite-helm_engine suite-chart_a
 
 ## oracle: the same with 300 scenarios each (not in CI: about 45 minutes)
 oracle: e2e-build
-	ORACLE_SCENARIOS=300 $(CARGO) test -p kommander-operator --test oracle --test oracle_v013 --test oracle_v015 -- --nocapture
+	ORACLE_SCENARIOS=300 $(CARGO) test -p kommander-operator --test oracle --test oracle_v013 --test oracle_v015 --test oracle_v016 -- --nocapture
 
 ## cluster-up / cluster-down: the clusters for tests and demo (kubeconfigs under .e2e/)
 cluster-up: e2e-build

@@ -103,6 +103,23 @@ pub struct ChartRender {
     pub notes: String,
 }
 
+impl ChartRender {
+    /// The rendered chart is the one `src` names: an archive carried in the app, or served
+    /// under another name, must not pass for it.
+    pub fn is_named_by(&self, src: &crate::resources::ChartSource) -> Result<(), ChartError> {
+        if self.chart.name == src.name && self.chart.version == src.version {
+            return Ok(());
+        }
+        Err(ChartError::Refused {
+            field: format!("{}.name", source::FIELD),
+            rule: format!(
+                "the archive holds chart {} version {}, not {} version {}",
+                self.chart.name, self.chart.version, src.name, src.version
+            ),
+        })
+    }
+}
+
 /// The chart's metadata (Chart.yaml).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -386,3 +386,37 @@ fn e2e_helm_engine_renders_a_chart_app_offline_and_checks_its_digest() {
         out.stderr
     );
 }
+
+/// The catalog's metallb-0.16.2 offline, with nothing but its file: the chart it carries is
+/// rendered by Helm's engine (no --chart, no repository), the guide's layer2 overrides pass
+/// the 0.16 check, and a broken config is refused with the problems named.
+#[test]
+fn e2e_helm_engine_checks_the_catalogs_metallb_0_16_2_offline() {
+    let root = root();
+    let check = |values: &str| {
+        run(Command::new(env!("CARGO_BIN_EXE_kommander-operator"))
+            .env("KOMMANDER_HELM_RENDER", helper())
+            .args(["check", "--app"])
+            .arg(root.join("manifests/catalog/metallb-0.16.2.yaml"))
+            .arg("--values")
+            .arg(root.join(format!("examples/metallb-{values}-values.yaml"))))
+    };
+    let out = check("layer2");
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("valid MetalLB 0.16 resources: 1 pool(s)")
+            && out
+                .stdout
+                .contains("IPAddressPool default (layer2): 10.0.50.25-10.0.50.50 -> 26 addresses"),
+        "{}",
+        out.stdout
+    );
+    let out = check("broken");
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("protocol \"Layer2\" is unknown"),
+        "{}",
+        out.stderr
+    );
+}

@@ -2,6 +2,7 @@
 //! operator binary, with `kube::Client`s for each cluster.
 
 pub mod helm_repo;
+pub mod metrics;
 pub mod tls;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};

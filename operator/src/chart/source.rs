@@ -65,7 +65,40 @@ pub fn check(src: &ChartSource, who: Requester<'_>) -> Result<(), ChartError> {
             ));
         }
     }
-    check_url("repository", &src.repository, who)
+    match (&src.archive, src.repository.is_empty()) {
+        // The archive is data the app's author wrote: nothing is fetched for anyone.
+        (Some(_), true) => Ok(()),
+        (None, false) => check_url("repository", &src.repository, who),
+        (Some(_), false) => Err(refused("archive", "set repository or archive, not both")),
+        (None, true) => Err(refused(
+            "repository",
+            "set the chart's repository (https) or its archive",
+        )),
+    }
+}
+
+/// The largest archive `spec.chart.archive` may carry, decoded (a ConfigMap's limit).
+pub const MAX_EMBEDDED_BYTES: usize = 1024 * 1024;
+
+/// The archive `spec.chart.archive` carries, decoded and checked against the digest; `None`
+/// for a chart from a repository.
+pub fn embedded(src: &ChartSource) -> Option<Result<Vec<u8>, ChartError>> {
+    use base64::Engine as _;
+    let text = src.archive.as_ref()?;
+    // Decoded size is at most 3/4 of the text: refuse before decoding a huge one.
+    if text.len() / 4 * 3 > MAX_EMBEDDED_BYTES + 3 {
+        return Some(Err(refused(
+            "archive",
+            format!(
+                "holds more than {MAX_EMBEDDED_BYTES} bytes; serve the chart from a repository"
+            ),
+        )));
+    }
+    let bytes = match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+        Ok(b) => b,
+        Err(e) => return Some(Err(refused("archive", format!("is not base64: {e}")))),
+    };
+    Some(verify(&bytes, src, &format!("{FIELD}.archive")).map(|()| bytes))
 }
 
 /// `url` is an https URL without credentials or dot segments that `who` may reach.

@@ -130,7 +130,46 @@ mod sources {
             version: "0.16.2".into(),
             digest: DIGEST.into(),
             withheld_values: vec![],
+            archive: None,
         }
+    }
+
+    /// A chart carried in the app: `DIGEST` is the sha256 of `foo`.
+    fn carried(base64: &str) -> ChartSource {
+        ChartSource {
+            archive: Some(base64.into()),
+            ..src("")
+        }
+    }
+
+    #[test]
+    fn a_carried_archive_is_checked_against_the_digest_and_fetches_nothing() {
+        let none: [String; 0] = [];
+        // A tenant whose Workspace allows no repository may still carry its chart.
+        check(&carried("Zm9v"), Requester::Tenant { allowed: &none }).unwrap();
+        assert_eq!(embedded(&carried("Zm9v")).unwrap().unwrap(), b"foo");
+        assert_eq!(embedded(&src("https://charts.example.com")), None);
+        let e = embedded(&carried("YmFy")).unwrap().unwrap_err();
+        assert_eq!(e.reason(), "DigestMismatch", "{e}");
+        assert!(e.to_string().starts_with("spec.chart.archive: "), "{e}");
+        let m = refusal(embedded(&carried("not base64!")).unwrap());
+        assert!(m.starts_with("spec.chart.archive: is not base64"), "{m}");
+        let huge = "A".repeat(MAX_EMBEDDED_BYTES / 3 * 4 + 8);
+        let m = refusal(embedded(&carried(&huge)).unwrap());
+        assert!(m.contains("serve the chart from a repository"), "{m}");
+    }
+
+    #[test]
+    fn a_chart_comes_from_a_repository_or_an_archive_exactly() {
+        let mut both = carried("Zm9v");
+        both.repository = "https://charts.example.com".into();
+        let m = refusal(check(&both, Requester::Platform));
+        assert_eq!(m, "spec.chart.archive: set repository or archive, not both");
+        let m = refusal(check(&src(""), Requester::Platform));
+        assert!(
+            m.starts_with("spec.chart.repository: set the chart's"),
+            "{m}"
+        );
     }
 
     fn refusal(r: Result<impl std::fmt::Debug, ChartError>) -> String {

@@ -1,4 +1,4 @@
-//! MetalLB 0.13 and 0.15 (configured by custom resources): every resource rule, the cluster's
+//! MetalLB 0.13, 0.15 and 0.16 (configured by custom resources): every resource rule, the cluster's
 //! networks and kube-proxy's mode, and what the change does to each Service holding an IP:
 //! 0.13 refuses a change that takes an IP away; 0.14 and later renumber the Service, so the
 //! prediction is the only protection.
@@ -23,11 +23,14 @@ pub struct MetallbCrsAdapter(Release);
 
 /// MetalLB 0.13.
 pub static V013: MetallbCrsAdapter = MetallbCrsAdapter(Release::V0_13);
-/// MetalLB 0.14 and later.
+/// MetalLB 0.14 and 0.15.
 pub static V015: MetallbCrsAdapter = MetallbCrsAdapter(Release::V0_15);
+/// MetalLB 0.16.
+pub static V016: MetallbCrsAdapter = MetallbCrsAdapter(Release::V0_16);
 
 static RULES_V013: MetallbCrs = MetallbCrs(Release::V0_13);
 static RULES_V015: MetallbCrs = MetallbCrs(Release::V0_15);
+static RULES_V016: MetallbCrs = MetallbCrs(Release::V0_16);
 
 impl Adapter for MetallbCrsAdapter {
     fn observe<'a>(&'a self, source: &'a Source<'a>) -> BoxFuture<'a, Result<LiveState, String>> {
@@ -42,6 +45,7 @@ impl Adapter for MetallbCrsAdapter {
         match self.0 {
             Release::V0_13 => &RULES_V013,
             Release::V0_15 => &RULES_V015,
+            Release::V0_16 => &RULES_V016,
         }
     }
 }

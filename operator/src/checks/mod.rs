@@ -47,6 +47,7 @@ pub fn adapter(check: SafetyCheck) -> &'static dyn Adapter {
         SafetyCheck::MetallbV012 => &metallb_v012::MetallbV012Adapter,
         SafetyCheck::MetallbV013 => &metallb_crs::V013,
         SafetyCheck::MetallbV015 => &metallb_crs::V015,
+        SafetyCheck::MetallbV016 => &metallb_crs::V016,
     }
 }
 
@@ -56,6 +57,7 @@ pub fn crs_release(check: SafetyCheck) -> Option<Release> {
         SafetyCheck::MetallbV012 => None,
         SafetyCheck::MetallbV013 => Some(Release::V0_13),
         SafetyCheck::MetallbV015 => Some(Release::V0_15),
+        SafetyCheck::MetallbV016 => Some(Release::V0_16),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{CliError, read, say};
 use kommander_operator::chart::engine::{HelmEngine, Limits};
-use kommander_operator::chart::source::verify;
+use kommander_operator::chart::source::{embedded, verify};
 use kommander_operator::chart::{
     Capabilities, ChartRelease, ChartRender, ChartRequest, split_values, template_text,
 };
@@ -11,7 +11,7 @@ use kommander_operator::render::Release;
 use kommander_operator::render::job::ChartOutput;
 use kommander_operator::resources::ChartSource;
 use kommander_operator::values::Values;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The Kubernetes version offline renders assume unless told, as a current cluster reports it.
@@ -25,23 +25,18 @@ pub(super) struct ChartArgs {
     #[arg(long, value_name = "FILE.tgz")]
     pub chart: Option<PathBuf>,
     /// The cluster version the chart sees (`.Capabilities.KubeVersion`), like helm's flag.
-    #[arg(long, value_name = "VERSION", default_value = DEFAULT_KUBE_VERSION, requires = "chart")]
+    #[arg(long, value_name = "VERSION", default_value = DEFAULT_KUBE_VERSION)]
     kube_version: String,
     /// An API version the cluster serves (`.Capabilities.APIVersions`), added to Helm's
     /// built-in list like helm's flag; repeatable.
-    #[arg(
-        long = "api-versions",
-        short = 'a',
-        value_name = "GROUP/VERSION",
-        requires = "chart"
-    )]
+    #[arg(long = "api-versions", short = 'a', value_name = "GROUP/VERSION")]
     api_versions: Vec<String>,
     /// Print the chart's `crds/` too (the operator always applies them, first).
-    #[arg(long, requires = "chart")]
+    #[arg(long)]
     include_crds: bool,
     /// The `kommander-helm-render` helper (default: $KOMMANDER_HELM_RENDER, else beside this
     /// binary).
-    #[arg(long, value_name = "FILE", requires = "chart")]
+    #[arg(long, value_name = "FILE")]
     helm_render: Option<PathBuf>,
 }
 
@@ -54,25 +49,37 @@ pub(super) fn app_output(
     layers: &[Values],
     release: &Release,
 ) -> Result<ChartOutput, String> {
-    let Some(path) = &args.chart else {
-        return Err(format!(
-            "the app renders chart {} {} from {}: give its archive with --chart FILE.tgz",
-            src.name, src.version, src.repository
-        ));
+    let (archive, origin) = match (&args.chart, embedded(src)) {
+        (Some(path), _) => {
+            let archive =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            verify(&archive, src, &path.display().to_string()).map_err(|e| e.to_string())?;
+            (archive, path.display().to_string())
+        }
+        (None, Some(carried)) => (
+            carried.map_err(|e| e.to_string())?,
+            "spec.chart.archive".into(),
+        ),
+        (None, None) => {
+            return Err(format!(
+                "the app renders chart {} {} from {}: give its archive with --chart FILE.tgz",
+                src.name, src.version, src.repository
+            ));
+        }
     };
-    let archive =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    verify(&archive, src, &path.display().to_string()).map_err(|e| e.to_string())?;
     let (value_layers, held) = split_values(defaults, layers, &src.withheld_values);
     let rendered = engine_render(
         args,
-        path,
+        &origin,
         archive,
         value_layers,
         &release.name,
         &release.namespace,
     )?;
-    ChartOutput::from_render(&rendered, held).map_err(|m| format!("{}: {m}", path.display()))
+    rendered
+        .is_named_by(src)
+        .map_err(|e| format!("{origin}: {e}"))?;
+    ChartOutput::from_render(&rendered, held).map_err(|m| format!("{origin}: {m}"))
 }
 
 /// Helm's render of `archive` (read from `path`), offline: an install of release `name` in
@@ -80,7 +87,7 @@ pub(super) fn app_output(
 /// as `helm template` renders.
 fn engine_render(
     args: &ChartArgs,
-    path: &Path,
+    origin: &str,
     archive: Vec<u8>,
     value_layers: Vec<String>,
     name: &str,
@@ -104,7 +111,7 @@ fn engine_render(
     let program = HelmEngine::locate(args.helm_render.as_deref()).map_err(|e| e.to_string())?;
     HelmEngine::new(program, Limits::default())
         .render(&request)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{origin}: {e}"))
 }
 
 /// Render the chart with the values files and print it.
@@ -125,7 +132,7 @@ pub(super) fn render(
     }
     let rendered = engine_render(
         args,
-        path,
+        &path.display().to_string(),
         archive,
         value_layers,
         name.unwrap_or("release-name"),

@@ -126,6 +126,7 @@ pub async fn output(
         .chart_renders
         .render(&src.digest, request)
         .await
+        .and_then(|r| r.is_named_by(src).map(|()| r))
         .map_err(|e| (phase_of(&e), format!("{}: {e}", e.reason())))?;
     ChartOutput::from_render(&rendered, held).map_err(|m| (ClusterPhase::Invalid, m))
 }

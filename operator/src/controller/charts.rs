@@ -1,6 +1,6 @@
-//! Chart archives from Helm repositories: fetched once, verified against the pinned digest
-//! before anything uses them, kept by (repository, chart, version, digest) within a byte
-//! budget. A failed fetch backs off (5 s doubling to 5 min) and answers from its record
+//! Chart archives from Helm repositories (or carried in `spec.chart.archive`): fetched once,
+//! verified against the pinned digest before anything uses them, kept by (repository, chart,
+//! version, digest) within a byte budget. A failed fetch backs off (5 s doubling to 5 min) and answers from its record
 //! meanwhile, so a broken repository costs one request per back-off, not one per reconcile.
 //!
 //! Every URL is checked for the requester first (`chart::source`): a tenant's App reaches only
@@ -114,6 +114,9 @@ impl Charts {
             {
                 return Err(e.clone());
             }
+        }
+        if let Some(carried) = source::embedded(src) {
+            return carried.map(|bytes| self.keep(key, bytes));
         }
         match self.fetch(src, who).await {
             Ok(bytes) => Ok(self.keep(key, bytes)),

@@ -23,17 +23,31 @@ pub const GROUP: &str = "metallb.io";
 pub enum Release {
     /// 0.13.x: a pool change that takes an IP from a Service is refused (the config goes stale).
     V0_13,
-    /// 0.14 and later (0.15.x here): such a change is applied and the Service renumbered.
+    /// 0.14 and 0.15 (0.15.x here): such a change is applied and the Service renumbered.
     V0_15,
+    /// 0.16 (0.16.x here): as 0.15, with advertisements that select Services, preferred L2
+    /// nodes, AS-path prepending and a peer's local ASN.
+    V0_16,
 }
+
+/// The fields 0.16 added, by kind.
+const SINCE_V016_L2: [&str; 2] = ["serviceSelectors", "preferredNodeSelectors"];
+const SINCE_V016_BGP_ADV: [&str; 2] = ["serviceSelectors", "asPathPrepend"];
 
 impl Release {
     /// Fields a release does not know, by kind (`spec.<field>`); the CRD would drop them.
     fn unknown_fields(self, kind: &str) -> &'static [&'static str] {
         match (self, kind) {
+            (Release::V0_16, _) => &[],
+            (Release::V0_15, "L2Advertisement") => &SINCE_V016_L2,
+            (Release::V0_15, "BGPAdvertisement") => &SINCE_V016_BGP_ADV,
+            (Release::V0_15, "BGPPeer") => &["localASN"],
             (Release::V0_15, _) => &[],
             (Release::V0_13, "IPAddressPool") => &["serviceAllocation"],
-            (Release::V0_13, "L2Advertisement") => &["interfaces"],
+            (Release::V0_13, "L2Advertisement") => {
+                &["interfaces", "serviceSelectors", "preferredNodeSelectors"]
+            }
+            (Release::V0_13, "BGPAdvertisement") => &SINCE_V016_BGP_ADV,
             (Release::V0_13, "BGPPeer") => &[
                 "dynamicASN",
                 "interface",
@@ -42,6 +56,7 @@ impl Release {
                 "vrf",
                 "disableMP",
                 "dualStackAddressFamily",
+                "localASN",
             ],
             (Release::V0_13, _) => &[],
         }
@@ -52,7 +67,14 @@ impl Release {
         match self {
             Release::V0_13 => "0.13",
             Release::V0_15 => "0.15",
+            Release::V0_16 => "0.16",
         }
+    }
+
+    /// A change that takes an IP from a Service renumbers it (0.14 and later), instead of
+    /// leaving the whole config stale (0.13).
+    pub fn renumbers(self) -> bool {
+        self != Release::V0_13
     }
 }
 
@@ -255,9 +277,17 @@ struct AdvSpec {
     ip_address_pool_selectors: Vec<LabelSelector>,
     #[serde(default)]
     node_selectors: Vec<LabelSelector>,
+    // 0.16: which Services the advertisement announces.
+    #[serde(default)]
+    service_selectors: Vec<LabelSelector>,
     // L2 only.
     #[serde(default)]
     interfaces: Vec<String>,
+    // L2 only, 0.16.
+    #[serde(default)]
+    preferred_node_selectors: Vec<PreferredNode>,
+    // BGP only, 0.16.
+    as_path_prepend: Option<i64>,
     // BGP only.
     aggregation_length: Option<i64>,
     #[serde(rename = "aggregationLengthV6")]
@@ -267,6 +297,16 @@ struct AdvSpec {
     communities: Vec<String>,
     #[serde(default)]
     peers: Vec<String>,
+}
+
+/// An L2Advertisement's weighted node preference (0.16).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PreferredNode {
+    #[serde(default)]
+    weight: i64,
+    #[serde(default)]
+    preference: LabelSelector,
 }
 
 #[derive(Deserialize, Default)]
@@ -292,6 +332,10 @@ struct PeerSpec {
     connect_time: Option<String>,
     #[serde(rename = "routerID", default)]
     router_id: String,
+    // 0.16; what it allows depends on the BGP mode, which MetalLB checks on the speakers.
+    #[serde(rename = "localASN")]
+    #[allow(dead_code)]
+    local_asn: Option<u32>,
     #[serde(default)]
     node_selectors: Vec<LabelSelector>,
     #[serde(default)]
@@ -656,6 +700,12 @@ fn advertisement(
         report,
     );
     selectors(&id, "spec.nodeSelectors", &spec.node_selectors, report);
+    selectors(
+        &id,
+        "spec.serviceSelectors",
+        &spec.service_selectors,
+        report,
+    );
     let adv = Advertisement {
         name: o.name.clone(),
         kind,
@@ -670,6 +720,7 @@ fn advertisement(
                 ("localPref", spec.local_pref.is_some()),
                 ("communities", !spec.communities.is_empty()),
                 ("peers", !spec.peers.is_empty()),
+                ("asPathPrepend", spec.as_path_prepend.is_some()),
             ]
             .iter()
             .filter(|f| f.1)
@@ -680,11 +731,21 @@ fn advertisement(
                     "is a BGPAdvertisement field",
                 );
             }
+            since_v016::preferred_nodes(&id, &spec.preferred_node_selectors, report);
         }
         Announcement::Bgp => {
-            if !spec.interfaces.is_empty() {
-                report.push(&id, "spec.interfaces", "is an L2Advertisement field");
+            for (field, set) in [
+                ("interfaces", !spec.interfaces.is_empty()),
+                (
+                    "preferredNodeSelectors",
+                    !spec.preferred_node_selectors.is_empty(),
+                ),
+            ] {
+                if set {
+                    report.push(&id, format!("spec.{field}"), "is an L2Advertisement field");
+                }
             }
+            since_v016::service_selection(&id, &spec, report);
             bgp_fields(&id, &spec, &adv, pools, communities, mode, report);
         }
     }
@@ -1036,6 +1097,8 @@ fn timers(hold: Option<&str>, keepalive: Option<&str>) -> Result<(), String> {
     }
     Ok(())
 }
+
+mod since_v016;
 
 #[cfg(test)]
 mod tests;

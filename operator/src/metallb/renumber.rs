@@ -184,7 +184,7 @@ fn annotation<'a>(s: &'a LiveService, release: Release, keys: [&str; 2]) -> Opti
     // 0.13.5 knows only the metallb.universe.tf spelling.
     let keys: &[&str] = match release {
         Release::V0_13 => &keys[1..],
-        Release::V0_15 => &keys,
+        Release::V0_15 | Release::V0_16 => &keys,
     };
     keys.iter()
         .find_map(|k| s.annotations.get(*k))
@@ -454,7 +454,7 @@ pub fn predict(
         ips: s.ips.clone(),
         fate,
     };
-    if release == Release::V0_13 && held.iter().any(|s| new.pool_for(&s.ips).is_none()) {
+    if !release.renumbers() && held.iter().any(|s| new.pool_for(&s.ips).is_none()) {
         // The whole config is refused: nothing else changes, but every misfit is named.
         return held
             .iter()

@@ -170,7 +170,7 @@ pub fn predict_along(
     let Some(((_, last), between)) = steps.split_last() else {
         return Vec::new();
     };
-    if release == Release::V0_13 || between.is_empty() {
+    if !release.renumbers() || between.is_empty() {
         return predict(old, last, services, release);
     }
     let mut now: Vec<LiveService> = services.to_vec();

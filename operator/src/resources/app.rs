@@ -40,13 +40,20 @@ pub struct AppDefinition {
     pub config_rollout: Option<ConfigRollout>,
 }
 
-/// A Helm chart pinned like an image: repository, name, version and the archive's digest.
+/// A Helm chart pinned like an image: where it comes from (a repository, or the archive
+/// itself), name, version and the archive's digest.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChartSource {
     /// The Helm repository's URL (https), where its `index.yaml` is, e.g.
-    /// `https://metallb.github.io/metallb`.
+    /// `https://metallb.github.io/metallb`. Set this or `archive`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub repository: String,
+    /// The chart's `.tgz` itself, base64 (as `base64 -w0 chart.tgz` writes it), at most 1 MiB:
+    /// a chart carried in the catalog, for management clusters that reach no repository. Set
+    /// this or `repository`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
     /// The chart's name in the repository's index, e.g. `metallb`.
     pub name: String,
     /// The chart's exact version, e.g. `0.16.2`.
@@ -131,6 +138,10 @@ pub enum SafetyCheck {
     /// Services a change renumbers or leaves pending, since the controller no longer refuses.
     #[serde(rename = "metallb-v0.15")]
     MetallbV015,
+    /// MetalLB 0.16: as 0.15, and knows the fields 0.16 added (advertisements that select
+    /// Services, preferred L2 nodes, AS-path prepending, a peer's local ASN) with their rules.
+    #[serde(rename = "metallb-v0.16")]
+    MetallbV016,
 }
 
 /// A catalog app version deployable from any workspace, e.g. `metallb-0.12.3`.

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // Each suite uses its own part.
 
+use kommander_e2e::metrics::scrape;
 use kommander_e2e::{
     Clusters, KillOnDrop, Operator, eventually, free_port, http_get, metallb_crs_controller_as,
 };
@@ -198,23 +199,9 @@ impl Env {
     /// HTTPS with the cluster's admin token (v0.16 serves metrics through controller-runtime,
     /// authenticated and authorized by the cluster).
     pub fn capacity(&self, port: u16) -> Result<f64, String> {
-        if let Ok(n) = capacity(port) {
-            return Ok(n);
-        }
-        let kubeconfig = std::fs::read_to_string(self.clusters.kubeconfig("attached-1"))
-            .map_err(|e| e.to_string())?;
-        let token = kubeconfig
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("token: "))
-            .ok_or("no token in the kubeconfig")?;
-        let out = std::process::Command::new("curl")
-            .args(["-sk", "--max-time", "5", "-H"])
-            .arg(format!("Authorization: Bearer {token}"))
-            .arg(format!("https://127.0.0.1:{port}/metrics"))
-            .output()
-            .map_err(|e| e.to_string())?;
+        let body = scrape(port, &self.clusters.kubeconfig("attached-1"))?;
         sample(
-            &String::from_utf8_lossy(&out.stdout),
+            &body,
             "metallb_allocator_addresses_total{pool=\"default\"} ",
         )
     }

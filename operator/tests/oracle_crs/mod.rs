@@ -10,7 +10,8 @@
 //!
 //! `make test` runs a fixed sample (ORACLE_SCENARIOS=20 per version); `make oracle` runs 300.
 
-use kommander_e2e::{Clusters, Rng, eventually, http_get, metallb_crs_controller};
+use kommander_e2e::metrics::{sample, scrape};
+use kommander_e2e::{Clusters, Rng, eventually, metallb_crs_controller_as};
 use kommander_operator::metallb::crs::{self, BgpMode, Phase, Release};
 use kommander_operator::metallb::renumber::Fate;
 use kommander_operator::metallb::safety::LiveService;
@@ -18,6 +19,7 @@ use kommander_operator::metallb::sequence;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -36,7 +38,7 @@ impl Version {
     fn pool_annotation(&self) -> &'static str {
         match self.release {
             Release::V0_13 => "metallb.universe.tf/address-pool",
-            Release::V0_15 => "metallb.io/address-pool",
+            Release::V0_15 | Release::V0_16 => "metallb.io/address-pool",
         }
     }
 }
@@ -156,7 +158,7 @@ fn scenario(rng: &mut Rng, release: Release) -> (Vec<PoolSpec>, Vec<SvcSpec>, Ve
             }),
             4 => new[i].name = format!("renamed{}", rng.below(1000)),
             5 => new[i].avoid_buggy = true,
-            6 if release == Release::V0_15 => {
+            6 if release.renumbers() => {
                 new[i].only = Some(if rng.below(2) == 0 { "apps" } else { "apps2" })
             }
             _ => new[i].third = new[i].third.wrapping_add(1 + rng.below(3) as u8),
@@ -165,13 +167,8 @@ fn scenario(rng: &mut Rng, release: Release) -> (Vec<PoolSpec>, Vec<SvcSpec>, Ve
     (old, services, new)
 }
 
-fn metric(port: u16, name: &str) -> Result<f64, String> {
-    let (_, body) = http_get(port, "/metrics")?;
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no {name}"))
+fn metric(port: u16, kubeconfig: &Path, name: &str) -> Result<f64, String> {
+    sample(&scrape(port, kubeconfig)?, name)
 }
 
 /// The CRDs of the release's chart, from the Go module the controller was built from.
@@ -269,16 +266,24 @@ pub async fn run(v: &Version) {
         "--timeout=60s",
     ])
     .unwrap();
-    let (_mlb, port) = metallb_crs_controller(
+    let kc = clusters.kubeconfig("oracle");
+    // v0.16 names its own pod as the owner of its ConfigurationState: one exists (no kubelet
+    // runs it; the controller runs beside the cluster).
+    apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: controller, namespace: metallb}\nspec:\n  containers: [{name: controller, image: metallb-controller}]\n",
+    )
+    .expect("the controller's Pod object");
+    let (_mlb, port) = metallb_crs_controller_as(
         v.bin,
-        &clusters.kubeconfig("oracle"),
+        &kc,
         "metallb",
         &clusters.state_dir().join("metallb.log"),
+        "controller",
     );
     eventually(
         &format!("MetalLB {} serves metrics", v.tag),
         Duration::from_secs(60),
-        || async { metric(port, "metallb_k8s_client_config_loaded_bool").map(|_| ()) },
+        || async { metric(port, &kc, "metallb_k8s_client_config_loaded_bool").map(|_| ()) },
     )
     .await
     .unwrap();
@@ -370,7 +375,7 @@ pub async fn run(v: &Version) {
         // addresses first, then each pool that narrows, then what takes up the addresses those
         // give up, then what the new config drops, each in name order. The running controller
         // acts on every state in between.
-        let updates = metric(port, "metallb_k8s_client_updates_total").unwrap_or(0.0);
+        let updates = metric(port, &kc, "metallb_k8s_client_updates_total").unwrap_or(0.0);
         let new_objects = objects(&new);
         let phases = crs::phases(parse(&old).ok().as_ref(), &new_objects);
         for phase in [Phase::Add, Phase::Narrow, Phase::Fill] {
@@ -403,7 +408,7 @@ pub async fn run(v: &Version) {
         }
         if ours.is_ok() && !unchanged {
             eventually("new config processed", Duration::from_secs(30), || async {
-                if metric(port, "metallb_k8s_client_updates_total")? > updates {
+                if metric(port, &kc, "metallb_k8s_client_updates_total")? > updates {
                     Ok(())
                 } else {
                     Err("not yet".into())
@@ -424,7 +429,7 @@ pub async fn run(v: &Version) {
         }
         if let Err(errors) = ours {
             *seen.entry("invalid config").or_default() += 1;
-            let stale = metric(port, "metallb_k8s_client_config_stale_bool").unwrap_or(-1.0);
+            let stale = metric(port, &kc, "metallb_k8s_client_config_stale_bool").unwrap_or(-1.0);
             if stale == 1.0 && after == before {
                 agree += 1;
             } else {
@@ -449,8 +454,8 @@ pub async fn run(v: &Version) {
         let mut problems = Vec::new();
         // 0.13: a refused config changes nothing, and MetalLB says it is stale.
         let refused = outcomes.iter().any(|o| o.fate == Fate::Refused);
-        if v.release == Release::V0_13 && !unchanged {
-            let stale = metric(port, "metallb_k8s_client_config_stale_bool").unwrap_or(-1.0);
+        if !v.release.renumbers() && !unchanged {
+            let stale = metric(port, &kc, "metallb_k8s_client_config_stale_bool").unwrap_or(-1.0);
             *seen
                 .entry(if refused { "refused" } else { "accepted" })
                 .or_default() += 1;
@@ -533,7 +538,8 @@ pub async fn run(v: &Version) {
             || has("keeps")
                 && match v.release {
                     Release::V0_13 => has("refused") && has("accepted"),
-                    Release::V0_15 => has("renumbered (IP predicted)") || has("pending"),
+                    Release::V0_15 | Release::V0_16 =>
+                        has("renumbered (IP predicted)") || has("pending"),
                 },
         "the sample must hold kept Services and, on 0.13, refused and accepted configs, on 0.15 moved Services: {seen:?}"
     );

@@ -14,8 +14,14 @@
 //!   share of one core; API writes on all four API servers; RSS at the end;
 //! - one workspace's overrides change: per cluster, the time until it is done at the new
 //!   revision (p50/p99), and until the whole workspace is.
+//!
+//! BENCH_SCALE_CHART=1 makes app-b a chart app: the same two objects from a Helm chart served
+//! by an HTTPS Helm repository on loopback, rendered by Helm's engine (`kommander-helm-render`
+//! beside the operator). A chart cannot name its objects after the cluster, so the clusters of
+//! a workspace that share an API server apply the same objects, with the same content.
 
 use kommander_e2e::bench::{attach_yaml, latencies, ready_count, set_overrides};
+use kommander_e2e::helm_repo::HelmRepo;
 use kommander_e2e::{Clusters, Operator, appdeployment_resource, arg, root};
 use kube::Client;
 use kube::api::Api;
@@ -66,6 +72,59 @@ spec:
               image: registry.example/scale:1
 "#;
 
+/// The chart of app-b with BENCH_SCALE_CHART: app-b's objects, named after the release.
+const CHART: [(&str, &str); 3] = [
+    (
+        "Chart.yaml",
+        "apiVersion: v2\nname: scale\nversion: 1.0.0\n",
+    ),
+    ("values.yaml", "n: 0\n"),
+    (
+        "templates/app.yaml",
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}
+data:
+  n: {{ .Values.n | quote }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+      annotations: {n: {{ .Values.n | quote }}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/scale:1
+"#,
+    ),
+];
+
+/// The repository serving [`CHART`], and the ClusterApp `scale-chart-1.0.0` pinning it.
+fn chart_app(dir: &std::path::Path) -> Res<(HelmRepo, String)> {
+    let chart = dir.join("scale");
+    for (file, text) in CHART {
+        let path = chart.join(file);
+        std::fs::create_dir_all(path.parent().unwrap_or(&chart)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    }
+    let repo = HelmRepo::start(dir, &[chart])?;
+    let app = format!(
+        "apiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: ClusterApp\nmetadata: {{name: scale-chart-1.0.0}}\nspec:\n  appId: scale-chart\n  version: 1.0.0\n  chart: {{repository: \"{}\", name: scale, version: 1.0.0, digest: \"{}\"}}\n",
+        repo.url,
+        repo.digest("scale-1.0.0.tgz")?
+    );
+    Ok((repo, app))
+}
+
 /// Write requests, all resources together, from the API server's own counters.
 async fn writes(client: &Client) -> Res<f64> {
     let req = http::Request::get("/metrics")
@@ -92,7 +151,7 @@ async fn writes(client: &Client) -> Res<f64> {
 }
 
 /// Everything for `n` clusters in workspaces of `per_ws`, as one YAML stream.
-fn objects(n: usize, per_ws: usize, kubeconfigs: &[String]) -> String {
+fn objects(n: usize, per_ws: usize, kubeconfigs: &[String], app_b: &str) -> String {
     let mut all = String::new();
     for w in 0..n.div_ceil(per_ws) {
         let ns = format!("ws-{w:03}");
@@ -105,8 +164,8 @@ fn objects(n: usize, per_ws: usize, kubeconfigs: &[String]) -> String {
                 &kubeconfigs[c % kubeconfigs.len()],
             ));
         }
-        for app in ["app-a", "app-b"] {
-            all.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {app}-values, namespace: {ns}}}\ndata:\n  values.yaml: 'n: 0'\n---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: {app}, namespace: {ns}}}\nspec:\n  appRef: {{name: scale-1.0.0, kind: ClusterApp}}\n  configOverrides: {{name: {app}-values}}\n  rollout: {{maxConcurrentClusters: 5}}\n"));
+        for (app, cluster_app) in [("app-a", "scale-1.0.0"), ("app-b", app_b)] {
+            all.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {app}-values, namespace: {ns}}}\ndata:\n  values.yaml: 'n: 0'\n---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: {app}, namespace: {ns}}}\nspec:\n  appRef: {{name: {cluster_app}, kind: ClusterApp}}\n  configOverrides: {{name: {app}-values}}\n  rollout: {{maxConcurrentClusters: 5}}\n"));
         }
     }
     all
@@ -188,6 +247,19 @@ async fn measure(n: usize, per_ws: usize, idle: u64, bin: &std::path::Path) -> R
     let mgmt = clusters.client("management").await?;
     clusters.install_crds_and_catalog("management")?;
     clusters.kubectl("management", &["apply", "-f", "-"], Some(APP))?;
+    let chart = match std::env::var_os("BENCH_SCALE_CHART") {
+        Some(_) => {
+            let (repo, app) = chart_app(&clusters.state_dir().join("chart-repo"))?;
+            clusters.kubectl("management", &["apply", "-f", "-"], Some(&app))?;
+            Some(repo)
+        }
+        None => None,
+    };
+    let app_b = if chart.is_some() {
+        "scale-chart-1.0.0"
+    } else {
+        "scale-1.0.0"
+    };
     let kubeconfigs: Vec<String> = SERVERS
         .iter()
         .map(|c| std::fs::read_to_string(clusters.kubeconfig(c)).unwrap_or_default())
@@ -195,19 +267,18 @@ async fn measure(n: usize, per_ws: usize, idle: u64, bin: &std::path::Path) -> R
     clusters.apply_file(
         "management",
         "scale-objects.yaml",
-        &objects(n, per_ws, &kubeconfigs),
+        &objects(n, per_ws, &kubeconfigs, app_b),
     )?;
     let apps = ready_count(&mgmt).await?.1;
 
     let log = clusters.state_dir().join("operator.log");
     let t0 = Instant::now();
-    let op = Operator::start_logging(
-        bin,
-        &clusters.kubeconfig("management"),
-        log,
-        &["--no-leader-election", "--metrics-addr", "127.0.0.1:0"],
-        "info",
-    )?;
+    let mut flags = vec!["--no-leader-election", "--metrics-addr", "127.0.0.1:0"];
+    let ca = chart.as_ref().map(|r| r.ca.to_string_lossy().into_owned());
+    if let Some(ca) = &ca {
+        flags.extend(["--chart-ca-file", ca]);
+    }
+    let op = Operator::start_logging(bin, &clusters.kubeconfig("management"), log, &flags, "info")?;
     loop {
         let (ready, total) = ready_count(&mgmt).await?;
         if ready == total && total == apps {
@@ -271,7 +342,12 @@ async fn main() -> Res<()> {
         .map(Into::into)
         .unwrap_or_else(|_| root().join("target/release/kommander-operator"));
     println!(
-        "bench-scale: N = {ns:?} KommanderClusters in workspaces of {per_ws}, 2 AppDeployments each (5 clusters at a time), on {} shared API servers; {idle} s idle",
+        "bench-scale: N = {ns:?} KommanderClusters in workspaces of {per_ws}, 2 AppDeployments each (5 clusters at a time; app-b {}), on {} shared API servers; {idle} s idle",
+        if std::env::var_os("BENCH_SCALE_CHART").is_some() {
+            "a Helm chart app"
+        } else {
+            "handlebars"
+        },
         SERVERS.len()
     );
     let mut rows = Vec::new();

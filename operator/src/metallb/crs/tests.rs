@@ -223,3 +223,82 @@ fn what_takes_up_given_up_addresses_comes_after() {
     ];
     assert_eq!(phases(Some(&old), &new), vec![Phase::Narrow, Phase::Fill]);
 }
+
+fn bgp_adv(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+fn peer(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+/// Each field 0.16 added, valid: what 0.16 accepts and 0.15 and 0.13 do not know.
+fn fields_since_v016() -> Vec<Value> {
+    let mut l2 = l2("l2", &["default"]);
+    l2["spec"]["serviceSelectors"] = json!([{"matchLabels": {"tier": "web"}}]);
+    l2["spec"]["preferredNodeSelectors"] =
+        json!([{"weight": 50, "preference": {"matchLabels": {"rack": "a"}}}]);
+    vec![
+        pool("default", &["10.0.50.25-10.0.50.50"]),
+        l2,
+        bgp_adv(
+            "bgp",
+            json!({"ipAddressPools": ["default"], "asPathPrepend": 2,
+                   "serviceSelectors": [{"matchLabels": {"tier": "web"}}]}),
+        ),
+        peer(
+            "p",
+            json!({"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1", "localASN": 64999}),
+        ),
+    ]
+}
+
+#[test]
+fn fields_0_16_added_are_known_to_0_16_only() {
+    let items = fields_since_v016();
+    assert_eq!(
+        messages(&items, Release::V0_16, BgpMode::Frr),
+        Vec::<String>::new()
+    );
+    let came_later = |v| format!("is not a field in MetalLB {v} (it came later)");
+    for release in [Release::V0_15, Release::V0_13] {
+        let got = messages(&items, release, BgpMode::Frr);
+        for field in [
+            "L2Advertisement/l2 spec.serviceSelectors",
+            "L2Advertisement/l2 spec.preferredNodeSelectors",
+            "BGPAdvertisement/bgp spec.serviceSelectors",
+            "BGPAdvertisement/bgp spec.asPathPrepend",
+            "BGPPeer/p spec.localASN",
+        ] {
+            let want = format!("{field}: {}", came_later(release.version()));
+            assert!(got.contains(&want), "{release:?}: {want} not in {got:#?}");
+        }
+    }
+}
+
+#[test]
+fn the_0_16_fields_have_0_16_rules() {
+    let mut items = fields_since_v016();
+    items[1]["spec"]["preferredNodeSelectors"][0]["weight"] = json!(0);
+    items[1]["spec"]["asPathPrepend"] = json!(1);
+    items[2]["spec"]["asPathPrepend"] = json!(11);
+    items[2]["spec"]["aggregationLength"] = json!(30);
+    items[2]["spec"]["preferredNodeSelectors"] = items[1]["spec"]["preferredNodeSelectors"].clone();
+    items.push(bgp_adv(
+        "dup",
+        json!({"serviceSelectors": [{"matchLabels": {"a": "b"}}, {"matchLabels": {"a": "b"}}]}),
+    ));
+    assert_eq!(
+        messages(&items, Release::V0_16, BgpMode::Frr),
+        vec![
+            "L2Advertisement/l2 spec.asPathPrepend: is a BGPAdvertisement field",
+            "L2Advertisement/l2 spec.preferredNodeSelectors[0].weight: 0 is not between 1 and 100",
+            "BGPAdvertisement/bgp spec.preferredNodeSelectors: is an L2Advertisement field",
+            "BGPAdvertisement/bgp spec.asPathPrepend: 11 is not between 1 and 10",
+            "BGPAdvertisement/bgp spec.serviceSelectors: and aggregationLength are mutually exclusive (aggregationLength must be 32 or unset)",
+            "BGPAdvertisement/dup spec.serviceSelectors[1]: the same selector is listed twice",
+        ]
+    );
+}
