@@ -95,9 +95,11 @@ e2e-oracle: suite-oracle suite-oracle_v013 suite-oracle_v015 suite-oracle_v016
 ## e2e-helm: helm v3.22.0 (built from its module) as the reference: the values merge (200 random
 ## cases), each MetalLB catalog app against `helm template` of its upstream chart (100 value sets
 ## each), and Helm's engine in the operator (render --chart) against `helm template` of MetalLB
-## v0.12.1, v0.15.2, v0.16.2 and ingress-nginx (40 value sets each), the engine's bounds, and
-## chart apps on embedded clusters from an HTTPS Helm repository on loopback (chart_apps)
-e2e-helm: suite-values_helm suite-chart_fidelity suite-helm_engine suite-chart_apps
+## v0.12.1, v0.15.2, v0.16.2 and ingress-nginx (40 value sets each), the engine's bounds,
+## chart apps on embedded clusters from an HTTPS Helm repository on loopback (chart_apps), and
+## Helm hooks run in Helm's order around the apply (ingress-nginx's admission hooks, a failing
+## hook Job: chart_hooks)
+e2e-helm: suite-values_helm suite-chart_fidelity suite-helm_engine suite-chart_apps suite-chart_hooks
 
 ## oracle: the same with 300 scenarios each (not in CI: about 45 minutes)
 oracle: e2e-build

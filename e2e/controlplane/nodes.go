@@ -19,7 +19,8 @@ import (
 )
 
 // simulator plays the kubelet of every simulated node: it registers the nodes, marks the pods
-// the scheduler binds to them Running and Ready, and removes pods being deleted (a kubelet
+// the scheduler binds to them Running and Ready (a Job's pods run to completion at once), and
+// removes pods being deleted (a kubelet
 // confirms the deletion once containers stop; ours stop at once).
 type simulator struct {
 	client  *kubernetes.Clientset
@@ -190,6 +191,9 @@ func (s *simulator) sync(ctx context.Context, key string, lister corelisters.Pod
 	if image, ok := unpullable(pod); ok {
 		return s.backOff(ctx, pod, image)
 	}
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyAlways && pod.Spec.RestartPolicy != "" {
+		return s.finish(ctx, pod, idx)
+	}
 	running := pod.DeepCopy()
 	now := metav1.Now()
 	running.Status.Phase = corev1.PodRunning
@@ -223,6 +227,55 @@ func (s *simulator) sync(ctx context.Context, key string, lister corelisters.Pod
 		})
 	}
 	_, err = s.client.CoreV1().Pods(ns).UpdateStatus(ctx, running, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// failingRegistry: a container from it exits 1 at once, as a failing Job's would.
+const failingRegistry = "fails.invalid/"
+
+// finish runs a pod that runs to completion (a Job's: restartPolicy Never or OnFailure) the way
+// a kubelet reports a container that exits at once: Succeeded with exit code 0, or Failed with
+// exit code 1 when an image is from failingRegistry.
+func (s *simulator) finish(ctx context.Context, pod *corev1.Pod, idx int) error {
+	done := pod.DeepCopy()
+	now := metav1.Now()
+	phase, code, reason := corev1.PodSucceeded, int32(0), "Completed"
+	for _, c := range pod.Spec.Containers {
+		if strings.HasPrefix(c.Image, failingRegistry) {
+			phase, code, reason = corev1.PodFailed, 1, "Error"
+		}
+	}
+	done.Status.Phase = phase
+	done.Status.HostIP = fmt.Sprintf("172.31.0.%d", idx)
+	done.Status.HostIPs = []corev1.HostIP{{IP: done.Status.HostIP}}
+	done.Status.PodIP = s.podIP(pod.Spec.NodeName, idx)
+	done.Status.PodIPs = []corev1.PodIP{{IP: done.Status.PodIP}}
+	done.Status.StartTime = &now
+	done.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, LastTransitionTime: now, Reason: "PodCompleted"},
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: now, Reason: "PodCompleted"},
+	}
+	done.Status.ContainerStatuses = nil
+	for _, c := range pod.Spec.Containers {
+		started := false
+		done.Status.ContainerStatuses = append(done.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name:        c.Name,
+			Image:       c.Image,
+			ImageID:     "simulated://" + c.Image,
+			ContainerID: "simulated://" + string(pod.UID) + "/" + c.Name,
+			Started:     &started,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: code, Reason: reason, StartedAt: now, FinishedAt: now,
+				ContainerID: "simulated://" + string(pod.UID) + "/" + c.Name,
+			}},
+		})
+	}
+	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, done, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -3,6 +3,7 @@
 //! `helm-render/` in this repository); this module is the typed boundary to it, plus the one
 //! piece of `helm template` that is formatting: how its output text is laid out.
 
+pub mod credentials;
 pub mod engine;
 pub mod source;
 #[cfg(test)]
@@ -146,7 +147,7 @@ pub struct ChartFile {
 }
 
 /// A hook: an object Helm applies at a point of the release's life, not with the rest.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Hook {
     /// Path in the chart.

@@ -207,6 +207,11 @@ struct RunArgs {
     /// system's (a platform's own repository).
     #[arg(long, value_name = "FILE")]
     chart_ca_file: Option<PathBuf>,
+    /// Where private Helm repositories' credentials are: Secrets labelled
+    /// apps.kommander.d2iq.io/chart-repository-credentials (default: $POD_NAMESPACE, else
+    /// kommander-system, the operator's own namespace).
+    #[arg(long, value_name = "NAMESPACE")]
+    chart_credentials_namespace: Option<String>,
     /// Helm's engine for chart apps (default: $KOMMANDER_HELM_RENDER, else
     /// kommander-helm-render beside this binary).
     #[arg(long, value_name = "FILE")]
@@ -357,12 +362,12 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
         LogFormat::Text => builder.init(),
     }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let own_namespace = env("POD_NAMESPACE").unwrap_or_else(|| "kommander-system".into());
     let settings = Settings {
         metrics_addr: args.metrics_addr,
         lease_namespace: args
             .lease_namespace
-            .or_else(|| env("POD_NAMESPACE"))
-            .unwrap_or_else(|| "kommander-system".into()),
+            .unwrap_or_else(|| own_namespace.clone()),
         lease_name: args.lease_name,
         identity: args
             .identity
@@ -383,6 +388,10 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| format!("--chart-ca-file {}: {e}", path.display()))?,
             None => Vec::new(),
         },
+        chart_credentials_namespace: args
+            .chart_credentials_namespace
+            .clone()
+            .unwrap_or(own_namespace),
         helm_render: args.helm_render.clone(),
     };
     let runtime = tokio::runtime::Runtime::new()

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod drift;
 pub mod health;
+pub mod hooks;
 pub mod kube_proxy;
 pub mod kubeconfig;
 pub mod manifest;

@@ -2,8 +2,8 @@
 
 use crate::pools;
 use crate::resources::{
-    AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus, PoolCapacity,
-    RolloutPhase, RolloutStatus,
+    AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus, HooksStatus,
+    PoolCapacity, RolloutPhase, RolloutStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -34,6 +34,9 @@ pub struct ClusterOutcome {
     /// What is wrong with the config without blocking it; `None` when not checked this time
     /// (the status keeps what it had).
     pub warnings: Option<Vec<String>>,
+    /// Where a chart app's hooks stand; `None` when they were not run this time (the status
+    /// keeps what it had).
+    pub hooks: Option<HooksStatus>,
 }
 
 impl ClusterOutcome {
@@ -57,6 +60,7 @@ impl ClusterOutcome {
             corrected: vec![],
             pools: None,
             warnings: None,
+            hooks: None,
         }
     }
 }
@@ -158,6 +162,7 @@ pub fn cluster_status(
     let warnings = o
         .warnings
         .unwrap_or_else(|| before.map(|c| c.warnings.clone()).unwrap_or_default());
+    let hooks = o.hooks.or_else(|| before.and_then(|c| c.hooks.clone()));
     ClusterRolloutStatus {
         name: o.cluster,
         phase: o.phase,
@@ -170,6 +175,7 @@ pub fn cluster_status(
         applied_objects: applied,
         pools,
         warnings,
+        hooks,
     }
 }
 
@@ -417,6 +423,7 @@ mod tests {
             corrected: vec![],
             pools: None,
             warnings: None,
+            hooks: None,
         }
     }
 

@@ -290,6 +290,25 @@ impl Discovery {
         Ok(comparable(live) != comparable(would))
     }
 
+    /// The live object as the API server returns it (`None`: not there).
+    pub async fn get(
+        &self,
+        client: &Client,
+        cluster: &str,
+        object: &ManifestObject,
+    ) -> Result<Option<serde_json::Value>, TargetError> {
+        let display = object.display_name();
+        let (ar, caps) = self
+            .resolve(client, cluster, &object.api_version, &object.kind, &display)
+            .await?;
+        let api = api_with(client, &ar, &caps.scope, &object.entry());
+        let live = api
+            .get_opt(&object.name)
+            .await
+            .map_err(|e| classify(&display, e))?;
+        Ok(live.and_then(|o| serde_json::to_value(o).ok()))
+    }
+
     /// Delete these objects where they still belong to `owner` (already gone is fine; one
     /// that someone else now owns is left alone and named).
     pub async fn delete_all(

@@ -7,6 +7,7 @@
 //! Run by `make e2e-security` (part of `make test`).
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use kommander_e2e::helm_repo::HelmRepo;
 use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, kubectl_with};
 use kommander_operator::resources::{AppDeployment, KommanderCluster};
 use kube::Client;
@@ -222,6 +223,99 @@ fn kubeconfig(server: &str, cluster_extra: &str, user_extra: &str) -> String {
     )
 }
 
+const PRIVATE_LOGIN: &str = "robot:s3cret";
+
+/// A chart of one ConfigMap, for the private repository.
+fn private_chart(state: &std::path::Path) -> PathBuf {
+    let src = state.join("private-chart");
+    std::fs::create_dir_all(src.join("templates")).unwrap();
+    std::fs::write(
+        src.join("Chart.yaml"),
+        "apiVersion: v2\nname: private\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: private-config\ndata: {secret: sauce}\n",
+    )
+    .unwrap();
+    src
+}
+
+/// The platform's login to a private repository serves its ClusterApp; a tenant whose
+/// Workspace may reach that repository still fetches without it, even once the chart is
+/// fetched and kept for the platform.
+async fn borrowing_the_platforms_login(env: &Env, repo: &HelmRepo, attack: &mut impl FnMut(&str)) {
+    let (user, password) = PRIVATE_LOGIN.split_once(':').unwrap();
+    let digest = repo.digest("private-1.0.0.tgz").unwrap();
+    let chart = format!(
+        "  chart: {{repository: \"{}\", name: private, version: 1.0.0, digest: \"{digest}\"}}\n",
+        repo.url
+    );
+    println!("platform: a ClusterApp from a private repository, with the platform's login");
+    env.admin(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: private-charts\n  namespace: kommander-system\n  labels: {{apps.kommander.d2iq.io/chart-repository-credentials: \"true\"}}\nstringData: {{url: \"{}\", username: {user}, password: {password}}}\n---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: ClusterApp\nmetadata: {{name: private-1.0.0}}\nspec:\n  appId: private\n  version: 1.0.0\n{chart}---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: private, namespace: ws-good}}\nspec:\n  appRef: {{name: private-1.0.0, kind: ClusterApp}}\n",
+        repo.url
+    ));
+    env.clusters
+        .wait_ready("ws-good", "private", T.as_secs())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = env
+        .clusters
+        .kubectl(
+            "attached-2",
+            &[
+                "-n",
+                "ws-good",
+                "get",
+                "configmap",
+                "private-config",
+                "-o",
+                "jsonpath={.data.secret}",
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(data, "sauce");
+    assert!(
+        repo.requests()
+            .contains(&"/private-1.0.0.tgz login".to_string()),
+        "{:?}",
+        repo.requests()
+    );
+
+    attack(
+        "a tenant's App borrows the platform's login to a private repository its Workspace may reach",
+    );
+    env.admin(&format!(
+        "apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: ws-evil}}\nspec: {{allowedChartRepositories: [\"{}\"]}}\n",
+        repo.url
+    ));
+    let before = repo.requests().len();
+    env.tenant_ok(&app("borrowed", &chart, &[("main.yaml", "")]));
+    env.tenant_ok(&deploy("borrowed", "borrowed", ""));
+    env.ad_refused(
+        "borrowed",
+        "no repository credentials serve",
+        "ChartUnavailable",
+    )
+    .await;
+    let asked: Vec<String> = repo.requests().split_off(before);
+    assert!(
+        !asked.is_empty() && asked.iter().all(|r| r.ends_with(" none")),
+        "the tenant's requests carried no login: {asked:?}"
+    );
+    assert!(
+        !env.exists_on(
+            "attached-1",
+            &["-n", "ws-evil", "configmap", "private-config"]
+        )
+        .await,
+        "the private chart reached the tenant's cluster"
+    );
+    env.admin("apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {name: ws-evil}\nspec: {allowedChartRepositories: []}\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_security_attacks_fail() {
     let clusters =
@@ -335,9 +429,17 @@ async fn e2e_security_attacks_fail() {
         marker: state.join("pwned"),
         listener: Listener::start(),
     };
+    // A private Helm repository: the platform's login opens it.
+    let private = HelmRepo::start_private(
+        &state.join("private-repo"),
+        &[private_chart(&state)],
+        PRIVATE_LOGIN,
+    )
+    .expect("the private Helm repository starts");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
+    let helper = root.join("e2e/bin/kommander-helm-render");
     let operator = Operator::start_with(
         &bin,
         &operator_kubeconfig,
@@ -348,6 +450,10 @@ async fn e2e_security_attacks_fail() {
             &addr,
             "--cluster-deadline-seconds",
             "8",
+            "--chart-ca-file",
+            &private.ca.to_string_lossy(),
+            "--helm-render",
+            &helper.to_string_lossy(),
         ],
     )
     .unwrap();
@@ -771,6 +877,7 @@ async fn e2e_security_attacks_fail() {
     );
     // Nothing reached the listener.
     env.assert_no_side_effects();
+    borrowing_the_platforms_login(&env, &private, &mut attack).await;
 
     // --- Starving and crashing -------------------------------------------------------------
     attack("two partials that include each other (stack overflow)");

@@ -101,6 +101,17 @@ fn helm(args: &[&str], dir: &Path) -> Result<String, String> {
 impl HelmRepo {
     /// Package each chart folder into `dir/charts`, serve it, and index it.
     pub fn start(dir: &Path, charts: &[PathBuf]) -> Result<HelmRepo, String> {
+        Self::start_with(dir, charts, None)
+    }
+
+    /// The same, private: every request must carry HTTP basic `login` (`user:password`), and
+    /// [`HelmRepo::requests`] says after each path what the request carried (`login`, `none`
+    /// or `wrong`).
+    pub fn start_private(dir: &Path, charts: &[PathBuf], login: &str) -> Result<HelmRepo, String> {
+        Self::start_with(dir, charts, Some(login))
+    }
+
+    fn start_with(dir: &Path, charts: &[PathBuf], login: Option<&str>) -> Result<HelmRepo, String> {
         let served = dir.join("charts");
         std::fs::create_dir_all(&served).map_err(|e| e.to_string())?;
         for chart in charts {
@@ -120,6 +131,7 @@ impl HelmRepo {
                 &log,
                 &portfile,
             ])
+            .args(login)
             .spawn()
             .map_err(|e| format!("cannot start the Helm repository: {e}"))?;
         let server = KillOnDrop(child);

@@ -18,6 +18,8 @@ pub enum Requester<'a> {
     Platform,
     /// An App in a workspace namespace: only the repositories its Workspace allows.
     Tenant {
+        /// The Workspace's name.
+        workspace: &'a str,
         /// The Workspace's `spec.allowedChartRepositories`.
         allowed: &'a [String],
     },
@@ -77,7 +79,8 @@ pub fn check(src: &ChartSource, who: Requester<'_>) -> Result<(), ChartError> {
     }
 }
 
-/// The largest archive `spec.chart.archive` may carry, decoded (a ConfigMap's limit).
+/// The largest archive `spec.chart.archive` may carry, decoded: the object that carries it
+/// must stay well inside etcd's 1.5 MiB.
 pub const MAX_EMBEDDED_BYTES: usize = 1024 * 1024;
 
 /// The archive `spec.chart.archive` carries, decoded and checked against the digest; `None`
@@ -124,8 +127,8 @@ pub fn check_url(field: &str, url: &str, who: Requester<'_>) -> Result<(), Chart
     }
     match who {
         Requester::Platform => Ok(()),
-        Requester::Tenant { allowed } if allowed.iter().any(|a| under(url, a)) => Ok(()),
-        Requester::Tenant { allowed: [] } => Err(refused(
+        Requester::Tenant { allowed, .. } if allowed.iter().any(|a| under(url, a)) => Ok(()),
+        Requester::Tenant { allowed: [], .. } => Err(refused(
             field,
             format!(
                 "{url:?}: this workspace may not fetch charts (its Workspace allows no repository in spec.allowedChartRepositories)"
@@ -142,7 +145,7 @@ pub fn check_url(field: &str, url: &str, who: Requester<'_>) -> Result<(), Chart
 
 /// `url` is `prefix` or below it, at a path boundary (`https://a/team` does not cover
 /// `https://a/team-b`). Scheme and host compare without case.
-fn under(url: &str, prefix: &str) -> bool {
+pub(super) fn under(url: &str, prefix: &str) -> bool {
     let norm = |u: &str| -> String {
         let (head, tail) = match u.strip_prefix("https://") {
             Some(r) => r.split_at(r.find('/').unwrap_or(r.len())),

@@ -146,7 +146,14 @@ mod sources {
     fn a_carried_archive_is_checked_against_the_digest_and_fetches_nothing() {
         let none: [String; 0] = [];
         // A tenant whose Workspace allows no repository may still carry its chart.
-        check(&carried("Zm9v"), Requester::Tenant { allowed: &none }).unwrap();
+        check(
+            &carried("Zm9v"),
+            Requester::Tenant {
+                workspace: "team",
+                allowed: &none,
+            },
+        )
+        .unwrap();
         assert_eq!(embedded(&carried("Zm9v")).unwrap().unwrap(), b"foo");
         assert_eq!(embedded(&src("https://charts.example.com")), None);
         let e = embedded(&carried("YmFy")).unwrap().unwrap_err();
@@ -209,7 +216,10 @@ mod sources {
     #[test]
     fn a_tenant_reaches_only_what_its_workspace_allows_at_a_path_boundary() {
         let allowed = ["https://charts.example.com/team-a".to_string()];
-        let who = Requester::Tenant { allowed: &allowed };
+        let who = Requester::Tenant {
+            workspace: "team",
+            allowed: &allowed,
+        };
         check(&src("https://charts.example.com/team-a"), who).unwrap();
         check(&src("https://CHARTS.example.com/team-a/stable"), who).unwrap();
         for url in [
@@ -227,7 +237,10 @@ mod sources {
         let none: [String; 0] = [];
         let m = refusal(check(
             &src("https://charts.example.com/team-a"),
-            Requester::Tenant { allowed: &none },
+            Requester::Tenant {
+                workspace: "team",
+                allowed: &none,
+            },
         ));
         assert!(m.contains("may not fetch charts"), "{m}");
     }
@@ -285,7 +298,10 @@ mod sources {
     #[test]
     fn an_index_cannot_send_a_tenant_elsewhere() {
         let allowed = ["https://charts.example.com/metallb".to_string()];
-        let who = Requester::Tenant { allowed: &allowed };
+        let who = Requester::Tenant {
+            workspace: "team",
+            allowed: &allowed,
+        };
         let s = src("https://charts.example.com/metallb");
         for reference in [
             "https://169.254.169.254/m.tgz",

@@ -21,7 +21,7 @@ const DEFAULT_KUBE_VERSION: &str = "v1.34.0";
 pub(super) struct ChartArgs {
     /// A Helm chart archive (`.tgz`) to render with Helm's engine, like `helm template`.
     /// With --app of a chart app: the archive its spec.chart pins (checked against the
-    /// digest), instead of fetching it.
+    /// digest), instead of fetching it; an app that carries its archive needs none.
     #[arg(long, value_name = "FILE.tgz")]
     pub chart: Option<PathBuf>,
     /// The cluster version the chart sees (`.Capabilities.KubeVersion`), like helm's flag.

@@ -736,6 +736,7 @@ async fn remove_untargeted(
                 corrected: vec![],
                 pools: None,
                 warnings: None,
+                hooks: None,
             }),
         }
     }

@@ -9,6 +9,7 @@
 //! (`--chart-ca-file`).
 
 use crate::chart::ChartError;
+use crate::chart::credentials::{self, Credential};
 use crate::chart::source::{self, Requester};
 use crate::resources::ChartSource;
 use bytes::Bytes;
@@ -40,17 +41,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 type Https = TimeoutConnector<HttpsConnector<HttpConnector>>;
 
 /// What identifies a kept archive: the same digest from another repository is another entry,
-/// so a tenant never gets bytes fetched for someone else from a repository it may not reach.
-type Key = (String, String, String, String);
+/// so a tenant never gets bytes fetched for someone else from a repository it may not reach;
+/// and so is one fetched with other credentials (the Secret's name), so a tenant never gets a
+/// private chart fetched with a login the platform did not give its workspace.
+type Key = (String, String, String, String, Option<String>);
 
-fn key_of(src: &ChartSource) -> Key {
+fn key_of(src: &ChartSource, with: Option<&Credential>) -> Key {
     (
         src.repository.trim_end_matches('/').to_string(),
         src.name.clone(),
         src.version.clone(),
         source::digest_hex(&src.digest).unwrap_or_default(),
+        with.map(|c| c.secret.clone()),
     )
 }
+
+/// The labelled Secrets of the credentials namespace, by name and data.
+pub type CredentialSecrets = Vec<(String, std::collections::BTreeMap<String, Vec<u8>>)>;
 
 #[derive(Default)]
 struct Kept {
@@ -64,11 +71,14 @@ struct Kept {
 pub struct Charts {
     http: HttpClient<Https, Empty<Bytes>>,
     kept: Mutex<Kept>,
+    /// Where the platform keeps private repositories' credentials.
+    pub credentials_namespace: String,
 }
 
 impl Charts {
-    /// A fetcher trusting the system's roots and `extra_ca` (see [`parse_ca`]).
-    pub fn new(extra_ca: &[CertificateDer<'static>]) -> Self {
+    /// A fetcher trusting the system's roots and `extra_ca` (see [`parse_ca`]), with the
+    /// credentials Secrets of `credentials_namespace`.
+    pub fn new(extra_ca: &[CertificateDer<'static>], credentials_namespace: String) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         let system = rustls_native_certs::load_native_certs().certs;
         // A certificate rustls cannot use is skipped, as browsers do; `parse_ca` checked the
@@ -89,6 +99,7 @@ impl Charts {
         Charts {
             http: HttpClient::builder(TokioExecutor::new()).build(connector),
             kept: Mutex::new(Kept::default()),
+            credentials_namespace,
         }
     }
 
@@ -96,14 +107,35 @@ impl Charts {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The pinned archive of `src`, fetched for `who`.
+    /// The pinned archive of `src`, fetched for `who`, with the credentials `secrets` give
+    /// (read only when the archive is not kept already).
     pub async fn get(
         &self,
         src: &ChartSource,
         who: Requester<'_>,
+        secrets: impl AsyncFnOnce() -> Result<CredentialSecrets, String>,
     ) -> Result<Arc<Vec<u8>>, ChartError> {
         source::check(src, who)?;
-        let key = key_of(src);
+        // The platform may have any copy; a tenant, at first, one fetched without a login.
+        let base = key_of(src, None);
+        if let Some(a) = self.kept_copy(&base, |with| {
+            with.is_none() || matches!(who, Requester::Platform)
+        }) {
+            return Ok(a);
+        }
+        if let Some(carried) = source::embedded(src) {
+            return carried.map(|bytes| self.keep(base, bytes));
+        }
+        let unavailable = |message: String| ChartError::Unavailable {
+            url: src.repository.clone(),
+            message,
+        };
+        let secrets = secrets()
+            .await
+            .map_err(|e| unavailable(format!("cannot read the repository credentials: {e}")))?;
+        let with = credentials::pick(&secrets, &src.repository, who)
+            .map_err(|e| unavailable(format!("repository credentials: {e}")))?;
+        let key = key_of(src, with.as_ref());
         {
             let kept = self.lock();
             if let Some(a) = kept.archives.get(&key) {
@@ -115,10 +147,7 @@ impl Charts {
                 return Err(e.clone());
             }
         }
-        if let Some(carried) = source::embedded(src) {
-            return carried.map(|bytes| self.keep(key, bytes));
-        }
-        match self.fetch(src, who).await {
+        match self.fetch(src, who, with.as_ref()).await {
             Ok(bytes) => Ok(self.keep(key, bytes)),
             Err(e) => {
                 self.fail(key, e.clone());
@@ -127,15 +156,37 @@ impl Charts {
         }
     }
 
-    async fn fetch(&self, src: &ChartSource, who: Requester<'_>) -> Result<Vec<u8>, ChartError> {
+    /// A kept copy of the archive `base` names, fetched with credentials `accept` takes.
+    fn kept_copy(&self, base: &Key, accept: impl Fn(Option<&str>) -> bool) -> Option<Arc<Vec<u8>>> {
+        let kept = self.lock();
+        kept.archives
+            .iter()
+            .find(|(k, _)| {
+                k.0 == base.0
+                    && k.1 == base.1
+                    && k.2 == base.2
+                    && k.3 == base.3
+                    && accept(k.4.as_deref())
+            })
+            .map(|(_, a)| a.clone())
+    }
+
+    async fn fetch(
+        &self,
+        src: &ChartSource,
+        who: Requester<'_>,
+        with: Option<&Credential>,
+    ) -> Result<Vec<u8>, ChartError> {
         let index_url = source::index_url(&src.repository);
-        let index = self.download(&index_url, MAX_INDEX_BYTES, who).await?;
+        let index = self
+            .download(&index_url, MAX_INDEX_BYTES, who, with)
+            .await?;
         let index = String::from_utf8(index).map_err(|_| ChartError::Unavailable {
             url: index_url.clone(),
             message: "the index is not UTF-8 text".into(),
         })?;
         let url = source::resolve(&index, src, who)?;
-        let archive = self.download(&url, MAX_ARCHIVE_BYTES, who).await?;
+        let archive = self.download(&url, MAX_ARCHIVE_BYTES, who, with).await?;
         source::verify(&archive, src, &url)?;
         Ok(archive)
     }
@@ -146,6 +197,7 @@ impl Charts {
         url: &str,
         limit: usize,
         who: Requester<'_>,
+        with: Option<&Credential>,
     ) -> Result<Vec<u8>, ChartError> {
         let unavailable = |url: &str, message: String| ChartError::Unavailable {
             url: url.to_string(),
@@ -157,10 +209,18 @@ impl Charts {
             let uri: http::Uri = url
                 .parse()
                 .map_err(|_| unavailable(&url, "not a valid URL".into()))?;
+            let mut request = http::Request::get(uri);
+            // The login goes only where it is for: not to a host a redirect or the index names.
+            if let Some(c) = with.filter(|c| c.covers(&url)) {
+                request = request.header(http::header::AUTHORIZATION, c.header());
+            }
+            let request = request
+                .body(Empty::new())
+                .map_err(|e| unavailable(&url, e.to_string()))?;
             let answer = tokio::time::timeout(REQUEST_DEADLINE, async {
                 let response = self
                     .http
-                    .get(uri)
+                    .request(request)
                     .await
                     .map_err(|e| unavailable(&url, crate::remote::excerpt(&e.to_string())))?;
                 let status = response.status();
@@ -173,7 +233,7 @@ impl Charts {
                     return Ok(Err(location));
                 }
                 if !status.is_success() {
-                    return Err(unavailable(&url, format!("answered {status}")));
+                    return Err(unavailable(&url, answered(status, with.is_some())));
                 }
                 let body = Limited::new(response.into_body(), limit)
                     .collect()
@@ -230,6 +290,20 @@ impl Charts {
     }
 }
 
+/// What a refusing answer says, with the way out when it asks for a login the request did
+/// not carry.
+fn answered(status: http::StatusCode, with_login: bool) -> String {
+    let login = matches!(status.as_u16(), 401 | 403);
+    if login && !with_login {
+        format!(
+            "answered {status}, and no repository credentials serve this request (a Secret labelled {} in the operator's namespace; for a workspace's App, naming that Workspace in `workspaces`)",
+            credentials::LABEL
+        )
+    } else {
+        format!("answered {status}")
+    }
+}
+
 /// The certificates of a PEM file (`--chart-ca-file`), each one a CA rustls can trust.
 pub fn parse_ca(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
@@ -279,16 +353,19 @@ pub async fn archive_for(
     let Some(src) = &def.chart else {
         return Ok(None);
     };
-    let allowed = match kind {
+    let workspace = match kind {
         crate::resources::AppKind::ClusterApp => None,
-        crate::resources::AppKind::App => Some(workspace_repositories(ctx, ns).await?),
+        crate::resources::AppKind::App => Some(workspace_of(ctx, ns).await?),
     };
-    let who = match &allowed {
+    let who = match &workspace {
         None => Requester::Platform,
-        Some(list) => Requester::Tenant { allowed: list },
+        Some((name, allowed)) => Requester::Tenant {
+            workspace: name,
+            allowed,
+        },
     };
     ctx.charts
-        .get(src, who)
+        .get(src, who, async || credential_secrets(ctx).await)
         .await
         .map(Some)
         .map_err(|e| crate::status::Blocker {
@@ -298,14 +375,47 @@ pub async fn archive_for(
         })
 }
 
-/// `spec.allowedChartRepositories` of the Workspace whose namespace is `ns`.
-async fn workspace_repositories(
+/// The labelled Secrets of the credentials namespace.
+async fn credential_secrets(ctx: &super::Context) -> Result<CredentialSecrets, String> {
+    let ns = &ctx.charts.credentials_namespace;
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(ctx.client.clone(), ns);
+    let list = api
+        .list(&kube::api::ListParams::default().labels(credentials::LABEL))
+        .await
+        .map_err(|e| format!("Secrets in {ns}: {}", crate::remote::short_error(&e)))?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|s| {
+            let name = kube::ResourceExt::name_any(&s);
+            let data = s
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            (name, data)
+        })
+        .collect())
+}
+
+/// The name and `spec.allowedChartRepositories` of the Workspace whose namespace is `ns`.
+async fn workspace_of(
     ctx: &super::Context,
     ns: &str,
-) -> Result<Vec<String>, crate::status::Blocker> {
-    super::workspace::spec_for_namespace(ctx, ns)
+) -> Result<(String, Vec<String>), crate::status::Blocker> {
+    super::workspace::for_namespace(ctx, ns)
         .await
-        .map(|spec| spec.allowed_chart_repositories)
+        .map(|w| {
+            w.map(|w| {
+                (
+                    kube::ResourceExt::name_any(&w),
+                    w.spec.allowed_chart_repositories,
+                )
+            })
+            .unwrap_or_default()
+        })
         .map_err(|e| crate::status::Blocker {
             reason: "AppUnreadable".into(),
             message: format!(
@@ -318,7 +428,58 @@ async fn workspace_repositories(
 
 #[cfg(test)]
 mod tests {
-    use super::redirect_target;
+    use super::*;
+
+    fn src() -> ChartSource {
+        ChartSource {
+            // Nothing listens on port 1: a fetch fails at once.
+            repository: "https://127.0.0.1:1/private".into(),
+            name: "private".into(),
+            version: "1.0.0".into(),
+            digest: format!("sha256:{}", sha256_of_bytes()),
+            ..ChartSource::default()
+        }
+    }
+
+    fn sha256_of_bytes() -> String {
+        source::sha256_hex(b"private chart")
+    }
+
+    #[tokio::test]
+    async fn a_copy_fetched_with_the_platforms_login_is_not_a_tenants() {
+        let charts = Charts::new(&[], "kommander-system".into());
+        let secrets = vec![(
+            "private-charts".to_string(),
+            [
+                ("url", "https://127.0.0.1:1/private"),
+                ("username", "robot"),
+                ("password", "s3cret"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect(),
+        )];
+        let with = credentials::pick(&secrets, &src().repository, Requester::Platform).unwrap();
+        charts.keep(key_of(&src(), with.as_ref()), b"private chart".to_vec());
+        let platform = charts
+            .get(&src(), Requester::Platform, async || {
+                panic!("a kept copy needs no Secrets")
+            })
+            .await;
+        assert_eq!(platform.unwrap().as_slice(), b"private chart");
+        let allowed = vec!["https://127.0.0.1:1".to_string()];
+        let tenant = Requester::Tenant {
+            workspace: "team-a",
+            allowed: &allowed,
+        };
+        let got = charts
+            .get(&src(), tenant, async || Ok(secrets.clone()))
+            .await;
+        assert!(
+            matches!(got, Err(ChartError::Unavailable { .. })),
+            "the tenant fetches for itself, without the login: {got:?}"
+        );
+    }
 
     #[test]
     fn redirects_resolve_against_the_url_they_answer() {

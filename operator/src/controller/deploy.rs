@@ -7,9 +7,10 @@ use super::clients::Connection;
 use super::progress;
 use super::strict_arp;
 use super::watches::ClusterKey;
-use super::{chart_render, render_cache};
+use super::{chart_render, hooks, render_cache};
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
+use crate::hooks::HookObject;
 use crate::kube_proxy;
 use crate::manifest::ManifestObject;
 use crate::plan::{self, Plan, View};
@@ -27,6 +28,7 @@ use crate::targets::{self, Owner, Written};
 use crate::values::Values;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -67,7 +69,8 @@ pub struct Prepared {
     objects: Vec<ManifestObject>,
     rollout: Option<ResolvedRollout>,
     desired: Option<RuntimeConfig>,
-    /// Hash of the rendered objects: the cluster's revision.
+    hooks: Vec<HookObject>,
+    /// Hash of the rendered objects (and hooks): the cluster's revision.
     pub render_hash: String,
 }
 
@@ -124,21 +127,22 @@ pub async fn prepare(
             r
         }
     };
-    let (mut objects, rollout) = (rendered.objects, rendered.rollout);
+    let (mut objects, rollout, hooks) = (rendered.objects, rendered.rollout, rendered.hooks);
     let desired = rollout
         .as_ref()
         .and_then(|p| rollout::runtime_config(&objects, p));
     if let (Some(p), Some(d)) = (&rollout, &desired) {
         rollout::annotate_restart_targets(&mut objects, &p.restart, &d.hash);
     }
-    let render_hash = rollout::config_hash(
-        &serde_json::to_string(&objects.iter().map(|o| &o.body).collect::<Vec<_>>())
-            .unwrap_or_default(),
-    );
+    // Hooks count only when there are some: a revision without them hashes as it always did.
+    let mut bodies: Vec<&Value> = objects.iter().map(|o| &o.body).collect();
+    bodies.extend(hooks.iter().map(|h| &h.object.body));
+    let render_hash = rollout::config_hash(&serde_json::to_string(&bodies).unwrap_or_default());
     Ok(Prepared {
         objects,
         rollout,
         desired,
+        hooks,
         render_hash,
     })
 }
@@ -150,6 +154,7 @@ struct Observed {
     objects: Vec<ManifestObject>,
     rollout: Option<ResolvedRollout>,
     desired: Option<RuntimeConfig>,
+    hooks: Vec<HookObject>,
     render_hash: String,
     unchanged: bool,
     drift: Vec<Drift>,
@@ -232,8 +237,32 @@ pub async fn deploy_to(
             ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
         };
     }
+    let (release, cluster_key) = (ad.name_any(), format!("{ns}/{}", kc.name_any()));
+    let owner = Owner {
+        workspace: ns,
+        release: &release,
+    };
+    let run = hooks::Run {
+        hooks: &observed.hooks,
+        applies: matches!(plan, Plan::Apply { .. }),
+        prev,
+        target: hooks::Target {
+            client: &observed.conn.client,
+            cluster: &cluster_key,
+            owner: &owner,
+            revision: &revision,
+        },
+    };
+    let mut record = hooks::record(prev, &revision);
+    let stopped = |phase, message| ClusterOutcome {
+        revision: Some(revision.clone()),
+        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
+    };
+    if let Some(o) = hooks::before_apply(ctx, &run, &mut record, stopped).await {
+        return o;
+    }
     let mut o = act(ctx, ad, kc, prev, &observed, plan).await;
-    o.revision = Some(revision);
+    o.revision = Some(revision.clone());
     let read = ctx.watches.take_read(&key, &ad.name_any());
     let o = progress::settle(
         &observed.conn.client,
@@ -244,6 +273,7 @@ pub async fn deploy_to(
         read,
     )
     .await;
+    let o = hooks::after_apply(ctx, &run, record, o).await;
     let o = ClusterOutcome {
         pools: pools_in_force(ctx, &observed, &o),
         warnings: config_warnings(&observed),
@@ -347,6 +377,7 @@ fn outcome(
         corrected: vec![],
         pools: None,
         warnings: None,
+        hooks: None,
     }
 }
 
@@ -405,6 +436,7 @@ async fn observe(
         objects,
         rollout,
         desired,
+        hooks,
         render_hash,
     } = prepared;
     if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
@@ -510,6 +542,7 @@ async fn observe(
         objects,
         rollout,
         desired,
+        hooks,
         render_hash,
         unchanged,
         drift,

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod cluster;
 pub mod deploy;
 pub mod finalizers;
+pub mod hooks;
 pub mod progress;
 pub mod render_cache;
 pub mod sandbox;
@@ -190,7 +191,10 @@ impl Context {
             cluster_deadline: settings.cluster_deadline,
             detach_timeout: settings.detach_timeout,
             discovery: Discovery::default(),
-            charts: charts::Charts::new(&settings.chart_ca),
+            charts: charts::Charts::new(
+                &settings.chart_ca,
+                settings.chart_credentials_namespace.clone(),
+            ),
             capabilities: capabilities::Known::default(),
             chart_renders: chart_render::ChartRenders::new(
                 crate::chart::engine::HelmEngine::locate(settings.helm_render.as_deref())
@@ -242,6 +246,8 @@ pub struct Settings {
     pub detach_timeout: std::time::Duration,
     /// CA certificates Helm repositories are trusted by, beside the system's.
     pub chart_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The namespace of the Secrets that hold private Helm repositories' credentials.
+    pub chart_credentials_namespace: String,
     /// The `kommander-helm-render` helper, when not beside the operator's binary.
     pub helm_render: Option<std::path::PathBuf>,
 }

@@ -116,6 +116,7 @@ mod tests {
         Arc::new(Rendered {
             objects: vec![],
             rollout: None,
+            hooks: vec![],
         })
     }
 

@@ -123,12 +123,18 @@ pub async fn spec_for_namespace(
     ctx: &Context,
     ns: &str,
 ) -> Result<crate::resources::WorkspaceSpec, kube::Error> {
+    Ok(for_namespace(ctx, ns)
+        .await?
+        .map(|w| w.spec)
+        .unwrap_or_default())
+}
+
+/// The Workspace whose namespace is `ns`, if one claims it.
+pub async fn for_namespace(ctx: &Context, ns: &str) -> Result<Option<Workspace>, kube::Error> {
     let api: kube::Api<Workspace> = kube::Api::all(ctx.client.clone());
     let list = api.list(&kube::api::ListParams::default()).await?;
     Ok(list
         .items
         .into_iter()
-        .find(|w| w.namespace_name() == Some(ns))
-        .map(|w| w.spec)
-        .unwrap_or_default())
+        .find(|w| w.namespace_name() == Some(ns)))
 }

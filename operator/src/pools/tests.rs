@@ -24,6 +24,7 @@ fn cluster(name: &str, pools: Vec<PoolCapacity>) -> ClusterRolloutStatus {
         applied_objects: vec![],
         pools,
         warnings: vec![],
+        hooks: None,
     }
 }
 

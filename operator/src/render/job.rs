@@ -2,6 +2,7 @@
 //! a [`RenderJob`] to `kommander-operator render-worker` and reads back a [`JobResult`].
 
 use super::{ClusterInfo, CompiledApp, Release, ResolvedRollout};
+use crate::hooks::HookObject;
 use crate::manifest::ManifestObject;
 use crate::resources::AppDefinition;
 use crate::values::Values;
@@ -35,29 +36,20 @@ pub struct ChartOutput {
     pub crds: Vec<(String, String)>,
     /// The manifests, in Helm's install order.
     pub manifests: Vec<(String, String)>,
+    /// The hooks the operator runs (test hooks are not part of an install), in Helm's order
+    /// of kinds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::chart::Hook>,
 }
 
 impl ChartOutput {
-    /// What the operator applies of Helm's render. Hooks are refused by name: the operator
-    /// does not run them (yet), and applying them as plain objects would run them at the
-    /// wrong time. Test hooks are never part of an install.
-    /// `withheld` (values the chart did not get) join Helm's `.Values` for the templates.
+    /// What the operator applies of Helm's render: its `crds/`, its manifests and its hooks
+    /// (test hooks are left out: an install never runs them). `withheld` (values the chart
+    /// did not get) join Helm's `.Values` for the templates.
     pub fn from_render(
         r: &crate::chart::ChartRender,
         withheld: Values,
     ) -> Result<ChartOutput, String> {
-        let hooks: Vec<String> = r
-            .hooks
-            .iter()
-            .filter(|h| !h.is_test())
-            .map(|h| format!("{} {} ({})", h.kind, h.name, h.events.join(",")))
-            .collect();
-        if !hooks.is_empty() {
-            return Err(format!(
-                "the chart renders Helm hooks, which this operator does not run yet: {}",
-                hooks.join("; ")
-            ));
-        }
         let files = |f: &[crate::chart::ChartFile]| -> Vec<(String, String)> {
             f.iter()
                 .map(|f| (f.path.clone(), f.content.clone()))
@@ -69,6 +61,7 @@ impl ChartOutput {
             values,
             crds: files(&r.crds),
             manifests: files(&r.manifests),
+            hooks: r.hooks.iter().filter(|h| !h.is_test()).cloned().collect(),
         })
     }
 }
@@ -80,6 +73,9 @@ pub struct Rendered {
     pub objects: Vec<ManifestObject>,
     /// The app's config rollout with names resolved, if it has one.
     pub rollout: Option<ResolvedRollout>,
+    /// A chart app's Helm hooks, placed and labelled like its objects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookObject>,
 }
 
 /// The answer to a job: the render, or why it failed (in words, naming app and template).
@@ -98,7 +94,42 @@ pub fn run(job: &RenderJob) -> JobResult {
     let rollout = app
         .config_rollout(merged, &job.release, &job.cluster)
         .map_err(|e| e.to_string())?;
-    Ok(Rendered { objects, rollout })
+    let hooks = match &job.chart {
+        Some(c) => hook_objects(&app, &c.hooks, &job.release)?,
+        None => Vec::new(),
+    };
+    Ok(Rendered {
+        objects,
+        rollout,
+        hooks,
+    })
+}
+
+/// A chart's hooks as objects, each one object placed and labelled like the chart's others.
+fn hook_objects(
+    app: &CompiledApp,
+    hooks: &[crate::chart::Hook],
+    release: &Release,
+) -> Result<Vec<HookObject>, String> {
+    let mut out = Vec::with_capacity(hooks.len());
+    for h in hooks {
+        let mut objects = app
+            .chart_objects(&[(h.path.clone(), h.manifest.clone())], release, false)
+            .map_err(|e| e.to_string())?;
+        let (Some(object), None) = (objects.pop(), objects.pop()) else {
+            return Err(format!(
+                "app {}: hook {} ({}) must be exactly one object",
+                app.name, h.name, h.path
+            ));
+        };
+        out.push(HookObject {
+            object,
+            events: h.events.clone(),
+            weight: h.weight,
+            delete_policies: h.delete_policies.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// The values an app renders from and its objects. A chart app's objects are Helm's (its
@@ -175,6 +206,7 @@ mod tests {
                     .iter()
                     .map(|(p, t)| (p.to_string(), t.to_string()))
                     .collect(),
+                hooks: vec![],
             }),
         }
     }
@@ -237,5 +269,53 @@ mod tests {
         let overlay = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: lb\n";
         let e = run(&chart_job(&[DEPLOYMENT], Some(overlay))).unwrap_err();
         assert!(e.contains("Deployment ws/lb is rendered twice"), "{e}");
+    }
+
+    fn hook(manifest: &str) -> crate::chart::Hook {
+        crate::chart::Hook {
+            path: "lb/templates/job.yaml".into(),
+            name: "migrate".into(),
+            kind: "Job".into(),
+            manifest: manifest.into(),
+            events: vec!["pre-install".into(), "pre-upgrade".into()],
+            weight: -5,
+            delete_policies: vec!["hook-succeeded".into()],
+        }
+    }
+
+    #[test]
+    fn a_charts_hooks_are_placed_like_its_objects_one_object_each() {
+        let mut job = chart_job(&[DEPLOYMENT], None);
+        let chart = job.chart.as_mut().unwrap();
+        chart.hooks = vec![hook(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n",
+        )];
+        let r = run(&job).unwrap();
+        assert_eq!(r.objects.len(), 2, "hooks are not among the objects");
+        let h = &r.hooks[0];
+        assert_eq!(h.object.display_name(), "Job ws/migrate");
+        assert_eq!(
+            h.object.body["metadata"]["labels"]["apps.kommander.d2iq.io/appdeployment"],
+            "lb"
+        );
+        assert_eq!((h.weight, h.events.len()), (-5, 2));
+        let chart = job.chart.as_mut().unwrap();
+        chart.hooks = vec![hook(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: kube-system\n",
+        )];
+        let e = run(&job).unwrap_err();
+        assert!(
+            e.contains("\"kube-system\""),
+            "a hook is held to the same rules: {e}"
+        );
+        let chart = job.chart.as_mut().unwrap();
+        chart.hooks = vec![hook(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+        )];
+        let e = run(&job).unwrap_err();
+        assert!(
+            e.contains("hook migrate (lb/templates/job.yaml) must be exactly one object"),
+            "{e}"
+        );
     }
 }

@@ -208,6 +208,23 @@ pub struct ClusterRolloutStatus {
     /// in none of the nodes' subnets), as last checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// A chart app's Helm hooks on this cluster: which events' hooks ran for which revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<HooksStatus>,
+}
+
+/// A chart app's Helm hooks on one cluster, for one revision.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HooksStatus {
+    /// The revision they ran for.
+    pub revision: String,
+    /// The events whose hooks all succeeded, in order (e.g. `pre-install`, `post-install`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
+    /// The hook that failed, and why: the revision goes no further on this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// One address pool on one cluster, against the LoadBalancer Services there.

@@ -12,7 +12,7 @@ pub use app::{
 pub use appdeployment::{
     AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, AppliedObject,
     ClusterConfigOverride, ClusterPhase, ClusterRolloutStatus, ConfigMapRef, DriftPolicy,
-    PoolCapacity, RolloutPhase, RolloutStatus, RolloutStep, RolloutStrategy,
+    HooksStatus, PoolCapacity, RolloutPhase, RolloutStatus, RolloutStep, RolloutStrategy,
 };
 pub use cluster::{
     ClusterNetwork, JoinPhase, KommanderCluster, KommanderClusterSpec, KommanderClusterStatus,

@@ -423,6 +423,7 @@ fn a_cluster_stands_where_its_last_status_left_it_at_this_revision() {
         applied_objects: vec![],
         pools: vec![],
         warnings: vec![],
+        hooks: None,
     };
     let cases = [
         (None, NotStarted),
@@ -543,6 +544,7 @@ fn a_cluster_its_safety_check_holds_is_not_done_and_holds_its_step() {
         applied_objects: vec![],
         pools: vec![],
         warnings: vec![],
+        hooks: None,
     };
     let c2 = standing(Some(&held), "rev2");
     assert_eq!(c2, InFlight);
