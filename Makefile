@@ -86,8 +86,8 @@ e2e-operator: suite-e2e suite-rollout
 ## e2e-security: a tenant's attacks, with its own token, against the operator under its shipped RBAC
 e2e-security: suite-security
 
-## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5, v0.15.2 and v0.16.2 (the catalog's metallb-0.16.2: the upstream chart) controllers in the loop, the upgrade from 0.12.3, pool capacity and node subnets (pools), the strictARP fix (strict_arp), a held change holding its rollout step (metallb_steps)
-e2e-metallb: suite-metallb suite-metallb_v013 suite-metallb_v015 suite-metallb_v016 suite-metallb_upgrade suite-pools suite-strict_arp suite-metallb_steps
+## e2e-metallb: the config gate with the real MetalLB v0.12.1, v0.13.5, v0.15.2 and v0.16.2 (the catalog's metallb-0.16.2: the upstream chart) controllers in the loop, the upgrade from 0.12.3, pool capacity and node subnets (pools), the strictARP fix (strict_arp), a held change holding its rollout step (metallb_steps), one range on clusters of one layer-2 segment (fleet_addresses)
+e2e-metallb: suite-metallb suite-metallb_v013 suite-metallb_v015 suite-metallb_v016 suite-metallb_upgrade suite-pools suite-strict_arp suite-metallb_steps suite-fleet_addresses
 
 ## e2e-oracle: the real MetalLB v0.12.1, v0.13.5, v0.15.2 and v0.16.2 controllers vs our checks (20 fixed scenarios each)
 e2e-oracle: suite-oracle suite-oracle_v013 suite-oracle_v015 suite-oracle_v016

@@ -97,7 +97,11 @@ func run(name, dir string, nodeCount int) error {
 	go func() { ctrlErr <- runControllerManager(ctx, kcm) }()
 	go func() { ctrlErr <- runScheduler(ctx, scheduler) }()
 
-	sim := newSimulator(client, name, nodeCount)
+	nodeNet, err := nodeSubnet(dir)
+	if err != nil {
+		return err
+	}
+	sim := newSimulator(client, name, nodeCount, nodeNet)
 	if err := sim.registerNodes(ctx); err != nil {
 		return fmt.Errorf("nodes: %w", err)
 	}

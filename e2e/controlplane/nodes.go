@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -30,12 +34,40 @@ type simulator struct {
 
 	mu     sync.Mutex
 	nextIP map[string]int
+	// The subnet the nodes' InternalIPs are in: node i is its network address + i.
+	nodeNet *net.IPNet
 }
 
-func newSimulator(c *kubernetes.Clientset, cluster string, n int) *simulator {
+// defaultNodeSubnet is every cluster's node subnet unless its state directory has a file
+// `node-subnet` naming another (one layer-2 segment for all, or one each).
+const defaultNodeSubnet = "172.31.0.0/24"
+
+// nodeSubnet reads the cluster's node subnet from DIR/node-subnet, else the default.
+func nodeSubnet(dir string) (*net.IPNet, error) {
+	text := defaultNodeSubnet
+	if b, err := os.ReadFile(filepath.Join(dir, "node-subnet")); err == nil {
+		text = strings.TrimSpace(string(b))
+	}
+	_, n, err := net.ParseCIDR(text)
+	if err != nil || n.IP.To4() == nil {
+		return nil, fmt.Errorf("node subnet %q: an IPv4 CIDR is needed", text)
+	}
+	return n, nil
+}
+
+// nodeIP is node i's InternalIP.
+func (s *simulator) nodeIP(i int) string {
+	base := binary.BigEndian.Uint32(s.nodeNet.IP.To4())
+	ip := make(net.IP, 4)
+	binary.BigEndian.PutUint32(ip, base+uint32(i))
+	return ip.String()
+}
+
+func newSimulator(c *kubernetes.Clientset, cluster string, n int, nodeNet *net.IPNet) *simulator {
 	s := &simulator{
 		client:  c,
 		cluster: cluster,
+		nodeNet: nodeNet,
 		nodes:   map[string]int{},
 		nextIP:  map[string]int{},
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
@@ -84,7 +116,7 @@ func (s *simulator) registerNodes(ctx context.Context) error {
 				{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, LastHeartbeatTime: now, LastTransitionTime: now},
 			},
 			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("172.31.0.%d", i)},
+				{Type: corev1.NodeInternalIP, Address: s.nodeIP(i)},
 				{Type: corev1.NodeHostName, Address: name},
 			},
 			NodeInfo: corev1.NodeSystemInfo{

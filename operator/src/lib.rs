@@ -4,6 +4,7 @@
 //! The functional core (`values`, `render`, `metallb`) is plain functions over plain data;
 //! nothing in it knows about HTTP or the Kubernetes API.
 
+pub mod address_sharing;
 pub mod catalog;
 pub mod chart;
 pub mod checks;

@@ -50,6 +50,17 @@ pub struct PoolLabels {
     pub pool: String,
 }
 
+/// Labels of one AppDeployment on one cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    /// Workspace namespace.
+    pub workspace: String,
+    /// KommanderCluster name.
+    pub cluster: String,
+    /// The AppDeployment.
+    pub appdeployment: String,
+}
+
 /// One pool's figures, as [`Metrics::set_pools`] takes them.
 pub struct PoolFigures {
     /// KommanderCluster name.
@@ -89,6 +100,11 @@ pub struct Metrics {
     pub pool_addresses_used: Family<PoolLabels, Gauge>,
     /// The pool series each AppDeployment (workspace, name) exports, to drop those that go.
     pool_series: Mutex<HashMap<(String, String), Vec<PoolLabels>>>,
+    /// Addresses LoadBalancer Services hold on a cluster that a Service on another cluster of
+    /// its layer-2 segment holds too.
+    pub address_conflicts: Family<DeploymentLabels, Gauge>,
+    /// The conflict series each AppDeployment exports, to drop those that go.
+    conflict_series: Mutex<HashMap<(String, String), Vec<DeploymentLabels>>>,
     ready: AtomicBool,
 }
 
@@ -159,7 +175,15 @@ impl Default for Metrics {
             "Addresses of an address pool that LoadBalancer Services hold, per cluster",
             pool_addresses_used.clone(),
         );
+        let address_conflicts = Family::<DeploymentLabels, Gauge>::default();
+        registry.register(
+            "address_conflicts",
+            "Addresses LoadBalancer Services hold on a cluster that a Service on another cluster of its layer-2 segment holds too",
+            address_conflicts.clone(),
+        );
         Metrics {
+            address_conflicts,
+            conflict_series: Mutex::default(),
             pool_addresses,
             pool_addresses_used,
             pool_series: Mutex::default(),
@@ -226,6 +250,37 @@ impl Metrics {
         for (l, p) in now.iter().zip(pools) {
             self.pool_addresses.get_or_create(l).set(p.size);
             self.pool_addresses_used.get_or_create(l).set(p.used);
+        }
+        if now.is_empty() {
+            series.remove(&key);
+        } else {
+            series.insert(key, now);
+        }
+    }
+
+    /// Export the live address conflicts of AppDeployment `appdeployment` in `workspace`, per
+    /// cluster (`(cluster, count)`); series of clusters no longer listed are dropped.
+    pub fn set_conflicts(&self, workspace: &str, appdeployment: &str, clusters: &[(String, i64)]) {
+        let now: Vec<DeploymentLabels> = clusters
+            .iter()
+            .map(|(cluster, _)| DeploymentLabels {
+                workspace: workspace.into(),
+                cluster: cluster.clone(),
+                appdeployment: appdeployment.into(),
+            })
+            .collect();
+        let mut series = self
+            .conflict_series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (workspace.to_string(), appdeployment.to_string());
+        for gone in series.get(&key).into_iter().flatten() {
+            if !now.contains(gone) {
+                self.address_conflicts.remove(gone);
+            }
+        }
+        for (l, (_, n)) in now.iter().zip(clusters) {
+            self.address_conflicts.get_or_create(l).set(*n);
         }
         if now.is_empty() {
             series.remove(&key);

@@ -6,6 +6,7 @@ use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cluster::{self, ClusterFacts};
 use crate::metallb::nodes;
 use crate::metallb::safety::{self, LiveService};
+use crate::metallb::segments::PoolAddresses;
 use crate::metallb::{self as mlb, SpeakerMode};
 use crate::render::{ConfigSource, ResolvedRollout};
 use crate::resources::{ConfigKind, RestartTarget};
@@ -284,6 +285,12 @@ pub trait ConfigCheck: Sync {
     fn warnings(&self, _new: &str, _live: &LiveState) -> Vec<String> {
         Vec::new()
     }
+    /// The address pools of `config` and how each is announced: what it hands out on this
+    /// cluster, for the fleet's check across clusters of one segment. Empty for apps without
+    /// pools (or a config that does not parse).
+    fn addresses(&self, _config: &str, _live: &LiveState) -> Vec<PoolAddresses> {
+        Vec::new()
+    }
     /// Pools of `new` smaller than what Services hold in them under the config in force, in
     /// words (a held change names them).
     fn shortfalls(&self, new: &str, live: &LiveState) -> Vec<String> {
@@ -348,6 +355,21 @@ impl ConfigCheck for MetallbV012 {
         mlb::parse(config, SpeakerMode::Native)
             .map(|cfg| capacity::of_config(&cfg, &live.services))
             .unwrap_or_default()
+    }
+
+    fn addresses(&self, config: &str, _live: &LiveState) -> Vec<PoolAddresses> {
+        let Ok(cfg) = mlb::parse(config, SpeakerMode::Native) else {
+            return Vec::new();
+        };
+        cfg.pools
+            .iter()
+            .map(|p| PoolAddresses {
+                name: p.name.clone(),
+                layer2: p.protocol == mlb::Protocol::Layer2,
+                bgp: p.protocol == mlb::Protocol::Bgp,
+                cidrs: p.cidrs.clone(),
+            })
+            .collect()
     }
 }
 

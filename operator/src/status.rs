@@ -3,7 +3,7 @@
 use crate::pools;
 use crate::resources::{
     AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus, HooksStatus,
-    PoolCapacity, RolloutPhase, RolloutStatus,
+    PoolCapacity, RolloutPhase, RolloutStatus, SharedAddresses,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -37,6 +37,9 @@ pub struct ClusterOutcome {
     /// Where a chart app's hooks stand; `None` when they were not run this time (the status
     /// keeps what it had).
     pub hooks: Option<HooksStatus>,
+    /// Addresses shared with other clusters of the segment; `None` when not judged this time
+    /// (the status keeps what it had).
+    pub shared: Option<SharedAddresses>,
 }
 
 impl ClusterOutcome {
@@ -61,6 +64,7 @@ impl ClusterOutcome {
             pools: None,
             warnings: None,
             hooks: None,
+            shared: None,
         }
     }
 }
@@ -163,6 +167,11 @@ pub fn cluster_status(
         .warnings
         .unwrap_or_else(|| before.map(|c| c.warnings.clone()).unwrap_or_default());
     let hooks = o.hooks.or_else(|| before.and_then(|c| c.hooks.clone()));
+    let shared_addresses = o.shared.unwrap_or_else(|| {
+        before
+            .map(|c| c.shared_addresses.clone())
+            .unwrap_or_default()
+    });
     ClusterRolloutStatus {
         name: o.cluster,
         phase: o.phase,
@@ -176,6 +185,7 @@ pub fn cluster_status(
         pools,
         warnings,
         hooks,
+        shared_addresses,
     }
 }
 
@@ -364,6 +374,17 @@ pub fn build(
         ),
     ];
 
+    if let Some((ok, reason, message)) = crate::address_sharing::condition(&clusters) {
+        conditions.push(condition(
+            crate::address_sharing::CONDITION,
+            ok,
+            reason,
+            &message,
+            generation,
+            prev_conditions,
+            now,
+        ));
+    }
     if let Some((ok, reason, message)) = pools::condition(&clusters) {
         conditions.push(condition(
             pools::CONDITION,
@@ -424,6 +445,7 @@ mod tests {
             pools: None,
             warnings: None,
             hooks: None,
+            shared: None,
         }
     }
 

@@ -45,14 +45,29 @@ fn combined(out: std::process::Output) -> Result<String, String> {
 }
 
 impl Clusters {
-    /// Start clusters by name and wait until each can run pods.
+    /// Start clusters by name and wait until each can run pods. Their nodes share one subnet,
+    /// 172.31.0.0/24: one layer-2 segment.
     pub fn start(names: &[&str]) -> Result<Clusters, String> {
+        Self::start_with_node_subnets(names, &[])
+    }
+
+    /// The same, with the nodes of some clusters in a subnet of their own (`(name, CIDR)`, an
+    /// IPv4 CIDR): clusters on segments of their own.
+    pub fn start_with_node_subnets(
+        names: &[&str],
+        subnets: &[(&str, &str)],
+    ) -> Result<Clusters, String> {
         let mut builder = tempfile::Builder::new();
         // KOMMANDER_E2E_KEEP=1 keeps the state (logs, kubeconfigs) after the test for a look.
         builder
             .prefix("kommander-e2e-")
             .disable_cleanup(std::env::var_os("KOMMANDER_E2E_KEEP").is_some());
         let state = builder.tempdir().map_err(|e| e.to_string())?;
+        for (name, cidr) in subnets {
+            let dir = state.path().join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("node-subnet"), cidr).map_err(|e| e.to_string())?;
+        }
         let mut args = vec!["up"];
         args.extend_from_slice(names);
         driver(state.path(), &args)?;

@@ -8,6 +8,7 @@ use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cidr;
 use crate::metallb::crs::{self, Announcement, BgpMode, CrConfig, Phase, Release};
 use crate::metallb::nodes;
+use crate::metallb::segments::PoolAddresses;
 use crate::metallb::sequence;
 use crate::remote::short_error;
 use crate::rollout::{ConfigCheck, LiveState};
@@ -197,6 +198,24 @@ impl ConfigCheck for MetallbCrs {
         self.parse(config, live)
             .map(|cfg| capacity::of_crs(&cfg, &live.services))
             .unwrap_or_default()
+    }
+
+    fn addresses(&self, config: &str, live: &LiveState) -> Vec<PoolAddresses> {
+        let Some(cfg) = self.parse(config, live) else {
+            return Vec::new();
+        };
+        cfg.pools
+            .iter()
+            .map(|p| {
+                let announced = cfg.announced(p);
+                PoolAddresses {
+                    name: p.name.clone(),
+                    layer2: announced.contains(&Announcement::Layer2),
+                    bgp: announced.contains(&Announcement::Bgp),
+                    cidrs: p.cidrs.clone(),
+                }
+            })
+            .collect()
     }
 }
 

@@ -433,7 +433,13 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
         .as_ref()
         .map(|p| p.clusters.as_slice())
         .unwrap_or_default();
-    for note in pools::events(prev_clusters, &new_status.clusters) {
+    for note in pools::events(prev_clusters, &new_status.clusters)
+        .into_iter()
+        .chain(crate::address_sharing::events(
+            prev_clusters,
+            &new_status.clusters,
+        ))
+    {
         publish(&ctx, &ad, EventType::Warning, note.reason, note.message).await;
     }
     for warning in status::new_warnings(prev_clusters, &new_status.clusters) {
@@ -441,6 +447,13 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     }
     ctx.metrics
         .set_pools(&ns, &name, &pool_figures(&new_status.clusters));
+    let conflicts: Vec<(String, i64)> = new_status
+        .clusters
+        .iter()
+        .filter(|c| !c.pools.is_empty() || !c.shared_addresses.is_empty())
+        .map(|c| (c.name.clone(), i64::from(c.shared_addresses.conflicts)))
+        .collect();
+    ctx.metrics.set_conflicts(&ns, &name, &conflicts);
     if prev.as_ref() != Some(&new_status) {
         let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
         ctx.written_deployments
@@ -674,6 +687,10 @@ async fn remove_untargeted(
             .lock()
             .await
             .remove(&(ad.uid().unwrap_or_default(), old.name.clone()));
+        ctx.fleet.release(
+            &format!("{ns}/{release}"),
+            Some(&format!("{ns}/{}", old.name)),
+        );
         let Some(kc) = all_clusters.iter().find(|k| k.name_any() == old.name) else {
             // Released by its detach without the objects removed (unreachable, or forced).
             let left: Vec<String> = old
@@ -737,6 +754,7 @@ async fn remove_untargeted(
                 pools: None,
                 warnings: None,
                 hooks: None,
+                shared: None,
             }),
         }
     }
@@ -879,6 +897,7 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
     let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let all = clusters_api.list(&ListParams::default()).await?.items;
     let (mut gone, mut kept) = (Vec::new(), Vec::new());
+    ctx.fleet.release(&format!("{ns}/{}", ad.name_any()), None);
     for c in ad.status.iter().flat_map(|s| s.clusters.iter()) {
         ctx.applied
             .lock()
@@ -926,6 +945,7 @@ async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Er
     }
     publish(&ctx, &ad, EventType::Normal, "Deleted", note).await;
     ctx.metrics.set_pools(&ns, &ad.name_any(), &[]);
+    ctx.metrics.set_conflicts(&ns, &ad.name_any(), &[]);
     ctx.written_deployments
         .forget(&ad.uid().unwrap_or_default());
     Ok(Action::await_change())

@@ -7,12 +7,13 @@ use super::clients::Connection;
 use super::progress;
 use super::strict_arp;
 use super::watches::ClusterKey;
-use super::{chart_render, hooks, render_cache};
+use super::{chart_render, fleet, hooks, render_cache};
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
 use crate::hooks::HookObject;
 use crate::kube_proxy;
 use crate::manifest::ManifestObject;
+use crate::metallb::segments::Verdict;
 use crate::plan::{self, Plan, View};
 use crate::pools;
 use crate::render::job::RenderJob;
@@ -238,6 +239,29 @@ pub async fn deploy_to(
         };
     }
     let (release, cluster_key) = (ad.name_any(), format!("{ns}/{}", kc.name_any()));
+    let app_key = format!("{ns}/{release}");
+    let who = fleet::Subject {
+        app: &app_key,
+        cluster: &cluster_key,
+    };
+    let shared = judge_fleet(ctx, &who, ns, &observed, prev);
+    if let Some(Verdict::Hold(first)) = &shared {
+        return ClusterOutcome {
+            revision: Some(revision),
+            shared: shared.as_ref().map(|v| fleet::status_of(v, &[])),
+            ..ClusterOutcome::kept(
+                kc.name_any(),
+                prev,
+                ClusterPhase::Blocked,
+                format!(
+                    "held by the Workspace's spec.addressSharing ({}): {} has these addresses first: {}",
+                    fleet::rule_of(first),
+                    first.other,
+                    first.describe()
+                ),
+            )
+        };
+    }
     let owner = Owner {
         workspace: ns,
         release: &release,
@@ -277,6 +301,9 @@ pub async fn deploy_to(
     let o = ClusterOutcome {
         pools: pools_in_force(ctx, &observed, &o),
         warnings: config_warnings(&observed),
+        shared: shared
+            .as_ref()
+            .map(|v| fleet::status_of(v, &fleet::live_conflicts(ctx, &who).unwrap_or_default())),
         ..o
     };
     ctx.watches.set_blocked(
@@ -352,6 +379,29 @@ fn pools_in_force(ctx: &Context, obs: &Observed, o: &ClusterOutcome) -> Option<V
     (!uses.is_empty()).then(|| pools::status_of(&uses))
 }
 
+/// This cluster's pools judged against the fleet's: from this read when the cluster was
+/// read, else as last claimed. `None` for an app without pools.
+fn judge_fleet(
+    ctx: &Context,
+    who: &fleet::Subject<'_>,
+    ns: &str,
+    obs: &Observed,
+    prev: Option<&ClusterRolloutStatus>,
+) -> Option<Verdict> {
+    let rules = obs.rules()?;
+    let policy = fleet::policy(ctx, ns);
+    let (Some(desired), Some(live)) = (&obs.desired, &obs.live) else {
+        return ctx.fleet.judge_again(who, &policy);
+    };
+    match fleet::claim(who, rules, desired, live, prev) {
+        Some(claim) => Some(ctx.fleet.judge(claim, &policy)),
+        None => {
+            ctx.fleet.release(who.app, Some(who.cluster));
+            None
+        }
+    }
+}
+
 /// What the app's check finds wrong with the rendered config without blocking it; `None`
 /// when the cluster was not read for it this time.
 fn config_warnings(obs: &Observed) -> Option<Vec<String>> {
@@ -378,6 +428,7 @@ fn outcome(
         pools: None,
         warnings: None,
         hooks: None,
+        shared: None,
     }
 }
 

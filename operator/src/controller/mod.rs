@@ -9,6 +9,7 @@ pub mod clients;
 pub mod cluster;
 pub mod deploy;
 pub mod finalizers;
+pub mod fleet;
 pub mod hooks;
 pub mod progress;
 pub mod render_cache;
@@ -89,6 +90,11 @@ pub struct Context {
     /// Every KommanderCluster, as the warm cache last saw it: a reconcile finds its targets
     /// here instead of listing them from the API server each time.
     pub known_clusters: Store<KommanderCluster>,
+    /// Every Workspace, as the warm cache last saw it (the platform's policies).
+    pub known_workspaces: Store<crate::resources::Workspace>,
+    /// What each AppDeployment's MetalLB hands out on each cluster: the fleet's check across
+    /// clusters of one segment.
+    pub fleet: fleet::Fleet,
     /// The host workspace's namespace.
     pub host_namespace: String,
     /// The render worker processes, bounded in number.
@@ -164,12 +170,14 @@ impl Context {
         }
     }
 
-    /// A context over `client`; `known_clusters` is the warm cache of KommanderClusters.
+    /// A context over `client`; `known_clusters` and `known_workspaces` are the warm caches of
+    /// KommanderClusters and Workspaces.
     pub fn new(
         client: Client,
         metrics: Arc<Metrics>,
         settings: &Settings,
         known_clusters: Store<KommanderCluster>,
+        known_workspaces: Store<crate::resources::Workspace>,
     ) -> Self {
         let reporter = Reporter {
             controller: "kommander-operator".into(),
@@ -180,6 +188,8 @@ impl Context {
             watches,
             triggers: std::sync::Mutex::new(Some(triggers)),
             known_clusters,
+            known_workspaces,
+            fleet: fleet::Fleet::default(),
             clusters: ClusterClients::new(
                 client.clone(),
                 settings.kubeconfig_policy,
@@ -386,6 +396,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         metrics.clone(),
         &settings,
         caches.clusters.store(),
+        caches.workspaces.store(),
     ));
     metrics.leader.set(1);
     let controllers = async {

@@ -15,6 +15,7 @@ pub mod duration;
 pub mod nodes;
 pub mod renumber;
 pub mod safety;
+pub mod segments;
 pub mod sequence;
 
 pub use config::*;

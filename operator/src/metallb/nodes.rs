@@ -45,7 +45,8 @@ impl NodeSubnets {
         }
     }
 
-    fn nets(&self) -> &[IpNet] {
+    /// The subnets; none when unknown.
+    pub fn nets(&self) -> &[IpNet] {
         match self {
             NodeSubnets::Unknown => &[],
             NodeSubnets::Declared(n) | NodeSubnets::Inferred(n) => n,

@@ -25,6 +25,7 @@ fn cluster(name: &str, pools: Vec<PoolCapacity>) -> ClusterRolloutStatus {
         pools,
         warnings: vec![],
         hooks: None,
+        shared_addresses: Default::default(),
     }
 }
 

@@ -211,6 +211,47 @@ pub struct ClusterRolloutStatus {
     /// A chart app's Helm hooks on this cluster: which events' hooks ran for which revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<HooksStatus>,
+    /// Addresses of this cluster's MetalLB pools that another cluster of its layer-2 segment
+    /// (node subnets overlapping) hands out too, as last checked.
+    #[serde(default, skip_serializing_if = "SharedAddresses::is_empty")]
+    pub shared_addresses: SharedAddresses,
+}
+
+/// Address ranges one cluster shares with others of its segment.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedAddresses {
+    /// How many overlaps the workspace's policy warns about (layer2, by default).
+    #[serde(default)]
+    pub warned: u32,
+    /// How many it only reports (BGP, by default: anycast).
+    #[serde(default)]
+    pub reported: u32,
+    /// The first few, in words, warned ones first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+    /// Why the policy holds this cluster: the overlap with the cluster that has the range
+    /// first, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// Addresses a LoadBalancer Service holds here that a Service on another cluster of the
+    /// segment holds too, live: two speakers answer for each.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conflicts: u32,
+    /// The first few, naming both Services and clusters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_examples: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl SharedAddresses {
+    /// Nothing shared.
+    pub fn is_empty(&self) -> bool {
+        self.warned == 0 && self.reported == 0 && self.held.is_none() && self.conflicts == 0
+    }
 }
 
 /// A chart app's Helm hooks on one cluster, for one revision.

@@ -13,9 +13,12 @@ pub use appdeployment::{
     AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, AppliedObject,
     ClusterConfigOverride, ClusterPhase, ClusterRolloutStatus, ConfigMapRef, DriftPolicy,
     HooksStatus, PoolCapacity, RolloutPhase, RolloutStatus, RolloutStep, RolloutStrategy,
+    SharedAddresses,
 };
 pub use cluster::{
     ClusterNetwork, JoinPhase, KommanderCluster, KommanderClusterSpec, KommanderClusterStatus,
     KubeProxySettings, SecretRef,
 };
-pub use workspace::{NamespaceRef, Workspace, WorkspaceSpec, WorkspaceStatus};
+pub use workspace::{
+    AddressSharing, NamespaceRef, SharingPolicy, Workspace, WorkspaceSpec, WorkspaceStatus,
+};

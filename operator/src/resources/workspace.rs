@@ -35,6 +35,56 @@ pub struct WorkspaceSpec {
     /// which only the platform writes, may name any repository.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_chart_repositories: Vec<String>,
+    /// What the operator does when a MetalLB address pool deployed in this workspace would
+    /// hand out the same addresses on two clusters of one layer-2 segment (clusters whose node
+    /// subnets overlap), counting every workspace's pools on those clusters. Absent: layer2
+    /// overlaps are warned about and applied (two speakers then answer ARP for one address),
+    /// BGP ones (anycast, often on purpose) are reported in status. The platform's to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_sharing: Option<AddressSharing>,
+}
+
+/// The policy for addresses one pool would hand out on two clusters of one segment.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressSharing {
+    /// Layer2 pools: `Warn` (the default: a condition and a Warning Event, and the config is
+    /// applied), `Hold` (the later cluster is `Blocked`, naming the cluster that has the range
+    /// first) or `Allow` (reported in status only).
+    #[serde(default = "SharingPolicy::warn")]
+    pub layer2: SharingPolicy,
+    /// BGP pools: `Allow` (the default: reported in status), `Warn` or `Hold`.
+    #[serde(default = "SharingPolicy::allow")]
+    pub bgp: SharingPolicy,
+}
+
+impl Default for AddressSharing {
+    fn default() -> Self {
+        AddressSharing {
+            layer2: SharingPolicy::Warn,
+            bgp: SharingPolicy::Allow,
+        }
+    }
+}
+
+/// What to do with addresses shared across clusters of one segment.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SharingPolicy {
+    /// Report in status only.
+    Allow,
+    /// Report, with a False condition and a Warning Event; apply anyway.
+    Warn,
+    /// Hold the later cluster (`Blocked`), naming the cluster that has the range first.
+    Hold,
+}
+
+impl SharingPolicy {
+    fn warn() -> Self {
+        SharingPolicy::Warn
+    }
+    fn allow() -> Self {
+        SharingPolicy::Allow
+    }
 }
 
 /// Observed state of a Workspace.

@@ -424,6 +424,7 @@ fn a_cluster_stands_where_its_last_status_left_it_at_this_revision() {
         pools: vec![],
         warnings: vec![],
         hooks: None,
+        shared_addresses: Default::default(),
     };
     let cases = [
         (None, NotStarted),
@@ -545,6 +546,7 @@ fn a_cluster_its_safety_check_holds_is_not_done_and_holds_its_step() {
         pools: vec![],
         warnings: vec![],
         hooks: None,
+        shared_addresses: Default::default(),
     };
     let c2 = standing(Some(&held), "rev2");
     assert_eq!(c2, InFlight);

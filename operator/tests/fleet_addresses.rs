@@ -1,0 +1,327 @@
+//! One address range, many clusters. The guide's layer2 pool goes to every cluster of a
+//! workspace; each cluster's MetalLB hands out addresses on its own, so clusters whose nodes
+//! share a link would answer ARP for the same addresses. The embedded clusters' nodes sit in
+//! 172.31.0.0/24 (attached-1, attached-2: one segment) or a subnet of their own (attached-3:
+//! 10.1.3.0/24). Before anything is applied:
+//! - attached-1 and attached-2 sharing the range is named (condition `AddressesUnique`, a
+//!   Warning Event), and applied anyway: the guide's YAML keeps working; attached-3 shares
+//!   nothing;
+//! - declared, distinct segments (`spec.network.nodeSubnets`) clear it;
+//! - live, with the real MetalLB v0.12.1 controllers: both clusters' first Services get
+//!   10.0.50.25, and the conflict is named (condition, Event naming both Services and
+//!   clusters, the `address_conflicts` gauge); it clears by itself when one Service goes;
+//! - a workspace whose Workspace says `addressSharing.layer2: Hold` has its cluster held,
+//!   `Blocked`, naming the cluster of the other workspace that has the range first; the held
+//!   cluster applies nothing, and the other workspace's view does not count it.
+
+use kommander_e2e::bench::attach_yaml;
+use kommander_e2e::{Clusters, MetallbController, Operator, eventually, free_port, http_get};
+use kommander_operator::resources::{AppDeployment, ClusterPhase};
+use kube::api::Api;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(120);
+
+fn seed(ns: &str) -> String {
+    std::fs::read_to_string(kommander_e2e::root().join("examples/seed-layer2.yaml"))
+        .unwrap()
+        .replace("${WORKSPACE_NAMESPACE}", ns)
+}
+
+fn workspace(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+    )
+}
+
+/// `KommanderCluster` `name` in `ns`, for the embedded cluster `cluster`, with `network`.
+fn attach(clusters: &Clusters, ns: &str, name: &str, cluster: &str, network: &str) -> String {
+    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig(cluster)).unwrap();
+    let yaml = attach_yaml(ns, name, &kubeconfig);
+    if network.is_empty() {
+        return yaml;
+    }
+    yaml.replace(
+        "spec: {kubeconfigRef: {name: ",
+        &format!("spec: {{network: {network}, kubeconfigRef: {{name: "),
+    )
+}
+
+/// The `AddressesUnique` condition of `ns/metallb` once `pred` holds for it.
+async fn addresses_unique(
+    mgmt: &kube::Client,
+    ns: &str,
+    want: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), ns);
+    eventually(&format!("{ns}: AddressesUnique {want}"), T, || async {
+        let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
+        let s = ad.status.ok_or("no status")?;
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "AddressesUnique")
+            .ok_or_else(|| format!("no AddressesUnique: {:?}", s.conditions))?;
+        let line = format!("{} {}: {}", c.status, c.reason, c.message);
+        if line.starts_with(want) && pred(&c.message) {
+            Ok(line)
+        } else {
+            Err(line)
+        }
+    })
+    .await
+    .unwrap()
+}
+
+async fn phase_of(mgmt: &kube::Client, ns: &str, cluster: &str) -> (ClusterPhase, String) {
+    let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), ns);
+    let ad = api.get("metallb").await.unwrap();
+    let c = ad
+        .status
+        .unwrap()
+        .clusters
+        .into_iter()
+        .find(|c| c.name == cluster)
+        .unwrap();
+    (c.phase, c.message.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_the_later() {
+    let clusters = Clusters::start_with_node_subnets(
+        &["management", "attached-1", "attached-2", "attached-3"],
+        &[("attached-3", "10.1.3.0/24")],
+    )
+    .expect("clusters start");
+    clusters.install_crds_and_catalog("management").unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
+    let port = free_port();
+    let _operator = Operator::start_with(
+        &bin,
+        &clusters.kubeconfig("management"),
+        clusters.state_dir().join("operator.log"),
+        &[
+            "--no-leader-election",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
+    )
+    .unwrap();
+    let mgmt = clusters.client("management").await.unwrap();
+    let apply = |yaml: &str| {
+        clusters
+            .kubectl("management", &["apply", "-f", "-"], Some(yaml))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    };
+
+    println!("scenario: the guide's pool on three clusters, two of one segment: named, applied");
+    clusters.workspace_with("ws-a", "attached-1").await.unwrap();
+    apply(&attach(&clusters, "ws-a", "attached-2", "attached-2", ""));
+    apply(&attach(&clusters, "ws-a", "attached-3", "attached-3", ""));
+    apply(&seed("ws-a"));
+    clusters
+        .wait_ready("ws-a", "metallb", T.as_secs())
+        .unwrap_or_else(|e| panic!("the guide's YAML keeps working: {e}"));
+    let shared = addresses_unique(&mgmt, "ws-a", "False SharedOnSegment", |m| {
+        m.contains("attached-1: ") && m.contains("attached-2: ")
+    })
+    .await;
+    assert!(
+        shared.contains(
+            "layer2 pool \"default\" hands out 10.0.50.25-10.0.50.50 which ws-a/attached-2 (ws-a/metallb, pool \"default\") also does, on segment 172.31.0.0/24"
+        ),
+        "{shared}"
+    );
+    assert!(
+        !shared.contains("attached-3"),
+        "attached-3 is on its own segment: {shared}"
+    );
+    kommander_e2e::event_with(
+        &mgmt,
+        "ws-a",
+        "metallb",
+        "AddressesShared",
+        "10.0.50.25-10.0.50.50",
+        T,
+    )
+    .await
+    .unwrap();
+    for cluster in ["attached-1", "attached-2", "attached-3"] {
+        let (phase, message) = phase_of(&mgmt, "ws-a", cluster).await;
+        assert_eq!(phase, ClusterPhase::Applied, "{cluster}: {message}");
+    }
+
+    println!(
+        "scenario: the real MetalLB v0.12.1 controllers give both first Services 10.0.50.25: a live conflict"
+    );
+    let _controllers: Vec<_> = ["attached-1", "attached-2"]
+        .iter()
+        .map(|c| {
+            MetallbController::start(
+                &clusters.kubeconfig(c),
+                "ws-a",
+                clusters.state_dir().join(format!("metallb-{c}.log")),
+            )
+        })
+        .collect();
+    for cluster in ["attached-1", "attached-2"] {
+        clusters.create_lb_service(cluster, "web").unwrap();
+        eventually(&format!("{cluster}: web gets 10.0.50.25"), T, || async {
+            let ip = clusters.kubectl(
+                cluster,
+                &[
+                    "-n",
+                    "default",
+                    "get",
+                    "service",
+                    "web",
+                    "-o",
+                    "jsonpath={.status.loadBalancer.ingress[0].ip}",
+                ],
+                None,
+            )?;
+            (ip == "10.0.50.25").then_some(()).ok_or(ip)
+        })
+        .await
+        .unwrap();
+    }
+    let conflict = addresses_unique(&mgmt, "ws-a", "False AddressConflict", |_| true).await;
+    assert!(
+        conflict.contains("10.0.50.25 is held by Service default/web on ws-a/attached-1 and by Service default/web on ws-a/attached-2, on segment 172.31.0.0/24"),
+        "{conflict}"
+    );
+    kommander_e2e::event_with(
+        &mgmt,
+        "ws-a",
+        "metallb",
+        "AddressConflict",
+        "10.0.50.25 is held by Service default/web",
+        T,
+    )
+    .await
+    .unwrap();
+    let series = |cluster: &str| {
+        format!(
+            "kommander_operator_address_conflicts{{workspace=\"ws-a\",cluster=\"{cluster}\",appdeployment=\"metallb\"}}"
+        )
+    };
+    let gauge = |cluster: &str| -> Result<f64, String> {
+        let (_, body) = http_get(port, "/metrics")?;
+        let prefix = format!("{} ", series(cluster));
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+            .ok_or_else(|| format!("no {prefix}"))
+    };
+    for cluster in ["attached-1", "attached-2"] {
+        eventually(
+            &format!("{cluster}: the conflict gauge is 1"),
+            T,
+            || async {
+                let v = gauge(cluster)?;
+                (v == 1.0).then_some(()).ok_or(format!("{v}"))
+            },
+        )
+        .await
+        .unwrap();
+    }
+    println!("  one Service goes: the conflict clears by itself");
+    clusters
+        .kubectl(
+            "attached-2",
+            &["-n", "default", "delete", "service", "web"],
+            None,
+        )
+        .unwrap();
+    addresses_unique(&mgmt, "ws-a", "False SharedOnSegment", |_| true).await;
+    eventually("the conflict gauge is 0", T, || async {
+        let v = gauge("attached-1")?;
+        (v == 0.0).then_some(()).ok_or(format!("{v}"))
+    })
+    .await
+    .unwrap();
+
+    println!("scenario: declared, distinct segments: nothing is shared");
+    apply(&attach(
+        &clusters,
+        "ws-a",
+        "attached-1",
+        "attached-1",
+        "{nodeSubnets: [10.9.1.0/24]}",
+    ));
+    apply(&attach(
+        &clusters,
+        "ws-a",
+        "attached-2",
+        "attached-2",
+        "{nodeSubnets: [10.9.2.0/24]}",
+    ));
+    let unique = addresses_unique(&mgmt, "ws-a", "True Unique", |_| true).await;
+    println!("  {unique}");
+
+    println!("scenario: another workspace, policy Hold, a cluster on attached-1's segment: held");
+    apply(&workspace("ws-b", "{addressSharing: {layer2: Hold}}"));
+    eventually("ws-b's namespace", T, || async {
+        clusters
+            .kubectl("management", &["get", "namespace", "ws-b"], None)
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+    apply(&attach(
+        &clusters,
+        "ws-b",
+        "edge",
+        "attached-2",
+        "{nodeSubnets: [10.9.1.0/24]}",
+    ));
+    apply(&seed("ws-b"));
+    let held = addresses_unique(&mgmt, "ws-b", "False HeldOnSegment", |_| true).await;
+    assert!(
+        held.contains("edge is held: layer2 pool \"default\" hands out 10.0.50.25-10.0.50.50 which ws-a/attached-1 (ws-a/metallb, pool \"default\") also does, on segment 10.9.1.0/24"),
+        "{held}"
+    );
+    let (phase, message) = phase_of(&mgmt, "ws-b", "edge").await;
+    assert_eq!(phase, ClusterPhase::Blocked, "{message}");
+    assert!(
+        message.starts_with("held by the Workspace's spec.addressSharing (layer2: Hold): ws-a/attached-1 has these addresses first"),
+        "{message}"
+    );
+    kommander_e2e::event_with(
+        &mgmt,
+        "ws-b",
+        "metallb",
+        "AddressesHeld",
+        "ws-a/attached-1",
+        T,
+    )
+    .await
+    .unwrap();
+    let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), "ws-b");
+    let edge = api.get("metallb").await.unwrap().status.unwrap().clusters;
+    assert!(
+        edge.iter().all(|c| c.applied_objects.is_empty()),
+        "the held cluster applied nothing: {edge:?}"
+    );
+    let objects = clusters
+        .kubectl(
+            "attached-2",
+            &[
+                "-n",
+                "ws-b",
+                "get",
+                "configmaps,deployments,daemonsets",
+                "-o",
+                "name",
+            ],
+            None,
+        )
+        .unwrap_or_default();
+    assert!(
+        !objects.contains("metallb") && !objects.contains("configmap/config"),
+        "nothing of ws-b's MetalLB on attached-2: {objects}"
+    );
+    let still = addresses_unique(&mgmt, "ws-a", "True Unique", |_| true).await;
+    println!("  ws-a, which has the range first: {still}");
+}
