@@ -102,6 +102,7 @@ func run(name, dir string, nodeCount int) error {
 		return err
 	}
 	sim := newSimulator(client, name, nodeCount, nodeNet)
+	sim.providerPrefix = providerPrefix(dir)
 	if err := sim.registerNodes(ctx); err != nil {
 		return fmt.Errorf("nodes: %w", err)
 	}

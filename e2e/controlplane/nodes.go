@@ -36,6 +36,18 @@ type simulator struct {
 	nextIP map[string]int
 	// The subnet the nodes' InternalIPs are in: node i is its network address + i.
 	nodeNet *net.IPNet
+	// When set (DIR/provider-id-prefix, e.g. aws:///us-east-1a/), each node's spec.providerID
+	// is it and the node's name: the nodes of a cloud.
+	providerPrefix string
+}
+
+// providerPrefix reads DIR/provider-id-prefix; empty when there is none (on-premises nodes).
+func providerPrefix(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "provider-id-prefix"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // defaultNodeSubnet is every cluster's node subnet unless its state directory has a file
@@ -91,6 +103,10 @@ func (s *simulator) registerNodes(ctx context.Context) error {
 				},
 			},
 			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.244.%d.0/24", i)},
+		}
+		if s.providerPrefix != "" {
+			// A cloud's node: what its cloud controller manager would have set.
+			node.Spec.ProviderID = s.providerPrefix + name
 		}
 		created, err := s.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {

@@ -10,6 +10,8 @@
 //! - live, with the real MetalLB v0.12.1 controllers: both clusters' first Services get
 //!   10.0.50.25, and the conflict is named (condition, Event naming both Services and
 //!   clusters, the `address_conflicts` gauge); it clears by itself when one Service goes;
+//! - attached-3's nodes are a cloud's (`spec.providerID` aws://…): MetalLB is held there,
+//!   naming the provider, until its KommanderCluster says `metallbOnCloud: true`;
 //! - a workspace whose Workspace says `addressSharing.layer2: Hold` has its cluster held,
 //!   `Blocked`, naming the cluster of the other workspace that has the range first; the held
 //!   cluster applies nothing, and the other workspace's view does not count it.
@@ -76,23 +78,36 @@ async fn addresses_unique(
 }
 
 async fn phase_of(mgmt: &kube::Client, ns: &str, cluster: &str) -> (ClusterPhase, String) {
+    try_phase_of(mgmt, ns, cluster)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn try_phase_of(
+    mgmt: &kube::Client,
+    ns: &str,
+    cluster: &str,
+) -> Result<(ClusterPhase, String), String> {
     let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), ns);
-    let ad = api.get("metallb").await.unwrap();
+    let ad = api.get("metallb").await.map_err(|e| e.to_string())?;
     let c = ad
         .status
-        .unwrap()
+        .ok_or("no status yet")?
         .clusters
         .into_iter()
         .find(|c| c.name == cluster)
-        .unwrap();
-    (c.phase, c.message.unwrap_or_default())
+        .ok_or_else(|| format!("no status of {cluster} yet"))?;
+    Ok((c.phase, c.message.unwrap_or_default()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_the_later() {
-    let clusters = Clusters::start_with_node_subnets(
+    let clusters = Clusters::start_with_state_files(
         &["management", "attached-1", "attached-2", "attached-3"],
-        &[("attached-3", "10.1.3.0/24")],
+        &[
+            ("attached-3", "node-subnet", "10.1.3.0/24"),
+            ("attached-3", "provider-id-prefix", "aws:///us-east-1a/"),
+        ],
     )
     .expect("clusters start");
     clusters.install_crds_and_catalog("management").unwrap();
@@ -121,6 +136,48 @@ async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_th
     apply(&attach(&clusters, "ws-a", "attached-2", "attached-2", ""));
     apply(&attach(&clusters, "ws-a", "attached-3", "attached-3", ""));
     apply(&seed("ws-a"));
+    println!("  attached-3's nodes are AWS's: held there, naming the provider and the way out");
+    let held = eventually("attached-3 held", T, || async {
+        let (phase, message) = try_phase_of(&mgmt, "ws-a", "attached-3").await?;
+        (phase == ClusterPhase::Blocked)
+            .then_some(message.clone())
+            .ok_or(format!("{phase:?}: {message}"))
+    })
+    .await
+    .unwrap();
+    assert!(
+        held.starts_with("the nodes are AWS's (spec.providerID aws:///us-east-1a/attached-3-node-"),
+        "{held}"
+    );
+    assert!(
+        held.contains("clusterSelector") && held.contains("spec.metallbOnCloud: true"),
+        "{held}"
+    );
+    let objects = clusters
+        .kubectl(
+            "attached-3",
+            &[
+                "-n",
+                "ws-a",
+                "get",
+                "deployments,daemonsets,configmaps",
+                "-o",
+                "name",
+            ],
+            None,
+        )
+        .unwrap_or_default();
+    assert!(
+        !objects.contains("metallb"),
+        "nothing applied on the cloud cluster: {objects}"
+    );
+    println!("  the KommanderCluster says MetalLB belongs there: applied");
+    apply(
+        &attach(&clusters, "ws-a", "attached-3", "attached-3", "").replace(
+            "spec: {kubeconfigRef:",
+            "spec: {metallbOnCloud: true, kubeconfigRef:",
+        ),
+    );
     clusters
         .wait_ready("ws-a", "metallb", T.as_secs())
         .unwrap_or_else(|e| panic!("the guide's YAML keeps working: {e}"));

@@ -57,16 +57,31 @@ impl Clusters {
         names: &[&str],
         subnets: &[(&str, &str)],
     ) -> Result<Clusters, String> {
+        let files: Vec<(&str, &str, &str)> = subnets
+            .iter()
+            .map(|(name, cidr)| (*name, "node-subnet", *cidr))
+            .collect();
+        Self::start_with_state_files(names, &files)
+    }
+
+    /// The same, with files the control plane reads in a cluster's state directory at start
+    /// (`(cluster, file, content)`): `node-subnet` (an IPv4 CIDR for its nodes' InternalIPs),
+    /// `provider-id-prefix` (its nodes' `spec.providerID` is this and the node's name: a
+    /// cloud's nodes, e.g. `aws:///us-east-1a/`).
+    pub fn start_with_state_files(
+        names: &[&str],
+        files: &[(&str, &str, &str)],
+    ) -> Result<Clusters, String> {
         let mut builder = tempfile::Builder::new();
         // KOMMANDER_E2E_KEEP=1 keeps the state (logs, kubeconfigs) after the test for a look.
         builder
             .prefix("kommander-e2e-")
             .disable_cleanup(std::env::var_os("KOMMANDER_E2E_KEEP").is_some());
         let state = builder.tempdir().map_err(|e| e.to_string())?;
-        for (name, cidr) in subnets {
+        for (name, file, content) in files {
             let dir = state.path().join(name);
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            std::fs::write(dir.join("node-subnet"), cidr).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join(file), content).map_err(|e| e.to_string())?;
         }
         let mut args = vec!["up"];
         args.extend_from_slice(names);

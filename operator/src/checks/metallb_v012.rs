@@ -67,19 +67,26 @@ pub fn live_service(svc: &Service) -> Option<LiveService> {
 }
 
 /// The nodes' InternalIPs.
-async fn node_ips(client: &kube::Client) -> Result<Vec<IpAddr>, String> {
+/// The nodes' InternalIPs and `spec.providerID`s.
+async fn node_facts(client: &kube::Client) -> Result<(Vec<IpAddr>, Vec<String>), String> {
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(|e| short_error(&e))?;
-    Ok(nodes
+    let ips = nodes
         .items
         .iter()
         .filter_map(|n| n.status.as_ref()?.addresses.as_ref())
         .flatten()
         .filter(|a| a.type_ == "InternalIP")
         .filter_map(|a| a.address.parse().ok())
-        .collect())
+        .collect();
+    let provider_ids = nodes
+        .items
+        .iter()
+        .filter_map(|n| n.spec.as_ref()?.provider_id.clone())
+        .collect();
+    Ok((ips, provider_ids))
 }
 
 /// The Services, the cluster's networks and kube-proxy's mode: what every MetalLB check reads.
@@ -125,9 +132,19 @@ pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
         facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
     }
     let mut notes = Vec::new();
+    let nodes = node_facts(client).await;
+    if let Err(e) = &nodes {
+        notes.push(format!(
+            "the nodes could not be read ({e}): whether they are a cloud's was not checked"
+        ));
+    }
+    facts.cloud = nodes
+        .as_ref()
+        .ok()
+        .and_then(|(_, ids)| crate::metallb::cloud::detect(ids));
     facts.node_subnets = match network.node_subnets.as_slice() {
-        [] => match node_ips(client).await {
-            Ok(ips) => NodeSubnets::infer(&ips),
+        [] => match &nodes {
+            Ok((ips, _)) => NodeSubnets::infer(ips),
             Err(e) => {
                 notes.push(format!(
                     "the nodes could not be read ({e}): whether layer2 pools share their subnet was not checked (set spec.network.nodeSubnets on the KommanderCluster)"

@@ -238,6 +238,12 @@ pub async fn deploy_to(
             ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
         };
     }
+    if let Some(message) = cloud_hold(kc, &observed, prev) {
+        return ClusterOutcome {
+            revision: Some(revision),
+            ..ClusterOutcome::kept(kc.name_any(), prev, ClusterPhase::Blocked, message)
+        };
+    }
     let (release, cluster_key) = (ad.name_any(), format!("{ns}/{}", kc.name_any()));
     let app_key = format!("{ns}/{release}");
     let who = fleet::Subject {
@@ -300,7 +306,7 @@ pub async fn deploy_to(
     let o = hooks::after_apply(ctx, &run, record, o).await;
     let o = ClusterOutcome {
         pools: pools_in_force(ctx, &observed, &o),
-        warnings: config_warnings(&observed),
+        warnings: config_warnings(kc, &observed),
         shared: shared
             .as_ref()
             .map(|v| fleet::status_of(v, &fleet::live_conflicts(ctx, &who).unwrap_or_default())),
@@ -402,11 +408,32 @@ fn judge_fleet(
     }
 }
 
+/// Why a MetalLB app is held on a cloud's cluster: its nodes name a cloud whose controller
+/// serves LoadBalancer Services, the KommanderCluster does not say MetalLB belongs there, and
+/// no MetalLB config of this AppDeployment is in force there yet (one that is gets a warning).
+fn cloud_hold(
+    kc: &KommanderCluster,
+    obs: &Observed,
+    prev: Option<&ClusterRolloutStatus>,
+) -> Option<String> {
+    let cloud = obs.live.as_ref()?.facts.cloud.as_ref()?;
+    obs.desired.as_ref()?;
+    let running = prev.is_some_and(|p| p.applied_config_hash.is_some());
+    (!kc.spec.metallb_on_cloud && !running).then(|| cloud.held())
+}
+
 /// What the app's check finds wrong with the rendered config without blocking it; `None`
 /// when the cluster was not read for it this time.
-fn config_warnings(obs: &Observed) -> Option<Vec<String>> {
+fn config_warnings(kc: &KommanderCluster, obs: &Observed) -> Option<Vec<String>> {
     let text = &obs.desired.as_ref()?.text;
-    Some(obs.rules()?.warnings(text, obs.live.as_ref()?))
+    let live = obs.live.as_ref()?;
+    let mut warnings = obs.rules()?.warnings(text, live);
+    if let Some(cloud) = &live.facts.cloud
+        && !kc.spec.metallb_on_cloud
+    {
+        warnings.push(cloud.warning());
+    }
+    Some(warnings)
 }
 
 fn outcome(

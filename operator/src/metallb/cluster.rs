@@ -18,6 +18,9 @@ pub struct ClusterFacts {
     pub ipvs_without_strict_arp: bool,
     /// The nodes' subnets, declared or inferred.
     pub node_subnets: NodeSubnets,
+    /// The cloud the nodes belong to, by their `spec.providerID`; `None` on premises (or when
+    /// the nodes could not be read).
+    pub cloud: Option<super::cloud::Cloud>,
 }
 
 /// Parse a comma-separated CIDR list (kubeadm's dual-stack form), naming `what` on error.
@@ -103,6 +106,7 @@ mod tests {
             service_subnets: parse_subnets("s", svc).unwrap(),
             ipvs_without_strict_arp: false,
             node_subnets: NodeSubnets::Unknown,
+            cloud: None,
         }
     }
 

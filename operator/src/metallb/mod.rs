@@ -7,6 +7,7 @@
 
 pub mod capacity;
 pub mod cidr;
+pub mod cloud;
 pub mod cluster;
 mod config;
 pub mod convert;

@@ -28,6 +28,12 @@ pub struct KommanderClusterSpec {
     /// kube-system/kubeadm-config; used to reject load-balancer pools that overlap them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<ClusterNetwork>,
+    /// MetalLB may run here although the nodes are a cloud's (their `spec.providerID` names
+    /// one whose cloud controller serves LoadBalancer Services). Off (the default): a MetalLB
+    /// app is held on such a cluster, naming the provider. Set it when MetalLB really belongs
+    /// here, e.g. for Services that choose it by `loadBalancerClass`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metallb_on_cloud: bool,
     /// What the operator may change of kube-proxy on this cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_proxy: Option<KubeProxySettings>,
