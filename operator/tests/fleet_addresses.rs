@@ -12,6 +12,9 @@
 //!   clusters, the `address_conflicts` gauge); it clears by itself when one Service goes;
 //! - attached-3's nodes are a cloud's (`spec.providerID` aws://…): MetalLB is held there,
 //!   naming the provider, until its KommanderCluster says `metallbOnCloud: true`;
+//! - the way out: a share of the range per cluster (`clusterConfigOverrides`), with no
+//!   Service renumbered; a share that would drop an address a Service holds is held by the
+//!   gate, naming the Service;
 //! - a workspace whose Workspace says `addressSharing.layer2: Hold` has its cluster held,
 //!   `Blocked`, naming the cluster of the other workspace that has the range first; the held
 //!   cluster applies nothing, and the other workspace's view does not count it.
@@ -29,6 +32,13 @@ fn seed(ns: &str) -> String {
     std::fs::read_to_string(kommander_e2e::root().join("examples/seed-layer2.yaml"))
         .unwrap()
         .replace("${WORKSPACE_NAMESPACE}", ns)
+}
+
+/// An override layer giving the guide's pool `range`.
+fn share(name: &str, range: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: ws-a}}\ndata:\n  values.yaml: |\n    configInline:\n      address-pools:\n      - name: default\n        protocol: layer2\n        addresses:\n        - {range}\n"
+    )
 }
 
 fn workspace(name: &str, spec: &str) -> String {
@@ -299,7 +309,79 @@ async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_th
     .await
     .unwrap();
 
-    println!("scenario: declared, distinct segments: nothing is shared");
+    println!("scenario: a share of the range per cluster, and no Service renumbered");
+    for (cluster, share) in [("attached-1", "one"), ("attached-2", "two")] {
+        clusters
+            .kubectl(
+                "management",
+                &[
+                    "-n",
+                    "ws-a",
+                    "label",
+                    "kommandercluster",
+                    cluster,
+                    &format!("share={share}"),
+                ],
+                None,
+            )
+            .unwrap();
+    }
+    let layers = "  clusterConfigOverrides:\n  - {configMapName: share-one, clusterSelector: {matchLabels: {share: one}}}\n  - {configMapName: share-two, clusterSelector: {matchLabels: {share: two}}}\n";
+    let with_layers = seed("ws-a").replace(
+        "  configOverrides:\n    name: metallb-overrides\n",
+        &format!("  configOverrides:\n    name: metallb-overrides\n{layers}"),
+    );
+    assert!(
+        with_layers.contains("share-two"),
+        "the seed's AppDeployment takes the layers"
+    );
+    println!(
+        "  first the shares the wrong way round: attached-1's would drop 10.0.50.25, which web holds"
+    );
+    apply(&share("share-one", "10.0.50.38-10.0.50.50"));
+    apply(&share("share-two", "10.0.50.25-10.0.50.37"));
+    apply(&with_layers);
+    let blocked = eventually("attached-1 held by the gate", T, || async {
+        let (phase, message) = try_phase_of(&mgmt, "ws-a", "attached-1").await?;
+        (phase == ClusterPhase::Blocked && message.contains("default/web"))
+            .then_some(message.clone())
+            .ok_or(format!("{phase:?}: {message}"))
+    })
+    .await
+    .unwrap();
+    println!("  {blocked}");
+    println!("  then the right way round: each cluster keeps what its Services hold");
+    apply(&share("share-one", "10.0.50.25-10.0.50.37"));
+    apply(&share("share-two", "10.0.50.38-10.0.50.50"));
+    let unique = addresses_unique(&mgmt, "ws-a", "True Unique", |_| true).await;
+    println!("  {unique}");
+    clusters.wait_ready("ws-a", "metallb", T.as_secs()).unwrap();
+    clusters.create_lb_service("attached-2", "api").unwrap();
+    for (cluster, svc, want) in [
+        ("attached-1", "web", "10.0.50.25"),
+        ("attached-2", "api", "10.0.50.38"),
+    ] {
+        eventually(&format!("{cluster}: {svc} has {want}"), T, || async {
+            let ip = clusters.kubectl(
+                cluster,
+                &[
+                    "-n",
+                    "default",
+                    "get",
+                    "service",
+                    svc,
+                    "-o",
+                    "jsonpath={.status.loadBalancer.ingress[0].ip}",
+                ],
+                None,
+            )?;
+            (ip == want).then_some(()).ok_or(ip)
+        })
+        .await
+        .unwrap();
+    }
+
+    println!("scenario: declared, distinct segments: one range again, and nothing is shared");
     apply(&attach(
         &clusters,
         "ws-a",
@@ -314,6 +396,8 @@ async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_th
         "attached-2",
         "{nodeSubnets: [10.9.2.0/24]}",
     ));
+    apply(&seed("ws-a"));
+    clusters.wait_ready("ws-a", "metallb", T.as_secs()).unwrap();
     let unique = addresses_unique(&mgmt, "ws-a", "True Unique", |_| true).await;
     println!("  {unique}");
 

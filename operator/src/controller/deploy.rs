@@ -304,6 +304,9 @@ pub async fn deploy_to(
     )
     .await;
     let o = hooks::after_apply(ctx, &run, record, o).await;
+    if observed.desired.as_ref().map(|d| d.hash.as_str()) == o.applied_config_hash.as_deref() {
+        ctx.fleet.applied(&who);
+    }
     let o = ClusterOutcome {
         pools: pools_in_force(ctx, &observed, &o),
         warnings: config_warnings(kc, &observed),
@@ -397,7 +400,10 @@ fn judge_fleet(
     let rules = obs.rules()?;
     let policy = fleet::policy(ctx, ns);
     let (Some(desired), Some(live)) = (&obs.desired, &obs.live) else {
-        return ctx.fleet.judge_again(who, &policy);
+        let in_force = obs.desired.as_ref().is_some_and(|d| {
+            prev.and_then(|p| p.applied_config_hash.as_deref()) == Some(d.hash.as_str())
+        });
+        return ctx.fleet.judge_again(who, in_force, &policy);
     };
     match fleet::claim(who, rules, desired, live, prev) {
         Some(claim) => Some(ctx.fleet.judge(claim, &policy)),

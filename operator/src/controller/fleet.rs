@@ -12,10 +12,27 @@ use crate::rollout::{ConfigCheck, LiveState, RuntimeConfig};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// A claim on record: the claim, whether the policy holds it, and the pools of the config
+/// rendered for the cluster alone (the claim's pools also hold those of the config in force
+/// while a change is on its way).
+struct Entry {
+    claim: Claim,
+    held: bool,
+    desired: Vec<segments::PoolAddresses>,
+}
+
 #[derive(Default)]
 struct Claims {
-    by_key: HashMap<(String, String), (Claim, bool)>,
+    by_key: HashMap<(String, String), Entry>,
     next: u64,
+}
+
+/// A claim from a fresh read, and the pools of the rendered config alone.
+pub struct Fresh {
+    /// The claim.
+    pub claim: Claim,
+    /// The rendered config's pools.
+    pub desired: Vec<segments::PoolAddresses>,
 }
 
 /// Every cluster's claim, by (AppDeployment, cluster).
@@ -37,46 +54,79 @@ impl Fleet {
         self.claims.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Record `claim` (keeping the order it first came in) and judge it against every other
+    /// Record `fresh` (keeping the order it first came in) and judge it against every other
     /// cluster's. A held claim is kept, so it stays the later one, but is not live: no other
     /// cluster's verdict counts it.
-    pub fn judge(&self, mut claim: Claim, policy: &AddressSharing) -> Verdict {
+    pub fn judge(&self, fresh: Fresh, policy: &AddressSharing) -> Verdict {
+        let Fresh { mut claim, desired } = fresh;
         let mut claims = self.lock();
         let key = (claim.app.clone(), claim.cluster.clone());
         claim.order = match claims.by_key.get(&key) {
-            Some((c, _)) => c.order,
+            Some(e) => e.claim.order,
             None => {
                 claims.next += 1;
                 claims.next
             }
         };
-        let others = claims
-            .by_key
-            .values()
-            .filter(|(_, held)| !held)
-            .map(|(c, _)| c);
+        let others = claims.by_key.values().filter(|e| !e.held).map(|e| &e.claim);
         let verdict = segments::decide(&claim, segments::overlaps(&claim, others), policy);
         let held = matches!(verdict, Verdict::Hold(_));
-        claims.by_key.insert(key, (claim, held));
+        claims.by_key.insert(
+            key,
+            Entry {
+                claim,
+                held,
+                desired,
+            },
+        );
         verdict
     }
 
     /// The claim on record for `who`, judged again (the cluster was not read this time, so
-    /// its config and segment are as last seen).
-    pub fn judge_again(&self, who: &Subject<'_>, policy: &AddressSharing) -> Option<Verdict> {
-        let claim = self
+    /// its config and segment are as last seen; `in_force` says the rendered config is now
+    /// the one in force, so the old one's pools no longer count).
+    pub fn judge_again(
+        &self,
+        who: &Subject<'_>,
+        in_force: bool,
+        policy: &AddressSharing,
+    ) -> Option<Verdict> {
+        let fresh = {
+            let claims = self.lock();
+            let e = claims
+                .by_key
+                .get(&(who.app.to_string(), who.cluster.to_string()))?;
+            let mut claim = e.claim.clone();
+            if in_force {
+                claim.pools = e.desired.clone();
+                claim.holds = true;
+            }
+            Fresh {
+                claim,
+                desired: e.desired.clone(),
+            }
+        };
+        Some(self.judge(fresh, policy))
+    }
+
+    /// The rendered config is now in force on `who`'s cluster: the old one's pools no longer
+    /// count, and the cluster holds its range.
+    pub fn applied(&self, who: &Subject<'_>) {
+        if let Some(e) = self
             .lock()
             .by_key
-            .get(&(who.app.to_string(), who.cluster.to_string()))
-            .map(|(c, _)| c.clone())?;
-        Some(self.judge(claim, policy))
+            .get_mut(&(who.app.to_string(), who.cluster.to_string()))
+        {
+            e.claim.pools = e.desired.clone();
+            e.claim.holds = true;
+        }
     }
 
     /// The other clusters whose nodes share a subnet with `who`'s claimed segment, whatever
     /// AppDeployment claims them, each once, with that subnet.
     pub fn neighbours(&self, who: &Subject<'_>) -> Vec<(String, ipnet::IpNet)> {
         let claims = self.lock();
-        let Some((mine, _)) = claims
+        let Some(Entry { claim: mine, .. }) = claims
             .by_key
             .get(&(who.app.to_string(), who.cluster.to_string()))
         else {
@@ -85,8 +135,9 @@ impl Fleet {
         let mut out: Vec<(String, ipnet::IpNet)> = claims
             .by_key
             .values()
-            .filter(|(c, _)| c.cluster != who.cluster)
-            .filter_map(|(c, _)| {
+            .map(|e| &e.claim)
+            .filter(|c| c.cluster != who.cluster)
+            .filter_map(|c| {
                 segments::shared_subnet(&mine.segment, &c.segment).map(|s| (c.cluster.clone(), s))
             })
             .collect();
@@ -114,26 +165,39 @@ pub fn policy(ctx: &Context, ns: &str) -> AddressSharing {
         .unwrap_or_default()
 }
 
-/// This cluster's claim from a fresh read: its pools as rendered for it and its nodes'
-/// subnets. `None` when the app has no pools.
+/// This cluster's claim from a fresh read: its pools as rendered for it, and those of the
+/// config in force there while a change is on its way (a held change leaves the old pools
+/// handing out addresses), and its nodes' subnets. `None` when the app has no pools.
 pub fn claim(
     who: &Subject<'_>,
     rules: &dyn ConfigCheck,
     desired: &RuntimeConfig,
     live: &LiveState,
     prev: Option<&ClusterRolloutStatus>,
-) -> Option<Claim> {
-    let pools = rules.addresses(&desired.text, live);
+) -> Option<Fresh> {
+    let rendered = rules.addresses(&desired.text, live);
+    let holds = prev.and_then(|p| p.applied_config_hash.as_deref()) == Some(desired.hash.as_str());
+    let mut pools = rendered.clone();
+    if !holds && let Some(in_force) = live.config.as_deref() {
+        for p in rules.addresses(in_force, live) {
+            if !pools.contains(&p) {
+                pools.push(p);
+            }
+        }
+    }
     if pools.is_empty() {
         return None;
     }
-    Some(Claim {
-        app: who.app.to_string(),
-        cluster: who.cluster.to_string(),
-        segment: live.facts.node_subnets.clone(),
-        pools,
-        holds: prev.and_then(|p| p.applied_config_hash.as_deref()) == Some(desired.hash.as_str()),
-        order: 0,
+    Some(Fresh {
+        claim: Claim {
+            app: who.app.to_string(),
+            cluster: who.cluster.to_string(),
+            segment: live.facts.node_subnets.clone(),
+            pools,
+            holds,
+            order: 0,
+        },
+        desired: rendered,
     })
 }
 
@@ -235,8 +299,8 @@ mod tests {
     use crate::metallb::segments::PoolAddresses;
     use crate::resources::SharingPolicy;
 
-    fn claim(app: &str, cluster: &str, holds: bool) -> Claim {
-        Claim {
+    fn claim(app: &str, cluster: &str, holds: bool) -> Fresh {
+        let claim = Claim {
             app: app.into(),
             cluster: cluster.into(),
             segment: NodeSubnets::Inferred(vec!["172.31.0.0/24".parse().unwrap()]),
@@ -248,6 +312,10 @@ mod tests {
             }],
             holds,
             order: 0,
+        };
+        Fresh {
+            desired: claim.pools.clone(),
+            claim,
         }
     }
 
@@ -270,6 +338,7 @@ mod tests {
                     app: "a/lb",
                     cluster: "a/one",
                 },
+                false,
                 &HOLD,
             )
             .unwrap();
@@ -292,10 +361,43 @@ mod tests {
                     app: "b/lb",
                     cluster: "b/two",
                 },
+                false,
                 &HOLD,
             )
             .unwrap();
         assert!(matches!(freed, Verdict::Apply { .. }), "{freed:?}");
+    }
+
+    #[test]
+    fn once_the_rendered_config_is_in_force_the_old_pools_no_longer_count() {
+        let fleet = Fleet::default();
+        fleet.judge(claim("a/lb", "a/one", true), &AddressSharing::default());
+        // attached-two moves to another range; until it is in force, its old one counts too.
+        let mut moving = claim("a/lb", "a/two", false);
+        moving.desired[0].cidrs = vec!["10.0.60.0/27".parse().unwrap()];
+        moving.claim.pools.push(moving.desired[0].clone());
+        let during = fleet.judge(moving, &AddressSharing::default());
+        assert!(matches!(during, Verdict::Apply { ref warned, .. } if warned.len() == 1));
+        let two = Subject {
+            app: "a/lb",
+            cluster: "a/two",
+        };
+        let after = fleet
+            .judge_again(&two, true, &AddressSharing::default())
+            .unwrap();
+        assert!(
+            matches!(after, Verdict::Apply { ref warned, .. } if warned.is_empty()),
+            "{after:?}"
+        );
+        fleet.applied(&two);
+        let one = Subject {
+            app: "a/lb",
+            cluster: "a/one",
+        };
+        let first = fleet
+            .judge_again(&one, true, &AddressSharing::default())
+            .unwrap();
+        assert!(matches!(first, Verdict::Apply { ref warned, .. } if warned.is_empty()));
     }
 
     #[test]
@@ -310,7 +412,7 @@ mod tests {
         };
         assert!(
             fleet
-                .judge_again(&who, &AddressSharing::default())
+                .judge_again(&who, true, &AddressSharing::default())
                 .is_none()
         );
         let who = Subject {
@@ -319,7 +421,7 @@ mod tests {
         };
         assert!(
             fleet
-                .judge_again(&who, &AddressSharing::default())
+                .judge_again(&who, true, &AddressSharing::default())
                 .is_some()
         );
     }
