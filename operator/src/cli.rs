@@ -1,17 +1,17 @@
 //! Subcommands. Each reads files, calls the core, and prints; nothing here decides anything.
 
 mod chart;
+mod live;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kommander_operator::catalog::{self, LoadedApp};
 use kommander_operator::controller::{self, Settings};
 use kommander_operator::manifest::ManifestObject;
-use kommander_operator::metallb::capacity::{Fill, PoolUse};
 use kommander_operator::metallb::{self, SpeakerMode};
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
 use kommander_operator::render::{ConfigSource, ResolvedRollout};
 use kommander_operator::resources::SafetyCheck;
-use kommander_operator::rollout::{Decision, LiveState, RuntimeConfig};
+use kommander_operator::rollout::{LiveState, RuntimeConfig};
 use kommander_operator::values::{self, Values};
 use kommander_operator::{checks, crdgen, rollout, yaml};
 use std::collections::BTreeMap;
@@ -82,7 +82,14 @@ hold IPs there. Nothing is written. Exit 0: safe to roll (or unchanged); 1: inva
 3: it would be held because these Services would break (each is listed):
 
   kommander-operator check --app manifests/catalog/metallb-0.12.3.yaml --values overrides.yaml \\
-      --kubeconfig ~/.kube/attached-1 --namespace kommander";
+      --kubeconfig ~/.kube/attached-1 --namespace kommander
+
+With several --kubeconfig, each cluster is checked, then the fleet: a layer2 range handed out
+on two clusters whose nodes share a subnet (one layer-2 segment), and an address Services hold
+on two such clusters, are named (warnings: the exit code is the clusters' worst):
+
+  kommander-operator check --app manifests/catalog/metallb-0.12.3.yaml --values overrides.yaml \\
+      --kubeconfig ~/.kube/attached-1 --kubeconfig ~/.kube/attached-2 --namespace ws-a";
 
 #[derive(Parser, Debug)]
 #[command(name = "kommander-operator", version, about = ABOUT)]
@@ -130,9 +137,11 @@ enum Command {
         /// Which BGP speaker MetalLB runs; FRR allows bfd-profiles and keepalive-time.
         #[arg(long, value_enum, default_value_t = Mode::Native)]
         speaker_mode: Mode,
-        /// Also check against this live cluster (a dry run: nothing is written).
+        /// Also check against this live cluster (a dry run: nothing is written). Repeat it for
+        /// several clusters: each is checked, then the fleet (addresses handed out on two
+        /// clusters of one layer-2 segment, and addresses Services hold on two).
         #[arg(long, value_name = "FILE")]
-        kubeconfig: Option<PathBuf>,
+        kubeconfig: Vec<PathBuf>,
         /// Context of the kubeconfig to use (implies a live check).
         #[arg(long)]
         context: Option<String>,
@@ -346,10 +355,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             speaker_mode,
             kubeconfig,
             context,
-        } => match (kubeconfig, context) {
-            (None, None) => check(&render, speaker_mode),
-            (k, c) => check_live(&render, k, c),
-        },
+        } => {
+            if kubeconfig.is_empty() && context.is_none() {
+                check(&render, speaker_mode)
+            } else {
+                live::check_live(&render, &kubeconfig, context)
+            }
+        }
     }
 }
 
@@ -428,149 +440,6 @@ fn runtime_config_of(r: &Rendered) -> Result<Option<(ResolvedRollout, RuntimeCon
         return Ok(None);
     };
     Ok(Some((plan, config)))
-}
-
-/// Dry run of the operator's gate against a live cluster.
-fn check_live(
-    args: &RenderArgs,
-    kubeconfig: Option<PathBuf>,
-    context: Option<String>,
-) -> Result<ExitCode, CliError> {
-    let r = render_app(args)?;
-    let Some((plan, desired)) = runtime_config_of(&r)? else {
-        return Ok(ExitCode::SUCCESS);
-    };
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let (server, live) = runtime.block_on(async {
-        let options = kube::config::KubeConfigOptions {
-            context: context.clone(),
-            ..Default::default()
-        };
-        let kc = match &kubeconfig {
-            Some(path) => kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?,
-            None => kube::config::Kubeconfig::read().map_err(|e| format!("kubeconfig: {e}"))?,
-        };
-        let config = kube::Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .map_err(|e| format!("kubeconfig: {e}"))?;
-        let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).map_err(|e| format!("client: {e}"))?;
-        let source = checks::Source {
-            client: &client,
-            network: None,
-            services: None,
-        };
-        let live = checks::live_state(&source, &r.release.namespace, &plan, &desired.defaults)
-            .await
-            .map_err(|e| format!("{server}: {e}"))?;
-        Ok::<_, String>((server, live))
-    })?;
-    say(format!(
-        "{server}: live config {}, new config {} ({} LoadBalancer Service(s) checked)",
-        live.config
-            .as_deref()
-            .map(rollout::config_hash)
-            .unwrap_or_else(|| "none".into()),
-        desired.hash,
-        live.services.len()
-    ))?;
-    for note in &live.notes {
-        say(format!("note: {note}"))?;
-    }
-    if let Some(rules) = plan.safety_check.map(|c| checks::adapter(c).rules()) {
-        if let Some(text) = &live.config {
-            pool_table("in force", &rules.capacity(text, &live))?;
-        }
-        pool_table("new config", &rules.capacity(&desired.text, &live))?;
-    }
-    match rollout::decide(
-        &desired,
-        plan.safety_check.map(|c| checks::adapter(c).rules()),
-        &live,
-        None,
-    ) {
-        Decision::Unchanged => {
-            say("unchanged: this config is already in force")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Decision::Roll | Decision::Accepted(_) => {
-            let restart: Vec<String> = plan
-                .restart
-                .iter()
-                .map(|t| format!("{}/{}", t.kind, t.name))
-                .collect();
-            if restart.is_empty() {
-                say("safe: the operator would apply it (the app reloads it itself)")?;
-            } else {
-                say(format!(
-                    "safe: the operator would apply it and restart {}",
-                    restart.join(", ")
-                ))?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Decision::Invalid(errors) => {
-            eprintln!(
-                "error: the new config is invalid on this cluster ({} problem(s)):",
-                errors.len()
-            );
-            for e in &errors {
-                eprintln!("  - {e}");
-            }
-            Ok(ExitCode::FAILURE)
-        }
-        Decision::Blocked(blockers) => {
-            eprintln!(
-                "held: {} Service(s) would break; the operator would keep the old config:",
-                blockers.len()
-            );
-            for b in &blockers {
-                eprintln!("  - {b}");
-            }
-            eprintln!(
-                "to accept: annotate the AppDeployment {}={}",
-                rollout::ACCEPT_DISRUPTION_ANNOTATION,
-                desired.hash
-            );
-            Ok(ExitCode::from(3))
-        }
-    }
-}
-
-/// Each pool's size and use against the cluster's Services, as the AppDeployment's status
-/// shows them.
-fn pool_table(which: &str, uses: &[PoolUse]) -> Result<(), CliError> {
-    if uses.is_empty() {
-        return Ok(());
-    }
-    say(format!("address pools ({which}):"))?;
-    let width = uses.iter().map(|u| u.pool.len()).max().unwrap_or(0).max(4);
-    say(format!(
-        "  {:<width$}  {:>8}  {:>8}  {:>8}  WAITING",
-        "POOL", "SIZE", "USED", "FREE"
-    ))?;
-    for u in uses {
-        let full = match u.fill() {
-            Fill::Fine => "",
-            Fill::NearlyFull => "  (90% or more in use)",
-            Fill::Full => "  (full)",
-        };
-        say(format!(
-            "  {:<width$}  {:>8}  {:>8}  {:>8}  {}{full}",
-            u.pool,
-            u.size,
-            u.used,
-            u.free(),
-            if u.waiting.is_empty() {
-                "-".to_string()
-            } else {
-                u.waiting.join(",")
-            }
-        ))?;
-    }
-    Ok(())
 }
 
 fn crds(dir: Option<PathBuf>) -> Result<ExitCode, CliError> {

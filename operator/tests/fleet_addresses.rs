@@ -12,6 +12,7 @@
 //!   clusters, the `address_conflicts` gauge); it clears by itself when one Service goes;
 //! - attached-3's nodes are a cloud's (`spec.providerID` aws://…): MetalLB is held there,
 //!   naming the provider, until its KommanderCluster says `metallbOnCloud: true`;
+//! - `check` with both kubeconfigs shows the same offline: the shared range and the conflict;
 //! - the way out: a share of the range per cluster (`clusterConfigOverrides`), with no
 //!   Service renumbered; a share that would drop an address a Service holds is held by the
 //!   gate, naming the Service;
@@ -292,6 +293,49 @@ async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_th
         )
         .await
         .unwrap();
+    }
+    println!("  the same, offline, from the two kubeconfigs: `check` shows the fleet");
+    let values = clusters.state_dir().join("guide-values.yaml");
+    std::fs::write(
+        &values,
+        "configInline:\n  address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n    - 10.0.50.25-10.0.50.50\n",
+    )
+    .unwrap();
+    let (k1, k2) = (
+        clusters.kubeconfig("attached-1"),
+        clusters.kubeconfig("attached-2"),
+    );
+    let out = std::process::Command::new(&bin)
+        .args(["check", "--app"])
+        .arg(kommander_e2e::root().join("manifests/catalog/metallb-0.12.3.yaml"))
+        .arg("--values")
+        .arg(&values)
+        .args(["--name", "metallb", "--namespace", "ws-a", "--kubeconfig"])
+        .arg(&k1)
+        .arg("--kubeconfig")
+        .arg(&k2)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (n1, n2) = (k1.display().to_string(), k2.display().to_string());
+    for line in [
+        format!("== {n1}"),
+        format!("== {n2}"),
+        "== fleet: 2 clusters".to_string(),
+        format!(
+            "warning: {n2}: layer2 pool \"default\" hands out 10.0.50.25-10.0.50.50 which {n1} (this app, pool \"default\") also does, on segment 172.31.0.0/24"
+        ),
+        format!(
+            "conflict: 10.0.50.25 is held by Service default/web on {n1} and by Service default/web on {n2}, on segment 172.31.0.0/24"
+        ),
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in:\n{stdout}");
     }
     println!("  one Service goes: the conflict clears by itself");
     clusters
