@@ -123,7 +123,7 @@ crds:
 bench: bench-render bench-operator bench-memory bench-watch bench-metallb
 
 bench-render:
-	$(CARGO) bench -p kommander-operator --bench render --bench safety
+	$(CARGO) bench -p kommander-operator --bench render --bench safety --bench fleet
 
 ## bench-operator: (a) change latency, (b) cold start of 500 AppDeployments, (c) idle API writes
 bench-operator: build e2e-build
