@@ -118,7 +118,16 @@ fn report(read: &Read, plan: &ResolvedRollout, desired: &RuntimeConfig) -> Resul
         }
         pool_table("new config", &rules.capacity(&desired.text, live))?;
     }
-    match rollout::decide(desired, rules, live, None) {
+    verdict(rollout::decide(desired, rules, live, None), plan, desired)
+}
+
+/// The gate's decision, printed; its exit code.
+fn verdict(
+    decision: Decision,
+    plan: &ResolvedRollout,
+    desired: &RuntimeConfig,
+) -> Result<u8, CliError> {
+    match decision {
         Decision::Unchanged => {
             say("unchanged: this config is already in force")?;
             Ok(0)
@@ -197,22 +206,34 @@ fn fleet(reads: &[Read], plan: &ResolvedRollout, desired: &RuntimeConfig) -> Res
             say(format!("warning: {}: {}", c.cluster, o.describe()))?;
         }
     }
-    let held = |r: &Read| -> Vec<Held> {
-        r.live
-            .services
-            .iter()
-            .flat_map(|s| {
-                s.ips.iter().map(|ip| Held {
-                    service: s.id(),
-                    ip: *ip,
-                })
+    shared += conflicts(reads, &claims)?;
+    if shared == 0 {
+        say("no address is handed out on two clusters of one segment")?;
+    }
+    Ok(())
+}
+
+/// What a cluster's LoadBalancer Services hold.
+fn held(r: &Read) -> Vec<Held> {
+    r.live
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.ips.iter().map(|ip| Held {
+                service: s.id(),
+                ip: *ip,
             })
-            .collect()
-    };
-    for (i, (r, c)) in reads.iter().zip(&claims).enumerate() {
+        })
+        .collect()
+}
+
+/// The addresses Services hold on two clusters of one segment, printed; how many.
+fn conflicts(reads: &[Read], claims: &[Claim]) -> Result<usize, CliError> {
+    let mut found = 0;
+    for (i, (r, c)) in reads.iter().zip(claims).enumerate() {
         let neighbours: Vec<Neighbour> = reads
             .iter()
-            .zip(&claims)
+            .zip(claims)
             .skip(i + 1)
             .filter_map(|(other, oc)| {
                 Some(Neighbour {
@@ -223,14 +244,11 @@ fn fleet(reads: &[Read], plan: &ResolvedRollout, desired: &RuntimeConfig) -> Res
             })
             .collect();
         for conflict in segments::conflicts(&held(r), &neighbours) {
-            shared += 1;
+            found += 1;
             say(format!("conflict: {}", conflict.describe(&r.name)))?;
         }
     }
-    if shared == 0 {
-        say("no address is handed out on two clusters of one segment")?;
-    }
-    Ok(())
+    Ok(found)
 }
 
 /// Each pool's size and use against the cluster's Services, as the AppDeployment's status

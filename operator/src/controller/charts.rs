@@ -206,17 +206,7 @@ impl Charts {
         let mut url = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             source::check_url("repository", &url, who)?;
-            let uri: http::Uri = url
-                .parse()
-                .map_err(|_| unavailable(&url, "not a valid URL".into()))?;
-            let mut request = http::Request::get(uri);
-            // The login goes only where it is for: not to a host a redirect or the index names.
-            if let Some(c) = with.filter(|c| c.covers(&url)) {
-                request = request.header(http::header::AUTHORIZATION, c.header());
-            }
-            let request = request
-                .body(Empty::new())
-                .map_err(|e| unavailable(&url, e.to_string()))?;
+            let request = request(&url, with).map_err(|m| unavailable(&url, m))?;
             let answer = tokio::time::timeout(REQUEST_DEADLINE, async {
                 let response = self
                     .http
@@ -288,6 +278,17 @@ impl Charts {
         kept.failures
             .insert(key, (Instant::now() + backoff, backoff, e));
     }
+}
+
+/// A GET of `url`, with the login of `with` when it is for that URL: never to a host a
+/// redirect or the index names.
+fn request(url: &str, with: Option<&Credential>) -> Result<http::Request<Empty<Bytes>>, String> {
+    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
+    let mut request = http::Request::get(uri);
+    if let Some(c) = with.filter(|c| c.covers(url)) {
+        request = request.header(http::header::AUTHORIZATION, c.header());
+    }
+    request.body(Empty::new()).map_err(|e| e.to_string())
 }
 
 /// What a refusing answer says, with the way out when it asks for a login the request did
