@@ -5,12 +5,21 @@
 //! the loop: it assigns the Services' IPs, a safe change is served, and a change that would
 //! renumber a Service is held, naming it and the IP it would get.
 //!
+//! Then MetalLB's own verdict: a pool added by hand after the check, which the check never saw,
+//! makes MetalLB report the configuration Invalid in its ConfigurationState, and the cluster
+//! is `Failed`, naming both verdicts.
+//!
 //! No webhook server can run on the embedded cluster: the overrides set the chart's own
 //! `crds.validationFailurePolicy: Ignore`, as the 0.13 and 0.15 suites do.
 
 mod metallb_env;
 
-use metallb_env::{Env, Held, serve_then_hold};
+use kommander_e2e::eventually;
+use kommander_operator::resources::ClusterPhase;
+use metallb_env::{Env, Held, overrides, serve_then_hold};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_metallb_v016_chart_app_with_the_real_controller() {
@@ -68,4 +77,55 @@ async fn e2e_metallb_v016_chart_app_with_the_real_controller() {
         )
         .unwrap();
     assert!(pods.starts_with("pod/metallb-controller-"), "{pods:?}");
+
+    println!(
+        "MetalLB's own verdict: a pool added by hand after the check (the check never saw it) is refused by MetalLB, and the status says so"
+    );
+    let k = |args: &[&str]| env.clusters.kubectl("attached-1", args, None);
+    env.apply(&overrides(
+        "ws-v16",
+        "metallb-overrides",
+        "10.0.50.25-10.0.50.60",
+    ));
+    env.phase(ClusterPhase::Applied).await;
+    let state = |want: &'static str| async move {
+        eventually(&format!("ConfigurationState {want}"), T, || async {
+            let r = k(&[
+                "-n",
+                "ws-v16",
+                "get",
+                "configurationstate",
+                "controller",
+                "-o",
+                "jsonpath={.status.result}",
+            ])?;
+            (r == want).then_some(()).ok_or(r)
+        })
+        .await
+        .unwrap()
+    };
+    state("Valid").await;
+    env.clusters
+        .kubectl(
+            "attached-1",
+            &["apply", "-f", "-"],
+            Some("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: sneaky, namespace: ws-v16}\nspec: {addresses: [10.0.50.30-10.0.50.40]}\n"),
+        )
+        .unwrap();
+    state("Invalid").await;
+    // A Service event runs the AppDeployment again: the render is unchanged, so the check
+    // does not run again; MetalLB's verdict is read.
+    env.clusters
+        .create_lb_service("attached-1", "third")
+        .unwrap();
+    let failed = env.phase(ClusterPhase::Failed).await;
+    let message = failed.message.unwrap_or_default();
+    println!("  {message}");
+    assert!(
+        message.starts_with(
+            "MetalLB reports the configuration Invalid (ConfigurationState controller: "
+        ) && message.contains("sneaky")
+            && message.ends_with("though the operator's check found it valid when it was applied"),
+        "{message}"
+    );
 }

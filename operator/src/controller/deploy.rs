@@ -7,7 +7,7 @@ use super::clients::Connection;
 use super::progress;
 use super::strict_arp;
 use super::watches::ClusterKey;
-use super::{chart_render, fleet, hooks, render_cache};
+use super::{chart_render, fleet, hooks, readback, render_cache};
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
 use crate::hooks::HookObject;
@@ -304,6 +304,8 @@ pub async fn deploy_to(
     )
     .await;
     let o = hooks::after_apply(ctx, &run, record, o).await;
+    let check = observed.rollout.as_ref().and_then(|p| p.safety_check);
+    let o = readback::metallb_says(&observed.conn.client, ns, check, o).await;
     if observed.desired.as_ref().map(|d| d.hash.as_str()) == o.applied_config_hash.as_deref() {
         ctx.fleet.applied(&who);
     }

@@ -12,6 +12,7 @@ pub mod finalizers;
 pub mod fleet;
 pub mod hooks;
 pub mod progress;
+pub mod readback;
 pub mod render_cache;
 pub mod sandbox;
 pub mod strict_arp;

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod crs;
 pub mod duration;
 pub mod nodes;
+pub mod readback;
 pub mod renumber;
 pub mod safety;
 pub mod segments;
