@@ -73,6 +73,33 @@ pub struct PoolFigures {
     pub used: i64,
 }
 
+/// The label sets each AppDeployment (workspace, name) exports in one family, so that those it
+/// no longer exports are dropped.
+struct Series<L>(Mutex<HashMap<(String, String), Vec<L>>>);
+
+impl<L> Default for Series<L> {
+    fn default() -> Self {
+        Series(Mutex::default())
+    }
+}
+
+impl<L: Clone + PartialEq> Series<L> {
+    /// Record `now` as what `key` exports; the label sets it exported before and no longer does.
+    fn replace(&self, key: (String, String), now: &[L]) -> Vec<L> {
+        let mut series = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let before = if now.is_empty() {
+            series.remove(&key)
+        } else {
+            series.insert(key, now.to_vec())
+        };
+        before
+            .into_iter()
+            .flatten()
+            .filter(|l| !now.contains(l))
+            .collect()
+    }
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -99,12 +126,12 @@ pub struct Metrics {
     /// Addresses LoadBalancer Services hold per address pool and cluster.
     pub pool_addresses_used: Family<PoolLabels, Gauge>,
     /// The pool series each AppDeployment (workspace, name) exports, to drop those that go.
-    pool_series: Mutex<HashMap<(String, String), Vec<PoolLabels>>>,
+    pool_series: Series<PoolLabels>,
     /// Addresses LoadBalancer Services hold on a cluster that a Service on another cluster of
     /// its layer-2 segment holds too.
     pub address_conflicts: Family<DeploymentLabels, Gauge>,
     /// The conflict series each AppDeployment exports, to drop those that go.
-    conflict_series: Mutex<HashMap<(String, String), Vec<DeploymentLabels>>>,
+    conflict_series: Series<DeploymentLabels>,
     ready: AtomicBool,
 }
 
@@ -183,10 +210,10 @@ impl Default for Metrics {
         );
         Metrics {
             address_conflicts,
-            conflict_series: Mutex::default(),
+            conflict_series: Series::default(),
             pool_addresses,
             pool_addresses_used,
-            pool_series: Mutex::default(),
+            pool_series: Series::default(),
             drift_corrected,
             cluster_watches,
             leader,
@@ -236,25 +263,14 @@ impl Metrics {
             pool: p.pool.clone(),
         };
         let now: Vec<PoolLabels> = pools.iter().map(labels).collect();
-        let mut series = self
-            .pool_series
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (workspace.to_string(), appdeployment.to_string());
-        for gone in series.get(&key).into_iter().flatten() {
-            if !now.contains(gone) {
-                self.pool_addresses.remove(gone);
-                self.pool_addresses_used.remove(gone);
-            }
+        for gone in self.pool_series.replace(key, &now) {
+            self.pool_addresses.remove(&gone);
+            self.pool_addresses_used.remove(&gone);
         }
         for (l, p) in now.iter().zip(pools) {
             self.pool_addresses.get_or_create(l).set(p.size);
             self.pool_addresses_used.get_or_create(l).set(p.used);
-        }
-        if now.is_empty() {
-            series.remove(&key);
-        } else {
-            series.insert(key, now);
         }
     }
 
@@ -269,23 +285,12 @@ impl Metrics {
                 appdeployment: appdeployment.into(),
             })
             .collect();
-        let mut series = self
-            .conflict_series
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (workspace.to_string(), appdeployment.to_string());
-        for gone in series.get(&key).into_iter().flatten() {
-            if !now.contains(gone) {
-                self.address_conflicts.remove(gone);
-            }
+        for gone in self.conflict_series.replace(key, &now) {
+            self.address_conflicts.remove(&gone);
         }
         for (l, (_, n)) in now.iter().zip(clusters) {
             self.address_conflicts.get_or_create(l).set(*n);
-        }
-        if now.is_empty() {
-            series.remove(&key);
-        } else {
-            series.insert(key, now);
         }
     }
 
@@ -419,5 +424,25 @@ mod tests {
         m.set_pools("ws", "metallb", &[]);
         let text = m.encode().unwrap();
         assert!(!text.contains("appdeployment=\"metallb\""), "{text}");
+    }
+
+    #[test]
+    fn conflict_series_follow_the_clusters_and_go_with_them() {
+        let m = Metrics::default();
+        let series = |c: &str| {
+            format!(
+                "kommander_operator_address_conflicts{{workspace=\"ws\",cluster=\"{c}\",appdeployment=\"metallb\"}}"
+            )
+        };
+        m.set_conflicts("ws", "metallb", &[("a".into(), 1), ("b".into(), 0)]);
+        let text = m.encode().unwrap();
+        assert!(text.contains(&format!("{} 1", series("a"))), "{text}");
+        assert!(text.contains(&format!("{} 0", series("b"))), "{text}");
+        m.set_conflicts("ws", "metallb", &[("a".into(), 0)]);
+        let text = m.encode().unwrap();
+        assert!(text.contains(&format!("{} 0", series("a"))), "{text}");
+        assert!(!text.contains(&series("b")), "{text}");
+        m.set_conflicts("ws", "metallb", &[]);
+        assert!(!m.encode().unwrap().contains("address_conflicts{"));
     }
 }

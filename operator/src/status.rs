@@ -374,27 +374,26 @@ pub fn build(
         ),
     ];
 
-    if let Some((ok, reason, message)) = crate::address_sharing::condition(&clusters) {
-        conditions.push(condition(
+    // The conditions only some apps have: present when the app has address pools.
+    let optional = [
+        (
             crate::address_sharing::CONDITION,
-            ok,
-            reason,
-            &message,
-            generation,
-            prev_conditions,
-            now,
-        ));
-    }
-    if let Some((ok, reason, message)) = pools::condition(&clusters) {
-        conditions.push(condition(
-            pools::CONDITION,
-            ok,
-            reason,
-            &message,
-            generation,
-            prev_conditions,
-            now,
-        ));
+            crate::address_sharing::condition(&clusters),
+        ),
+        (pools::CONDITION, pools::condition(&clusters)),
+    ];
+    for (type_, found) in optional {
+        if let Some((ok, reason, message)) = found {
+            conditions.push(condition(
+                type_,
+                ok,
+                reason,
+                &message,
+                generation,
+                prev_conditions,
+                now,
+            ));
+        }
     }
     AppDeploymentStatus {
         observed_generation: generation,

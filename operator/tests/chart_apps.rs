@@ -4,9 +4,8 @@
 //! that is not the archive's is refused, and so is a tenant App naming a repository its
 //! Workspace does not allow, without the operator sending that repository a request.
 
-use kommander_e2e::bench::attach_yaml;
-use kommander_e2e::helm_repo::{HelmRepo, module_dir};
-use kommander_e2e::{Clusters, Operator, eventually, root};
+use kommander_e2e::helm_repo::{HelmRepo, module_dir, two_clusters_with_operator};
+use kommander_e2e::{Clusters, eventually};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,36 +95,10 @@ async fn e2e_chart_app_metallb_0_16_2_reaches_two_clusters_and_bad_sources_are_r
     let repo = HelmRepo::start(dir.path(), &[chart, keepers]).expect("the Helm repository starts");
     let digest = repo.digest("metallb-0.16.2.tgz").unwrap();
 
-    let clusters =
-        Clusters::start(&["management", "attached-1", "attached-2"]).expect("clusters start");
-    clusters.install_crds_and_catalog("management").unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
-    let helper = root().join("e2e/bin/kommander-helm-render");
-    let ca = repo.ca.to_string_lossy().into_owned();
-    let _operator = Operator::start_with(
-        &bin,
-        &clusters.kubeconfig("management"),
-        clusters.state_dir().join("operator.log"),
-        &[
-            "--no-leader-election",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--chart-ca-file",
-            &ca,
-            "--helm-render",
-            &helper.to_string_lossy(),
-        ],
-    )
-    .unwrap();
-    clusters.workspace_with(NS, "attached-1").await.unwrap();
-    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig("attached-2")).unwrap();
-    clusters
-        .kubectl(
-            "management",
-            &["apply", "-f", "-"],
-            Some(&attach_yaml(NS, "attached-2", &kubeconfig)),
-        )
-        .unwrap();
+    let (clusters, _operator) = two_clusters_with_operator(&bin, &repo, NS)
+        .await
+        .expect("clusters and the operator start");
 
     println!(
         "scenario: the upstream MetalLB 0.16.2 chart, pinned by digest, reaches both clusters"

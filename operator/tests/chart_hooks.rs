@@ -17,9 +17,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kommander_e2e::bench::attach_yaml;
-use kommander_e2e::helm_repo::{HelmRepo, UPSTREAM_CHARTS, module_dir};
-use kommander_e2e::{Clusters, Operator, eventually, root};
+use kommander_e2e::helm_repo::{HelmRepo, UPSTREAM_CHARTS, module_dir, two_clusters_with_operator};
+use kommander_e2e::{Clusters, eventually};
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
@@ -237,35 +236,10 @@ async fn e2e_chart_hooks_run_in_helms_order_on_install_and_upgrade() {
     let ingress = module_dir(module).unwrap().join(folder);
     let repo = HelmRepo::start(dir.path(), &[ingress, failing_chart(dir.path())])
         .expect("the Helm repository starts");
-    let clusters =
-        Clusters::start(&["management", "attached-1", "attached-2"]).expect("clusters start");
-    clusters.install_crds_and_catalog("management").unwrap();
-    let ca = repo.ca.to_string_lossy().into_owned();
-    let helper = root().join("e2e/bin/kommander-helm-render");
-    let _operator = Operator::start_with(
-        &PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator")),
-        &clusters.kubeconfig("management"),
-        clusters.state_dir().join("operator.log"),
-        &[
-            "--no-leader-election",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--chart-ca-file",
-            &ca,
-            "--helm-render",
-            &helper.to_string_lossy(),
-        ],
-    )
-    .unwrap();
-    clusters.workspace_with(NS, "attached-1").await.unwrap();
-    let kubeconfig = std::fs::read_to_string(clusters.kubeconfig("attached-2")).unwrap();
-    clusters
-        .kubectl(
-            "management",
-            &["apply", "-f", "-"],
-            Some(&attach_yaml(NS, "attached-2", &kubeconfig)),
-        )
-        .unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_kommander-operator"));
+    let (clusters, _operator) = two_clusters_with_operator(&bin, &repo, NS)
+        .await
+        .expect("clusters and the operator start");
     let mut logs = Vec::new();
     for c in ["attached-1", "attached-2"] {
         logs.push(watch_cluster(clusters.client(c).await.unwrap()).await);

@@ -88,6 +88,16 @@ async fn addresses_unique(
     .unwrap()
 }
 
+/// Wait until Service `default/svc` on `cluster` holds `want`.
+async fn has_ip(clusters: &Clusters, cluster: &str, svc: &str, want: &str) {
+    eventually(&format!("{cluster}: {svc} has {want}"), T, || async {
+        let ip = clusters.lb_ip(cluster, svc)?;
+        (ip == want).then_some(()).ok_or(ip)
+    })
+    .await
+    .unwrap();
+}
+
 async fn phase_of(mgmt: &kube::Client, ns: &str, cluster: &str) -> (ClusterPhase, String) {
     try_phase_of(mgmt, ns, cluster)
         .await
@@ -236,24 +246,7 @@ async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_th
         .collect();
     for cluster in ["attached-1", "attached-2"] {
         clusters.create_lb_service(cluster, "web").unwrap();
-        eventually(&format!("{cluster}: web gets 10.0.50.25"), T, || async {
-            let ip = clusters.kubectl(
-                cluster,
-                &[
-                    "-n",
-                    "default",
-                    "get",
-                    "service",
-                    "web",
-                    "-o",
-                    "jsonpath={.status.loadBalancer.ingress[0].ip}",
-                ],
-                None,
-            )?;
-            (ip == "10.0.50.25").then_some(()).ok_or(ip)
-        })
-        .await
-        .unwrap();
+        has_ip(&clusters, cluster, "web", "10.0.50.25").await;
     }
     let conflict = addresses_unique(&mgmt, "ws-a", "False AddressConflict", |_| true).await;
     assert!(
@@ -405,24 +398,7 @@ async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_th
         ("attached-1", "web", "10.0.50.25"),
         ("attached-2", "api", "10.0.50.38"),
     ] {
-        eventually(&format!("{cluster}: {svc} has {want}"), T, || async {
-            let ip = clusters.kubectl(
-                cluster,
-                &[
-                    "-n",
-                    "default",
-                    "get",
-                    "service",
-                    svc,
-                    "-o",
-                    "jsonpath={.status.loadBalancer.ingress[0].ip}",
-                ],
-                None,
-            )?;
-            (ip == want).then_some(()).ok_or(ip)
-        })
-        .await
-        .unwrap();
+        has_ip(&clusters, cluster, svc, want).await;
     }
 
     println!("scenario: declared, distinct segments: one range again, and nothing is shared");

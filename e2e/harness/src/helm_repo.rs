@@ -183,3 +183,39 @@ impl HelmRepo {
             .collect()
     }
 }
+
+/// Where the chart suites start: management and two attached clusters with the CRDs and the
+/// catalog, the operator `bin` trusting `repo`'s CA and running Helm's engine, and workspace
+/// `ns` holding attached-1 and attached-2.
+pub async fn two_clusters_with_operator(
+    bin: &Path,
+    repo: &HelmRepo,
+    ns: &str,
+) -> Result<(crate::Clusters, crate::Operator), String> {
+    let clusters = crate::Clusters::start(&["management", "attached-1", "attached-2"])?;
+    clusters.install_crds_and_catalog("management")?;
+    let helper = root().join("e2e/bin/kommander-helm-render");
+    let operator = crate::Operator::start_with(
+        bin,
+        &clusters.kubeconfig("management"),
+        clusters.state_dir().join("operator.log"),
+        &[
+            "--no-leader-election",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--chart-ca-file",
+            &repo.ca.to_string_lossy(),
+            "--helm-render",
+            &helper.to_string_lossy(),
+        ],
+    )?;
+    clusters.workspace_with(ns, "attached-1").await?;
+    let kubeconfig =
+        std::fs::read_to_string(clusters.kubeconfig("attached-2")).map_err(|e| e.to_string())?;
+    clusters.kubectl(
+        "management",
+        &["apply", "-f", "-"],
+        Some(&crate::bench::attach_yaml(ns, "attached-2", &kubeconfig)),
+    )?;
+    Ok((clusters, operator))
+}

@@ -306,7 +306,9 @@ pub async fn deploy_to(
     let o = hooks::after_apply(ctx, &run, record, o).await;
     let check = observed.rollout.as_ref().and_then(|p| p.safety_check);
     let o = readback::metallb_says(&observed.conn.client, ns, check, o).await;
-    if observed.desired.as_ref().map(|d| d.hash.as_str()) == o.applied_config_hash.as_deref() {
+    if let Some(d) = &observed.desired
+        && o.applied_config_hash.as_deref() == Some(d.hash.as_str())
+    {
         ctx.fleet.applied(&who);
     }
     let o = ClusterOutcome {
