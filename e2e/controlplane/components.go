@@ -87,7 +87,7 @@ func startEtcd(name, dir string, ports Ports) (*embed.Etcd, error) {
 	}
 }
 
-func runAPIServer(ctx context.Context, dir string, p *PKI, ports Ports) error {
+func runAPIServer(ctx context.Context, dir string, p *PKI, ports Ports, egress string) error {
 	s := apiserveroptions.NewServerRunOptions()
 	args := []string{
 		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(ports.EtcdClient),
@@ -109,6 +109,7 @@ func runAPIServer(ctx context.Context, dir string, p *PKI, ports Ports) error {
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--watch-cache=true",
+		"--egress-selector-config-file=" + egress,
 	}
 	if err := parseInto(s.Flags(), args); err != nil {
 		return err

@@ -79,8 +79,20 @@ func run(name, dir string, nodeCount int) error {
 		return fmt.Errorf("kube-scheduler options: %w", err)
 	}
 
+	// The pod network's proxy listens before the API server starts, which is told its address.
+	podNet := &podNetwork{dir: dir}
+	podLn, err := listen(dir)
+	if err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
+	egress, err := egressConfig(dir, podLn)
+	if err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
+	go podNet.serve(ctx, podLn)
+
 	apiErr := make(chan error, 1)
-	go func() { apiErr <- runAPIServer(ctx, dir, pki, ports) }()
+	go func() { apiErr <- runAPIServer(ctx, dir, pki, ports, egress) }()
 
 	if err := writeKubeconfig(kubeconfig, name, ports.APIServer, pki); err != nil {
 		return err
@@ -92,6 +104,7 @@ func run(name, dir string, nodeCount int) error {
 	if err := waitForAPIServer(ctx, client, apiErr); err != nil {
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
+	podNet.client.Store(client)
 
 	ctrlErr := make(chan error, 2)
 	go func() { ctrlErr <- runControllerManager(ctx, kcm) }()

@@ -13,6 +13,8 @@
 //! - attached-3's nodes are a cloud's (`spec.providerID` aws://…): MetalLB is held there,
 //!   naming the provider, until its KommanderCluster says `metallbOnCloud: true`;
 //! - `check` with both kubeconfigs shows the same offline: the shared range and the conflict;
+//! - a third cluster of the segment (attached-4) attached: a Warning Event and its status name
+//!   the range it shares before any address of it is live; it is applied all the same;
 //! - the way out: a share of the range per cluster (`clusterConfigOverrides`), with no
 //!   Service renumbered; a share that would drop an address a Service holds is held by the
 //!   gate, naming the Service;
@@ -124,7 +126,13 @@ async fn try_phase_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_the_later() {
     let clusters = Clusters::start_with_state_files(
-        &["management", "attached-1", "attached-2", "attached-3"],
+        &[
+            "management",
+            "attached-1",
+            "attached-2",
+            "attached-3",
+            "attached-4",
+        ],
         &[
             ("attached-3", "node-subnet", "10.1.3.0/24"),
             ("attached-3", "provider-id-prefix", "aws:///us-east-1a/"),
@@ -330,6 +338,79 @@ async fn e2e_one_range_on_clusters_of_one_segment_is_named_and_a_policy_holds_th
     ] {
         assert!(stdout.lines().any(|l| l == line), "{line:?} in:\n{stdout}");
     }
+    println!(
+        "scenario: a third cluster joins the segment: warned about before any address of it is live"
+    );
+    apply(&attach(&clusters, "ws-a", "attached-4", "attached-4", ""));
+    kommander_e2e::event_with(
+        &mgmt,
+        "ws-a",
+        "metallb",
+        "AddressesShared",
+        "attached-4: layer2 pool \"default\" hands out 10.0.50.25-10.0.50.50 which ws-a/attached-",
+        T,
+    )
+    .await
+    .unwrap();
+    eventually("attached-4 warned, and applied", T, || async {
+        let (phase, message) = try_phase_of(&mgmt, "ws-a", "attached-4").await?;
+        (phase == ClusterPhase::Applied)
+            .then_some(())
+            .ok_or(format!("{phase:?}: {message}"))
+    })
+    .await
+    .unwrap();
+    let api: Api<AppDeployment> = Api::namespaced(mgmt.clone(), "ws-a");
+    let status = api.get("metallb").await.unwrap().status.unwrap();
+    let fourth = status
+        .clusters
+        .iter()
+        .find(|c| c.name == "attached-4")
+        .unwrap();
+    assert!(
+        fourth.shared_addresses.warned > 0
+            && fourth.shared_addresses.examples[0].ends_with("also does, on segment 172.31.0.0/24"),
+        "{:?}",
+        fourth.shared_addresses
+    );
+    let services = clusters
+        .kubectl(
+            "attached-4",
+            &[
+                "get",
+                "services",
+                "-A",
+                "-o",
+                "jsonpath={.items[*].spec.type}",
+            ],
+            None,
+        )
+        .unwrap();
+    assert!(
+        !services.contains("LoadBalancer"),
+        "no address of attached-4 is live yet: {services}"
+    );
+    println!("  {}", fourth.shared_addresses.examples[0]);
+    clusters
+        .kubectl(
+            "management",
+            &["-n", "ws-a", "delete", "kommandercluster", "attached-4"],
+            None,
+        )
+        .unwrap();
+    eventually("attached-4 leaves the status", T, || async {
+        let s = api.get("metallb").await.map_err(|e| e.to_string())?.status;
+        let names: Vec<String> = s
+            .iter()
+            .flat_map(|s| s.clusters.iter().map(|c| c.name.clone()))
+            .collect();
+        (!names.iter().any(|n| n == "attached-4"))
+            .then_some(())
+            .ok_or(format!("{names:?}"))
+    })
+    .await
+    .unwrap();
+
     println!("  one Service goes: the conflict clears by itself");
     clusters
         .kubectl(

@@ -173,10 +173,29 @@ async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
         Some(&app_deployment("metallb-0.15.2", "metallb-overrides")),
     )
     .unwrap();
-    phase(ClusterPhase::Applied, "v0.15.2").await;
-    // The Deployment now runs v0.15.2: its old pod goes, the new one starts.
+    // The Deployment now runs v0.15.2: its old pod goes, the new one starts (the process
+    // standing in for the pod is swapped when the image changes, as a rollout would).
+    eventually("the Deployment runs v0.15.2", T, || async {
+        let image = k(
+            "attached-1",
+            &[
+                "-n",
+                NS,
+                "get",
+                "deployment",
+                "metallb-controller",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ],
+            None,
+        )?;
+        image.ends_with("v0.15.2").then_some(()).ok_or(image)
+    })
+    .await
+    .unwrap();
     drop(old);
     let (_new, _) = env.metallb_v015("metallb-v0.15.log");
+    phase(ClusterPhase::Applied, "v0.15.2").await;
     clusters.create_lb_service("attached-1", "web-d").unwrap();
     let after = eventually("the v0.15.2 controller serves web-d", T, || async {
         let now = ips();

@@ -2,7 +2,9 @@
 //! guide's `configInline`, verbatim, becomes MetalLB's resources; a safe change is applied and
 //! served; a change that takes a Service's IP is held with the Service named, because 0.13
 //! refuses such a config; accepted, the controller refuses it exactly as predicted (its config
-//! goes stale) and the Service keeps its IP.
+//! goes stale), the Service keeps its IP, and the operator reads MetalLB's refusal back from
+//! the controller pod's metrics (through the API server's pod proxy): the cluster is Failed,
+//! naming MetalLB's verdict and the accepted change.
 //!
 //! The chart's pods are simulated on the embedded cluster; the harness runs the real
 //! controller as a process against it. No webhook server can run there, so the overrides set
@@ -36,7 +38,6 @@ async fn e2e_metallb_v013_from_the_catalog_with_the_real_controller() {
 
     println!("accepted: the controller refuses the config, as predicted; first keeps its IP");
     env.accept(&status);
-    env.phase(ClusterPhase::Applied).await;
     eventually(
         "MetalLB marks the config stale",
         Duration::from_secs(90),
@@ -53,4 +54,13 @@ async fn e2e_metallb_v013_from_the_catalog_with_the_real_controller() {
     assert_eq!(ip_of(&env.clusters, "first").unwrap(), first);
     assert_eq!(ip_of(&env.clusters, "second").unwrap(), second);
     println!("  first kept {first}, second kept {second}; MetalLB's config is stale");
+    let failed = env.phase(ClusterPhase::Failed).await;
+    let message = failed.message.unwrap_or_default();
+    println!("  {message}");
+    assert!(
+        message.starts_with("MetalLB reports the configuration Invalid (controller pod metallb-controller-")
+            && message.contains("metallb_k8s_client_config_stale_bool is 1, the latest configuration failed to load and it runs on the one before")
+            && message.ends_with("after the change was accepted over the check's hold (see blockers)"),
+        "{message}"
+    );
 }

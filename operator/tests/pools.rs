@@ -176,9 +176,6 @@ async fn e2e_pool_capacity_follows_the_services_with_the_real_controller() {
     println!("declared, and not the pool's: the warning says the subnets were declared");
     declare("192.168.1.0/24");
     has_warnings(&env, &["layer2 pool \"default\" shares no subnet with the nodes (192.168.1.0/24 (spec.network.nodeSubnets of the KommanderCluster)): no node can announce its addresses where clients reach them (the guide: the addresses must be in the same subnet as the cluster nodes)"]).await;
-    assert_eq!(
-        env.status().await.unwrap().phase,
-        ClusterPhase::Applied,
-        "a warning, not a block"
-    );
+    // A warning, not a block: the cluster ends Applied (after a look at MetalLB's verdict).
+    env.phase(ClusterPhase::Applied).await;
 }

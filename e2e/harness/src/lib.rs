@@ -556,6 +556,7 @@ impl MetallbController {
             namespace: namespace.to_string(),
             log,
         });
+        stand_in_for_controller_pod(kubeconfig, namespace, m.port);
         m.spawn();
         let watched = m.clone();
         std::thread::spawn(move || {
@@ -649,6 +650,25 @@ impl Drop for MetallbController {
     }
 }
 
+/// Tell the cluster whose `kubeconfig` this is that host port `port` stands in for the metrics
+/// port (7472, the catalog's default) of the MetalLB controller pods of `namespace`: the API
+/// server's pod proxy then reaches the process there (see e2e/controlplane/podnet.go).
+pub fn stand_in_for_controller_pod(kubeconfig: &Path, namespace: &str, port: u16) {
+    use std::io::Write;
+    let Some(dir) = kubeconfig.parent() else {
+        return;
+    };
+    let line = format!("{namespace} app.kubernetes.io/component=controller 7472 {port}\n");
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("pod-ports"))
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!("{}: {e}", dir.join("pod-ports").display());
+    }
+}
+
 /// Deterministic xorshift, so a failing random scenario can be replayed by its number.
 pub struct Rng(pub u64);
 
@@ -711,6 +731,7 @@ pub fn metallb_crs_controller_as(
     pod: &str,
 ) -> (KillOnDrop, u16) {
     let port = free_port();
+    stand_in_for_controller_pod(kubeconfig, namespace, port);
     let log = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     // MetalLB logs to stdout.
     let out = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));

@@ -305,7 +305,16 @@ pub async fn deploy_to(
     .await;
     let o = hooks::after_apply(ctx, &run, record, o).await;
     let check = observed.rollout.as_ref().and_then(|p| p.safety_check);
-    let o = readback::metallb_says(&observed.conn.client, ns, check, o).await;
+    let before = prev.and_then(|p| p.applied_config_hash.as_deref());
+    let o = readback::metallb_says(
+        &observed.conn.client,
+        ns,
+        check,
+        &observed.objects,
+        before,
+        o,
+    )
+    .await;
     if let Some(d) = &observed.desired
         && o.applied_config_hash.as_deref() == Some(d.hash.as_str())
     {

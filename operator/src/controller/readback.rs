@@ -1,38 +1,105 @@
-//! After an apply, MetalLB's own verdict: a cluster is `Applied` unless MetalLB 0.16 says the
-//! configuration it loaded is `Invalid` (then `Failed`, naming both verdicts). One read of the
-//! controller's ConfigurationState per reconcile of a MetalLB 0.16 app on a cluster that is
-//! Applied; `metallb::readback` decides.
+//! After an apply, MetalLB's own verdict: a cluster is `Applied` unless MetalLB says the
+//! configuration it loaded is `Invalid` (then `Failed`, naming both verdicts); right after a
+//! new configuration goes in, the cluster waits one look for MetalLB to load it. One read per
+//! reconcile of a MetalLB app on a cluster that is Applied: 0.16's ConfigurationState, or the
+//! 0.12–0.15 controller pod's metrics through the API server's pod proxy. Not readable (no
+//! controller running, no CRD yet, no RBAC for pods/proxy): MetalLB has not said otherwise.
+//! `metallb::readback` decides.
 
-use crate::metallb::readback::{self, CONTROLLER_STATE};
+use crate::manifest::ManifestObject;
+use crate::metallb::readback::{self, CONTROLLER_STATE, METRICS_LIMIT, Says};
 use crate::resources::{ClusterPhase, SafetyCheck};
 use crate::status::ClusterOutcome;
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use std::time::Duration;
 
-/// `o`, with MetalLB's verdict when it disagrees.
+/// How long a controller's metrics may take to come back through the pod proxy.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `o`, with MetalLB's verdict when it disagrees or has yet to judge what was just applied
+/// (`before`: the configuration in force before this reconcile).
 pub async fn metallb_says(
     client: &Client,
     ns: &str,
     check: Option<SafetyCheck>,
+    objects: &[ManifestObject],
+    before: Option<&str>,
     o: ClusterOutcome,
 ) -> ClusterOutcome {
-    if check != Some(SafetyCheck::MetallbV016) || o.phase != ClusterPhase::Applied {
+    if o.phase != ClusterPhase::Applied {
         return o;
     }
-    let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ConfigurationState");
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk));
-    // Not readable (no CRD yet, no controller): MetalLB has not said otherwise.
-    let Ok(state) = api.get_opt(CONTROLLER_STATE).await else {
-        return o;
+    let says = match check {
+        Some(SafetyCheck::MetallbV016) => configuration_state(client, ns).await,
+        Some(_) => controller_metrics(client, objects).await,
+        None => return o,
     };
-    let state = state.map(|s| s.data);
-    match readback::disagreement(&readback::says(state.as_ref())) {
-        Some(message) => ClusterOutcome {
-            phase: ClusterPhase::Failed,
+    let just_applied = o.applied_config_hash.as_deref() != before;
+    // An Applied cluster's blockers are the disruptions accepted to apply it.
+    let accepted = !o.blockers.is_empty();
+    match readback::judge(&says, just_applied, accepted) {
+        Some((phase, message)) => ClusterOutcome {
+            phase,
             message,
             ..o
         },
         None => o,
     }
+}
+
+/// What 0.16's ConfigurationState says.
+async fn configuration_state(client: &Client, ns: &str) -> Says {
+    let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ConfigurationState");
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk));
+    match api.get_opt(CONTROLLER_STATE).await {
+        Ok(state) => readback::says(state.map(|s| s.data).as_ref()),
+        Err(_) => Says::NotReported,
+    }
+}
+
+/// What a 0.12–0.15 controller's metrics say, read through the API server's pod proxy.
+async fn controller_metrics(client: &Client, objects: &[ManifestObject]) -> Says {
+    let Some(target) = readback::metrics_target(objects) else {
+        return Says::NotReported;
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+    let Ok(list) = pods
+        .list(&ListParams::default().labels(&target.selector))
+        .await
+    else {
+        return Says::NotReported;
+    };
+    let Some(name) = readback::current_pod(&list.items).and_then(|p| p.metadata.name.clone())
+    else {
+        return Says::NotReported;
+    };
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{name}:{}/proxy/metrics",
+        target.namespace, target.port
+    );
+    match tokio::time::timeout(METRICS_TIMEOUT, page(client, &path)).await {
+        Ok(Some(page)) => readback::says_metrics(&name, &page),
+        _ => Says::NotReported,
+    }
+}
+
+/// GET `path` as text, at most METRICS_LIMIT bytes; `None` on any failure.
+async fn page(client: &Client, path: &str) -> Option<String> {
+    let request = http::Request::get(path).body(Vec::new()).ok()?;
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = http_body_util::Limited::new(response.into_body(), METRICS_LIMIT)
+        .collect()
+        .await
+        .ok()?;
+    String::from_utf8(body.to_bytes().to_vec()).ok()
 }
