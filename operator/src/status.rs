@@ -2,8 +2,8 @@
 
 use crate::pools;
 use crate::resources::{
-    AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus, HooksStatus,
-    PoolCapacity, RolloutPhase, RolloutStatus, SharedAddresses,
+    Announcements, AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus,
+    HooksStatus, PoolCapacity, RolloutPhase, RolloutStatus, SharedAddresses,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -40,6 +40,9 @@ pub struct ClusterOutcome {
     /// Addresses shared with other clusters of the segment; `None` when not judged this time
     /// (the status keeps what it had).
     pub shared: Option<SharedAddresses>,
+    /// How many LoadBalancer Services MetalLB announces; `None` when not read this time (the
+    /// status keeps what it had).
+    pub announced: Option<Announcements>,
 }
 
 impl ClusterOutcome {
@@ -65,6 +68,7 @@ impl ClusterOutcome {
             warnings: None,
             hooks: None,
             shared: None,
+            announced: None,
         }
     }
 }
@@ -172,6 +176,9 @@ pub fn cluster_status(
             .map(|c| c.shared_addresses.clone())
             .unwrap_or_default()
     });
+    let announcements = o
+        .announced
+        .or_else(|| before.and_then(|c| c.announcements.clone()));
     ClusterRolloutStatus {
         name: o.cluster,
         phase: o.phase,
@@ -186,6 +193,7 @@ pub fn cluster_status(
         warnings,
         hooks,
         shared_addresses,
+        announcements,
     }
 }
 
@@ -445,6 +453,7 @@ mod tests {
             warnings: None,
             hooks: None,
             shared: None,
+            announced: None,
         }
     }
 

@@ -5,6 +5,9 @@
 //! the loop: it assigns the Services' IPs, a safe change is served, and a change that would
 //! renumber a Service is held, naming it and the IP it would get.
 //!
+//! Announcements: the status counts the LoadBalancer Services a speaker says it announces (its
+//! ServiceL2Status objects); no speaker can run here, so the test writes one as a speaker does.
+//!
 //! Then MetalLB's own verdict: a pool added by hand after the check, which the check never saw,
 //! makes MetalLB report the configuration Invalid in its ConfigurationState, and the cluster
 //! is `Failed`, naming both verdicts.
@@ -15,7 +18,7 @@
 mod metallb_env;
 
 use kommander_e2e::eventually;
-use kommander_operator::resources::ClusterPhase;
+use kommander_operator::resources::{Announcements, ClusterPhase};
 use metallb_env::{Env, Held, overrides, serve_then_hold};
 use std::time::Duration;
 
@@ -105,6 +108,26 @@ async fn e2e_metallb_v016_chart_app_with_the_real_controller() {
         .unwrap()
     };
     state("Valid").await;
+
+    println!(
+        "announcements: no speaker can run on the embedded cluster (it answers ARP on the host's own interfaces), so no Service is announced; a ServiceL2Status as a speaker writes it counts its Service"
+    );
+    let none = announced(&env, 2, 0).await;
+    assert_eq!(none.unannounced, ["default/first", "default/second"]);
+    env.clusters
+        .kubectl(
+            "attached-1",
+            &["apply", "-f", "-"],
+            Some("apiVersion: metallb.io/v1beta1\nkind: ServiceL2Status\nmetadata:\n  name: l2-first\n  namespace: ws-v16\n  labels: {metallb.io/node: attached-1-node-0, metallb.io/service-name: first, metallb.io/service-namespace: default}\n"),
+        )
+        .unwrap();
+    // Status objects are not watched: the next reconcile (here, a Service's event) counts them.
+    env.clusters
+        .create_lb_service("attached-1", "probe")
+        .unwrap();
+    let one = announced(&env, 3, 1).await;
+    assert_eq!(one.unannounced, ["default/probe", "default/second"]);
+    println!("  {one:?}");
     env.clusters
         .kubectl(
             "attached-1",
@@ -128,4 +151,20 @@ async fn e2e_metallb_v016_chart_app_with_the_real_controller() {
             && message.ends_with("though the operator's check found it valid when it was applied"),
         "{message}"
     );
+}
+
+/// The cluster's announcements once `announced` of `services` are counted.
+async fn announced(env: &Env, services: u32, announced: u32) -> Announcements {
+    eventually(
+        &format!("{announced} of {services} announced"),
+        T,
+        || async {
+            let a = env.status().await?.announcements.ok_or("not counted")?;
+            (a.services == services && a.announced == announced)
+                .then_some(a.clone())
+                .ok_or(format!("{a:?}"))
+        },
+    )
+    .await
+    .unwrap()
 }

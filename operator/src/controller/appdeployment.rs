@@ -755,6 +755,7 @@ async fn remove_untargeted(
                 warnings: None,
                 hooks: None,
                 shared: None,
+                announced: None,
             }),
         }
     }

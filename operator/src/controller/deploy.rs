@@ -320,7 +320,13 @@ pub async fn deploy_to(
     {
         ctx.fleet.applied(&who);
     }
+    let services = ctx
+        .watches
+        .services(&key)
+        .map(|s| crate::checks::live_services(&s));
+    let announced = readback::announced(&observed.conn.client, ns, check, &o, services).await;
     let o = ClusterOutcome {
+        announced,
         pools: pools_in_force(ctx, &observed, &o),
         warnings: config_warnings(kc, &observed),
         shared: shared
@@ -475,6 +481,7 @@ fn outcome(
         warnings: None,
         hooks: None,
         shared: None,
+        announced: None,
     }
 }
 

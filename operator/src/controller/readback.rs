@@ -7,8 +7,10 @@
 //! `metallb::readback` decides.
 
 use crate::manifest::ManifestObject;
+use crate::metallb::announcements;
 use crate::metallb::readback::{self, CONTROLLER_STATE, METRICS_LIMIT, Says};
-use crate::resources::{ClusterPhase, SafetyCheck};
+use crate::metallb::safety::LiveService;
+use crate::resources::{Announcements, ClusterPhase, SafetyCheck};
 use crate::status::ClusterOutcome;
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -102,4 +104,40 @@ async fn page(client: &Client, path: &str) -> Option<String> {
         .await
         .ok()?;
     String::from_utf8(body.to_bytes().to_vec()).ok()
+}
+
+/// How many of the cluster's LoadBalancer Services (`services`, from the Service watch) a
+/// MetalLB 0.14+ speaker says it announces; `None` for other versions, a cluster not Applied,
+/// Services not known yet, or status objects that cannot be read (no CRD, no rights).
+pub async fn announced(
+    client: &Client,
+    ns: &str,
+    check: Option<SafetyCheck>,
+    o: &ClusterOutcome,
+    services: Option<Vec<LiveService>>,
+) -> Option<Announcements> {
+    let speaks = matches!(
+        check,
+        Some(SafetyCheck::MetallbV015 | SafetyCheck::MetallbV016)
+    );
+    if !speaks || o.phase != ClusterPhase::Applied {
+        return None;
+    }
+    let services = services?;
+    let mut statuses = Vec::new();
+    let mut read = false;
+    for kind in ["ServiceL2Status", "ServiceBGPStatus"] {
+        let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", kind);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk));
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            read = true;
+            statuses.extend(
+                list.items
+                    .into_iter()
+                    .map(|o| serde_json::json!({"metadata": o.metadata})),
+            );
+        }
+    }
+    read.then(|| announcements::count(&services, &statuses))
 }

@@ -5,6 +5,7 @@
 //! MetalLB stops at the first problem, we report them all. Where it would quietly accept
 //! something nonsensical (a range mixing IPv4 and IPv6, a fractional ASN), we refuse it.
 
+pub mod announcements;
 pub mod capacity;
 pub mod cidr;
 pub mod cloud;

@@ -26,6 +26,7 @@ fn cluster(name: &str, pools: Vec<PoolCapacity>) -> ClusterRolloutStatus {
         warnings: vec![],
         hooks: None,
         shared_addresses: Default::default(),
+        announcements: None,
     }
 }
 

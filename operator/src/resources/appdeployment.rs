@@ -215,6 +215,23 @@ pub struct ClusterRolloutStatus {
     /// (node subnets overlapping) hands out too, as last checked.
     #[serde(default, skip_serializing_if = "SharedAddresses::is_empty")]
     pub shared_addresses: SharedAddresses,
+    /// Whether MetalLB (0.14 and later) announces the addresses its LoadBalancer Services
+    /// hold, as last read from its speakers' ServiceL2Status and ServiceBGPStatus objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announcements: Option<Announcements>,
+}
+
+/// How many of a cluster's LoadBalancer Services with an address MetalLB's speakers announce.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Announcements {
+    /// LoadBalancer Services holding an address.
+    pub services: u32,
+    /// Of those, the ones a speaker says it announces.
+    pub announced: u32,
+    /// The first few not announced (`namespace/name`): handed out, and nobody answers for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unannounced: Vec<String>,
 }
 
 /// Address ranges one cluster shares with others of its segment.

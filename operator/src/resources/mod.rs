@@ -10,10 +10,10 @@ pub use app::{
     ConfigRollout, RestartTarget, SafetyCheck,
 };
 pub use appdeployment::{
-    AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef, AppliedObject,
-    ClusterConfigOverride, ClusterPhase, ClusterRolloutStatus, ConfigMapRef, DriftPolicy,
-    HooksStatus, PoolCapacity, RolloutPhase, RolloutStatus, RolloutStep, RolloutStrategy,
-    SharedAddresses,
+    Announcements, AppDeployment, AppDeploymentSpec, AppDeploymentStatus, AppKind, AppRef,
+    AppliedObject, ClusterConfigOverride, ClusterPhase, ClusterRolloutStatus, ConfigMapRef,
+    DriftPolicy, HooksStatus, PoolCapacity, RolloutPhase, RolloutStatus, RolloutStep,
+    RolloutStrategy, SharedAddresses,
 };
 pub use cluster::{
     ClusterNetwork, JoinPhase, KommanderCluster, KommanderClusterSpec, KommanderClusterStatus,

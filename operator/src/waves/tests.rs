@@ -425,6 +425,7 @@ fn a_cluster_stands_where_its_last_status_left_it_at_this_revision() {
         warnings: vec![],
         hooks: None,
         shared_addresses: Default::default(),
+        announcements: None,
     };
     let cases = [
         (None, NotStarted),
@@ -547,6 +548,7 @@ fn a_cluster_its_safety_check_holds_is_not_done_and_holds_its_step() {
         warnings: vec![],
         hooks: None,
         shared_addresses: Default::default(),
+        announcements: None,
     };
     let c2 = standing(Some(&held), "rev2");
     assert_eq!(c2, InFlight);
