@@ -5,7 +5,7 @@ mod live;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kommander_operator::catalog::{self, LoadedApp};
-use kommander_operator::controller::{self, Settings};
+use kommander_operator::controller::{self, settings::Settings};
 use kommander_operator::manifest::ManifestObject;
 use kommander_operator::metallb::{self, SpeakerMode};
 use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
@@ -206,11 +206,11 @@ struct RunArgs {
     insecure_kubeconfig_tls: bool,
     /// How long one operation on one attached cluster (probe, deploy, clean-up) may take, in
     /// seconds, however slowly it answers.
-    #[arg(long, default_value_t = controller::CLUSTER_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = controller::context::CLUSTER_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     cluster_deadline_seconds: u64,
     /// How long a deleted KommanderCluster waits for its apps to be removed from the cluster
     /// (an unreachable one cannot be cleaned) before it is released anyway, in seconds.
-    #[arg(long, default_value_t = controller::DETACH_TIMEOUT.as_secs())]
+    #[arg(long, default_value_t = controller::context::DETACH_TIMEOUT.as_secs())]
     detach_timeout_seconds: u64,
     /// PEM CA certificates that Helm repositories' TLS is verified against, beside the
     /// system's (a platform's own repository).

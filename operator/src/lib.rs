@@ -15,6 +15,7 @@ pub mod health;
 pub mod hooks;
 pub mod kube_proxy;
 pub mod kubeconfig;
+pub mod listing;
 pub mod manifest;
 pub mod metallb;
 pub mod metrics;

@@ -4,7 +4,6 @@
 use crate::drift::Drift;
 use crate::resources::DriftPolicy;
 use crate::rollout::{self, ConfigCheck, Decision, LiveState, RuntimeConfig};
-use crate::status;
 
 /// What a cluster's decision is made from.
 #[derive(Clone, Copy)]
@@ -104,7 +103,7 @@ pub fn hold_message(
         let drifted: Vec<String> = restoring.iter().map(ToString::to_string).collect();
         format!(
             "objects were changed on the cluster ({}); putting config {hash} back is held, the changed config stays in force",
-            status::listed(&drifted, status::LIST_LIMIT)
+            crate::listing::listed(&drifted, crate::listing::LIST_LIMIT)
         )
     };
     let short = if shortfalls.is_empty() {
@@ -115,7 +114,7 @@ pub fn hold_message(
     format!(
         "{what}: {} live Service(s) would break{short}: {}; it proceeds by itself once they are gone, or annotate {accept}={hash} to accept",
         breaks.len(),
-        status::listed(breaks, status::LIST_LIMIT),
+        crate::listing::listed(breaks, crate::listing::LIST_LIMIT),
     )
 }
 
@@ -125,7 +124,7 @@ pub fn report_message(drift: &[Drift]) -> String {
     format!(
         "{} object(s) differ from what was applied: {}; left as they are because spec.drift is Report",
         drift.len(),
-        status::listed(&drifted, status::LIST_LIMIT)
+        crate::listing::listed(&drifted, crate::listing::LIST_LIMIT)
     )
 }
 

@@ -1,9 +1,9 @@
 //! Address-pool capacity as the AppDeployment shows it: per cluster in status, one condition
 //! over all clusters, and a Warning Event when a pool fills up.
 
+use crate::listing::{LIST_LIMIT, listed};
 use crate::metallb::capacity::{self, Fill, PoolUse};
 use crate::resources::{ClusterRolloutStatus, PoolCapacity};
-use crate::status::{LIST_LIMIT, listed};
 use crate::waves::Note;
 
 /// The condition type.

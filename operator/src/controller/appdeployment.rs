@@ -1,17 +1,18 @@
 //! AppDeployment: render the app with the workspace's overrides and apply it to every matching
 //! cluster of the workspace. Every decision lands in status and an Event.
 
+use super::app_cache::CheckedApp;
+use super::context::{Context, Error};
 use super::deploy::{Inputs, Prepared, Stop, deploy_to, prepare, within_deadline};
+use super::finalizers;
 use super::progress::Clock;
 use super::warm::Warm;
-use super::{Context, Error, finalizers};
 use crate::health;
 use crate::metrics::{ApplyLabels, PoolFigures, requeue};
 use crate::pools;
 use crate::remote::short_error;
 use crate::render::CompiledApp;
 use crate::render::limits::MAX_VALUES_BYTES;
-use crate::resources::AppDefinition;
 use crate::resources::{
     App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, ClusterRolloutStatus,
     KommanderCluster, RolloutPhase, RolloutStatus,
@@ -43,16 +44,6 @@ use std::sync::Arc;
 pub const FINALIZER: &str = "apps.kommander.d2iq.io/cleanup";
 /// Key of an overrides ConfigMap holding the values.
 pub const VALUES_KEY: &str = "values.yaml";
-
-/// An app version whose templates compiled (bounds and syntax checked), ready to render.
-pub struct CheckedApp {
-    /// The ClusterApp/App name, for messages.
-    pub name: String,
-    /// Its definition, handed to the render sandbox.
-    pub definition: AppDefinition,
-    /// Its `defaultValues`, parsed once (a chart app's first values layer).
-    pub defaults: Values,
-}
 
 fn blocker(reason: &str, message: String, config_invalid: bool) -> Blocker {
     Blocker {
@@ -274,7 +265,8 @@ async fn inputs(ctx: &Context, ad: &AppDeployment, ns: &str) -> Result<Inputs, B
         };
         layers.push(values);
     }
-    let chart = super::charts::archive_for(ctx, &ad.spec.app_ref.kind, ns, &app.definition).await?;
+    let chart =
+        super::chart_fetch::archive_for(ctx, &ad.spec.app_ref.kind, ns, &app.definition).await?;
     Ok(Inputs {
         app,
         base,
@@ -707,7 +699,7 @@ async fn remove_untargeted(
                     format!(
                         "cluster {} was detached before its objects could be removed; left there: {}",
                         old.name,
-                        status::listed(&left, status::LIST_LIMIT)
+                        crate::listing::listed(&left, crate::listing::LIST_LIMIT)
                     ),
                 )
                 .await;
@@ -790,7 +782,7 @@ async fn record_outcomes(
                 format!(
                     "cluster {}: put back {}",
                     o.cluster,
-                    status::listed(&o.corrected, status::LIST_LIMIT)
+                    crate::listing::listed(&o.corrected, crate::listing::LIST_LIMIT)
                 ),
             )
             .await;

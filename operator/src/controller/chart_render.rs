@@ -3,12 +3,11 @@
 //! process. Renders are kept by their whole input (archive digest, values, release,
 //! capabilities), so clusters of one version and one set of values cost one render.
 
-use super::Context;
-use super::appdeployment::CheckedApp;
+use super::app_cache::CheckedApp;
 use crate::chart::engine::HelmEngine;
 use crate::chart::{Capabilities, ChartError, ChartRelease, ChartRender, ChartRequest};
 use crate::render::job::ChartOutput;
-use crate::resources::{ClusterPhase, KommanderCluster};
+use crate::resources::ClusterPhase;
 use crate::values::Values;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
@@ -100,14 +99,13 @@ type Stop = (ClusterPhase, String);
 /// overrides that match the cluster) merged over the chart's values.yaml, less the values the
 /// app withholds from the chart.
 pub async fn output(
-    ctx: &Context,
+    renders: &ChartRenders,
+    capabilities: Arc<Capabilities>,
     archive: &Arc<Vec<u8>>,
     app: &CheckedApp,
     layers: &[Values],
     release: ChartRelease,
-    kc: &KommanderCluster,
 ) -> Result<ChartOutput, Stop> {
-    let capabilities = capabilities(ctx, kc).await?;
     let Some(src) = &app.definition.chart else {
         return Err((
             ClusterPhase::Invalid,
@@ -122,8 +120,7 @@ pub async fn output(
         release,
         capabilities: (*capabilities).clone(),
     };
-    let rendered = ctx
-        .chart_renders
+    let rendered = renders
         .render(&src.digest, request)
         .await
         .and_then(|r| r.is_named_by(src).map(|()| r))
@@ -152,18 +149,4 @@ fn phase_of(e: &ChartError) -> ClusterPhase {
         crate::chart::Category::Retry => ClusterPhase::Pending,
         _ => ClusterPhase::Invalid,
     }
-}
-
-async fn capabilities(ctx: &Context, kc: &KommanderCluster) -> Result<Arc<Capabilities>, Stop> {
-    let unreachable = |m: String| (ClusterPhase::Unreachable, m);
-    let (client, _) = ctx
-        .clusters
-        .for_cluster(kc)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let key = (kc.namespace().unwrap_or_default(), kc.name_any());
-    ctx.bounded(ctx.capabilities.of(key, &client))
-        .await
-        .map_err(unreachable)?
-        .map_err(unreachable)
 }

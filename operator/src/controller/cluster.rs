@@ -1,8 +1,9 @@
 //! KommanderCluster: can the operator talk to this cluster? Phase Joined or Unreachable, with why.
 
 use super::clients::{ClusterError, probe};
+use super::context::{Context, Error};
+use super::finalizers;
 use super::warm::Warm;
-use super::{Context, Error, finalizers};
 use crate::metrics::requeue;
 use crate::resources::{AppDeployment, JoinPhase, KommanderCluster, KommanderClusterStatus};
 use crate::targets;
@@ -140,7 +141,7 @@ async fn remaining_on(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<Stri
         out.push(format!(
             "AppDeployment {} ({})",
             ad.name_any(),
-            crate::status::listed(&objects, 200)
+            crate::listing::listed(&objects, 200)
         ));
     }
     Ok(out)

@@ -2,8 +2,9 @@
 //! state: everything the decision needs, read once), plan (the pure `plan::plan`), act (apply,
 //! prune, record). Never fails: every problem is an outcome.
 
-use super::Context;
+use super::applied::AppliedRecord;
 use super::clients::Connection;
+use super::context::Context;
 use super::progress;
 use super::strict_arp;
 use super::watches::ClusterKey;
@@ -19,8 +20,8 @@ use crate::pools;
 use crate::render::job::RenderJob;
 use crate::render::{ClusterInfo, ConfigSource, Release, ResolvedRollout};
 use crate::resources::{
-    AppDeployment, AppliedObject, ClusterNetwork, ClusterPhase, ClusterRolloutStatus, DriftPolicy,
-    JoinPhase, KommanderCluster, PoolCapacity,
+    AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, DriftPolicy, JoinPhase,
+    KommanderCluster, PoolCapacity,
 };
 use crate::rollout::{self, ConfigCheck, LiveState, RuntimeConfig};
 use crate::selector;
@@ -40,26 +41,13 @@ pub const DISRUPTED: &str = "disrupted (accepted): ";
 /// What the whole AppDeployment needs before any cluster, read once per reconcile.
 pub struct Inputs {
     /// The app, checked.
-    pub app: Arc<super::appdeployment::CheckedApp>,
+    pub app: Arc<super::app_cache::CheckedApp>,
     /// `configOverrides`, when set.
     pub base: Vec<Values>,
     /// `clusterConfigOverrides`, in order: the layer's values, or why it cannot be used.
     pub layers: Vec<Result<Values, Blocker>>,
     /// A chart app's archive, fetched and verified.
     pub chart: Option<Arc<Vec<u8>>>,
-}
-
-/// What this process last applied to one cluster for one AppDeployment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AppliedRecord {
-    /// Hash of the rendered objects.
-    pub render: String,
-    /// Who a person accepted to disrupt with that config: kept here as well as in status,
-    /// because a reconcile may start from a cached status that predates its own last write.
-    pub disrupted: Vec<String>,
-    /// The KommanderCluster's declared networks when the cluster was last read for the app's
-    /// check: once they change, the cluster is read again (its warnings may change).
-    pub network: ClusterNetwork,
 }
 
 /// Why a cluster stopped before a plan: its phase and why.
@@ -75,6 +63,24 @@ pub struct Prepared {
     pub render_hash: String,
 }
 
+/// Cluster `kc`'s `.Capabilities`, for a chart app's render.
+async fn capabilities_of(
+    ctx: &Context,
+    kc: &KommanderCluster,
+) -> Result<Arc<crate::chart::Capabilities>, Stop> {
+    let unreachable = |m: String| (ClusterPhase::Unreachable, m);
+    let (client, _) = ctx
+        .clusters
+        .for_cluster(kc)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let key = (kc.namespace().unwrap_or_default(), kc.name_any());
+    ctx.bounded(ctx.capabilities.of(key, &client))
+        .await
+        .map_err(unreachable)?
+        .map_err(unreachable)
+}
+
 /// Render the app for cluster `kc`, with the override layers that match it.
 pub async fn prepare(
     ctx: &Context,
@@ -88,12 +94,12 @@ pub async fn prepare(
     let chart = match &inputs.chart {
         Some(archive) => Some(
             chart_render::output(
-                ctx,
+                &ctx.chart_renders,
+                capabilities_of(ctx, kc).await?,
                 archive,
                 &inputs.app,
                 &layers,
                 chart_render::release_for(ad, ns, &kc.name_any()),
-                kc,
             )
             .await?,
         ),
@@ -329,9 +335,12 @@ pub async fn deploy_to(
         announced,
         pools: pools_in_force(ctx, &observed, &o),
         warnings: config_warnings(kc, &observed),
-        shared: shared
-            .as_ref()
-            .map(|v| fleet::status_of(v, &fleet::live_conflicts(ctx, &who).unwrap_or_default())),
+        shared: shared.as_ref().map(|v| {
+            fleet::status_of(
+                v,
+                &fleet::live_conflicts(&ctx.fleet, &ctx.watches, &who).unwrap_or_default(),
+            )
+        }),
         ..o
     };
     ctx.watches.set_blocked(
@@ -417,7 +426,7 @@ fn judge_fleet(
     prev: Option<&ClusterRolloutStatus>,
 ) -> Option<Verdict> {
     let rules = obs.rules()?;
-    let policy = fleet::policy(ctx, ns);
+    let policy = fleet::policy(&ctx.known_workspaces, ns);
     let (Some(desired), Some(live)) = (&obs.desired, &obs.live) else {
         let in_force = obs.desired.as_ref().is_some_and(|d| {
             prev.and_then(|p| p.applied_config_hash.as_deref()) == Some(d.hash.as_str())
@@ -948,7 +957,7 @@ async fn apply(
     if !corrected.is_empty() {
         message.push_str(&format!(
             "; put back what was changed on the cluster: {}",
-            crate::status::listed(&corrected, crate::status::LIST_LIMIT)
+            crate::listing::listed(&corrected, crate::listing::LIST_LIMIT)
         ));
     }
     let mut o = outcome(kc, ClusterPhase::Applied, message, applied);

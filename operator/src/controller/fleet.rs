@@ -5,10 +5,12 @@
 //! reconciles run, and a cluster whose config is applied says so from its status (it has its
 //! range first whatever the order).
 
-use super::Context;
+use super::watches::{ClusterKey, Watches};
 use crate::metallb::segments::{self, Claim, Verdict};
+use crate::resources::Workspace;
 use crate::resources::{AddressSharing, ClusterRolloutStatus, SharedAddresses};
 use crate::rollout::{ConfigCheck, LiveState, RuntimeConfig};
+use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -156,8 +158,8 @@ impl Fleet {
 
 /// The platform's policy for the workspace whose namespace is `ns` (the default when none
 /// is set, or the Workspace is not cached yet).
-pub fn policy(ctx: &Context, ns: &str) -> AddressSharing {
-    ctx.known_workspaces
+pub fn policy(workspaces: &Store<Workspace>, ns: &str) -> AddressSharing {
+    workspaces
         .state()
         .iter()
         .find(|w| w.namespace_name() == Some(ns))
@@ -203,9 +205,10 @@ pub fn claim(
 
 /// What the LoadBalancer Services of a watched cluster hold (`None`: not watched, or not
 /// synced yet).
-fn held_on(ctx: &Context, cluster: &str) -> Option<Vec<segments::Held>> {
+fn held_on(watches: &Watches, cluster: &str) -> Option<Vec<segments::Held>> {
     let (ns, name) = cluster.split_once('/')?;
-    let services = ctx.watches.services(&(ns.to_string(), name.to_string()))?;
+    let key: ClusterKey = (ns.to_string(), name.to_string());
+    let services = watches.services(&key)?;
     Some(
         crate::checks::live_services(&services)
             .into_iter()
@@ -223,14 +226,13 @@ fn held_on(ctx: &Context, cluster: &str) -> Option<Vec<segments::Held>> {
 /// Addresses a Service holds here and a Service of another cluster of the segment holds too,
 /// from the Service watches the operator keeps (no request); `None` when this cluster's
 /// Services are not known yet. A neighbour whose Services are not watched is left out.
-pub fn live_conflicts(ctx: &Context, who: &Subject<'_>) -> Option<Vec<String>> {
-    let here = held_on(ctx, who.cluster)?;
-    let neighbours: Vec<segments::Neighbour> = ctx
-        .fleet
+pub fn live_conflicts(fleet: &Fleet, watches: &Watches, who: &Subject<'_>) -> Option<Vec<String>> {
+    let here = held_on(watches, who.cluster)?;
+    let neighbours: Vec<segments::Neighbour> = fleet
         .neighbours(who)
         .into_iter()
         .filter_map(|(cluster, segment)| {
-            let held = held_on(ctx, &cluster)?;
+            let held = held_on(watches, &cluster)?;
             Some(segments::Neighbour {
                 cluster,
                 segment,

@@ -4,7 +4,7 @@
 //! records which events' hooks are done for the revision, so a restart does not run them
 //! again.
 
-use super::Context;
+use super::context::Context;
 use crate::hooks::{self, HookObject, Step};
 use crate::resources::{ClusterPhase, ClusterRolloutStatus, HooksStatus};
 use crate::status::ClusterOutcome;

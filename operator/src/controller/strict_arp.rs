@@ -3,7 +3,7 @@
 //! and announce it. Called before a layer2 MetalLB config goes out; the config waits until
 //! every kube-proxy pod runs with strictARP.
 
-use super::Context;
+use super::context::Context;
 use crate::kube_proxy::{self, Observed, PREVIOUS_ANNOTATION, SET_AT_ANNOTATION, Step};
 use crate::remote::short_error;
 use crate::resources::AppDeployment;

@@ -1,7 +1,7 @@
 //! Workspace: owns a namespace on the management cluster; its name goes to status.namespaceRef.
 
+use super::context::{Context, Error};
 use super::warm::Warm;
-use super::{Context, Error};
 use crate::metrics::requeue;
 use crate::resources::{NamespaceRef, Workspace, WorkspaceStatus};
 use crate::targets::FIELD_MANAGER;
