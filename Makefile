@@ -7,7 +7,7 @@ GO ?= go
 CLUSTERS := management attached-1 attached-2
 
 .PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb bench-scale bench-helm
-.PHONY: all build test lint check-paths fmt-check clippy go-lint unit catalog-sync crds bench demo demo-offline clean \
+.PHONY: all build test lint check-paths module-graph fmt-check clippy go-lint unit catalog-sync crds bench demo demo-offline clean \
 	e2e-build e2e e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
 
 all: build
@@ -21,11 +21,16 @@ build:
 ## test: formatting, lints, unit tests, then end to end: the control plane, the operator (what CI runs)
 test: lint unit catalog-sync e2e-smoke e2e
 
-## lint: no tracked file names a path outside the repository, then formatting and lints
-lint: check-paths fmt-check clippy go-lint
+## lint: no tracked file names a path outside the repository, no two modules import each other
+## (round any cycle), then formatting and lints
+lint: check-paths module-graph fmt-check clippy go-lint
 
 check-paths:
 	python3 tools/check_paths.py
+
+module-graph:
+	python3 tools/module_graph.py --self-test
+	python3 tools/module_graph.py
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -5,7 +5,7 @@
 //! that renumbers 200 Services, and one where two pools narrow (predicted state by state).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kommander_operator::checks::Adapter;
+use kommander_operator::checks::adapter::Adapter;
 use kommander_operator::checks::metallb_crs;
 use kommander_operator::metallb::safety::{self, LiveService};
 use kommander_operator::metallb::{SpeakerMode, parse};

@@ -2,46 +2,21 @@
 
 mod chart;
 mod live;
+pub mod output;
+mod render;
+
+use output::{CliError, say};
+use render::{RenderArgs, render_app, runtime_config_of};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kommander_operator::catalog::{self, LoadedApp};
 use kommander_operator::controller::{self, settings::Settings};
-use kommander_operator::manifest::ManifestObject;
 use kommander_operator::metallb::{self, SpeakerMode};
-use kommander_operator::render::{ClusterInfo, CompiledApp, Release};
-use kommander_operator::render::{ConfigSource, ResolvedRollout};
+use kommander_operator::render::ConfigSource;
 use kommander_operator::resources::SafetyCheck;
-use kommander_operator::rollout::{LiveState, RuntimeConfig};
-use kommander_operator::values::{self, Values};
-use kommander_operator::{checks, crdgen, rollout, yaml};
-use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use kommander_operator::rollout::LiveState;
+use kommander_operator::{checks, crdgen, yaml};
+use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// What a subcommand can fail with.
-pub enum CliError {
-    /// A message for the user.
-    Message(String),
-    /// Whoever reads our output stopped reading (`| head`): not an error, just stop.
-    ClosedOutput,
-}
-
-impl From<String> for CliError {
-    fn from(s: String) -> Self {
-        CliError::Message(s)
-    }
-}
-
-/// Print a line to stdout; a closed pipe ends the command quietly instead of panicking.
-fn say(line: impl std::fmt::Display) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{line}") {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::ClosedOutput),
-        Err(e) => Err(CliError::Message(format!("cannot write output: {e}"))),
-    }
-}
 
 const ABOUT: &str = "Deploys catalog apps (ClusterApps) to every attached cluster of a Kommander workspace, \
 and rolls MetalLB configuration only when the change cannot break a running Service.";
@@ -149,30 +124,6 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-struct RenderArgs {
-    /// A ClusterApp or App manifest, e.g. manifests/catalog/metallb-0.12.3.yaml.
-    #[arg(long, value_name = "FILE", required_unless_present = "chart")]
-    app: Option<PathBuf>,
-    #[command(flatten)]
-    chart: chart::ChartArgs,
-    /// Helm-style values file; repeat to layer several (later files win).
-    #[arg(long = "values", short = 'f', value_name = "FILE")]
-    values: Vec<PathBuf>,
-    /// Workspace namespace the objects land in.
-    #[arg(long, short = 'n', default_value = "kommander")]
-    namespace: String,
-    /// Release (AppDeployment) name; defaults to the app's appId.
-    #[arg(long)]
-    name: Option<String>,
-    /// Cluster name given to templates as `cluster.name`.
-    #[arg(long, default_value = "host-cluster")]
-    cluster: String,
-    /// Cluster label `key=value` given to templates as `cluster.labels`; repeatable.
-    #[arg(long = "cluster-label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    cluster_labels: Vec<(String, String)>,
-}
-
-#[derive(clap::Args, Debug)]
 struct RunArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
@@ -237,77 +188,6 @@ enum LogFormat {
 enum Mode {
     Native,
     Frr,
-}
-
-fn parse_label(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
-}
-
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
-struct Rendered {
-    app: LoadedApp,
-    compiled: CompiledApp,
-    release: Release,
-    cluster: ClusterInfo,
-    objects: Vec<ManifestObject>,
-    /// The merged values the objects were rendered from.
-    values: Values,
-}
-
-fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
-    let Some(app_file) = &args.app else {
-        return Err("this command needs --app (--chart alone only renders the chart)".into());
-    };
-    let app_path = app_file.display().to_string();
-    let app = catalog::load_app(&app_path, &read(app_file)?).map_err(|e| e.to_string())?;
-    let compiled = CompiledApp::compile(&app.name, &app.definition).map_err(|e| e.to_string())?;
-    let mut layers = Vec::new();
-    for path in &args.values {
-        layers.push(
-            values::parse(&path.display().to_string(), &read(path)?).map_err(|e| e.to_string())?,
-        );
-    }
-    let release = Release {
-        name: args
-            .name
-            .clone()
-            .unwrap_or_else(|| app.definition.app_id.clone()),
-        namespace: args.namespace.clone(),
-    };
-    let cluster = ClusterInfo {
-        name: args.cluster.clone(),
-        labels: args
-            .cluster_labels
-            .iter()
-            .cloned()
-            .collect::<BTreeMap<_, _>>(),
-    };
-    let chart = app
-        .definition
-        .chart
-        .as_ref()
-        .map(|src| chart::app_output(&args.chart, src, &compiled.defaults, &layers, &release))
-        .transpose()?;
-    let (values, objects) = kommander_operator::render::job::objects(
-        &compiled,
-        chart.as_ref(),
-        &layers,
-        &release,
-        &cluster,
-    )?;
-    Ok(Rendered {
-        app,
-        compiled,
-        release,
-        cluster,
-        objects,
-        values,
-    })
 }
 
 fn render_worker() -> Result<ExitCode, CliError> {
@@ -412,34 +292,6 @@ fn run_operator(args: RunArgs) -> Result<ExitCode, CliError> {
         .block_on(controller::run(settings))
         .map_err(|e| CliError::Message(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The app's config rollout and the runtime config it renders; `None` (after saying why) when
-/// there is nothing beyond rendering to check.
-fn runtime_config_of(r: &Rendered) -> Result<Option<(ResolvedRollout, RuntimeConfig)>, CliError> {
-    let Some(plan) = r
-        .compiled
-        .config_rollout(r.values.clone(), &r.release, &r.cluster)
-        .map_err(|e| e.to_string())?
-    else {
-        say(format!(
-            "{} has no configRollout: rendering is all there is to check",
-            r.app.name
-        ))?;
-        return Ok(None);
-    };
-    let Some(config) = rollout::runtime_config(&r.objects, &plan) else {
-        let name = match &plan.source {
-            ConfigSource::ConfigMap { name, .. } => name.as_str(),
-            ConfigSource::Kinds(_) => "",
-        };
-        say(format!(
-            "no ConfigMap {}/{name} is rendered with these values: the app runs without runtime config",
-            r.release.namespace
-        ))?;
-        return Ok(None);
-    };
-    Ok(Some((plan, config)))
 }
 
 fn crds(dir: Option<PathBuf>) -> Result<ExitCode, CliError> {

@@ -9,8 +9,8 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
-        Err(cli::CliError::ClosedOutput) => ExitCode::SUCCESS,
-        Err(cli::CliError::Message(e)) => {
+        Err(cli::output::CliError::ClosedOutput) => ExitCode::SUCCESS,
+        Err(cli::output::CliError::Message(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

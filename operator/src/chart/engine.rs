@@ -8,7 +8,8 @@
 //! is the hard stop behind it (measured: a Go program under a 256 MiB RLIMIT_DATA dies with
 //! "runtime: out of memory" between 192 and 256 MiB).
 
-use super::{ChartError, ChartRender, ChartRequest, parse_answer};
+use super::error::ChartError;
+use super::{ChartRender, ChartRequest, parse_answer};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

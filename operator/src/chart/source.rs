@@ -7,7 +7,7 @@
 //! URL the repository's index sends the operator to: an index cannot point a tenant's request
 //! at the management network or a metadata endpoint.
 
-use super::ChartError;
+use super::error::ChartError;
 use crate::resources::ChartSource;
 use sha2::{Digest as _, Sha256};
 

@@ -3,7 +3,8 @@
 //! 0.13 refuses a change that takes an IP away; 0.14 and later renumber the Service, so the
 //! prediction is the only protection.
 
-use super::{Adapter, Source, metallb_v012};
+use super::adapter::{Adapter, Source};
+use super::metallb_v012;
 use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cidr;
 use crate::metallb::crs::{self, Announcement, BgpMode, CrConfig, Phase, Release};

@@ -1,7 +1,7 @@
 //! MetalLB 0.12 (ConfigMap-configured): the LoadBalancer Services and the IPs they hold, the
 //! cluster's pod and service networks, and kube-proxy's mode.
 
-use super::{Adapter, Source};
+use super::adapter::{Adapter, Source};
 use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
 use crate::metallb::nodes::NodeSubnets;
 use crate::metallb::safety::{LiveService, POOL_ANNOTATION};

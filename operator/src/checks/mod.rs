@@ -2,6 +2,7 @@
 //! cluster what its decision needs (`observe`), and names the pure rules that decide
 //! (`rollout::ConfigCheck`). A new check, or a new version of an app's check, is one file here.
 
+pub mod adapter;
 pub mod metallb_crs;
 pub mod metallb_v012;
 
@@ -10,36 +11,15 @@ use crate::metallb::crs::Release;
 use crate::metallb::safety::LiveService;
 use crate::remote::short_error;
 use crate::render::{ConfigSource, ResolvedRollout};
-use crate::resources::{ClusterNetwork, ConfigKind, SafetyCheck};
-use crate::rollout::{ConfigCheck, LiveState, SpecDefaults, canonical, config_text};
-use futures::future::BoxFuture;
+use crate::resources::{ConfigKind, SafetyCheck};
+use crate::rollout::{LiveState, SpecDefaults, canonical, config_text};
+use adapter::{Adapter, Source};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// Where a check reads from: one target cluster.
-pub struct Source<'a> {
-    /// The cluster's client.
-    pub client: &'a Client,
-    /// The cluster's declared networks (KommanderCluster `spec.network`), which win over what
-    /// the cluster records.
-    pub network: Option<&'a ClusterNetwork>,
-    /// The cluster's Services as a watch last saw them; `None` means read them now.
-    pub services: Option<Vec<Arc<Service>>>,
-}
-
-/// One safety check: what it reads, and the rules that decide.
-pub trait Adapter: Sync {
-    /// Read what the decision needs from the cluster.
-    fn observe<'a>(&'a self, source: &'a Source<'a>) -> BoxFuture<'a, Result<LiveState, String>>;
-    /// Whether `observe` reads Services: a held change is then re-run when they change.
-    fn reads_services(&self) -> bool;
-    /// The rules.
-    fn rules(&self) -> &'static dyn ConfigCheck;
-}
 
 /// The adapter of a named check.
 pub fn adapter(check: SafetyCheck) -> &'static dyn Adapter {

@@ -1,7 +1,7 @@
 //! `render --chart`: a Helm chart rendered offline by Helm's engine, printed as `helm template`
 //! prints it.
 
-use super::{CliError, read, say};
+use super::output::{CliError, read, say};
 use kommander_operator::chart::engine::{HelmEngine, Limits};
 use kommander_operator::chart::source::{embedded, verify};
 use kommander_operator::chart::{

@@ -2,7 +2,8 @@
 //! several, the fleet's view (addresses handed out on two clusters of one layer-2 segment, and
 //! addresses Services hold on two). Nothing is written.
 
-use super::{CliError, RenderArgs, render_app, runtime_config_of, say};
+use super::output::{CliError, say};
+use super::render::{RenderArgs, render_app, runtime_config_of};
 use kommander_operator::checks;
 use kommander_operator::metallb::capacity::{Fill, PoolUse};
 use kommander_operator::metallb::segments::{self, Claim, Held, Neighbour};
@@ -83,7 +84,7 @@ async fn read(
         .map_err(|e| format!("kubeconfig: {e}"))?;
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(|e| format!("client: {e}"))?;
-    let source = checks::Source {
+    let source = checks::adapter::Source {
         client: &client,
         network: None,
         services: None,

@@ -626,7 +626,7 @@ async fn observe(
     }
     let live = match (&rollout, needs_live) {
         (Some(p), true) => {
-            let source = checks::Source {
+            let source = checks::adapter::Source {
                 client: &conn.client,
                 network: kc.spec.network.as_ref(),
                 services: ctx.watches.services(&key),

@@ -1,7 +1,7 @@
 //! The rules of the fields MetalLB 0.16 added to advertisements (older releases refuse the
 //! fields themselves, in `Release::unknown_fields`).
 
-use super::{AdvSpec, PreferredNode, Report};
+use super::specs::{AdvSpec, PreferredNode, Report};
 use crate::selector;
 use std::collections::BTreeMap;
 
