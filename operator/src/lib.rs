@@ -24,6 +24,7 @@ pub mod plan;
 pub mod pools;
 pub mod remote;
 pub mod render;
+pub mod requeue;
 pub mod resources;
 pub mod rollout;
 pub mod selector;

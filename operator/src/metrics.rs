@@ -10,7 +10,6 @@ use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Label: which controller.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -361,20 +360,6 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// How long reconciles wait before looking again, by situation.
-pub mod requeue {
-    use super::Duration;
-    /// Everything applied (or held): the watches report drift and Service changes; this is
-    /// only the safety net for a watch event lost.
-    pub const HEALTHY: Duration = Duration::from_secs(300);
-    /// A cluster unreachable or a transient failure.
-    pub const RETRY: Duration = Duration::from_secs(20);
-    /// Workloads rolling out, or a rollout waiting on a deadline: how often to look again. The
-    /// watches re-run a reconcile as soon as a workload rolling out changes; this is for what
-    /// they do not see (a pod's reason, a deadline passing).
-    pub const PROGRESS: Duration = Duration::from_secs(5);
 }
 
 #[cfg(test)]

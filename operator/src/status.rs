@@ -80,8 +80,27 @@ pub struct Blocker {
     pub reason: String,
     /// In words, naming the object and field.
     pub message: String,
+    /// What it waits for, which decides when the AppDeployment is looked at again.
+    pub kind: BlockerKind,
+}
+
+/// What a blocker waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockerKind {
+    /// The configuration is at fault (ConfigValid=False): nothing changes until it does.
+    Invalid,
+    /// Something the user creates or changes (an overrides ConfigMap that does not exist yet,
+    /// the AppDeployment suspended): its change brings the AppDeployment back.
+    AwaitingChange,
+    /// The environment failed (an object unreadable, a repository unreachable): retried.
+    Transient,
+}
+
+impl Blocker {
     /// Whether the configuration is at fault (ConfigValid=False) rather than the environment.
-    pub config_invalid: bool,
+    pub fn config_invalid(&self) -> bool {
+        self.kind == BlockerKind::Invalid
+    }
 }
 
 fn condition(
@@ -294,7 +313,7 @@ pub fn build(
         }
     };
 
-    let config_blocker = blocker.filter(|b| b.config_invalid);
+    let config_blocker = blocker.filter(|b| b.config_invalid());
     let invalid_clusters: Vec<&ClusterRolloutStatus> = clusters
         .iter()
         .filter(|c| c.phase == ClusterPhase::Invalid)
@@ -548,7 +567,7 @@ mod tests {
         let b = Blocker {
             reason: "AppNotFound".into(),
             message: "ClusterApp metallb-9 not found".into(),
-            config_invalid: true,
+            kind: BlockerKind::Invalid,
         };
         let s = build(None, None, Some(&b), vec![], None, &t(1));
         assert_eq!(s.summary.as_deref(), Some("AppNotFound"));
@@ -558,7 +577,7 @@ mod tests {
         let waiting = Blocker {
             reason: "WaitingForConfigMap".into(),
             message: "m".into(),
-            config_invalid: false,
+            kind: BlockerKind::AwaitingChange,
         };
         let s = build(None, None, Some(&waiting), vec![], None, &t(1));
         assert_eq!(cond(&s, "ConfigValid").status, "True");

@@ -8,17 +8,18 @@ use super::finalizers;
 use super::progress::Clock;
 use super::warm::Warm;
 use crate::health;
-use crate::metrics::{ApplyLabels, PoolFigures, requeue};
+use crate::metrics::{ApplyLabels, PoolFigures};
 use crate::pools;
 use crate::remote::short_error;
 use crate::render::CompiledApp;
 use crate::render::limits::MAX_VALUES_BYTES;
+use crate::requeue;
 use crate::resources::{
     App, AppDeployment, AppKind, AppliedObject, ClusterApp, ClusterPhase, ClusterRolloutStatus,
-    KommanderCluster, RolloutPhase, RolloutStatus,
+    KommanderCluster, RolloutStatus,
 };
 use crate::selector;
-use crate::status::{self, Blocker, ClusterOutcome};
+use crate::status::{self, Blocker, BlockerKind, ClusterOutcome};
 use crate::targets::{Deleted, Owner};
 use crate::values::{self, Values};
 use crate::waves::{self, Strategy};
@@ -45,11 +46,11 @@ pub const FINALIZER: &str = "apps.kommander.d2iq.io/cleanup";
 /// Key of an overrides ConfigMap holding the values.
 pub const VALUES_KEY: &str = "values.yaml";
 
-fn blocker(reason: &str, message: String, config_invalid: bool) -> Blocker {
+fn blocker(reason: &str, message: String, kind: BlockerKind) -> Blocker {
     Blocker {
         reason: reason.to_string(),
         message,
-        config_invalid,
+        kind,
     }
 }
 
@@ -69,7 +70,7 @@ async fn checked_app(
 ) -> Result<Arc<CheckedApp>, Blocker> {
     let r = &ad.spec.app_ref;
     crate::names::check("spec.appRef.name", &r.name)
-        .map_err(|m| blocker("InvalidReference", m, true))?;
+        .map_err(|m| blocker("InvalidReference", m, BlockerKind::Invalid))?;
     let key = app_key(ad, ns);
     let (version, name, def) = match r.kind {
         AppKind::ClusterApp => {
@@ -86,14 +87,14 @@ async fn checked_app(
                     return Err(blocker(
                         "AppNotFound",
                         format!("spec.appRef: ClusterApp {:?} not found", r.name),
-                        true,
+                        BlockerKind::Invalid,
                     ));
                 }
                 Err(e) => {
                     return Err(blocker(
                         "AppUnreadable",
                         format!("spec.appRef: cannot read ClusterApp {:?}: {e}", r.name),
-                        false,
+                        BlockerKind::Transient,
                     ));
                 }
             }
@@ -117,14 +118,14 @@ async fn checked_app(
                             "spec.appRef: App {:?} not found in namespace {ns} (an App is only usable from its own workspace)",
                             r.name
                         ),
-                        true,
+                        BlockerKind::Invalid,
                     ));
                 }
                 Err(e) => {
                     return Err(blocker(
                         "AppUnreadable",
                         format!("spec.appRef: cannot read App {ns}/{:?}: {e}", r.name),
-                        false,
+                        BlockerKind::Transient,
                     ));
                 }
             }
@@ -142,7 +143,7 @@ async fn checked_app(
     // Compiling checks the templates' bounds and syntax once per app version; the renders
     // themselves run in the sandbox.
     let compiled = CompiledApp::compile(&name, &def)
-        .map_err(|e| blocker("InvalidApp", e.to_string(), true))?;
+        .map_err(|e| blocker("InvalidApp", e.to_string(), BlockerKind::Invalid))?;
     let checked = Arc::new(CheckedApp {
         name,
         definition: def,
@@ -171,7 +172,7 @@ async fn tenant_cluster_scoped_kinds(ctx: &Context, ns: &str, app: &App) -> Resu
                     "cannot read Workspaces to check spec.clusterScopedKinds: {}",
                     short_error(&e)
                 ),
-                false,
+                BlockerKind::Transient,
             ));
         }
     };
@@ -190,13 +191,14 @@ async fn tenant_cluster_scoped_kinds(ctx: &Context, ns: &str, app: &App) -> Resu
             app.name_any(),
             refused.join(", ")
         ),
-        true,
+        BlockerKind::Invalid,
     ))
 }
 
 /// Read `values.yaml` of ConfigMap `ns/name`. `Err` names the ConfigMap, key, line and column.
 async fn overrides(ctx: &Context, ns: &str, name: &str, field: &str) -> Result<Values, Blocker> {
-    crate::names::check(field, name).map_err(|m| blocker("InvalidReference", m, true))?;
+    crate::names::check(field, name)
+        .map_err(|m| blocker("InvalidReference", m, BlockerKind::Invalid))?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let cm = match api.get_opt(name).await {
         Ok(Some(cm)) => cm,
@@ -206,14 +208,14 @@ async fn overrides(ctx: &Context, ns: &str, name: &str, field: &str) -> Result<V
                 format!(
                     "{field}: ConfigMap {ns}/{name} does not exist yet; the deployment proceeds once it is created"
                 ),
-                false,
+                BlockerKind::AwaitingChange,
             ));
         }
         Err(e) => {
             return Err(blocker(
                 "ConfigMapUnreadable",
                 format!("{field}: cannot read ConfigMap {ns}/{name}: {e}"),
-                false,
+                BlockerKind::Transient,
             ));
         }
     };
@@ -225,7 +227,7 @@ async fn overrides(ctx: &Context, ns: &str, name: &str, field: &str) -> Result<V
             blocker(
                 "InvalidOverrides",
                 format!("{field}: ConfigMap {ns}/{name} has no key {VALUES_KEY}"),
-                true,
+                BlockerKind::Invalid,
             )
         })?;
     if text.len() > MAX_VALUES_BYTES {
@@ -235,11 +237,16 @@ async fn overrides(ctx: &Context, ns: &str, name: &str, field: &str) -> Result<V
                 "{field}: ConfigMap {ns}/{name} key {VALUES_KEY} holds {} bytes, more than the limit of {MAX_VALUES_BYTES}",
                 text.len()
             ),
-            true,
+            BlockerKind::Invalid,
         ));
     }
-    values::parse(&format!("ConfigMap {ns}/{name} key {VALUES_KEY}"), text)
-        .map_err(|e| blocker("InvalidOverrides", format!("{field}: {e}"), true))
+    values::parse(&format!("ConfigMap {ns}/{name} key {VALUES_KEY}"), text).map_err(|e| {
+        blocker(
+            "InvalidOverrides",
+            format!("{field}: {e}"),
+            BlockerKind::Invalid,
+        )
+    })
 }
 
 /// The app and every overrides ConfigMap, each read once per reconcile, whichever clusters
@@ -292,7 +299,7 @@ fn targets(
                 blocker(
                     "InvalidSelector",
                     format!("spec.clusterSelector: {e}"),
-                    true,
+                    BlockerKind::Invalid,
                 )
             })?,
         };
@@ -303,15 +310,12 @@ fn targets(
     Ok(out)
 }
 
-/// Reason (and summary) of a suspended AppDeployment.
-const SUSPENDED: &str = "Suspended";
-
 /// Suspension stops everything before any cluster is touched, like a blocker, and says so.
 fn suspended() -> Blocker {
     blocker(
-        SUSPENDED,
+        "Suspended",
         "spec.suspend is true: nothing is applied, corrected or removed; each cluster keeps what it has".into(),
-        false,
+        BlockerKind::AwaitingChange,
     )
 }
 
@@ -527,7 +531,7 @@ async fn deploy_all(
     };
     let strategy = match Strategy::from_spec(ad.spec.rollout.as_ref(), targets.len()) {
         Ok(s) => s,
-        Err(m) => return Deployed::blocked(blocker("InvalidRollout", m, true)),
+        Err(m) => return Deployed::blocked(blocker("InvalidRollout", m, BlockerKind::Invalid)),
     };
     let prev_clusters = ad
         .status
@@ -816,7 +820,7 @@ async fn record_outcomes(
             .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Ready"))
             .map(|c| c.message.clone());
         if was.as_deref() != Some(b.message.as_str()) {
-            let t = if b.config_invalid {
+            let t = if b.config_invalid() {
                 EventType::Warning
             } else {
                 EventType::Normal
@@ -842,42 +846,14 @@ fn event_reason(phase: ClusterPhase) -> (EventType, &'static str) {
     }
 }
 
-/// When to come back. Watches bring back everything that waits on an object (a ConfigMap, an
-/// app, a Service that blocks, an applied object that drifts); timers only retry failures and
-/// keep a slow safety net.
+/// The reconcile's answer: when to look again, as the core decides.
 fn next_action(
     blocked: Option<&Blocker>,
     status: &crate::resources::AppDeploymentStatus,
 ) -> Action {
-    let retry = status.clusters.iter().any(|c| {
-        matches!(
-            c.phase,
-            ClusterPhase::Unreachable
-                | ClusterPhase::Failed
-                | ClusterPhase::Pending
-                | ClusterPhase::Conflict
-        )
-    });
-    // Workloads rolling out are looked at again soon; so is a rollout under way (a deadline
-    // may pass). A paused one waits for its annotation, which is a change.
-    let progressing = status
-        .clusters
-        .iter()
-        .any(|c| c.phase == ClusterPhase::Progressing)
-        || status
-            .rollout
-            .as_ref()
-            .is_some_and(|r| r.phase == RolloutPhase::Progressing);
-    match blocked {
-        Some(b)
-            if b.config_invalid || b.reason == "WaitingForConfigMap" || b.reason == SUSPENDED =>
-        {
-            Action::await_change()
-        }
-        Some(_) => Action::requeue(requeue::RETRY),
-        None if progressing => Action::requeue(requeue::PROGRESS),
-        None if retry => Action::requeue(requeue::RETRY),
-        None => Action::requeue(requeue::HEALTHY),
+    match requeue::next(blocked, status) {
+        requeue::Next::OnChange => Action::await_change(),
+        requeue::Next::After(d) => Action::requeue(d),
     }
 }
 

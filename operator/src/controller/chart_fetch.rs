@@ -7,6 +7,7 @@ use super::charts::CredentialSecrets;
 use super::context::Context;
 use crate::chart::credentials;
 use crate::chart::source::Requester;
+use crate::status::BlockerKind;
 use std::sync::Arc;
 
 /// The archive of a chart app (`None` for a handlebars app), fetched for whoever wrote the
@@ -39,7 +40,10 @@ pub async fn archive_for(
         .map_err(|e| crate::status::Blocker {
             reason: e.reason().to_string(),
             message: e.to_string(),
-            config_invalid: e.category() != crate::chart::Category::Retry,
+            kind: match e.category() {
+                crate::chart::Category::Retry => BlockerKind::Transient,
+                _ => BlockerKind::Invalid,
+            },
         })
 }
 
@@ -90,6 +94,6 @@ async fn workspace_of(
                 "cannot read Workspaces to check spec.chart.repository: {}",
                 crate::remote::short_error(&e)
             ),
-            config_invalid: false,
+            kind: BlockerKind::Transient,
         })
 }

@@ -4,7 +4,7 @@ use super::clients::{ClusterError, probe};
 use super::context::{Context, Error};
 use super::finalizers;
 use super::warm::Warm;
-use crate::metrics::requeue;
+use crate::requeue;
 use crate::resources::{AppDeployment, JoinPhase, KommanderCluster, KommanderClusterStatus};
 use crate::targets;
 use futures::StreamExt;

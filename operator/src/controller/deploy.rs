@@ -520,7 +520,7 @@ fn layers_for(
         }
         match values {
             Ok(v) => layers.push(v.clone()),
-            Err(b) if b.config_invalid => return Err((ClusterPhase::Invalid, b.message.clone())),
+            Err(b) if b.config_invalid() => return Err((ClusterPhase::Invalid, b.message.clone())),
             Err(b) => return Err((ClusterPhase::Pending, b.message.clone())),
         }
     }

@@ -2,7 +2,7 @@
 
 use super::context::{Context, Error};
 use super::warm::Warm;
-use crate::metrics::requeue;
+use crate::requeue;
 use crate::resources::{NamespaceRef, Workspace, WorkspaceStatus};
 use crate::targets::FIELD_MANAGER;
 use futures::StreamExt;
