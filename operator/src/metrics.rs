@@ -23,8 +23,8 @@ pub struct ControllerLabel {
 pub struct ErrorLabels {
     /// Controller.
     pub controller: String,
-    /// Error kind.
-    pub reason: String,
+    /// The error's category: retry, invalid, unreachable or refused.
+    pub category: String,
 }
 
 /// Labels of one apply to one cluster.
@@ -148,7 +148,7 @@ impl Default for Metrics {
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_errors",
-            "Reconciles that failed, by reason",
+            "Reconciles that failed, by category (retry, invalid, unreachable, refused)",
             errors.clone(),
         );
         registry.register(
@@ -243,11 +243,11 @@ impl Metrics {
     }
 
     /// Count a failed reconcile.
-    pub fn error(&self, controller: &str, reason: &str) {
+    pub fn error(&self, controller: &str, category: &str) {
         self.errors
             .get_or_create(&ErrorLabels {
                 controller: controller.into(),
-                reason: reason.into(),
+                category: category.into(),
             })
             .inc();
     }

@@ -2,8 +2,9 @@
 //! cluster of the workspace. Every decision lands in status and an Event.
 
 use super::app_cache::CheckedApp;
-use super::context::{Context, Error};
+use super::context::Context;
 use super::deploy::{Inputs, Prepared, Stop, deploy_to, prepare, within_deadline};
+use super::error::Error;
 use super::finalizers;
 use super::progress::Clock;
 use super::warm::Warm;
@@ -929,7 +930,7 @@ async fn reconcile(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, 
     let seen = ad.resource_version().unwrap_or_default();
     let ad = finalizers::ensure(&api, FINALIZER, ad)
         .await
-        .map_err(|e| Error::Finalizer(e.to_string()))?;
+        .map_err(Error::Finalizer)?;
     ctx.written_deployments.moved(&seen, &*ad);
     finalizer(&api, FINALIZER, ad, |event| async {
         match event {
@@ -938,16 +939,12 @@ async fn reconcile(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, 
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(Error::from_finalizer)
 }
 
 fn error_policy(ad: Arc<AppDeployment>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(appdeployment = %ad.name_any(), namespace = ?ad.namespace(), error = %err, "reconcile failed");
-    ctx.metrics.error("appdeployment", err.metric_label());
+    ctx.metrics.error("appdeployment", err.category().label());
     Action::requeue(requeue::RETRY)
 }
 

@@ -1,7 +1,8 @@
 //! KommanderCluster: can the operator talk to this cluster? Phase Joined or Unreachable, with why.
 
 use super::clients::{ClusterError, probe};
-use super::context::{Context, Error};
+use super::context::Context;
+use super::error::Error;
 use super::finalizers;
 use super::warm::Warm;
 use crate::requeue;
@@ -109,7 +110,7 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
     let seen = kc.resource_version().unwrap_or_default();
     let kc = finalizers::ensure(&api, DETACH_FINALIZER, kc)
         .await
-        .map_err(|e| Error::Finalizer(e.to_string()))?;
+        .map_err(Error::Finalizer)?;
     ctx.written_clusters.moved(&seen, &*kc);
     finalizer(&api, DETACH_FINALIZER, kc, |event| async {
         match event {
@@ -118,11 +119,7 @@ async fn reconcile(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Actio
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(Error::from_finalizer)
 }
 
 /// Every AppDeployment of the workspace that still lists objects on this cluster, with them.
@@ -307,7 +304,8 @@ fn error_policy(_kc: Arc<KommanderCluster>, err: &Error, ctx: Arc<Context>) -> A
         return Action::requeue(DETACH_POLL);
     }
     tracing::warn!(error = %err, "kommandercluster reconcile failed");
-    ctx.metrics.error("kommandercluster", err.metric_label());
+    ctx.metrics
+        .error("kommandercluster", err.category().label());
     Action::requeue(requeue::RETRY)
 }
 

@@ -1,6 +1,5 @@
 //! What every reconcile shares: the management client, the target clusters' clients, the
-//! caches and indexes (apps, renders, charts, claims, watches), the recorder and metrics; and
-//! what a reconcile fails with.
+//! caches and indexes (apps, renders, charts, claims, watches), the recorder and metrics.
 
 use super::settings::Settings;
 use super::{
@@ -23,44 +22,6 @@ pub const CLUSTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs
 
 /// The default for how long a deleted KommanderCluster waits for its apps to be removed.
 pub const DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// What a reconcile can fail with (after recording what it could in status and events).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The management cluster's API failed.
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// Adding or removing the finalizer failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-    /// Cleaning up on delete failed on some cluster; retried.
-    #[error("cleanup on cluster {cluster}: {message}")]
-    Cleanup {
-        /// Cluster.
-        cluster: String,
-        /// Why.
-        message: String,
-    },
-    /// An object without the name or namespace it must have.
-    #[error("object has no {0}")]
-    MissingField(&'static str),
-    /// A deleted cluster still has apps to remove: not a failure, a wait.
-    #[error("cluster {0} is detaching: waiting for its apps to be removed")]
-    Detaching(String),
-}
-
-impl Error {
-    /// A short label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "kube",
-            Error::Finalizer(_) => "finalizer",
-            Error::Cleanup { .. } => "cleanup",
-            Error::MissingField(_) => "missing_field",
-            Error::Detaching(_) => "detaching",
-        }
-    }
-}
 
 /// Shared by every reconcile.
 pub struct Context {

@@ -127,7 +127,7 @@ pub async fn prepare(
                 .renders
                 .render(ns, &job)
                 .await
-                .map_err(|e| (ClusterPhase::Invalid, e))?;
+                .map_err(|e| (e.phase(), e.to_string()))?;
             if let Some(k) = key {
                 ctx.rendered.insert(k, Arc::new(r.clone()));
             }

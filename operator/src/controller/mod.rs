@@ -12,6 +12,7 @@ pub mod clients;
 pub mod cluster;
 pub mod context;
 pub mod deploy;
+pub mod error;
 pub mod finalizers;
 pub mod fleet;
 pub mod hooks;

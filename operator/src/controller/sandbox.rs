@@ -4,6 +4,7 @@
 //! bound was hit.
 
 use crate::render::job::{JobResult, RenderJob, Rendered};
+use crate::resources::ClusterPhase;
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -40,10 +41,36 @@ impl Default for Workers {
     }
 }
 
+/// Why a render gave no objects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderFailure {
+    /// The app's templates or values are at fault: a template error, or a bound passed (time,
+    /// memory, stack, output). Nothing changes until they do.
+    #[error("{0}")]
+    Input(String),
+    /// The worker could not run (not started, no usable answer): the operator's fault, retried.
+    #[error("{0}")]
+    Worker(String),
+}
+
+impl RenderFailure {
+    /// The phase a cluster stops in.
+    pub fn phase(&self) -> ClusterPhase {
+        match self {
+            RenderFailure::Input(_) => ClusterPhase::Invalid,
+            RenderFailure::Worker(_) => ClusterPhase::Failed,
+        }
+    }
+}
+
 impl Workers {
     /// Render `job` for `workspace` in a worker process, once a slot is free. The deadline
     /// counts from the start of the worker, not from the wait.
-    pub async fn render(&self, workspace: &str, job: &RenderJob) -> Result<Rendered, String> {
+    pub async fn render(
+        &self,
+        workspace: &str,
+        job: &RenderJob,
+    ) -> Result<Rendered, RenderFailure> {
         let mine = {
             let mut map = self.per_workspace.lock().unwrap_or_else(|p| p.into_inner());
             // Forget idle workspaces, so the map follows the workspaces that are rendering.
@@ -52,7 +79,7 @@ impl Workers {
                 .or_insert_with(|| Arc::new(Semaphore::new(WORKERS_PER_WORKSPACE)))
                 .clone()
         };
-        let closed = |_| "the render worker pool is closed".to_string();
+        let closed = |_| RenderFailure::Worker("the render worker pool is closed".into());
         let _workspace_slot = mine.acquire().await.map_err(closed)?;
         let _slot = self.all.acquire().await.map_err(closed)?;
         render(job).await
@@ -60,11 +87,12 @@ impl Workers {
 }
 
 /// Render `job` in a worker process.
-async fn render(job: &RenderJob) -> Result<Rendered, String> {
-    let input =
-        serde_json::to_vec(job).map_err(|e| format!("cannot encode the render job: {e}"))?;
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the operator binary: {e}"))?;
+async fn render(job: &RenderJob) -> Result<Rendered, RenderFailure> {
+    let worker = RenderFailure::Worker;
+    let input = serde_json::to_vec(job)
+        .map_err(|e| worker(format!("cannot encode the render job: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| worker(format!("cannot find the operator binary: {e}")))?;
     let mut child = tokio::process::Command::new(exe)
         .arg(WORKER_COMMAND)
         .env_clear()
@@ -73,7 +101,7 @@ async fn render(job: &RenderJob) -> Result<Rendered, String> {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start the render worker: {e}"))?;
+        .map_err(|e| worker(format!("cannot start the render worker: {e}")))?;
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let work = async {
@@ -90,34 +118,35 @@ async fn render(job: &RenderJob) -> Result<Rendered, String> {
             }
         };
         tokio::join!(feed, read);
-        let status = child.wait().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((status, answer))
+        let status = child.wait().await.map_err(|e| worker(e.to_string()))?;
+        Ok::<_, RenderFailure>((status, answer))
     };
     let (status, answer) = tokio::time::timeout(RENDER_TIMEOUT, work)
         .await
         .map_err(|_| {
-            format!(
+            RenderFailure::Input(format!(
                 "rendering took longer than the limit of {}s and was stopped (a template loops over too much?)",
                 RENDER_TIMEOUT.as_secs()
-            )
+            ))
         })??;
     if !status.success() {
         return Err(stopped(status));
     }
     let result: JobResult = serde_json::from_slice(&answer)
-        .map_err(|_| "the render worker gave no usable answer".to_string())?;
-    result
+        .map_err(|_| worker("the render worker gave no usable answer".into()))?;
+    result.map_err(RenderFailure::Input)
 }
 
-fn stopped(status: std::process::ExitStatus) -> String {
+/// A worker that exited without an answer: a limit's signal is the input's fault.
+fn stopped(status: std::process::ExitStatus) -> RenderFailure {
     use std::os::unix::process::ExitStatusExt;
     match status.signal() {
-        Some(sig) => format!(
+        Some(sig) => RenderFailure::Input(format!(
             "rendering was stopped by signal {sig}: it passed the render worker's stack, memory ({} MiB) or CPU ({}s) limit (partials that recurse, or a template that builds too much?)",
             WORKER_MEMORY_BYTES / (1024 * 1024),
             WORKER_CPU_SECONDS
-        ),
-        None => format!("the render worker failed ({status})"),
+        )),
+        None => RenderFailure::Worker(format!("the render worker failed ({status})")),
     }
 }
 
@@ -142,4 +171,20 @@ pub fn limit_this_process() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_limit_is_the_inputs_fault_and_a_worker_that_fails_the_operators() {
+        let killed = stopped(std::process::ExitStatus::from_raw(9));
+        assert!(matches!(killed, RenderFailure::Input(ref m) if m.contains("signal 9")));
+        assert_eq!(killed.phase(), ClusterPhase::Invalid);
+        let failed = stopped(std::process::ExitStatus::from_raw(1 << 8));
+        assert!(matches!(failed, RenderFailure::Worker(_)), "{failed:?}");
+        assert_eq!(failed.phase(), ClusterPhase::Failed);
+    }
 }

@@ -1,6 +1,7 @@
 //! Workspace: owns a namespace on the management cluster; its name goes to status.namespaceRef.
 
-use super::context::{Context, Error};
+use super::context::Context;
+use super::error::Error;
 use super::warm::Warm;
 use crate::requeue;
 use crate::resources::{NamespaceRef, Workspace, WorkspaceStatus};
@@ -87,7 +88,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, Erro
 
 fn error_policy(_ws: Arc<Workspace>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(error = %err, "workspace reconcile failed");
-    ctx.metrics.error("workspace", err.metric_label());
+    ctx.metrics.error("workspace", err.category().label());
     Action::requeue(requeue::RETRY)
 }
 
