@@ -5,9 +5,11 @@
 //! nothing in it knows about HTTP or the Kubernetes API.
 
 pub mod address_sharing;
+pub mod blocker;
 pub mod catalog;
 pub mod chart;
 pub mod checks;
+pub mod conditions;
 pub mod controller;
 pub mod crdgen;
 pub mod drift;

@@ -2,8 +2,8 @@
 //! that waits on an object (a ConfigMap, an app, a Service that blocks, an applied object that
 //! drifts); timers only retry failures, follow what rolls out, and keep a slow safety net.
 
+use crate::blocker::{Blocker, BlockerKind};
 use crate::resources::{AppDeploymentStatus, ClusterPhase, RolloutPhase};
-use crate::status::{Blocker, BlockerKind};
 use std::time::Duration;
 
 /// Everything applied (or held): the watches report drift and Service changes; this is only

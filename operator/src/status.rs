@@ -1,9 +1,10 @@
 //! AppDeployment status from what happened: pure, so "no change, no write" is a comparison.
 
-use crate::pools;
+use crate::blocker::Blocker;
+use crate::conditions::{self, Facts, Judged, ready};
 use crate::resources::{
     Announcements, AppDeploymentStatus, AppliedObject, ClusterPhase, ClusterRolloutStatus,
-    HooksStatus, PoolCapacity, RolloutPhase, RolloutStatus, SharedAddresses,
+    HooksStatus, PoolCapacity, RolloutStatus, SharedAddresses,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -73,46 +74,14 @@ impl ClusterOutcome {
     }
 }
 
-/// A problem that stops the whole AppDeployment before any cluster is touched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blocker {
-    /// CamelCase reason, e.g. `AppNotFound`.
-    pub reason: String,
-    /// In words, naming the object and field.
-    pub message: String,
-    /// What it waits for, which decides when the AppDeployment is looked at again.
-    pub kind: BlockerKind,
-}
-
-/// What a blocker waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockerKind {
-    /// The configuration is at fault (ConfigValid=False): nothing changes until it does.
-    Invalid,
-    /// Something the user creates or changes (an overrides ConfigMap that does not exist yet,
-    /// the AppDeployment suspended): its change brings the AppDeployment back.
-    AwaitingChange,
-    /// The environment failed (an object unreadable, a repository unreachable): retried.
-    Transient,
-}
-
-impl Blocker {
-    /// Whether the configuration is at fault (ConfigValid=False) rather than the environment.
-    pub fn config_invalid(&self) -> bool {
-        self.kind == BlockerKind::Invalid
-    }
-}
-
 fn condition(
     type_: &str,
-    ok: bool,
-    reason: &str,
-    message: &str,
+    judged: &Judged,
     generation: Option<i64>,
     prev: &[Condition],
     now: &Time,
 ) -> Condition {
-    let status = if ok { "True" } else { "False" };
+    let status = if judged.ok { "True" } else { "False" };
     // Keep the transition time while the status stays the same.
     let since = prev
         .iter()
@@ -122,25 +91,10 @@ fn condition(
     Condition {
         type_: type_.to_string(),
         status: status.to_string(),
-        reason: reason.to_string(),
-        message: message.to_string(),
+        reason: judged.reason.clone(),
+        message: judged.message.clone(),
         observed_generation: generation,
         last_transition_time: since,
-    }
-}
-
-fn phase_word(p: ClusterPhase) -> &'static str {
-    match p {
-        ClusterPhase::Pending => "Pending",
-        ClusterPhase::Applied => "Applied",
-        ClusterPhase::Progressing => "Progressing",
-        ClusterPhase::Waiting => "Waiting",
-        ClusterPhase::Invalid => "Invalid",
-        ClusterPhase::Blocked => "Blocked",
-        ClusterPhase::Unreachable => "Unreachable",
-        ClusterPhase::Failed => "Failed",
-        ClusterPhase::Conflict => "Conflict",
-        ClusterPhase::Drifted => "Drifted",
     }
 }
 
@@ -223,191 +177,30 @@ pub fn build(
 ) -> AppDeploymentStatus {
     let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let prev_clusters = prev.map(|p| p.clusters.as_slice()).unwrap_or_default();
-
     let mut clusters: Vec<ClusterRolloutStatus> = outcomes
         .into_iter()
         .map(|o| cluster_status(o, prev_clusters, now))
         .collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
-
-    let total = clusters.len();
+    let facts = Facts {
+        blocker,
+        clusters: &clusters,
+        rollout: rollout.as_ref(),
+    };
+    let summary = ready::judge(&facts).summary;
+    let conditions = conditions::judge_all(&facts)
+        .into_iter()
+        .map(|(type_, j)| condition(type_, &j, generation, prev_conditions, now))
+        .collect();
     let ready = clusters
         .iter()
         .filter(|c| c.phase == ClusterPhase::Applied)
         .count();
-    let mut by_phase: Vec<(ClusterPhase, Vec<&str>)> = Vec::new();
-    for c in clusters.iter().filter(|c| c.phase != ClusterPhase::Applied) {
-        match by_phase.iter_mut().find(|(p, _)| *p == c.phase) {
-            Some((_, names)) => names.push(&c.name),
-            None => by_phase.push((c.phase, vec![&c.name])),
-        }
-    }
-
-    let (ready_ok, ready_reason, ready_message, summary) = if let Some(b) = blocker {
-        (false, b.reason.clone(), b.message.clone(), b.reason.clone())
-    } else if total == 0 {
-        let m = "no KommanderCluster of this workspace matches spec.clusterSelector";
-        (
-            false,
-            "NoTargetClusters".to_string(),
-            m.to_string(),
-            "NoTargetClusters".to_string(),
-        )
-    } else if ready == total {
-        (
-            true,
-            "Applied".to_string(),
-            format!("applied to all {total} cluster(s)"),
-            "Ready".to_string(),
-        )
-    } else {
-        // Waiting clusters are counted, not named: status.rollout names them.
-        let parts: Vec<String> = by_phase
-            .iter()
-            .map(|(p, names)| match p {
-                ClusterPhase::Waiting => format!("Waiting: {}", names.len()),
-                _ => format!("{}: {}", phase_word(*p), names.join(", ")),
-            })
-            .collect();
-        let details: Vec<String> = clusters
-            .iter()
-            .filter(|c| !matches!(c.phase, ClusterPhase::Applied | ClusterPhase::Waiting))
-            .map(|c| {
-                format!(
-                    "{}: {}",
-                    c.name,
-                    c.message.as_deref().unwrap_or(phase_word(c.phase))
-                )
-            })
-            .collect();
-        let reason = by_phase
-            .first()
-            .map(|(p, _)| phase_word(*p))
-            .unwrap_or("Pending");
-        match rollout.as_ref().filter(|r| {
-            matches!(r.phase, RolloutPhase::Paused | RolloutPhase::Halted) || details.is_empty()
-        }) {
-            Some(r) => {
-                let word = match r.phase {
-                    RolloutPhase::Paused => "Paused",
-                    RolloutPhase::Halted => "Halted",
-                    _ => "RollingOut",
-                };
-                let mut message = r.message.clone();
-                if !details.is_empty() {
-                    message.push_str(&format!(" | {}", details.join("; ")));
-                }
-                (
-                    false,
-                    word.to_string(),
-                    message,
-                    format!("{word} at step {}; {}", r.step, parts.join("; ")),
-                )
-            }
-            None => (
-                false,
-                reason.to_string(),
-                details.join("; "),
-                parts.join("; "),
-            ),
-        }
-    };
-
-    let config_blocker = blocker.filter(|b| b.config_invalid());
-    let invalid_clusters: Vec<&ClusterRolloutStatus> = clusters
-        .iter()
-        .filter(|c| c.phase == ClusterPhase::Invalid)
-        .collect();
-    let (valid_ok, valid_reason, valid_message) =
-        match (config_blocker, invalid_clusters.is_empty()) {
-            (Some(b), _) => (false, b.reason.clone(), b.message.clone()),
-            (None, false) => (
-                false,
-                "InvalidConfig".to_string(),
-                invalid_clusters
-                    .iter()
-                    .map(|c| format!("{}: {}", c.name, c.message.as_deref().unwrap_or("invalid")))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            (None, true) => (
-                true,
-                "Valid".to_string(),
-                "app, overrides and rendered objects are valid".to_string(),
-            ),
-        };
-
-    let blocked: Vec<String> = clusters
-        .iter()
-        .filter(|c| c.phase == ClusterPhase::Blocked)
-        .map(|c| format!("{}: {}", c.name, c.blockers.join("; ")))
-        .collect();
-    let (safe_ok, safe_reason, safe_message) = if blocked.is_empty() {
-        (
-            true,
-            "Safe",
-            "no config change held back by a live Service".to_string(),
-        )
-    } else {
-        (false, "Blocked", blocked.join(" | "))
-    };
-
-    let mut conditions = vec![
-        condition(
-            "Ready",
-            ready_ok,
-            &ready_reason,
-            &ready_message,
-            generation,
-            prev_conditions,
-            now,
-        ),
-        condition(
-            "ConfigValid",
-            valid_ok,
-            &valid_reason,
-            &valid_message,
-            generation,
-            prev_conditions,
-            now,
-        ),
-        condition(
-            "RolloutSafe",
-            safe_ok,
-            safe_reason,
-            &safe_message,
-            generation,
-            prev_conditions,
-            now,
-        ),
-    ];
-
-    // The conditions only some apps have: present when the app has address pools.
-    let optional = [
-        (
-            crate::address_sharing::CONDITION,
-            crate::address_sharing::condition(&clusters),
-        ),
-        (pools::CONDITION, pools::condition(&clusters)),
-    ];
-    for (type_, found) in optional {
-        if let Some((ok, reason, message)) = found {
-            conditions.push(condition(
-                type_,
-                ok,
-                reason,
-                &message,
-                generation,
-                prev_conditions,
-                now,
-            ));
-        }
-    }
     AppDeploymentStatus {
         observed_generation: generation,
         conditions,
+        clusters_ready: Some(format!("{ready}/{}", clusters.len())),
         clusters,
-        clusters_ready: Some(format!("{ready}/{total}")),
         summary: Some(summary),
         rollout,
     }
@@ -416,6 +209,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocker::BlockerKind;
     use k8s_openapi::jiff::Timestamp;
 
     fn t(secs: i64) -> Time {

@@ -8,6 +8,7 @@ use super::error::Error;
 use super::finalizers;
 use super::progress::Clock;
 use super::warm::Warm;
+use crate::blocker::{Blocker, BlockerKind};
 use crate::health;
 use crate::metrics::{ApplyLabels, PoolFigures};
 use crate::pools;
@@ -20,7 +21,7 @@ use crate::resources::{
     KommanderCluster, RolloutStatus,
 };
 use crate::selector;
-use crate::status::{self, Blocker, BlockerKind, ClusterOutcome};
+use crate::status::{self, ClusterOutcome};
 use crate::targets::{Deleted, Owner};
 use crate::values::{self, Values};
 use crate::waves::{self, Strategy};

@@ -5,9 +5,9 @@
 
 use super::charts::CredentialSecrets;
 use super::context::Context;
+use crate::blocker::BlockerKind;
 use crate::chart::credentials;
 use crate::chart::source::Requester;
-use crate::status::BlockerKind;
 use std::sync::Arc;
 
 /// The archive of a chart app (`None` for a handlebars app), fetched for whoever wrote the
@@ -18,7 +18,7 @@ pub async fn archive_for(
     kind: &crate::resources::AppKind,
     ns: &str,
     def: &crate::resources::AppDefinition,
-) -> Result<Option<Arc<Vec<u8>>>, crate::status::Blocker> {
+) -> Result<Option<Arc<Vec<u8>>>, crate::blocker::Blocker> {
     let Some(src) = &def.chart else {
         return Ok(None);
     };
@@ -37,7 +37,7 @@ pub async fn archive_for(
         .get(src, who, async || credential_secrets(ctx).await)
         .await
         .map(Some)
-        .map_err(|e| crate::status::Blocker {
+        .map_err(|e| crate::blocker::Blocker {
             reason: e.reason().to_string(),
             message: e.to_string(),
             kind: match e.category() {
@@ -76,7 +76,7 @@ async fn credential_secrets(ctx: &Context) -> Result<CredentialSecrets, String> 
 async fn workspace_of(
     ctx: &Context,
     ns: &str,
-) -> Result<(String, Vec<String>), crate::status::Blocker> {
+) -> Result<(String, Vec<String>), crate::blocker::Blocker> {
     super::workspace::for_namespace(ctx, ns)
         .await
         .map(|w| {
@@ -88,7 +88,7 @@ async fn workspace_of(
             })
             .unwrap_or_default()
         })
-        .map_err(|e| crate::status::Blocker {
+        .map_err(|e| crate::blocker::Blocker {
             reason: "AppUnreadable".into(),
             message: format!(
                 "cannot read Workspaces to check spec.chart.repository: {}",

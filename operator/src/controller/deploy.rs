@@ -9,6 +9,7 @@ use super::progress;
 use super::strict_arp;
 use super::watches::ClusterKey;
 use super::{chart_render, fleet, hooks, readback, render_cache};
+use crate::blocker::Blocker;
 use crate::checks;
 use crate::drift::{Drift, ObjKey};
 use crate::hooks::HookObject;
@@ -25,7 +26,7 @@ use crate::resources::{
 };
 use crate::rollout::{self, ConfigCheck, LiveState, RuntimeConfig};
 use crate::selector;
-use crate::status::{Blocker, ClusterOutcome};
+use crate::status::ClusterOutcome;
 use crate::targets::{self, Owner, Written};
 use crate::values::Values;
 use kube::ResourceExt;
