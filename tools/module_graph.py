@@ -18,7 +18,8 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "operator", "src")
-PATH = re.compile(r"(?<![\w:])((?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)+)")
+# A path, not the prefix of a grouped use (`crate::a::{b, c}` imports a::b and a::c, not a).
+PATH = re.compile(r"(?<![\w:])((?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)+)(?![\w]|::)")
 GROUP = re.compile(r"use\s+((?:crate|super|self)(?:::[A-Za-z_0-9]+)*)::\{([^;]*)\};", re.S)
 BARE = re.compile(r"(?<![:\w])([a-z_][a-z0-9_]*)::")
 INLINE_TESTS = re.compile(r"#\[cfg\(test\)\]\s*mod tests\s*\{.*", re.S)
@@ -127,6 +128,7 @@ def self_test():
         "c": imports(mods, "c", "use crate::a::b::X;"),
     }
     assert edges == {"a": {"a::b"}, "a::b": {"a"}, "c": {"a::b"}}, edges
+    assert imports(mods, "c", "use crate::a::{b};") == {"a::b"}
     assert cycles(edges) == [["a", "a::b"]], cycles(edges)
     assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
     print("module_graph: the self-test finds a planted cycle")

@@ -3,7 +3,8 @@
 
 use super::app_cache::CheckedApp;
 use super::context::Context;
-use super::deploy::{Inputs, Prepared, Stop, deploy_to, prepare, within_deadline};
+use super::deploy::inputs::{Inputs, Prepared, Stop};
+use super::deploy::{deploy_to, prepare, within_deadline};
 use super::error::Error;
 use super::finalizers;
 use super::progress::Clock;

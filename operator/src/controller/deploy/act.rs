@@ -1,0 +1,281 @@
+//! Act: carry out the plan on one cluster (apply in order, prune, record what was accepted).
+
+use super::observe::Observed;
+use super::outcome::{DISRUPTED, inventory, object_key, outcome};
+use crate::controller::applied::AppliedRecord;
+use crate::controller::context::Context;
+use crate::drift::Drift;
+use crate::manifest::ManifestObject;
+use crate::plan::{self, Plan};
+use crate::render::ConfigSource;
+use crate::resources::{
+    AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, KommanderCluster,
+};
+use crate::rollout;
+use crate::status::ClusterOutcome;
+use crate::targets::{self, Owner, Written};
+use kube::ResourceExt;
+
+/// Carry out the plan.
+pub(super) async fn act(
+    ctx: &Context,
+    ad: &AppDeployment,
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    obs: &Observed,
+    plan: Plan,
+) -> ClusterOutcome {
+    let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
+    let desired_hash = obs.desired.as_ref().map(|d| d.hash.clone());
+    let live_hash = obs
+        .live
+        .as_ref()
+        .and_then(|l| l.config.as_deref())
+        .map(rollout::config_hash);
+    let with_hashes = |mut o: ClusterOutcome, applied: Option<String>| {
+        o.desired_config_hash = desired_hash.clone();
+        o.applied_config_hash = applied;
+        o
+    };
+    // Who an accepted config disrupted stays on record while that config is in force.
+    let mut prior_disruptions: Vec<String> = prev
+        .filter(|p| p.applied_config_hash.is_some() && p.applied_config_hash == desired_hash)
+        .map(|p| {
+            p.blockers
+                .iter()
+                .filter(|b| b.starts_with(DISRUPTED))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if prior_disruptions.is_empty() {
+        prior_disruptions = obs.recorded_disruptions.clone();
+    }
+    match plan {
+        Plan::Keep => {
+            let message = prev
+                .filter(|p| p.phase == ClusterPhase::Applied)
+                .and_then(|p| p.message.clone())
+                .unwrap_or_else(|| format!("{} objects applied", obs.objects.len()));
+            let mut o = with_hashes(
+                outcome(kc, ClusterPhase::Applied, message, inventory(&obs.objects)),
+                desired_hash.clone(),
+            );
+            o.blockers = prior_disruptions;
+            o
+        }
+        Plan::Report(drift) => with_hashes(
+            outcome(
+                kc,
+                ClusterPhase::Drifted,
+                plan::report_message(&drift),
+                previous,
+            ),
+            None,
+        ),
+        Plan::Invalid(errors) => {
+            let where_ = obs
+                .desired
+                .as_ref()
+                .map(|d| d.source.clone())
+                .unwrap_or_default();
+            let msg = format!(
+                "new runtime config in {where_} is invalid, nothing applied: {}",
+                errors.join("; ")
+            );
+            with_hashes(outcome(kc, ClusterPhase::Invalid, msg, previous), live_hash)
+        }
+        Plan::Hold { breaks, restoring } => {
+            let shortfalls = match (obs.rules(), &obs.desired, &obs.live) {
+                (Some(rules), Some(d), Some(live)) => rules.shortfalls(&d.text, live),
+                _ => Vec::new(),
+            };
+            let msg = plan::hold_message(
+                desired_hash.as_deref().unwrap_or_default(),
+                &breaks,
+                &shortfalls,
+                &restoring,
+                rollout::ACCEPT_DISRUPTION_ANNOTATION,
+            );
+            let mut o = with_hashes(outcome(kc, ClusterPhase::Blocked, msg, previous), live_hash);
+            o.blockers = breaks;
+            o
+        }
+        Plan::Apply {
+            disrupted,
+            restoring,
+        } => {
+            let disrupted: Vec<String> = disrupted
+                .iter()
+                .map(|b| format!("{DISRUPTED}{b}"))
+                .collect();
+            let on_record = if disrupted.is_empty() {
+                prior_disruptions
+            } else {
+                disrupted.clone()
+            };
+            let mut o = apply(ctx, ad, kc, &previous, obs, &restoring, &on_record).await;
+            if o.phase == ClusterPhase::Applied {
+                o = with_hashes(o, desired_hash.clone());
+                if !disrupted.is_empty() {
+                    o.message.push_str(&format!(
+                        "; accepted disruption of {} Service(s)",
+                        disrupted.len()
+                    ));
+                }
+                o.blockers = on_record;
+            }
+            o
+        }
+    }
+}
+
+/// The rendered objects in the order they are written: the runtime config before the
+/// workloads that read it (a new controller must find its config, not start without one), and
+/// then the later groups the app's safety check asks for (for MetalLB 0.13+: pools that lose
+/// addresses, then pools that take them up), each in kind/name order, the order the check
+/// predicts the states in between with.
+fn write_order(obs: &Observed) -> Vec<ManifestObject> {
+    let check = obs.rules();
+    let is_config = |o: &ManifestObject| match obs.rollout.as_ref().map(|p| &p.source) {
+        Some(ConfigSource::Kinds(kinds)) => rollout::is_config_object(&o.body, kinds),
+        Some(ConfigSource::ConfigMap { name, .. }) => o.kind == "ConfigMap" && &o.name == name,
+        None => false,
+    };
+    let groups = match (check, &obs.live) {
+        (Some(check), Some(live)) => {
+            let bodies: Vec<&serde_json::Value> = obs.objects.iter().map(|o| &o.body).collect();
+            check.write_groups(&bodies, live)
+        }
+        _ => vec![0; obs.objects.len()],
+    };
+    let rank = |o: &ManifestObject, group: u8| match group {
+        0 if is_config(o) => 0,
+        0 => 1,
+        later => 1 + later,
+    };
+    let mut ranked: Vec<(u8, &ManifestObject)> = obs
+        .objects
+        .iter()
+        .zip(groups)
+        .map(|(o, group)| (rank(o, group), o))
+        .collect();
+    ranked.sort_by(|(r, a), (q, b)| {
+        r.cmp(q).then_with(|| match r {
+            0 | 1 => std::cmp::Ordering::Equal,
+            _ => (&a.kind, &a.name).cmp(&(&b.kind, &b.name)),
+        })
+    });
+    ranked.into_iter().map(|(_, o)| o.clone()).collect()
+}
+
+/// Apply every rendered object, prune what is no longer rendered, and record what is there.
+async fn apply(
+    ctx: &Context,
+    ad: &AppDeployment,
+    kc: &KommanderCluster,
+    previous: &[AppliedObject],
+    obs: &Observed,
+    restoring: &[Drift],
+    disrupted: &[String],
+) -> ClusterOutcome {
+    let ns = obs.key.0.as_str();
+    let cluster_key = format!("{ns}/{}", kc.name_any());
+    let release = ad.name_any();
+    let owner = Owner {
+        workspace: ns,
+        release: &release,
+    };
+    let client = &obs.conn.client;
+    let objects = write_order(obs);
+    let written: Vec<Written> = match ctx
+        .discovery
+        .apply_all(client, &cluster_key, &owner, &objects)
+        .await
+    {
+        Ok(w) => w,
+        Err(failure) => {
+            // The old inventory plus only what this attempt really applied: a later prune
+            // must neither miss our objects nor touch anything we never wrote.
+            let mut keep = previous.to_vec();
+            keep.extend(
+                failure
+                    .applied
+                    .into_iter()
+                    .filter(|c| !previous.contains(c)),
+            );
+            let e = failure.error;
+            return outcome(kc, e.phase(), format!("apply failed: {e}"), keep);
+        }
+    };
+    ctx.watches.record(&obs.key, &release, &written);
+    ctx.metrics.objects_applied.inc_by(written.len() as u64);
+    let applied: Vec<AppliedObject> = written.iter().map(|w| w.object.clone()).collect();
+    let stale = targets::stale(previous, &applied);
+    let mut message = format!("{} objects applied", applied.len());
+    if !stale.is_empty() {
+        match ctx
+            .discovery
+            .delete_all(client, &cluster_key, &owner, &stale)
+            .await
+        {
+            Ok(report) => {
+                ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
+                message.push_str(&format!(", {} pruned", report.deleted));
+                if !report.not_owned.is_empty() {
+                    message.push_str(&format!(
+                        "; not pruned, not ours: {}",
+                        report.not_owned.join(", ")
+                    ));
+                }
+            }
+            Err(e) => {
+                let mut keep = applied.clone();
+                keep.extend(stale);
+                return outcome(
+                    kc,
+                    ClusterPhase::Failed,
+                    format!("applied, but pruning failed: {e}"),
+                    keep,
+                );
+            }
+        }
+    }
+    ctx.applied.lock().await.insert(
+        (ad.uid().unwrap_or_default(), kc.name_any()),
+        AppliedRecord {
+            render: obs.render_hash.clone(),
+            disrupted: disrupted.to_vec(),
+            network: kc.spec.network.clone().unwrap_or_default(),
+        },
+    );
+    if obs
+        .rollout
+        .as_ref()
+        .is_some_and(|p| p.safety_check.is_some())
+        && let Some(live) = &obs.live
+    {
+        for note in &live.notes {
+            message.push_str(&format!("; {note}"));
+        }
+    }
+    // Drift counts as put back only where the apply really changed something.
+    let corrected: Vec<String> = restoring
+        .iter()
+        .filter(|d| {
+            written
+                .iter()
+                .any(|w| w.changed && object_key(&w.object) == *d.object())
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !corrected.is_empty() {
+        message.push_str(&format!(
+            "; put back what was changed on the cluster: {}",
+            crate::listing::listed(&corrected, crate::listing::LIST_LIMIT)
+        ));
+    }
+    let mut o = outcome(kc, ClusterPhase::Applied, message, applied);
+    o.corrected = corrected;
+    o
+}

@@ -1,0 +1,37 @@
+//! What one cluster's deploy starts from: the AppDeployment's inputs read once, the render for
+//! the cluster, and how a cluster stops before its plan.
+
+use super::super::app_cache::CheckedApp;
+use crate::blocker::Blocker;
+use crate::hooks::HookObject;
+use crate::manifest::ManifestObject;
+use crate::render::ResolvedRollout;
+use crate::resources::ClusterPhase;
+use crate::rollout::RuntimeConfig;
+use crate::values::Values;
+use std::sync::Arc;
+
+/// What the whole AppDeployment needs before any cluster, read once per reconcile.
+pub struct Inputs {
+    /// The app, checked.
+    pub app: Arc<CheckedApp>,
+    /// `configOverrides`, when set.
+    pub base: Vec<Values>,
+    /// `clusterConfigOverrides`, in order: the layer's values, or why it cannot be used.
+    pub layers: Vec<Result<Values, Blocker>>,
+    /// A chart app's archive, fetched and verified.
+    pub chart: Option<Arc<Vec<u8>>>,
+}
+
+/// Why a cluster stopped before a plan: its phase and why.
+pub type Stop = (ClusterPhase, String);
+
+/// What the app renders for one cluster, before the rollout decides whether it goes now.
+pub struct Prepared {
+    pub(super) objects: Vec<ManifestObject>,
+    pub(super) rollout: Option<ResolvedRollout>,
+    pub(super) desired: Option<RuntimeConfig>,
+    pub(super) hooks: Vec<HookObject>,
+    /// Hash of the rendered objects (and hooks): the cluster's revision.
+    pub render_hash: String,
+}

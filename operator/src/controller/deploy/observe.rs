@@ -1,0 +1,225 @@
+//! Observe: everything one cluster's decision is made from, read once (connection, drift,
+//! live state, what was applied before). Reads only.
+
+use super::inputs::{Prepared, Stop};
+use crate::checks;
+use crate::controller::clients::Connection;
+use crate::controller::context::Context;
+use crate::controller::progress;
+use crate::controller::watches::ClusterKey;
+use crate::drift::{Drift, ObjKey};
+use crate::hooks::HookObject;
+use crate::manifest::ManifestObject;
+use crate::plan::{self, View};
+use crate::render::ResolvedRollout;
+use crate::resources::{
+    AppDeployment, ClusterPhase, ClusterRolloutStatus, DriftPolicy, JoinPhase, KommanderCluster,
+};
+use crate::rollout::{ConfigCheck, LiveState, RuntimeConfig};
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+/// Everything one cluster's decision is made from.
+pub(super) struct Observed {
+    pub(super) conn: Connection,
+    pub(super) key: ClusterKey,
+    pub(super) objects: Vec<ManifestObject>,
+    pub(super) rollout: Option<ResolvedRollout>,
+    pub(super) desired: Option<RuntimeConfig>,
+    pub(super) hooks: Vec<HookObject>,
+    pub(super) render_hash: String,
+    pub(super) unchanged: bool,
+    pub(super) drift: Vec<Drift>,
+    pub(super) live: Option<LiveState>,
+    /// The Service events seen before the live state was read (see `Watches::set_blocked`).
+    pub(super) services_seen: u64,
+    /// Disruptions accepted with this same render, as this process recorded them.
+    pub(super) recorded_disruptions: Vec<String>,
+}
+
+impl Observed {
+    /// The rules of the app's safety check, if it has one.
+    pub(super) fn rules(&self) -> Option<&'static dyn ConfigCheck> {
+        let check = self.rollout.as_ref()?.safety_check?;
+        Some(checks::adapter(check).rules())
+    }
+
+    pub(super) fn rollout_view(&self) -> progress::Rendered<'_> {
+        progress::Rendered {
+            objects: &self.objects,
+            restart: self
+                .rollout
+                .as_ref()
+                .map(|p| p.restart.as_slice())
+                .unwrap_or_default(),
+            config_hash: self.desired.as_ref().map(|d| d.hash.as_str()),
+            unchanged: self.unchanged,
+        }
+    }
+}
+
+/// Read everything the decision for this cluster needs.
+pub(super) async fn observe(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    prepared: Prepared,
+) -> Result<Observed, Stop> {
+    let cluster = kc.name_any();
+    let Prepared {
+        objects,
+        rollout,
+        desired,
+        hooks,
+        render_hash,
+    } = prepared;
+    if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
+        let why = kc
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        return Err((
+            ClusterPhase::Unreachable,
+            format!("cluster is unreachable: {why}"),
+        ));
+    }
+    let conn = ctx
+        .clusters
+        .connect(kc)
+        .await
+        .map_err(|e| (ClusterPhase::Unreachable, e.to_string()))?;
+    let key: ClusterKey = (ns.to_string(), cluster.clone());
+    // A new watch set (first deploy here, or a new kubeconfig) starts with a full apply: that
+    // records what is there and starts the watches of its kinds.
+    let fresh = ctx.watches.connect(&key, &conn);
+
+    let record = ctx
+        .applied
+        .lock()
+        .await
+        .get(&(ad.uid().unwrap_or_default(), cluster.clone()))
+        .filter(|r| r.render == render_hash)
+        .cloned();
+    let applied_here = record.is_some();
+    let settled = prev.is_some_and(|p| {
+        // Failed too: with this render applied here, a failure is its workloads', and
+        // applying again would not mend it.
+        matches!(
+            p.phase,
+            ClusterPhase::Applied
+                | ClusterPhase::Progressing
+                | ClusterPhase::Failed
+                | ClusterPhase::Drifted
+                | ClusterPhase::Blocked
+        )
+    });
+    let unchanged = !fresh && applied_here && settled;
+    let mut drift = if unchanged {
+        ctx.watches.drift(&key, &ad.name_any())
+    } else {
+        Vec::new()
+    };
+    if !drift.is_empty() && ad.spec.drift == DriftPolicy::Report {
+        drift = confirmed(ctx, &conn, &key, &objects, drift).await;
+    }
+
+    let check = rollout
+        .as_ref()
+        .and_then(|p| p.safety_check)
+        .map(checks::adapter);
+    let network = kc.spec.network.clone().unwrap_or_default();
+    let network_changed = record.as_ref().is_some_and(|r| r.network != network);
+    let needs_live = plan::needs_live(&View {
+        unchanged,
+        drift: &drift,
+        policy: ad.spec.drift,
+        desired: desired.as_ref(),
+        check: None,
+        live: None,
+        accepted: None,
+    }) || (network_changed && check.is_some() && desired.is_some());
+    let services_seen = ctx.watches.services_seen(&key);
+    // Watched whether or not a change is pending: the pools' use is counted against them.
+    if check.is_some_and(|c| c.reads_services()) {
+        ctx.watches.watch_services(&key, ObjectRef::from_obj(ad));
+    }
+    let live = match (&rollout, needs_live) {
+        (Some(p), true) => {
+            let source = checks::adapter::Source {
+                client: &conn.client,
+                network: kc.spec.network.as_ref(),
+                services: ctx.watches.services(&key),
+            };
+            let defaults = desired
+                .as_ref()
+                .map(|d| d.defaults.clone())
+                .unwrap_or_default();
+            Some(
+                checks::live_state(&source, ns, p, &defaults)
+                    .await
+                    .map_err(|e| (ClusterPhase::Unreachable, e))?,
+            )
+        }
+        _ => None,
+    };
+    if network_changed && live.is_some() {
+        let id = (ad.uid().unwrap_or_default(), cluster.clone());
+        if let Some(r) = ctx.applied.lock().await.get_mut(&id) {
+            r.network = network;
+        }
+    }
+    Ok(Observed {
+        conn,
+        key,
+        objects,
+        rollout,
+        desired,
+        hooks,
+        render_hash,
+        unchanged,
+        drift,
+        live,
+        services_seen,
+        recorded_disruptions: record.map(|r| r.disrupted).unwrap_or_default(),
+    })
+}
+
+/// With `spec.drift: Report`, a suspect is reported only if applying would change it (a dry
+/// run): a controller adding an annotation is not drift. Others become what is expected.
+async fn confirmed(
+    ctx: &Context,
+    conn: &Connection,
+    key: &ClusterKey,
+    objects: &[ManifestObject],
+    drift: Vec<Drift>,
+) -> Vec<Drift> {
+    let cluster = format!("{}/{}", key.0, key.1);
+    let mut out = Vec::new();
+    for d in drift {
+        let Drift::Changed { object, .. } = &d else {
+            out.push(d);
+            continue;
+        };
+        let rendered = objects.iter().find(|o| {
+            ObjKey::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name) == *object
+        });
+        let differs = match rendered {
+            Some(o) => ctx
+                .discovery
+                .differs(&conn.client, &cluster, o)
+                .await
+                .unwrap_or(true),
+            None => false,
+        };
+        if differs {
+            out.push(d);
+        } else {
+            ctx.watches.accept(key, object);
+        }
+    }
+    out
+}

@@ -1,0 +1,42 @@
+//! A cluster's outcome as the deploy records it, and the inventory of what it applied.
+
+use crate::drift::ObjKey;
+use crate::manifest::ManifestObject;
+use crate::resources::{AppliedObject, ClusterPhase, KommanderCluster};
+use crate::status::ClusterOutcome;
+use kube::ResourceExt;
+
+/// Prefix of a status entry naming a Service an accepted config disrupted.
+pub const DISRUPTED: &str = "disrupted (accepted): ";
+
+pub(super) fn outcome(
+    kc: &KommanderCluster,
+    phase: ClusterPhase,
+    message: String,
+    applied: Vec<AppliedObject>,
+) -> ClusterOutcome {
+    ClusterOutcome {
+        cluster: kc.name_any(),
+        phase,
+        revision: None,
+        message,
+        applied_config_hash: None,
+        desired_config_hash: None,
+        blockers: vec![],
+        applied_objects: applied,
+        corrected: vec![],
+        pools: None,
+        warnings: None,
+        hooks: None,
+        shared: None,
+        announced: None,
+    }
+}
+
+pub(super) fn object_key(o: &AppliedObject) -> ObjKey {
+    ObjKey::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name)
+}
+
+pub(super) fn inventory(objects: &[ManifestObject]) -> Vec<AppliedObject> {
+    objects.iter().map(ManifestObject::entry).collect()
+}
