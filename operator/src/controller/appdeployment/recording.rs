@@ -1,0 +1,121 @@
+//! Recording: the status, the Events and the metrics of a reconcile's outcomes.
+
+use crate::blocker::Blocker;
+use crate::controller::context::Context;
+use crate::health;
+use crate::metrics::{ApplyLabels, PoolFigures};
+use crate::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
+use crate::status::ClusterOutcome;
+use kube::runtime::events::EventType;
+
+pub(super) async fn publish(
+    ctx: &Context,
+    ad: &AppDeployment,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    ctx.publish(ad, type_, reason, "Reconcile", note).await;
+}
+
+/// Metrics and Events for what happened: one Event per cluster whose phase or message changed,
+/// one per drift put back, and one when a blocker's message changed.
+pub(super) async fn record_outcomes(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    blocked: Option<&Blocker>,
+    outcomes: &[ClusterOutcome],
+) {
+    let prev = ad.status.as_ref();
+    for o in outcomes {
+        ctx.metrics
+            .cluster_results
+            .get_or_create(&ApplyLabels {
+                cluster: format!("{ns}/{}", o.cluster),
+                result: format!("{:?}", o.phase),
+            })
+            .inc();
+        if !o.corrected.is_empty() {
+            ctx.metrics.drift_corrected.inc_by(o.corrected.len() as u64);
+            publish(
+                ctx,
+                ad,
+                EventType::Normal,
+                "DriftCorrected",
+                format!(
+                    "cluster {}: put back {}",
+                    o.cluster,
+                    crate::listing::listed(&o.corrected, crate::listing::LIST_LIMIT)
+                ),
+            )
+            .await;
+        }
+        let was = prev
+            .and_then(|p| p.clusters.iter().find(|c| c.name == o.cluster))
+            .map(|c| (c.phase, c.message.clone().unwrap_or_default()));
+        // Waiting and progressing clusters are told of by the rollout's Events, once per step,
+        // not each: at 1,000 clusters an Event per cluster per phase was most of the
+        // management API server's writes. Each cluster's Event says how its rollout ended.
+        let quiet = matches!(o.phase, ClusterPhase::Waiting | ClusterPhase::Progressing);
+        if blocked.is_none() && !quiet && was != Some((o.phase, o.message.clone())) {
+            let (t, reason) = match o.phase {
+                ClusterPhase::Failed if health::is_rollout_failure(&o.message) => {
+                    (EventType::Warning, "RolloutFailed")
+                }
+                phase => event_reason(phase),
+            };
+            publish(
+                ctx,
+                ad,
+                t,
+                reason,
+                format!("cluster {}: {}", o.cluster, o.message),
+            )
+            .await;
+        }
+    }
+    if let Some(b) = blocked {
+        let was = prev
+            .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.message.clone());
+        if was.as_deref() != Some(b.message.as_str()) {
+            let t = if b.config_invalid() {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            publish(ctx, ad, t, &b.reason, b.message.clone()).await;
+        }
+    }
+}
+
+/// The Event type and reason of a cluster reaching `phase`.
+pub(super) fn event_reason(phase: ClusterPhase) -> (EventType, &'static str) {
+    match phase {
+        ClusterPhase::Applied => (EventType::Normal, "Applied"),
+        ClusterPhase::Progressing => (EventType::Normal, "Progressing"),
+        ClusterPhase::Waiting => (EventType::Normal, "Waiting"),
+        ClusterPhase::Invalid => (EventType::Warning, "InvalidConfig"),
+        ClusterPhase::Unreachable => (EventType::Warning, "ClusterUnreachable"),
+        ClusterPhase::Blocked => (EventType::Warning, "RolloutBlocked"),
+        ClusterPhase::Failed => (EventType::Warning, "ApplyFailed"),
+        ClusterPhase::Conflict => (EventType::Warning, "Conflict"),
+        ClusterPhase::Pending => (EventType::Normal, "Waiting"),
+        ClusterPhase::Drifted => (EventType::Warning, "DriftDetected"),
+    }
+}
+
+pub(super) fn pool_figures(clusters: &[ClusterRolloutStatus]) -> Vec<PoolFigures> {
+    clusters
+        .iter()
+        .flat_map(|c| {
+            c.pools.iter().map(|p| PoolFigures {
+                cluster: c.name.clone(),
+                pool: p.name.clone(),
+                size: p.size,
+                used: p.used,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,203 @@
+//! Removal: what an AppDeployment applied leaves a cluster it no longer targets, and every
+//! cluster when the AppDeployment is deleted (objects another owner took over are kept).
+
+use super::inputs::app_key;
+use super::recording::publish;
+use crate::controller::context::Context;
+use crate::controller::error::Error;
+use crate::resources::{AppDeployment, AppliedObject, ClusterPhase, KommanderCluster};
+use crate::status::ClusterOutcome;
+use crate::targets::{Deleted, Owner};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use std::sync::Arc;
+
+/// Remove what AppDeployment `release` owns in `inventory` from cluster `kc` of namespace
+/// `ns`, within the per-cluster deadline, and forget it.
+pub(super) async fn remove_from(
+    ctx: &Context,
+    ns: &str,
+    release: &str,
+    kc: &KommanderCluster,
+    inventory: &[AppliedObject],
+) -> Result<Deleted, String> {
+    let name = kc.name_any();
+    let owner = Owner {
+        workspace: ns,
+        release,
+    };
+    let work = async {
+        let (client, _) = ctx
+            .clusters
+            .for_cluster(kc)
+            .await
+            .map_err(|e| e.to_string())?;
+        ctx.discovery
+            .delete_all(&client, &format!("{ns}/{name}"), &owner, inventory)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let report = ctx.bounded(work).await.and_then(|r| r)?;
+    ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
+    ctx.watches.forget(&(ns.to_string(), name), release);
+    Ok(report)
+}
+
+/// Clusters that no longer match, are detaching, or are gone: take our objects away. What
+/// cannot be removed yet stays in status (Failed) and is retried.
+pub(super) async fn remove_untargeted(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    all_clusters: &[Arc<KommanderCluster>],
+    targeted: &[ClusterOutcome],
+) -> Vec<ClusterOutcome> {
+    let release = ad.name_any();
+    let mut kept = Vec::new();
+    for old in ad.status.iter().flat_map(|p| p.clusters.iter()) {
+        if targeted.iter().any(|o| o.cluster == old.name) {
+            continue;
+        }
+        ctx.applied
+            .lock()
+            .await
+            .remove(&(ad.uid().unwrap_or_default(), old.name.clone()));
+        ctx.fleet.release(
+            &format!("{ns}/{release}"),
+            Some(&format!("{ns}/{}", old.name)),
+        );
+        let Some(kc) = all_clusters.iter().find(|k| k.name_any() == old.name) else {
+            // Released by its detach without the objects removed (unreachable, or forced).
+            let left: Vec<String> = old
+                .applied_objects
+                .iter()
+                .map(crate::targets::display)
+                .collect();
+            if !left.is_empty() {
+                publish(
+                    ctx,
+                    ad,
+                    EventType::Warning,
+                    "LeftBehind",
+                    format!(
+                        "cluster {} was detached before its objects could be removed; left there: {}",
+                        old.name,
+                        crate::listing::listed(&left, crate::listing::LIST_LIMIT)
+                    ),
+                )
+                .await;
+            }
+            continue;
+        };
+        let why = if kc.metadata.deletion_timestamp.is_some() {
+            "detached"
+        } else {
+            "no longer targeted"
+        };
+        match remove_from(ctx, ns, &release, kc, &old.applied_objects).await {
+            Ok(report) => {
+                let mut note = format!(
+                    "cluster {} {why}: {} of {} objects removed",
+                    old.name,
+                    report.deleted,
+                    old.applied_objects.len()
+                );
+                if !report.not_owned.is_empty() {
+                    note.push_str(&format!(
+                        "; left alone, not ours: {}",
+                        report.not_owned.join(", ")
+                    ));
+                }
+                if !report.kept.is_empty() {
+                    note.push_str(&format!(
+                        "; kept (helm.sh/resource-policy: keep): {}",
+                        report.kept.join(", ")
+                    ));
+                }
+                publish(ctx, ad, EventType::Normal, "Removed", note).await;
+            }
+            Err(e) => kept.push(ClusterOutcome {
+                cluster: old.name.clone(),
+                phase: ClusterPhase::Failed,
+                revision: None,
+                message: format!("{why}, but removing its objects failed: {e}"),
+                applied_config_hash: None,
+                desired_config_hash: None,
+                blockers: vec![],
+                applied_objects: old.applied_objects.clone(),
+                corrected: vec![],
+                pools: None,
+                warnings: None,
+                hooks: None,
+                shared: None,
+                announced: None,
+            }),
+        }
+    }
+    kept
+}
+
+pub(super) async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = ad
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    // Its checked app leaves the cache too; another AppDeployment of it checks it again.
+    ctx.apps.lock().await.remove(&app_key(&ad, &ns));
+    let clusters_api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let all = clusters_api.list(&ListParams::default()).await?.items;
+    let (mut gone, mut kept) = (Vec::new(), Vec::new());
+    ctx.fleet.release(&format!("{ns}/{}", ad.name_any()), None);
+    for c in ad.status.iter().flat_map(|s| s.clusters.iter()) {
+        ctx.applied
+            .lock()
+            .await
+            .remove(&(ad.uid().unwrap_or_default(), c.name.clone()));
+        let Some(kc) = all.iter().find(|k| k.name_any() == c.name) else {
+            // Detached and released: its access is gone with it.
+            gone.push(c.name.clone());
+            continue;
+        };
+        match remove_from(&ctx, &ns, &ad.name_any(), kc, &c.applied_objects).await {
+            Ok(report) if !report.kept.is_empty() => {
+                kept.push(format!("cluster {}: {}", c.name, report.kept.join(", ")));
+            }
+            Ok(_) => {}
+            Err(message) => {
+                publish(
+                    &ctx,
+                    &ad,
+                    EventType::Warning,
+                    "CleanupFailed",
+                    format!("cluster {}: {message}", c.name),
+                )
+                .await;
+                return Err(Error::Cleanup {
+                    cluster: c.name.clone(),
+                    message,
+                });
+            }
+        };
+    }
+    let mut note = if gone.is_empty() {
+        "objects removed from every cluster".to_string()
+    } else {
+        format!(
+            "objects removed from every attached cluster; {} had been detached already, nothing could be removed there",
+            gone.join(", ")
+        )
+    };
+    if !kept.is_empty() {
+        note.push_str(&format!(
+            "; left in place (helm.sh/resource-policy: keep): {}",
+            kept.join("; ")
+        ));
+    }
+    publish(&ctx, &ad, EventType::Normal, "Deleted", note).await;
+    ctx.metrics.set_pools(&ns, &ad.name_any(), &[]);
+    ctx.metrics.set_conflicts(&ns, &ad.name_any(), &[]);
+    ctx.written_deployments
+        .forget(&ad.uid().unwrap_or_default());
+    Ok(Action::await_change())
+}
