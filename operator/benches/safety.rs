@@ -7,8 +7,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use kommander_operator::checks::adapter::Adapter;
 use kommander_operator::checks::metallb_crs;
+use kommander_operator::metallb::config::{SpeakerMode, parse};
 use kommander_operator::metallb::safety::{self, LiveService};
-use kommander_operator::metallb::{SpeakerMode, parse};
 use kommander_operator::rollout::LiveState;
 use serde_json::{Value, json};
 use std::hint::black_box;

@@ -10,7 +10,7 @@ use render::{RenderArgs, render_app, runtime_config_of};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kommander_operator::controller::{self, settings::Settings};
-use kommander_operator::metallb::{self, SpeakerMode};
+use kommander_operator::metallb::{self, config::SpeakerMode};
 use kommander_operator::render::ConfigSource;
 use kommander_operator::resources::SafetyCheck;
 use kommander_operator::rollout::LiveState;
@@ -341,7 +341,7 @@ fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
                 Mode::Native => SpeakerMode::Native,
                 Mode::Frr => SpeakerMode::Frr,
             };
-            match metallb::parse(&config.text, mode) {
+            match metallb::config::parse(&config.text, mode) {
                 Ok(cfg) => {
                     say(format!(
                         "valid MetalLB 0.12 config: {} pool(s), {} peer(s)",

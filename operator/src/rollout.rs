@@ -4,10 +4,10 @@
 use crate::manifest::{LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, ManifestObject};
 use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cluster::{self, ClusterFacts};
+use crate::metallb::config::{self as mlb, SpeakerMode};
 use crate::metallb::nodes;
 use crate::metallb::safety::{self, LiveService};
 use crate::metallb::segments::PoolAddresses;
-use crate::metallb::{self as mlb, SpeakerMode};
 use crate::render::{ConfigSource, ResolvedRollout};
 use crate::resources::{ConfigKind, RestartTarget};
 use serde_json::{Map, Value, json};

@@ -2,7 +2,7 @@
 
 use kommander_operator::catalog::load_app;
 use kommander_operator::manifest::ManifestObject;
-use kommander_operator::metallb::{self, SpeakerMode};
+use kommander_operator::metallb::{self, config::SpeakerMode};
 use kommander_operator::render::{
     ClusterInfo, CompiledApp, ConfigSource, Release, ResolvedRollout,
 };
@@ -75,7 +75,7 @@ fn seed_layer2_overrides_produce_exactly_the_seed_pool() {
         json!({"address-pools": [{"name": "default", "protocol": "layer2", "addresses": ["10.0.50.25-10.0.50.50"]}]})
     );
     let cm = find(&objs, "ConfigMap", "metallb");
-    let parsed = metallb::parse(
+    let parsed = metallb::config::parse(
         cm.body["data"]["config"].as_str().unwrap(),
         SpeakerMode::Native,
     )
@@ -95,7 +95,7 @@ fn seed_bgp_overrides_produce_the_seed_peer_and_pool() {
     );
     let cm = find(&objs, "ConfigMap", "metallb");
     assert!(
-        metallb::parse(
+        metallb::config::parse(
             cm.body["data"]["config"].as_str().unwrap(),
             SpeakerMode::Native
         )

@@ -308,7 +308,8 @@ fn seed_appdeployment_and_configmaps_deserialize_unchanged_and_render_valid_conf
                         .unwrap()
                         .unwrap();
                     let config = rollout::runtime_config(&objects, &plan).unwrap();
-                    metallb::parse(&config.text, metallb::SpeakerMode::Native).unwrap();
+                    metallb::config::parse(&config.text, metallb::config::SpeakerMode::Native)
+                        .unwrap();
                     configmaps += 1;
                 }
                 other => panic!("unexpected kind {other:?} in the seed"),

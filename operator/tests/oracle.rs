@@ -6,8 +6,8 @@
 //! `make test` runs a fixed sample (ORACLE_SCENARIOS=20); `make oracle` runs 300.
 
 use kommander_e2e::{Clusters, KillOnDrop, Rng, eventually, free_port, http_get, root};
+use kommander_operator::metallb::config::{SpeakerMode, parse};
 use kommander_operator::metallb::safety::{self, LiveService};
-use kommander_operator::metallb::{SpeakerMode, parse};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,9 +1,9 @@
 //! How full each address pool is: its size against the addresses LoadBalancer Services hold
 //! from it, and the Services still waiting for one. One model for every MetalLB release.
 
+use super::config::{Config, Pool};
 use super::crs::{CrConfig, CrPool};
 use super::safety::LiveService;
-use super::{Config, Pool};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;

@@ -1,8 +1,9 @@
 //! Rules that depend on the cluster a config is for: pools must not overlap the pod or service
 //! network, and layer2 pools under kube-proxy in IPVS mode need `strictARP: true`.
 
+use super::cidr;
+use super::config::{Config, ConfigError, Location, Problem, Protocol};
 use super::nodes::NodeSubnets;
-use super::{Config, ConfigError, Location, Problem, Protocol, cidr};
 use crate::kube_proxy;
 use ipnet::IpNet;
 use serde_json::Value;
@@ -98,7 +99,7 @@ pub fn validate(cfg: &Config, facts: &ClusterFacts) -> Vec<ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metallb::{SpeakerMode, parse};
+    use crate::metallb::config::{SpeakerMode, parse};
 
     fn facts(pod: &str, svc: &str) -> ClusterFacts {
         ClusterFacts {

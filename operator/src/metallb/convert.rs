@@ -7,7 +7,7 @@
 //! - A pool name that is not a valid object name is refused, not rewritten: Services ask for
 //!   pools by name, and a quiet rename would move them.
 
-use super::{Config, Peer, Protocol, Requirement};
+use super::config::{Config, Peer, Protocol, Requirement};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};

@@ -8,7 +8,7 @@ mod model;
 mod specs;
 
 use super::cidr;
-use super::parse_community;
+use super::config::parse_community;
 use crate::selector;
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;

@@ -1,16 +1,16 @@
-//! MetalLB 0.12 (ConfigMap-configured) configuration: the model, its parser and every rule the
-//! v0.12.1 controller and speaker apply, plus pool capacity.
-//!
-//! Rules were read from MetalLB v0.12.1 `internal/config` (config.go, validate.go). Where
-//! MetalLB stops at the first problem, we report them all. Where it would quietly accept
-//! something nonsensical (a range mixing IPv4 and IPv6, a fractional ASN), we refuse it.
+//! MetalLB, as the operator models it, from 0.12 to 0.16: its configuration in both shapes
+//! (`config`: 0.12's ConfigMap; `crs`: the custom resources of 0.13 and later, with what 0.16
+//! added), how its controllers hand out and move addresses (`safety` for 0.12's refusals,
+//! `renumber` for 0.13's refusal and 0.14+'s renumbering, `sequence` for each write's
+//! intermediate state, `capacity`), the cluster facts its rules read (`cluster`, `nodes`,
+//! `cloud`, `segments`), and what it says back (`readback`, `announcements`). Pure: no I/O.
 
 pub mod announcements;
 pub mod capacity;
 pub mod cidr;
 pub mod cloud;
 pub mod cluster;
-mod config;
+pub mod config;
 pub mod convert;
 pub mod crs;
 pub mod duration;
@@ -20,5 +20,3 @@ pub mod renumber;
 pub mod safety;
 pub mod segments;
 pub mod sequence;
-
-pub use config::*;

@@ -9,7 +9,7 @@
 //!   `metallb.universe.tf/address-pool` pool is gone or no longer holds the IP; the IP's pool
 //!   changes protocol (announced differently); its `spec.loadBalancerIP` can no longer be served.
 
-use super::{Config, Protocol};
+use super::config::{Config, Protocol};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;

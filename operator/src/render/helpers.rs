@@ -272,7 +272,8 @@ fn fullname(name: &str, p: &Params<'_>) -> Result<Value, String> {
 /// resources of MetalLB 0.13 and later (YAML documents), or the render fails naming each
 /// problem.
 fn metallb_resources(name: &str, p: &Params<'_>) -> Result<Value, String> {
-    use crate::metallb::{SpeakerMode, convert, parse};
+    use crate::metallb::config::{SpeakerMode, parse};
+    use crate::metallb::convert;
     let config = arg(name, p, 0, "configInline")?;
     let namespace = as_text(arg(name, p, 1, "the namespace")?);
     let mode = if p.get(2).is_some_and(|v| !is_empty(v)) {

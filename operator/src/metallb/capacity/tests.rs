@@ -1,6 +1,6 @@
 use super::*;
+use crate::metallb::config::{SpeakerMode, parse};
 use crate::metallb::crs::{BgpMode, Release};
-use crate::metallb::{SpeakerMode, parse};
 use serde_json::json;
 
 fn svc(name: &str, ips: &[&str]) -> LiveService {

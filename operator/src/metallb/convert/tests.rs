@@ -1,6 +1,6 @@
 use super::*;
+use crate::metallb::config::{SpeakerMode, parse};
 use crate::metallb::crs::{self, Announcement, BgpMode, Release};
-use crate::metallb::{SpeakerMode, parse};
 use std::collections::BTreeSet;
 
 const BGP: &str = "peers:

@@ -1,5 +1,5 @@
 use super::*;
-use crate::metallb::{SpeakerMode, parse};
+use crate::metallb::config::{SpeakerMode, parse};
 
 fn cfg(pools: &[(&str, &str, &str)]) -> Config {
     let mut text = String::from("address-pools:\n");
