@@ -250,7 +250,7 @@ enum Stop {
 }
 
 /// Plan the rollout of `subject.revision` over `targets` at time `now` (seconds).
-pub fn plan(strategy: &Strategy, targets: &[Target], subject: &Subject<'_>, now: i64) -> Wave {
+pub fn wave(strategy: &Strategy, targets: &[Target], subject: &Subject<'_>, now: i64) -> Wave {
     let deadline = strategy.deadline_secs;
     let steps = assign(strategy, targets);
     let n = steps.len();

@@ -109,7 +109,7 @@ pub(super) fn render_app(args: &RenderArgs) -> Result<Rendered, String> {
 pub(super) fn runtime_config_of(
     r: &Rendered,
 ) -> Result<Option<(ResolvedRollout, RuntimeConfig)>, CliError> {
-    let Some(plan) = r
+    let Some(rollout) = r
         .compiled
         .config_rollout(r.values.clone(), &r.release, &r.cluster)
         .map_err(|e| e.to_string())?
@@ -120,8 +120,8 @@ pub(super) fn runtime_config_of(
         ))?;
         return Ok(None);
     };
-    let Some(config) = rollout::runtime_config(&r.objects, &plan) else {
-        let name = match &plan.source {
+    let Some(config) = rollout::runtime_config(&r.objects, &rollout) else {
+        let name = match &rollout.source {
             ConfigSource::ConfigMap { name, .. } => name.as_str(),
             ConfigSource::Kinds(_) => "",
         };
@@ -131,5 +131,5 @@ pub(super) fn runtime_config_of(
         ))?;
         return Ok(None);
     };
-    Ok(Some((plan, config)))
+    Ok(Some((rollout, config)))
 }

@@ -53,7 +53,7 @@ fn suspended() -> Blocker {
     )
 }
 
-async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn converge(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = ad
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
@@ -152,7 +152,7 @@ async fn apply(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Erro
     if prev.as_ref() != Some(&new_status) {
         let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
         ctx.written_deployments
-            .apply(&api, &ad, new_status.clone())
+            .patch_status(&api, &ad, new_status.clone())
             .await?;
     }
     Ok(next_action(blocked.as_ref(), &new_status))
@@ -182,7 +182,7 @@ async fn reconcile(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, 
     ctx.written_deployments.moved(&seen, &*ad);
     finalizer(&api, FINALIZER, ad, |event| async {
         match event {
-            Finalizer::Apply(ad) => apply(ad, ctx.clone()).await,
+            Finalizer::Apply(ad) => converge(ad, ctx.clone()).await,
             Finalizer::Cleanup(ad) => cleanup(ad, ctx.clone()).await,
         }
     })

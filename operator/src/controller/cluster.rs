@@ -292,7 +292,7 @@ async fn write_status(
             publish(ctx, kc, type_, reason, message).await;
         }
         let api: Api<KommanderCluster> = Api::namespaced(ctx.client.clone(), &ns);
-        ctx.written_clusters.apply(&api, kc, status).await?;
+        ctx.written_clusters.patch_status(&api, kc, status).await?;
     }
     Ok(())
 }

@@ -138,7 +138,7 @@ impl<S: Clone> LastWritten<S> {
 
     /// Server-side apply `status` to the status of `obj` (as the cache showed it), and
     /// remember it as written.
-    pub async fn apply<K>(&self, api: &Api<K>, obj: &K, status: S) -> Result<(), kube::Error>
+    pub async fn patch_status<K>(&self, api: &Api<K>, obj: &K, status: S) -> Result<(), kube::Error>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
         S: Serialize,

@@ -76,14 +76,14 @@ pub enum Reason {
 
 /// One Service the change would break.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blocker {
+pub struct Breakage {
     /// `namespace/name`.
     pub service: String,
     /// Why.
     pub reason: Reason,
 }
 
-impl Blocker {
+impl Breakage {
     /// Whether MetalLB itself would refuse the config (rather than accept it and disrupt).
     pub fn is_refusal(&self) -> bool {
         matches!(
@@ -93,7 +93,7 @@ impl Blocker {
     }
 }
 
-impl fmt::Display for Blocker {
+impl fmt::Display for Breakage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.service;
         match &self.reason {
@@ -133,11 +133,11 @@ fn pool_for<'a>(cfg: &'a Config, ips: &[IpAddr]) -> Option<&'a str> {
 }
 
 /// Every Service that `new` would break, given the config in force (`old`, if known).
-pub fn check(old: Option<&Config>, new: &Config, services: &[LiveService]) -> Vec<Blocker> {
+pub fn check(old: Option<&Config>, new: &Config, services: &[LiveService]) -> Vec<Breakage> {
     let mut out = Vec::new();
     for s in services {
         let service = s.id();
-        let block = |reason| Blocker {
+        let block = |reason| Breakage {
             service: service.clone(),
             reason,
         };

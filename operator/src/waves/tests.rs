@@ -69,7 +69,7 @@ fn subject(resume: Option<&'static str>) -> Subject<'static> {
 
 fn run(spec: &RolloutStrategy, targets: &[Target], resume: Option<&'static str>) -> Wave {
     let strategy = Strategy::from_spec(Some(spec), targets.len()).unwrap();
-    plan(&strategy, targets, &subject(resume), NOW)
+    wave(&strategy, targets, &subject(resume), NOW)
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
@@ -320,7 +320,7 @@ fn a_pause_with_nothing_after_it_does_not_wait() {
 fn without_a_strategy_every_cluster_goes_at_once_and_a_failure_halts_nothing() {
     let strategy = Strategy::from_spec(None, 6).unwrap();
     let targets = fleet([Failed, NotStarted, NotStarted, InFlight, Done, NotStarted]);
-    let wave = plan(&strategy, &targets, &subject(None), NOW);
+    let wave = wave(&strategy, &targets, &subject(None), NOW);
     assert_eq!(wave.admitted.len(), 6);
     assert_eq!(wave.status.step, "1/1 all");
     assert_eq!(wave.status.phase, RolloutPhase::Progressing);

@@ -165,7 +165,7 @@ pub(super) async fn deploy_all(
                 }
             })
             .collect();
-        let wave = waves::plan(&strategy, &standings, &subject, now);
+        let wave = waves::wave(&strategy, &standings, &subject, now);
         let mut round: Vec<(usize, Result<Prepared, Stop>)> = Vec::new();
         for (i, slot) in prepared.iter_mut().enumerate() {
             let admitted = wave.admitted.contains(&targets[i].name_any());

@@ -114,7 +114,7 @@ pub(super) async fn act(
             } else {
                 disrupted.clone()
             };
-            let mut o = apply(ctx, ad, kc, &previous, obs, &restoring, &on_record).await;
+            let mut o = write_objects(ctx, ad, kc, &previous, obs, &restoring, &on_record).await;
             if o.phase == ClusterPhase::Applied {
                 o = with_hashes(o, desired_hash.clone());
                 if !disrupted.is_empty() {
@@ -170,7 +170,7 @@ fn write_order(obs: &Observed) -> Vec<ManifestObject> {
 }
 
 /// Apply every rendered object, prune what is no longer rendered, and record what is there.
-async fn apply(
+async fn write_objects(
     ctx: &Context,
     ad: &AppDeployment,
     kc: &KommanderCluster,

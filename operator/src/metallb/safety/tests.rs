@@ -22,7 +22,7 @@ fn svc(name: &str, ips: &[&str]) -> LiveService {
     }
 }
 
-fn messages(b: &[Blocker]) -> Vec<String> {
+fn messages(b: &[Breakage]) -> Vec<String> {
     b.iter().map(ToString::to_string).collect()
 }
 
@@ -171,7 +171,7 @@ fn an_empty_config_refuses_every_assigned_service() {
         &[svc("a", &["10.0.0.1"]), svc("b", &["10.0.0.2"])],
     );
     assert_eq!(b.len(), 2);
-    assert!(b.iter().all(Blocker::is_refusal));
+    assert!(b.iter().all(Breakage::is_refusal));
 }
 
 #[test]
