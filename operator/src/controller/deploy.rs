@@ -10,6 +10,7 @@ pub mod inputs;
 mod observe;
 pub mod outcome;
 mod prepare;
+mod remember;
 
 pub use prepare::prepare;
 
@@ -57,6 +58,7 @@ pub async fn deploy_to(
             return o;
         }
     };
+    remember::remember(ctx, ad, &kc.name_any(), &observed).await;
     let accepted = ad
         .annotations()
         .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)

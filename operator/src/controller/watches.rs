@@ -175,6 +175,13 @@ impl Watches {
         (w, rx)
     }
 
+    /// Whether `cluster`'s watches are those of `conn` (a read: nothing is started).
+    pub fn is_connected(&self, cluster: &ClusterKey, conn: &Connection) -> bool {
+        lock(&self.clusters)
+            .get(cluster)
+            .is_some_and(|w| w.connection == conn.id)
+    }
+
     /// Make sure `cluster` is watched over `conn`; a new connection (kubeconfig changed)
     /// replaces every watch of the old one.
     /// `true` when the watches are new (nothing about the cluster is known from them yet).

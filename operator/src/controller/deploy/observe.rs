@@ -12,12 +12,12 @@ use crate::hooks::HookObject;
 use crate::manifest::ManifestObject;
 use crate::plan::{self, View};
 use crate::render::ResolvedRollout;
+use crate::resources::ClusterNetwork;
 use crate::resources::{
     AppDeployment, ClusterPhase, ClusterRolloutStatus, DriftPolicy, JoinPhase, KommanderCluster,
 };
 use crate::rollout::{ConfigCheck, LiveState, RuntimeConfig};
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 
 /// Everything one cluster's decision is made from.
 pub(super) struct Observed {
@@ -35,6 +35,21 @@ pub(super) struct Observed {
     pub(super) services_seen: u64,
     /// Disruptions accepted with this same render, as this process recorded them.
     pub(super) recorded_disruptions: Vec<String>,
+    /// What the shell keeps of this read once it is done (`remember`).
+    pub(super) learned: Learned,
+}
+
+/// What a read found that this process keeps, written after observe (which only reads).
+pub(super) struct Learned {
+    /// The cluster's watches are not this connection's yet (first deploy, new kubeconfig).
+    pub(super) fresh: bool,
+    /// The app's check reads Services: their watch re-runs a held change.
+    pub(super) watch_services: bool,
+    /// Objects a dry run showed unchanged (`drift: Report`): what is there is what is expected.
+    pub(super) not_drift: Vec<ObjKey>,
+    /// The KommanderCluster's declared networks, when they changed and the live state was
+    /// read again with them.
+    pub(super) network: Option<ClusterNetwork>,
 }
 
 impl Observed {
@@ -95,7 +110,7 @@ pub(super) async fn observe(
     let key: ClusterKey = (ns.to_string(), cluster.clone());
     // A new watch set (first deploy here, or a new kubeconfig) starts with a full apply: that
     // records what is there and starts the watches of its kinds.
-    let fresh = ctx.watches.connect(&key, &conn);
+    let fresh = !ctx.watches.is_connected(&key, &conn);
 
     let record = ctx
         .applied
@@ -123,8 +138,9 @@ pub(super) async fn observe(
     } else {
         Vec::new()
     };
+    let mut not_drift = Vec::new();
     if !drift.is_empty() && ad.spec.drift == DriftPolicy::Report {
-        drift = confirmed(ctx, &conn, &key, &objects, drift).await;
+        (drift, not_drift) = confirmed(ctx, &conn, &key, &objects, drift).await;
     }
 
     let check = rollout
@@ -144,15 +160,14 @@ pub(super) async fn observe(
     }) || (network_changed && check.is_some() && desired.is_some());
     let services_seen = ctx.watches.services_seen(&key);
     // Watched whether or not a change is pending: the pools' use is counted against them.
-    if check.is_some_and(|c| c.reads_services()) {
-        ctx.watches.watch_services(&key, ObjectRef::from_obj(ad));
-    }
+    let watch_services = check.is_some_and(|c| c.reads_services());
     let live = match (&rollout, needs_live) {
         (Some(p), true) => {
             let source = checks::adapter::Source {
                 client: &conn.client,
                 network: kc.spec.network.as_ref(),
-                services: ctx.watches.services(&key),
+                // A new connection's watch knows nothing yet: the check reads them.
+                services: (!fresh).then(|| ctx.watches.services(&key)).flatten(),
             };
             let defaults = desired
                 .as_ref()
@@ -166,12 +181,12 @@ pub(super) async fn observe(
         }
         _ => None,
     };
-    if network_changed && live.is_some() {
-        let id = (ad.uid().unwrap_or_default(), cluster.clone());
-        if let Some(r) = ctx.applied.lock().await.get_mut(&id) {
-            r.network = network;
-        }
-    }
+    let learned = Learned {
+        fresh,
+        watch_services,
+        not_drift,
+        network: (network_changed && live.is_some()).then_some(network),
+    };
     Ok(Observed {
         conn,
         key,
@@ -185,20 +200,22 @@ pub(super) async fn observe(
         live,
         services_seen,
         recorded_disruptions: record.map(|r| r.disrupted).unwrap_or_default(),
+        learned,
     })
 }
 
 /// With `spec.drift: Report`, a suspect is reported only if applying would change it (a dry
-/// run): a controller adding an annotation is not drift. Others become what is expected.
+/// run): a controller adding an annotation is not drift. The drift, and the objects that are
+/// not (which become what is expected, once `remember` records them).
 async fn confirmed(
     ctx: &Context,
     conn: &Connection,
     key: &ClusterKey,
     objects: &[ManifestObject],
     drift: Vec<Drift>,
-) -> Vec<Drift> {
+) -> (Vec<Drift>, Vec<ObjKey>) {
     let cluster = format!("{}/{}", key.0, key.1);
-    let mut out = Vec::new();
+    let (mut out, mut not_drift) = (Vec::new(), Vec::new());
     for d in drift {
         let Drift::Changed { object, .. } = &d else {
             out.push(d);
@@ -218,8 +235,8 @@ async fn confirmed(
         if differs {
             out.push(d);
         } else {
-            ctx.watches.accept(key, object);
+            not_drift.push(object.clone());
         }
     }
-    out
+    (out, not_drift)
 }
