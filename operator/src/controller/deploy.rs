@@ -25,7 +25,7 @@ use crate::plan::{self, Plan, View};
 use crate::pools;
 use crate::resources::{
     AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, KommanderCluster,
-    PoolCapacity,
+    PoolCapacity, SharedAddresses,
 };
 use crate::rollout::{self, LiveState};
 use crate::status::ClusterOutcome;
@@ -50,6 +50,10 @@ pub async fn deploy_to(
 ) -> ClusterOutcome {
     let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
     let revision = prepared.render_hash.clone();
+    let stopped = |phase, message| ClusterOutcome {
+        revision: Some(revision.clone()),
+        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
+    };
     let observed = match observe(ctx, ad, ns, kc, prev, prepared).await {
         Ok(o) => o,
         Err((phase, message)) => {
@@ -59,67 +63,26 @@ pub async fn deploy_to(
         }
     };
     remember::remember(ctx, ad, &kc.name_any(), &observed).await;
-    let accepted = ad
-        .annotations()
-        .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)
-        .map(String::as_str);
-    let check = observed.rules();
-    let view = View {
-        unchanged: observed.unchanged,
-        drift: &observed.drift,
-        policy: ad.spec.drift,
-        desired: observed.desired.as_ref(),
-        check,
-        live: observed.live.as_ref(),
-        accepted,
-    };
-    let plan = plan::plan(&view);
-    tracing::debug!(
-        appdeployment = %format!("{ns}/{}", ad.name_any()),
-        cluster = %kc.name_any(),
-        unchanged = view.unchanged,
-        drift = ?view.drift,
-        ?plan,
-        "planned"
-    );
-    let (key, seen) = (observed.key.clone(), observed.services_seen);
-    if let Some((phase, message)) = kube_proxy_first(ctx, ad, kc, &observed, prev, clock).await {
-        ctx.watches.set_awaiting(&key, &ad.name_any(), false);
-        return ClusterOutcome {
-            revision: Some(revision),
-            ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
-        };
-    }
-    if let Some(message) = cloud_hold(kc, &observed, prev) {
-        return ClusterOutcome {
-            revision: Some(revision),
-            ..ClusterOutcome::kept(kc.name_any(), prev, ClusterPhase::Blocked, message)
-        };
-    }
+    let plan = plan_for(ad, ns, kc, &observed);
     let (release, cluster_key) = (ad.name_any(), format!("{ns}/{}", kc.name_any()));
     let app_key = format!("{ns}/{release}");
     let who = fleet::Subject {
         app: &app_key,
         cluster: &cluster_key,
     };
-    let shared = judge_fleet(ctx, &who, ns, &observed, prev);
-    if let Some(Verdict::Hold(first)) = &shared {
-        return ClusterOutcome {
-            revision: Some(revision),
-            shared: shared.as_ref().map(|v| fleet::status_of(v, &[])),
-            ..ClusterOutcome::kept(
-                kc.name_any(),
-                prev,
-                ClusterPhase::Blocked,
-                format!(
-                    "held by the Workspace's spec.addressSharing ({}): {} has these addresses first: {}",
-                    fleet::rule_of(first),
-                    first.other,
-                    first.describe()
-                ),
-            )
-        };
-    }
+    let shared = match held(ctx, ad, ns, kc, &observed, prev, clock, &who).await {
+        Ok(shared) => shared,
+        Err(Held {
+            phase,
+            message,
+            shared,
+        }) => {
+            return ClusterOutcome {
+                shared,
+                ..stopped(phase, message)
+            };
+        }
+    };
     let owner = Owner {
         workspace: ns,
         release: &release,
@@ -136,67 +99,135 @@ pub async fn deploy_to(
         },
     };
     let mut record = hooks::record(prev, &revision);
-    let stopped = |phase, message| ClusterOutcome {
-        revision: Some(revision.clone()),
-        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
-    };
     if let Some(o) = hooks::before_apply(ctx, &run, &mut record, stopped).await {
         return o;
     }
     let mut o = act(ctx, ad, kc, prev, &observed, plan).await;
     o.revision = Some(revision.clone());
-    let read = ctx.watches.take_read(&key, &ad.name_any());
-    let o = progress::settle(
-        &observed.conn.client,
-        &observed.rollout_view(),
-        prev,
-        o,
-        clock,
-        read,
-    )
-    .await;
+    let read = ctx.watches.take_read(&observed.key, &release);
+    let view = observed.rollout_view();
+    let o = progress::settle(&observed.conn.client, &view, prev, o, clock, read).await;
     let o = hooks::after_apply(ctx, &run, record, o).await;
+    read_back(ctx, ad, ns, kc, &observed, prev, &who, shared, o).await
+}
+
+/// The plan for one cluster, from what was observed.
+fn plan_for(ad: &AppDeployment, ns: &str, kc: &KommanderCluster, observed: &Observed) -> Plan {
+    let accepted = ad
+        .annotations()
+        .get(rollout::ACCEPT_DISRUPTION_ANNOTATION)
+        .map(String::as_str);
+    let view = View {
+        unchanged: observed.unchanged,
+        drift: &observed.drift,
+        policy: ad.spec.drift,
+        desired: observed.desired.as_ref(),
+        check: observed.rules(),
+        live: observed.live.as_ref(),
+        accepted,
+    };
+    let plan = plan::plan(&view);
+    tracing::debug!(
+        appdeployment = %format!("{ns}/{}", ad.name_any()),
+        cluster = %kc.name_any(),
+        unchanged = view.unchanged,
+        drift = ?view.drift,
+        ?plan,
+        "planned"
+    );
+    plan
+}
+
+/// Why a cluster is held before its plan is carried out.
+struct Held {
+    phase: ClusterPhase,
+    message: String,
+    shared: Option<SharedAddresses>,
+}
+
+/// The holds before the act, in order: kube-proxy's strictARP first, a cloud's nodes, the
+/// fleet's address policy. `Ok`: none holds, with the fleet's verdict (for status).
+#[allow(clippy::too_many_arguments)]
+async fn held(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    kc: &KommanderCluster,
+    observed: &Observed,
+    prev: Option<&ClusterRolloutStatus>,
+    clock: progress::Clock,
+    who: &fleet::Subject<'_>,
+) -> Result<Option<Verdict>, Held> {
+    let hold = |phase, message, shared| Held {
+        phase,
+        message,
+        shared,
+    };
+    if let Some((phase, message)) = kube_proxy_first(ctx, ad, kc, observed, prev, clock).await {
+        ctx.watches
+            .set_awaiting(&observed.key, &ad.name_any(), false);
+        return Err(hold(phase, message, None));
+    }
+    if let Some(message) = cloud_hold(kc, observed, prev) {
+        return Err(hold(ClusterPhase::Blocked, message, None));
+    }
+    let shared = judge_fleet(ctx, who, ns, observed, prev);
+    if let Some(Verdict::Hold(first)) = &shared {
+        let message = format!(
+            "held by the Workspace's spec.addressSharing ({}): {} has these addresses first: {}",
+            fleet::rule_of(first),
+            first.other,
+            first.describe()
+        );
+        let status = shared.as_ref().map(|v| fleet::status_of(v, &[]));
+        return Err(hold(ClusterPhase::Blocked, message, status));
+    }
+    Ok(shared)
+}
+
+/// After the act: MetalLB's own verdict and announcements, the fleet told what is in force,
+/// the pools, warnings and shared addresses counted, and the watches told whether a Service
+/// or a workload's change should run this again.
+#[allow(clippy::too_many_arguments)]
+async fn read_back(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    kc: &KommanderCluster,
+    observed: &Observed,
+    prev: Option<&ClusterRolloutStatus>,
+    who: &fleet::Subject<'_>,
+    shared: Option<Verdict>,
+    o: ClusterOutcome,
+) -> ClusterOutcome {
+    let client = &observed.conn.client;
     let check = observed.rollout.as_ref().and_then(|p| p.safety_check);
     let before = prev.and_then(|p| p.applied_config_hash.as_deref());
-    let o = readback::metallb_says(
-        &observed.conn.client,
-        ns,
-        check,
-        &observed.objects,
-        before,
-        o,
-    )
-    .await;
+    let o = readback::metallb_says(client, ns, check, &observed.objects, before, o).await;
     if let Some(d) = &observed.desired
         && o.applied_config_hash.as_deref() == Some(d.hash.as_str())
     {
-        ctx.fleet.applied(&who);
+        ctx.fleet.applied(who);
     }
-    let services = ctx
-        .watches
-        .services(&key)
-        .map(|s| crate::checks::live_services(&s));
-    let announced = readback::announced(&observed.conn.client, ns, check, &o, services).await;
+    let key = &observed.key;
+    let services = ctx.watches.services(key).map(|s| checks::live_services(&s));
+    let conflicts = fleet::live_conflicts(&ctx.fleet, &ctx.watches, who).unwrap_or_default();
     let o = ClusterOutcome {
-        announced,
-        pools: pools_in_force(ctx, &observed, &o),
-        warnings: config_warnings(kc, &observed),
-        shared: shared.as_ref().map(|v| {
-            fleet::status_of(
-                v,
-                &fleet::live_conflicts(&ctx.fleet, &ctx.watches, &who).unwrap_or_default(),
-            )
-        }),
+        announced: readback::announced(client, ns, check, &o, services).await,
+        pools: pools_in_force(ctx, observed, &o),
+        warnings: config_warnings(kc, observed),
+        shared: shared.as_ref().map(|v| fleet::status_of(v, &conflicts)),
         ..o
     };
+    let blocked = o.phase == ClusterPhase::Blocked;
     ctx.watches.set_blocked(
-        &key,
+        key,
         ObjectRef::from_obj(ad),
-        o.phase == ClusterPhase::Blocked,
-        seen,
+        blocked,
+        observed.services_seen,
     );
-    ctx.watches
-        .set_awaiting(&key, &ad.name_any(), o.phase == ClusterPhase::Progressing);
+    let progressing = o.phase == ClusterPhase::Progressing;
+    ctx.watches.set_awaiting(key, &ad.name_any(), progressing);
     o
 }
 
