@@ -2,7 +2,7 @@
 //! The shell observes (render, drift, live state), calls [`plan`], and acts on the answer.
 
 use crate::drift::Drift;
-use crate::resources::DriftPolicy;
+use crate::resources::{ClusterRolloutStatus, DriftPolicy};
 use crate::rollout::{self, ConfigCheck, Decision, LiveState, RuntimeConfig};
 
 /// What a cluster's decision is made from.
@@ -126,6 +126,36 @@ pub fn report_message(drift: &[Drift]) -> String {
         drift.len(),
         crate::listing::listed(&drifted, crate::listing::LIST_LIMIT)
     )
+}
+
+/// Who an accepted config disrupted, kept on record while that config is in force: what the
+/// cluster's status says when it speaks of the config rendered now (`desired`), else this
+/// process's own record of the same render (a reconcile may start from a cached status that
+/// predates its own last write).
+pub fn disruptions_on_record(
+    prev: Option<&ClusterRolloutStatus>,
+    desired: Option<&str>,
+    recorded: &[String],
+) -> Vec<String> {
+    let from_status = prev
+        .filter(|p| p.applied_config_hash.is_some() && p.applied_config_hash.as_deref() == desired)
+        .map(|p| p.accepted_disruptions.clone())
+        .unwrap_or_default();
+    if from_status.is_empty() {
+        recorded.to_vec()
+    } else {
+        from_status
+    }
+}
+
+/// What stays on record after an apply: the Services this config disrupts (accepted now), or,
+/// when it disrupts none, what was on record for it.
+pub fn disruptions_after_apply(disrupted: &[String], on_record: Vec<String>) -> Vec<String> {
+    if disrupted.is_empty() {
+        on_record
+    } else {
+        disrupted.to_vec()
+    }
 }
 
 #[cfg(test)]
@@ -327,5 +357,35 @@ mod tests {
         assert!(report_message(&edited()).starts_with(
             "1 object(s) differ from what was applied: ConfigMap ws/metallb changed by kubectl-edit"
         ));
+    }
+
+    #[test]
+    fn accepted_disruptions_stay_on_record_while_their_config_is_in_force() {
+        let status = |applied: Option<&str>, on_record: &[&str]| {
+            let mut c: ClusterRolloutStatus =
+                serde_json::from_value(serde_json::json!({"name": "c", "phase": "Applied"}))
+                    .unwrap();
+            c.applied_config_hash = applied.map(String::from);
+            c.accepted_disruptions = on_record.iter().map(|s| s.to_string()).collect();
+            c
+        };
+        let web = vec!["default/web holds 10.0.0.1".to_string()];
+        let mine = vec!["default/api holds 10.0.0.2".to_string()];
+        let same = status(Some("h1"), &["default/web holds 10.0.0.1"]);
+        let other = status(Some("h0"), &["default/web holds 10.0.0.1"]);
+        let none = status(Some("h1"), &[]);
+        // (status, desired, this process's record) -> on record
+        let table = [
+            (Some(&same), Some("h1"), &mine, &web),
+            (Some(&other), Some("h1"), &mine, &mine),
+            (Some(&none), Some("h1"), &mine, &mine),
+            (None, Some("h1"), &mine, &mine),
+            (Some(&same), None, &mine, &mine),
+        ];
+        for (prev, desired, recorded, want) in table {
+            assert_eq!(&disruptions_on_record(prev, desired, recorded), want);
+        }
+        assert_eq!(disruptions_after_apply(&web, mine.clone()), web);
+        assert_eq!(disruptions_after_apply(&[], mine.clone()), mine);
     }
 }

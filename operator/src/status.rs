@@ -25,6 +25,8 @@ pub struct ClusterOutcome {
     pub desired_config_hash: Option<String>,
     /// Services blocking a config change.
     pub blockers: Vec<String>,
+    /// Services the config in force disrupted, as accepted.
+    pub accepted_disruptions: Vec<String>,
     /// Objects now applied there (the prune inventory).
     pub applied_objects: Vec<AppliedObject>,
     /// Drift this reconcile put back, in words (for the `DriftCorrected` Event).
@@ -63,6 +65,7 @@ impl ClusterOutcome {
             applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
             desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
             blockers: vec![],
+            accepted_disruptions: vec![],
             applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
             corrected: vec![],
             pools: None,
@@ -141,6 +144,7 @@ pub fn cluster_status(
         desired_config_hash: o.desired_config_hash,
         message: Some(o.message).filter(|m| !m.is_empty()),
         blockers: o.blockers,
+        accepted_disruptions: o.accepted_disruptions,
         last_transition_time: Some(since),
         applied_objects: applied,
         pools,
@@ -225,6 +229,7 @@ mod tests {
             applied_config_hash: None,
             desired_config_hash: None,
             blockers: vec![],
+            accepted_disruptions: vec![],
             applied_objects: vec![],
             corrected: vec![],
             pools: None,

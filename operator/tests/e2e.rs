@@ -1589,7 +1589,7 @@ async fn gate(env: &Env) {
     .await;
     let c = eventually("disruption recorded", T, || async {
         let c = cluster_status(env, "attached-1").await?;
-        if c.phase == ClusterPhase::Applied && !c.blockers.is_empty() {
+        if c.phase == ClusterPhase::Applied && !c.accepted_disruptions.is_empty() {
             Ok(c)
         } else {
             Err(format!("{c:?}"))
@@ -1597,7 +1597,10 @@ async fn gate(env: &Env) {
     })
     .await
     .unwrap();
-    assert_eq!(c.blockers, vec!["disrupted (accepted): default/web2 holds 10.0.83.5, outside every pool of the new config".to_string()]);
+    assert_eq!(
+        c.accepted_disruptions,
+        vec!["default/web2 holds 10.0.83.5, outside every pool of the new config".to_string()]
+    );
     env.clusters
         .kubectl(
             "attached-1",

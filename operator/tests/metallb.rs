@@ -190,9 +190,9 @@ async fn e2e_metallb_rollouts_with_the_real_controller() {
     );
     let c = status().await.unwrap();
     assert_eq!(
-        c.blockers,
+        c.accepted_disruptions,
         vec![format!(
-            "disrupted (accepted): default/bgp-web holds {ip_g}, outside every pool of the new config"
+            "default/bgp-web holds {ip_g}, outside every pool of the new config"
         )]
     );
     drop(mlb);

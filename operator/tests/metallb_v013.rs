@@ -60,7 +60,7 @@ async fn e2e_metallb_v013_from_the_catalog_with_the_real_controller() {
     assert!(
         message.starts_with("MetalLB reports the configuration Invalid (controller pod metallb-controller-")
             && message.contains("metallb_k8s_client_config_stale_bool is 1, the latest configuration failed to load and it runs on the one before")
-            && message.ends_with("after the change was accepted over the check's hold (see blockers)"),
+            && message.ends_with("after the change was accepted over the check's hold (see acceptedDisruptions)"),
         "{message}"
     );
 }

@@ -72,9 +72,9 @@ async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
         Duration::from_secs(90),
         || async {
             let s = env.status().await?;
-            (s.phase == ClusterPhase::Applied && s.blockers.is_empty())
+            (s.phase == ClusterPhase::Applied && s.accepted_disruptions.is_empty())
                 .then_some(())
-                .ok_or(format!("{:?}: {:?} {:?}", s.phase, s.message, s.blockers))
+                .ok_or(format!("{:?}: {:?} {:?}", s.phase, s.message, s.accepted_disruptions))
         },
     )
     .await

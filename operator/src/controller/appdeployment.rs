@@ -92,6 +92,7 @@ async fn converge(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, E
                     .flat_map(|p| p.clusters.iter())
                     .map(|c| ClusterOutcome {
                         blockers: c.blockers.clone(),
+                        accepted_disruptions: c.accepted_disruptions.clone(),
                         ..ClusterOutcome::kept(
                             c.name.clone(),
                             Some(c),

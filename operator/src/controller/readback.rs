@@ -40,8 +40,7 @@ pub async fn metallb_says(
         None => return o,
     };
     let just_applied = o.applied_config_hash.as_deref() != before;
-    // An Applied cluster's blockers are the disruptions accepted to apply it.
-    let accepted = !o.blockers.is_empty();
+    let accepted = !o.accepted_disruptions.is_empty();
     match readback::judge(&says, just_applied, accepted) {
         Some((phase, message)) => ClusterOutcome {
             phase,

@@ -59,7 +59,7 @@ pub fn judge(says: &Says, just_applied: bool, accepted: bool) -> Option<(Cluster
         Says::Invalid(why) if accepted => Some((
             ClusterPhase::Failed,
             format!(
-                "MetalLB reports the configuration Invalid ({why}), after the change was accepted over the check's hold (see blockers)"
+                "MetalLB reports the configuration Invalid ({why}), after the change was accepted over the check's hold (see acceptedDisruptions)"
             ),
         )),
         Says::Invalid(why) => Some((
@@ -223,8 +223,9 @@ mod tests {
         }
         let accepted = judge(&invalid, false, true).unwrap().1;
         assert!(
-            accepted
-                .ends_with("after the change was accepted over the check's hold (see blockers)"),
+            accepted.ends_with(
+                "after the change was accepted over the check's hold (see acceptedDisruptions)"
+            ),
             "{accepted}"
         );
         let waiting = judge(&Says::Valid, true, false).unwrap().1;

@@ -20,6 +20,7 @@ fn cluster(name: &str, pools: Vec<PoolCapacity>) -> ClusterRolloutStatus {
         desired_config_hash: None,
         message: None,
         blockers: vec![],
+        accepted_disruptions: vec![],
         last_transition_time: None,
         applied_objects: vec![],
         pools,

@@ -194,6 +194,10 @@ pub struct ClusterRolloutStatus {
     /// Services (`namespace/name` and why) that block the new config.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blockers: Vec<String>,
+    /// Services (`namespace/name` and why) the config in force disrupted, as a person accepted
+    /// (`apps.kommander.d2iq.io/accept-disruption`); on record while that config is in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_disruptions: Vec<String>,
     /// When the phase last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,

@@ -126,6 +126,7 @@ pub(super) async fn remove_untargeted(
                 applied_config_hash: None,
                 desired_config_hash: None,
                 blockers: vec![],
+                accepted_disruptions: vec![],
                 applied_objects: old.applied_objects.clone(),
                 corrected: vec![],
                 pools: None,

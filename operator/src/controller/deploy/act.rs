@@ -1,7 +1,7 @@
 //! Act: carry out the plan on one cluster (apply in order, prune, record what was accepted).
 
 use super::observe::Observed;
-use super::outcome::{DISRUPTED, inventory, object_key, outcome};
+use super::outcome::{inventory, object_key, outcome};
 use crate::controller::applied::AppliedRecord;
 use crate::controller::context::Context;
 use crate::drift::Drift;
@@ -38,19 +38,8 @@ pub(super) async fn act(
         o
     };
     // Who an accepted config disrupted stays on record while that config is in force.
-    let mut prior_disruptions: Vec<String> = prev
-        .filter(|p| p.applied_config_hash.is_some() && p.applied_config_hash == desired_hash)
-        .map(|p| {
-            p.blockers
-                .iter()
-                .filter(|b| b.starts_with(DISRUPTED))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    if prior_disruptions.is_empty() {
-        prior_disruptions = obs.recorded_disruptions.clone();
-    }
+    let prior_disruptions =
+        plan::disruptions_on_record(prev, desired_hash.as_deref(), &obs.recorded_disruptions);
     match plan {
         Plan::Keep => {
             let message = prev
@@ -61,7 +50,7 @@ pub(super) async fn act(
                 outcome(kc, ClusterPhase::Applied, message, inventory(&obs.objects)),
                 desired_hash.clone(),
             );
-            o.blockers = prior_disruptions;
+            o.accepted_disruptions = prior_disruptions;
             o
         }
         Plan::Report(drift) => with_hashes(
@@ -105,15 +94,7 @@ pub(super) async fn act(
             disrupted,
             restoring,
         } => {
-            let disrupted: Vec<String> = disrupted
-                .iter()
-                .map(|b| format!("{DISRUPTED}{b}"))
-                .collect();
-            let on_record = if disrupted.is_empty() {
-                prior_disruptions
-            } else {
-                disrupted.clone()
-            };
+            let on_record = plan::disruptions_after_apply(&disrupted, prior_disruptions);
             let mut o = write_objects(ctx, ad, kc, &previous, obs, &restoring, &on_record).await;
             if o.phase == ClusterPhase::Applied {
                 o = with_hashes(o, desired_hash.clone());
@@ -123,7 +104,7 @@ pub(super) async fn act(
                         disrupted.len()
                     ));
                 }
-                o.blockers = on_record;
+                o.accepted_disruptions = on_record;
             }
             o
         }

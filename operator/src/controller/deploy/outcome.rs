@@ -6,9 +6,6 @@ use crate::resources::{AppliedObject, ClusterPhase, KommanderCluster};
 use crate::status::ClusterOutcome;
 use kube::ResourceExt;
 
-/// Prefix of a status entry naming a Service an accepted config disrupted.
-pub const DISRUPTED: &str = "disrupted (accepted): ";
-
 pub(super) fn outcome(
     kc: &KommanderCluster,
     phase: ClusterPhase,
@@ -23,6 +20,7 @@ pub(super) fn outcome(
         applied_config_hash: None,
         desired_config_hash: None,
         blockers: vec![],
+        accepted_disruptions: vec![],
         applied_objects: applied,
         corrected: vec![],
         pools: None,
