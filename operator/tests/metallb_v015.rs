@@ -74,7 +74,10 @@ async fn e2e_metallb_v015_from_the_catalog_with_the_real_controller() {
             let s = env.status().await?;
             (s.phase == ClusterPhase::Applied && s.accepted_disruptions.is_empty())
                 .then_some(())
-                .ok_or(format!("{:?}: {:?} {:?}", s.phase, s.message, s.accepted_disruptions))
+                .ok_or(format!(
+                    "{:?}: {:?} {:?}",
+                    s.phase, s.message, s.accepted_disruptions
+                ))
         },
     )
     .await

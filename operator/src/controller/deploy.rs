@@ -11,6 +11,8 @@ mod observe;
 pub mod outcome;
 mod prepare;
 mod remember;
+#[cfg(test)]
+mod tests;
 
 pub use prepare::prepare;
 
