@@ -58,15 +58,36 @@ impl ClusterOutcome {
         message: String,
     ) -> Self {
         ClusterOutcome {
-            cluster,
-            phase,
             revision: prev.and_then(|p| p.revision.clone()),
-            message,
             applied_config_hash: prev.and_then(|p| p.applied_config_hash.clone()),
             desired_config_hash: prev.and_then(|p| p.desired_config_hash.clone()),
+            ..ClusterOutcome::new(
+                cluster,
+                phase,
+                message,
+                prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
+            )
+        }
+    }
+
+    /// An outcome with `applied` on record and nothing else known yet (no revision, hashes,
+    /// blockers or counts).
+    pub fn new(
+        cluster: String,
+        phase: ClusterPhase,
+        message: String,
+        applied: Vec<AppliedObject>,
+    ) -> Self {
+        ClusterOutcome {
+            cluster,
+            phase,
+            revision: None,
+            message,
+            applied_config_hash: None,
+            desired_config_hash: None,
             blockers: vec![],
             accepted_disruptions: vec![],
-            applied_objects: prev.map(|p| p.applied_objects.clone()).unwrap_or_default(),
+            applied_objects: applied,
             corrected: vec![],
             pools: None,
             warnings: None,

@@ -30,25 +30,28 @@ async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
     let clusters = &env.clusters;
     let k = |c: &str, args: &[&str], stdin: Option<&str>| clusters.kubectl(c, args, stdin);
     let status = || env.status();
+    // The controller Deployment's image.
+    let image = || {
+        k(
+            "attached-1",
+            &[
+                "-n",
+                NS,
+                "get",
+                "deployment",
+                "metallb-controller",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ],
+            None,
+        )
+    };
     let phase = |want: ClusterPhase, app: &'static str| {
         let status = &status;
         async move {
             eventually(&format!("{want:?} with {app}"), T, || async {
                 let c: ClusterRolloutStatus = status().await?;
-                let image = k(
-                    "attached-1",
-                    &[
-                        "-n",
-                        NS,
-                        "get",
-                        "deployment",
-                        "metallb-controller",
-                        "-o",
-                        "jsonpath={.spec.template.spec.containers[0].image}",
-                    ],
-                    None,
-                )
-                .unwrap_or_default();
+                let image = image().unwrap_or_default();
                 if c.phase == want && image.ends_with(app) {
                     Ok(c)
                 } else {
@@ -133,21 +136,8 @@ async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
             "default/{holder} would lose 10.0.50.25 (no pool of the new config holds it) and get 10.0.50.28"
         )]
     );
-    let image = k(
-        "attached-1",
-        &[
-            "-n",
-            NS,
-            "get",
-            "deployment",
-            "metallb-controller",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
-        ],
-        None,
-    )
-    .unwrap();
-    assert!(image.ends_with("v0.12.1"), "{image}");
+    let running = image().unwrap();
+    assert!(running.ends_with("v0.12.1"), "{running}");
     k(
         "attached-1",
         &["-n", NS, "get", "configmap", "metallb"],
@@ -176,19 +166,7 @@ async fn e2e_metallb_upgrade_from_0_12_keeps_every_ip() {
     // The Deployment now runs v0.15.2: its old pod goes, the new one starts (the process
     // standing in for the pod is swapped when the image changes, as a rollout would).
     eventually("the Deployment runs v0.15.2", T, || async {
-        let image = k(
-            "attached-1",
-            &[
-                "-n",
-                NS,
-                "get",
-                "deployment",
-                "metallb-controller",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].image}",
-            ],
-            None,
-        )?;
+        let image = image()?;
         image.ends_with("v0.15.2").then_some(()).ok_or(image)
     })
     .await

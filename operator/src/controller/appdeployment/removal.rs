@@ -118,23 +118,12 @@ pub(super) async fn remove_untargeted(
                 }
                 publish(ctx, ad, EventType::Normal, "Removed", note).await;
             }
-            Err(e) => kept.push(ClusterOutcome {
-                cluster: old.name.clone(),
-                phase: ClusterPhase::Failed,
-                revision: None,
-                message: format!("{why}, but removing its objects failed: {e}"),
-                applied_config_hash: None,
-                desired_config_hash: None,
-                blockers: vec![],
-                accepted_disruptions: vec![],
-                applied_objects: old.applied_objects.clone(),
-                corrected: vec![],
-                pools: None,
-                warnings: None,
-                hooks: None,
-                shared: None,
-                announced: None,
-            }),
+            Err(e) => kept.push(ClusterOutcome::new(
+                old.name.clone(),
+                ClusterPhase::Failed,
+                format!("{why}, but removing its objects failed: {e}"),
+                old.applied_objects.clone(),
+            )),
         }
     }
     kept

@@ -12,23 +12,7 @@ pub(super) fn outcome(
     message: String,
     applied: Vec<AppliedObject>,
 ) -> ClusterOutcome {
-    ClusterOutcome {
-        cluster: kc.name_any(),
-        phase,
-        revision: None,
-        message,
-        applied_config_hash: None,
-        desired_config_hash: None,
-        blockers: vec![],
-        accepted_disruptions: vec![],
-        applied_objects: applied,
-        corrected: vec![],
-        pools: None,
-        warnings: None,
-        hooks: None,
-        shared: None,
-        announced: None,
-    }
+    ClusterOutcome::new(kc.name_any(), phase, message, applied)
 }
 
 pub(super) fn object_key(o: &AppliedObject) -> ObjKey {
