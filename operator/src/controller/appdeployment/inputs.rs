@@ -9,7 +9,7 @@ use crate::controller::deploy::inputs::Inputs;
 use crate::remote::short_error;
 use crate::render::CompiledApp;
 use crate::render::limits::MAX_VALUES_BYTES;
-use crate::resources::{App, AppDeployment, AppKind, ClusterApp};
+use crate::resources::{App, AppDefinition, AppDeployment, AppKind, ClusterApp};
 use crate::values::{self, Values};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
@@ -37,6 +37,57 @@ pub(super) fn app_key(ad: &AppDeployment, ns: &str) -> String {
     }
 }
 
+/// The app `spec.appRef` names, read (its resourceVersion, name and definition); a missing
+/// one's checked copy is forgotten.
+async fn read_app(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    key: &str,
+) -> Result<(String, String, AppDefinition), Blocker> {
+    let r = &ad.spec.app_ref;
+    let parts = |rv: Option<String>, name: String, app| (rv.unwrap_or_default(), name, app);
+    let (found, missing, unreadable) = match r.kind {
+        AppKind::ClusterApp => (
+            Api::<ClusterApp>::all(ctx.client.clone())
+                .get_opt(&r.name)
+                .await
+                .map(|a| a.map(|a| parts(a.resource_version(), a.name_any(), a.spec.app))),
+            format!("ClusterApp {:?} not found", r.name),
+            format!("ClusterApp {:?}", r.name),
+        ),
+        AppKind::App => {
+            let got = Api::<App>::namespaced(ctx.client.clone(), ns)
+                .get_opt(&r.name)
+                .await;
+            if let Ok(Some(a)) = &got {
+                tenant_cluster_scoped_kinds(ctx, ns, a).await?;
+            }
+            (
+                got.map(|a| a.map(|a| parts(a.resource_version(), a.name_any(), a.spec.app))),
+                format!(
+                    "App {:?} not found in namespace {ns} (an App is only usable from its own workspace)",
+                    r.name
+                ),
+                format!("App {ns}/{:?}", r.name),
+            )
+        }
+    };
+    match found {
+        Ok(Some(app)) => Ok(app),
+        Ok(None) => {
+            // A deleted app's checked copy goes with it.
+            ctx.apps.lock().await.remove(key);
+            let m = format!("spec.appRef: {missing}");
+            Err(blocker("AppNotFound", m, BlockerKind::Invalid))
+        }
+        Err(e) => {
+            let m = format!("spec.appRef: cannot read {unreadable}: {e}");
+            Err(blocker("AppUnreadable", m, BlockerKind::Transient))
+        }
+    }
+}
+
 pub(super) async fn checked_app(
     ctx: &Context,
     ad: &AppDeployment,
@@ -46,65 +97,7 @@ pub(super) async fn checked_app(
     crate::names::check("spec.appRef.name", &r.name)
         .map_err(|m| blocker("InvalidReference", m, BlockerKind::Invalid))?;
     let key = app_key(ad, ns);
-    let (version, name, def) = match r.kind {
-        AppKind::ClusterApp => {
-            let api: Api<ClusterApp> = Api::all(ctx.client.clone());
-            match api.get_opt(&r.name).await {
-                Ok(Some(a)) => (
-                    a.resource_version().unwrap_or_default(),
-                    a.name_any(),
-                    a.spec.app,
-                ),
-                Ok(None) => {
-                    // A deleted app's checked copy goes with it.
-                    ctx.apps.lock().await.remove(&key);
-                    return Err(blocker(
-                        "AppNotFound",
-                        format!("spec.appRef: ClusterApp {:?} not found", r.name),
-                        BlockerKind::Invalid,
-                    ));
-                }
-                Err(e) => {
-                    return Err(blocker(
-                        "AppUnreadable",
-                        format!("spec.appRef: cannot read ClusterApp {:?}: {e}", r.name),
-                        BlockerKind::Transient,
-                    ));
-                }
-            }
-        }
-        AppKind::App => {
-            let api: Api<App> = Api::namespaced(ctx.client.clone(), ns);
-            match api.get_opt(&r.name).await {
-                Ok(Some(a)) => {
-                    tenant_cluster_scoped_kinds(ctx, ns, &a).await?;
-                    (
-                        a.resource_version().unwrap_or_default(),
-                        a.name_any(),
-                        a.spec.app,
-                    )
-                }
-                Ok(None) => {
-                    ctx.apps.lock().await.remove(&key);
-                    return Err(blocker(
-                        "AppNotFound",
-                        format!(
-                            "spec.appRef: App {:?} not found in namespace {ns} (an App is only usable from its own workspace)",
-                            r.name
-                        ),
-                        BlockerKind::Invalid,
-                    ));
-                }
-                Err(e) => {
-                    return Err(blocker(
-                        "AppUnreadable",
-                        format!("spec.appRef: cannot read App {ns}/{:?}: {e}", r.name),
-                        BlockerKind::Transient,
-                    ));
-                }
-            }
-        }
-    };
+    let (version, name, def) = read_app(ctx, ad, ns, &key).await?;
     if let Some((_, app)) = ctx
         .apps
         .lock()
