@@ -161,9 +161,10 @@ pub fn disruptions_after_apply(disrupted: &[String], on_record: Vec<String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::metallb_v012::MetallbV012;
     use crate::drift::ObjKey;
     use crate::metallb::safety::LiveService;
-    use crate::rollout::{MetallbV012, config_hash};
+    use crate::rollout::config_hash;
 
     const WIDE: &str =
         "address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n  - 10.0.50.0/24\n";

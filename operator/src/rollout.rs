@@ -3,10 +3,8 @@
 
 use crate::manifest::{LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, ManifestObject};
 use crate::metallb::capacity::{self, PoolUse};
-use crate::metallb::cluster::{self, ClusterFacts};
-use crate::metallb::config::{self as mlb, SpeakerMode};
-use crate::metallb::nodes;
-use crate::metallb::safety::{self, LiveService};
+use crate::metallb::cluster::ClusterFacts;
+use crate::metallb::safety::LiveService;
 use crate::metallb::segments::PoolAddresses;
 use crate::render::{ConfigSource, ResolvedRollout};
 use crate::resources::{ConfigKind, RestartTarget};
@@ -301,78 +299,6 @@ pub trait ConfigCheck: Sync {
     }
 }
 
-/// MetalLB 0.12 (ConfigMap-configured): every config rule, the cluster's networks and
-/// kube-proxy mode, and the Services holding IPs.
-pub struct MetallbV012;
-
-impl ConfigCheck for MetallbV012 {
-    fn validate(&self, new: &str, live: &LiveState) -> Vec<String> {
-        match mlb::parse(new, SpeakerMode::Native) {
-            Err(e) => e.0.iter().map(ToString::to_string).collect(),
-            Ok(cfg) => cluster::validate(&cfg, &live.facts)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        }
-    }
-
-    fn breaks(&self, new: &str, live: &LiveState) -> Vec<String> {
-        let Ok(new) = mlb::parse(new, SpeakerMode::Native) else {
-            return Vec::new();
-        };
-        // An unparsable live config cannot be compared with; MetalLB would not be running it.
-        let old = live
-            .config
-            .as_deref()
-            .and_then(|t| mlb::parse(t, SpeakerMode::Native).ok());
-        safety::check(old.as_ref(), &new, &live.services)
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
-
-    fn announces_layer2(&self, new: &str, _live: &LiveState) -> bool {
-        mlb::parse(new, SpeakerMode::Native).is_ok_and(|cfg| {
-            cfg.pools
-                .iter()
-                .any(|p| p.protocol == mlb::Protocol::Layer2)
-        })
-    }
-
-    fn warnings(&self, new: &str, live: &LiveState) -> Vec<String> {
-        let Ok(cfg) = mlb::parse(new, SpeakerMode::Native) else {
-            return Vec::new();
-        };
-        let layer2 = cfg
-            .pools
-            .iter()
-            .filter(|p| p.protocol == mlb::Protocol::Layer2)
-            .map(|p| (p.name.as_str(), p.cidrs.as_slice()));
-        nodes::off_subnet(layer2, &live.facts.node_subnets)
-    }
-
-    fn capacity(&self, config: &str, live: &LiveState) -> Vec<PoolUse> {
-        mlb::parse(config, SpeakerMode::Native)
-            .map(|cfg| capacity::of_config(&cfg, &live.services))
-            .unwrap_or_default()
-    }
-
-    fn addresses(&self, config: &str, _live: &LiveState) -> Vec<PoolAddresses> {
-        let Ok(cfg) = mlb::parse(config, SpeakerMode::Native) else {
-            return Vec::new();
-        };
-        cfg.pools
-            .iter()
-            .map(|p| PoolAddresses {
-                name: p.name.clone(),
-                layer2: p.protocol == mlb::Protocol::Layer2,
-                bgp: p.protocol == mlb::Protocol::Bgp,
-                cidrs: p.cidrs.clone(),
-            })
-            .collect()
-    }
-}
-
 /// Decide for one cluster. `accepted` is the accept-disruption annotation's value, if any.
 pub fn decide(
     desired: &RuntimeConfig,
@@ -403,6 +329,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::metallb_v012::MetallbV012;
     use serde_json::json;
 
     fn cm(name: &str, data: Value) -> ManifestObject {

@@ -1,12 +1,18 @@
-//! MetalLB 0.12 (ConfigMap-configured): the LoadBalancer Services and the IPs they hold, the
-//! cluster's pod and service networks, and kube-proxy's mode.
+//! MetalLB 0.12 (ConfigMap-configured), the whole check in one file: what it reads (the
+//! LoadBalancer Services and the IPs they hold, the cluster's pod and service networks,
+//! kube-proxy's mode) and its rules (`MetallbV012`: every config rule of `metallb::config`, the
+//! networks, and the Services a change would break, from `metallb::safety`).
 
 use super::adapter::{Adapter, Source};
+use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
+use crate::metallb::config::{self as mlb, SpeakerMode};
 use crate::metallb::nodes::NodeSubnets;
 use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
+use crate::metallb::segments::PoolAddresses;
+use crate::metallb::{cluster, nodes, safety};
 use crate::remote::{excerpt, short_error};
-use crate::rollout::{ConfigCheck, LiveState, MetallbV012};
+use crate::rollout::{ConfigCheck, LiveState};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use kube::ResourceExt;
@@ -180,4 +186,76 @@ pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
         notes,
         foreign: Vec::new(),
     })
+}
+
+/// MetalLB 0.12 (ConfigMap-configured): every config rule, the cluster's networks and
+/// kube-proxy mode, and the Services holding IPs.
+pub struct MetallbV012;
+
+impl ConfigCheck for MetallbV012 {
+    fn validate(&self, new: &str, live: &LiveState) -> Vec<String> {
+        match mlb::parse(new, SpeakerMode::Native) {
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+            Ok(cfg) => cluster::validate(&cfg, &live.facts)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+
+    fn breaks(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Ok(new) = mlb::parse(new, SpeakerMode::Native) else {
+            return Vec::new();
+        };
+        // An unparsable live config cannot be compared with; MetalLB would not be running it.
+        let old = live
+            .config
+            .as_deref()
+            .and_then(|t| mlb::parse(t, SpeakerMode::Native).ok());
+        safety::check(old.as_ref(), &new, &live.services)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn announces_layer2(&self, new: &str, _live: &LiveState) -> bool {
+        mlb::parse(new, SpeakerMode::Native).is_ok_and(|cfg| {
+            cfg.pools
+                .iter()
+                .any(|p| p.protocol == mlb::Protocol::Layer2)
+        })
+    }
+
+    fn warnings(&self, new: &str, live: &LiveState) -> Vec<String> {
+        let Ok(cfg) = mlb::parse(new, SpeakerMode::Native) else {
+            return Vec::new();
+        };
+        let layer2 = cfg
+            .pools
+            .iter()
+            .filter(|p| p.protocol == mlb::Protocol::Layer2)
+            .map(|p| (p.name.as_str(), p.cidrs.as_slice()));
+        nodes::off_subnet(layer2, &live.facts.node_subnets)
+    }
+
+    fn capacity(&self, config: &str, live: &LiveState) -> Vec<PoolUse> {
+        mlb::parse(config, SpeakerMode::Native)
+            .map(|cfg| capacity::of_config(&cfg, &live.services))
+            .unwrap_or_default()
+    }
+
+    fn addresses(&self, config: &str, _live: &LiveState) -> Vec<PoolAddresses> {
+        let Ok(cfg) = mlb::parse(config, SpeakerMode::Native) else {
+            return Vec::new();
+        };
+        cfg.pools
+            .iter()
+            .map(|p| PoolAddresses {
+                name: p.name.clone(),
+                layer2: p.protocol == mlb::Protocol::Layer2,
+                bgp: p.protocol == mlb::Protocol::Bgp,
+                cidrs: p.cidrs.clone(),
+            })
+            .collect()
+    }
 }
