@@ -90,28 +90,11 @@ pub(super) async fn observe(
         hooks,
         render_hash,
     } = prepared;
-    if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
-        let why = kc
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.first())
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        return Err((
-            ClusterPhase::Unreachable,
-            format!("cluster is unreachable: {why}"),
-        ));
-    }
-    let conn = ctx
-        .clusters
-        .connect(kc)
-        .await
-        .map_err(|e| (ClusterPhase::Unreachable, e.to_string()))?;
+    let conn = connect(ctx, kc).await?;
     let key: ClusterKey = (ns.to_string(), cluster.clone());
     // A new watch set (first deploy here, or a new kubeconfig) starts with a full apply: that
     // records what is there and starts the watches of its kinds.
     let fresh = !ctx.watches.is_connected(&key, &conn);
-
     let record = ctx
         .applied
         .lock()
@@ -119,30 +102,8 @@ pub(super) async fn observe(
         .get(&(ad.uid().unwrap_or_default(), cluster.clone()))
         .filter(|r| r.render == render_hash)
         .cloned();
-    let applied_here = record.is_some();
-    let settled = prev.is_some_and(|p| {
-        // Failed too: with this render applied here, a failure is its workloads', and
-        // applying again would not mend it.
-        matches!(
-            p.phase,
-            ClusterPhase::Applied
-                | ClusterPhase::Progressing
-                | ClusterPhase::Failed
-                | ClusterPhase::Drifted
-                | ClusterPhase::Blocked
-        )
-    });
-    let unchanged = !fresh && applied_here && settled;
-    let mut drift = if unchanged {
-        ctx.watches.drift(&key, &ad.name_any())
-    } else {
-        Vec::new()
-    };
-    let mut not_drift = Vec::new();
-    if !drift.is_empty() && ad.spec.drift == DriftPolicy::Report {
-        (drift, not_drift) = confirmed(ctx, &conn, &key, &objects, drift).await;
-    }
-
+    let unchanged = !fresh && record.is_some() && settled(prev);
+    let (drift, not_drift) = drift_of(ctx, ad, &conn, &key, &objects, unchanged).await;
     let check = rollout
         .as_ref()
         .and_then(|p| p.safety_check)
@@ -159,31 +120,16 @@ pub(super) async fn observe(
         accepted: None,
     }) || (network_changed && check.is_some() && desired.is_some());
     let services_seen = ctx.watches.services_seen(&key);
-    // Watched whether or not a change is pending: the pools' use is counted against them.
-    let watch_services = check.is_some_and(|c| c.reads_services());
     let live = match (&rollout, needs_live) {
         (Some(p), true) => {
-            let source = checks::adapter::Source {
-                client: &conn.client,
-                network: kc.spec.network.as_ref(),
-                // A new connection's watch knows nothing yet: the check reads them.
-                services: (!fresh).then(|| ctx.watches.services(&key)).flatten(),
-            };
-            let defaults = desired
-                .as_ref()
-                .map(|d| d.defaults.clone())
-                .unwrap_or_default();
-            Some(
-                checks::live_state(&source, ns, p, &defaults)
-                    .await
-                    .map_err(|e| (ClusterPhase::Unreachable, e))?,
-            )
+            Some(live_of(ctx, kc, ns, &conn, &key, fresh, p, desired.as_ref()).await?)
         }
         _ => None,
     };
     let learned = Learned {
         fresh,
-        watch_services,
+        // Watched whether or not a change is pending: the pools' use is counted against them.
+        watch_services: check.is_some_and(|c| c.reads_services()),
         not_drift,
         network: (network_changed && live.is_some()).then_some(network),
     };
@@ -202,6 +148,85 @@ pub(super) async fn observe(
         recorded_disruptions: record.map(|r| r.disrupted).unwrap_or_default(),
         learned,
     })
+}
+
+/// The cluster's connection; a cluster its KommanderCluster reports unreachable is not tried.
+async fn connect(ctx: &Context, kc: &KommanderCluster) -> Result<Connection, Stop> {
+    if kc.status.as_ref().and_then(|s| s.phase) == Some(JoinPhase::Unreachable) {
+        let why = kc
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        return Err((
+            ClusterPhase::Unreachable,
+            format!("cluster is unreachable: {why}"),
+        ));
+    }
+    ctx.clusters
+        .connect(kc)
+        .await
+        .map_err(|e| (ClusterPhase::Unreachable, e.to_string()))
+}
+
+/// Whether the cluster's last phase speaks of this render applied. Failed too: with this
+/// render applied here, a failure is its workloads', and applying again would not mend it.
+fn settled(prev: Option<&ClusterRolloutStatus>) -> bool {
+    prev.is_some_and(|p| {
+        matches!(
+            p.phase,
+            ClusterPhase::Applied
+                | ClusterPhase::Progressing
+                | ClusterPhase::Failed
+                | ClusterPhase::Drifted
+                | ClusterPhase::Blocked
+        )
+    })
+}
+
+/// What the watches saw change of an unchanged render (nothing to look at otherwise), and,
+/// with `spec.drift: Report`, what a dry run shows is not drift.
+async fn drift_of(
+    ctx: &Context,
+    ad: &AppDeployment,
+    conn: &Connection,
+    key: &ClusterKey,
+    objects: &[ManifestObject],
+    unchanged: bool,
+) -> (Vec<Drift>, Vec<ObjKey>) {
+    if !unchanged {
+        return (Vec::new(), Vec::new());
+    }
+    let drift = ctx.watches.drift(key, &ad.name_any());
+    if drift.is_empty() || ad.spec.drift != DriftPolicy::Report {
+        return (drift, Vec::new());
+    }
+    confirmed(ctx, conn, key, objects, drift).await
+}
+
+/// The live state the app's safety check reads from the cluster.
+#[allow(clippy::too_many_arguments)]
+async fn live_of(
+    ctx: &Context,
+    kc: &KommanderCluster,
+    ns: &str,
+    conn: &Connection,
+    key: &ClusterKey,
+    fresh: bool,
+    rollout: &ResolvedRollout,
+    desired: Option<&RuntimeConfig>,
+) -> Result<LiveState, Stop> {
+    let source = checks::adapter::Source {
+        client: &conn.client,
+        network: kc.spec.network.as_ref(),
+        // A new connection's watch knows nothing yet: the check reads them.
+        services: (!fresh).then(|| ctx.watches.services(key)).flatten(),
+    };
+    let defaults = desired.map(|d| d.defaults.clone()).unwrap_or_default();
+    checks::live_state(&source, ns, rollout, &defaults)
+        .await
+        .map_err(|e| (ClusterPhase::Unreachable, e))
 }
 
 /// With `spec.drift: Report`, a suspect is reported only if applying would change it (a dry
