@@ -195,30 +195,13 @@ async fn write_objects(
     let stale = targets::stale(previous, &applied);
     let mut message = format!("{} objects applied", applied.len());
     if !stale.is_empty() {
-        match ctx
-            .discovery
-            .delete_all(client, &cluster_key, &owner, &stale)
-            .await
-        {
-            Ok(report) => {
-                ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
-                message.push_str(&format!(", {} pruned", report.deleted));
-                if !report.not_owned.is_empty() {
-                    message.push_str(&format!(
-                        "; not pruned, not ours: {}",
-                        report.not_owned.join(", ")
-                    ));
-                }
-            }
+        match prune(ctx, client, &cluster_key, &owner, &stale).await {
+            Ok(pruned) => message.push_str(&pruned),
             Err(e) => {
                 let mut keep = applied.clone();
                 keep.extend(stale);
-                return outcome(
-                    kc,
-                    ClusterPhase::Failed,
-                    format!("applied, but pruning failed: {e}"),
-                    keep,
-                );
+                let m = format!("applied, but pruning failed: {e}");
+                return outcome(kc, ClusterPhase::Failed, m, keep);
             }
         }
     }
@@ -240,16 +223,7 @@ async fn write_objects(
             message.push_str(&format!("; {note}"));
         }
     }
-    // Drift counts as put back only where the apply really changed something.
-    let corrected: Vec<String> = restoring
-        .iter()
-        .filter(|d| {
-            written
-                .iter()
-                .any(|w| w.changed && object_key(&w.object) == *d.object())
-        })
-        .map(ToString::to_string)
-        .collect();
+    let corrected = put_back(restoring, &written);
     if !corrected.is_empty() {
         message.push_str(&format!(
             "; put back what was changed on the cluster: {}",
@@ -259,4 +233,39 @@ async fn write_objects(
     let mut o = outcome(kc, ClusterPhase::Applied, message, applied);
     o.corrected = corrected;
     o
+}
+
+/// Delete what is no longer rendered (what another owner took over stays); what to add to the
+/// message.
+async fn prune(
+    ctx: &Context,
+    client: &kube::Client,
+    cluster_key: &str,
+    owner: &Owner<'_>,
+    stale: &[AppliedObject],
+) -> Result<String, targets::TargetError> {
+    let report = ctx
+        .discovery
+        .delete_all(client, cluster_key, owner, stale)
+        .await?;
+    ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
+    let mut message = format!(", {} pruned", report.deleted);
+    if !report.not_owned.is_empty() {
+        let not_owned = report.not_owned.join(", ");
+        message.push_str(&format!("; not pruned, not ours: {not_owned}"));
+    }
+    Ok(message)
+}
+
+/// The drift this apply put back: only where it really changed something.
+fn put_back(restoring: &[Drift], written: &[Written]) -> Vec<String> {
+    restoring
+        .iter()
+        .filter(|d| {
+            written
+                .iter()
+                .any(|w| w.changed && object_key(&w.object) == *d.object())
+        })
+        .map(ToString::to_string)
+        .collect()
 }
