@@ -62,30 +62,17 @@ pub(super) async fn act(
             ),
             None,
         ),
-        Plan::Invalid(errors) => {
-            let where_ = obs
-                .desired
-                .as_ref()
-                .map(|d| d.source.clone())
-                .unwrap_or_default();
-            let msg = format!(
-                "new runtime config in {where_} is invalid, nothing applied: {}",
-                errors.join("; ")
-            );
-            with_hashes(outcome(kc, ClusterPhase::Invalid, msg, previous), live_hash)
-        }
+        Plan::Invalid(errors) => with_hashes(
+            outcome(
+                kc,
+                ClusterPhase::Invalid,
+                invalid_message(obs, &errors),
+                previous,
+            ),
+            live_hash,
+        ),
         Plan::Hold { breaks, restoring } => {
-            let shortfalls = match (obs.rules(), &obs.desired, &obs.live) {
-                (Some(rules), Some(d), Some(live)) => rules.shortfalls(&d.text, live),
-                _ => Vec::new(),
-            };
-            let msg = plan::hold_message(
-                desired_hash.as_deref().unwrap_or_default(),
-                &breaks,
-                &shortfalls,
-                &restoring,
-                rollout::ACCEPT_DISRUPTION_ANNOTATION,
-            );
+            let msg = hold_message(obs, desired_hash.as_deref(), &breaks, &restoring);
             let mut o = with_hashes(outcome(kc, ClusterPhase::Blocked, msg, previous), live_hash);
             o.blockers = breaks;
             o
@@ -109,6 +96,40 @@ pub(super) async fn act(
             o
         }
     }
+}
+
+/// Why nothing was applied: the new runtime config, where it is, is invalid.
+fn invalid_message(obs: &Observed, errors: &[String]) -> String {
+    let where_ = obs
+        .desired
+        .as_ref()
+        .map(|d| d.source.clone())
+        .unwrap_or_default();
+    format!(
+        "new runtime config in {where_} is invalid, nothing applied: {}",
+        errors.join("; ")
+    )
+}
+
+/// Why the change is held: the Services it breaks, the pools it leaves short, the drift it
+/// would have put back, and how to accept it.
+fn hold_message(
+    obs: &Observed,
+    desired_hash: Option<&str>,
+    breaks: &[String],
+    restoring: &[Drift],
+) -> String {
+    let shortfalls = match (obs.rules(), &obs.desired, &obs.live) {
+        (Some(rules), Some(d), Some(live)) => rules.shortfalls(&d.text, live),
+        _ => Vec::new(),
+    };
+    plan::hold_message(
+        desired_hash.unwrap_or_default(),
+        breaks,
+        &shortfalls,
+        restoring,
+        rollout::ACCEPT_DISRUPTION_ANNOTATION,
+    )
 }
 
 /// The rendered objects in the order they are written: the runtime config before the
