@@ -4,7 +4,7 @@
 use super::settings::Settings;
 use super::{
     app_cache, applied, capabilities, chart_render, charts, clients::ClusterClients, fleet,
-    render_cache, sandbox, watches, written,
+    readback, render_cache, sandbox, watches, written,
 };
 use crate::metrics::Metrics;
 use crate::resources::KommanderCluster;
@@ -41,6 +41,8 @@ pub struct Context {
     pub host_namespace: String,
     /// The render worker processes, bounded in number.
     pub renders: sandbox::Workers,
+    /// Clusters whose MetalLB controller metrics could not be read, and when.
+    pub metrics_misses: readback::Misses,
     /// Renders done, by job.
     pub rendered: render_cache::RenderCache,
     /// How long one operation on one target cluster may take.
@@ -140,6 +142,7 @@ impl Context {
             host_namespace: settings.host_namespace.clone(),
             renders: sandbox::Workers::default(),
             rendered: render_cache::RenderCache::default(),
+            metrics_misses: readback::Misses::default(),
             cluster_deadline: settings.cluster_deadline,
             detach_timeout: settings.detach_timeout,
             discovery: Discovery::default(),

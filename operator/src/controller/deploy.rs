@@ -205,7 +205,14 @@ async fn read_back(
     let client = &observed.conn.client;
     let check = observed.rollout.as_ref().and_then(|p| p.safety_check);
     let before = prev.and_then(|p| p.applied_config_hash.as_deref());
-    let o = readback::metallb_says(client, ns, check, &observed.objects, before, o).await;
+    let from = readback::Source {
+        client,
+        ns,
+        cluster: who.cluster,
+        check,
+        objects: &observed.objects,
+    };
+    let o = readback::metallb_says(&from, &ctx.metrics_misses, before, o).await;
     if let Some(d) = &observed.desired
         && o.applied_config_hash.as_deref() == Some(d.hash.as_str())
     {

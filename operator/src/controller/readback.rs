@@ -16,30 +16,72 @@ use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// How long a controller's metrics may take to come back through the pod proxy.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// When each cluster's controller metrics last could not be read (by `namespace/cluster`).
+#[derive(Default)]
+pub struct Misses(std::sync::Mutex<HashMap<String, Instant>>);
+
+impl Misses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn since(&self, cluster: &str) -> Option<Duration> {
+        self.lock().get(cluster).map(Instant::elapsed)
+    }
+
+    fn record(&self, cluster: &str, missed: bool) {
+        let mut misses = self.lock();
+        if missed {
+            misses.insert(cluster.to_string(), Instant::now());
+        } else {
+            misses.remove(cluster);
+        }
+    }
+}
+
+/// Where MetalLB's verdict is read from for one cluster.
+pub struct Source<'a> {
+    /// The cluster's client.
+    pub client: &'a Client,
+    /// The app's namespace there.
+    pub ns: &'a str,
+    /// `namespace/name` of the KommanderCluster.
+    pub cluster: &'a str,
+    /// The app's safety check.
+    pub check: Option<SafetyCheck>,
+    /// The rendered objects (the controller's Deployment among them).
+    pub objects: &'a [ManifestObject],
+}
+
 /// `o`, with MetalLB's verdict when it disagrees or has yet to judge what was just applied
-/// (`before`: the configuration in force before this reconcile).
+/// (`before`: the configuration in force before this reconcile). A 0.12–0.15 controller whose
+/// metrics could not be read is tried again after a while or a new config (`misses`).
 pub async fn metallb_says(
-    client: &Client,
-    ns: &str,
-    check: Option<SafetyCheck>,
-    objects: &[ManifestObject],
+    from: &Source<'_>,
+    misses: &Misses,
     before: Option<&str>,
     o: ClusterOutcome,
 ) -> ClusterOutcome {
     if o.phase != ClusterPhase::Applied {
         return o;
     }
-    let says = match check {
-        Some(SafetyCheck::MetallbV016) => configuration_state(client, ns).await,
-        Some(_) => controller_metrics(client, objects).await,
+    let just_applied = o.applied_config_hash.as_deref() != before;
+    let says = match from.check {
+        Some(SafetyCheck::MetallbV016) => configuration_state(from.client, from.ns).await,
+        Some(_) if readback::worth_reading(misses.since(from.cluster), just_applied) => {
+            let says = controller_metrics(from.client, from.objects).await;
+            misses.record(from.cluster, says == Says::NotReported);
+            says
+        }
+        Some(_) => Says::NotReported,
         None => return o,
     };
-    let just_applied = o.applied_config_hash.as_deref() != before;
     let accepted = !o.accepted_disruptions.is_empty();
     match readback::judge(&says, just_applied, accepted) {
         Some((phase, message)) => ClusterOutcome {

@@ -72,6 +72,16 @@ pub fn judge(says: &Says, just_applied: bool, accepted: bool) -> Option<(Cluster
     }
 }
 
+/// How long a controller whose metrics could not be read is left alone: each try costs the
+/// API server's proxy and its retries, on every reconcile, when nothing answers.
+pub const RETRY_AFTER_MISS: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether to read a 0.12–0.15 controller's metrics now: always right after a new config, else
+/// unless the last try found nothing to read less than [`RETRY_AFTER_MISS`] ago.
+pub fn worth_reading(since_miss: Option<std::time::Duration>, just_applied: bool) -> bool {
+    just_applied || since_miss.is_none_or(|d| d >= RETRY_AFTER_MISS)
+}
+
 /// The gauge a 0.12–0.15 controller sets to 1 when the latest configuration failed to load
 /// (it keeps running on the one before); those versions have no ConfigurationState, write no
 /// Event about their configuration, and their logs cannot be read through the API without a
@@ -327,5 +337,21 @@ mod tests {
         let name = |p: Option<&Pod>| p.and_then(|p| p.metadata.name.clone());
         assert_eq!(name(current_pod(&pods)), Some("new".into()));
         assert_eq!(name(current_pod(&pods[3..])), None);
+    }
+
+    #[test]
+    fn a_controller_without_readable_metrics_is_tried_again_after_a_while_or_a_new_config() {
+        let s = std::time::Duration::from_secs;
+        // (since the last miss, just applied) -> read
+        let table = [
+            (None, false, true),
+            (Some(s(1)), false, false),
+            (Some(s(59)), false, false),
+            (Some(s(60)), false, true),
+            (Some(s(1)), true, true),
+        ];
+        for (since, just, want) in table {
+            assert_eq!(worth_reading(since, just), want, "{since:?} {just}");
+        }
     }
 }
