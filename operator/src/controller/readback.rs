@@ -1,9 +1,10 @@
 //! After an apply, MetalLB's own verdict: a cluster is `Applied` unless MetalLB says the
 //! configuration it loaded is `Invalid` (then `Failed`, naming both verdicts); right after a
-//! new configuration goes in, the cluster waits one look for MetalLB to load it. One read per
-//! reconcile of a MetalLB app on a cluster that is Applied: 0.16's ConfigurationState, or the
-//! 0.12–0.15 controller pod's metrics through the API server's pod proxy. Not readable (no
-//! controller running, no CRD yet, no RBAC for pods/proxy): MetalLB has not said otherwise.
+//! new configuration goes in, the cluster waits one look for MetalLB to load it. At most one
+//! read per reconcile of a MetalLB app on a cluster that is Applied: 0.16's ConfigurationState,
+//! or the 0.12–0.15 controller pod's metrics through the API server's pod proxy (a controller
+//! that could not be read is left alone for a while, `Misses`). Not readable (no controller
+//! running, no CRD yet, no RBAC for pods/proxy): MetalLB has not said otherwise.
 //! `metallb::readback` decides.
 
 use crate::manifest::ManifestObject;
