@@ -11,18 +11,9 @@ use kommander_operator::metallb::segments::{Claim, PoolAddresses};
 use kommander_operator::resources::AddressSharing;
 use std::hint::black_box;
 
+/// The guide's range, as MetalLB splits it into blocks.
 fn guide() -> Vec<ipnet::IpNet> {
-    [
-        "10.0.50.25/32",
-        "10.0.50.26/31",
-        "10.0.50.28/30",
-        "10.0.50.32/28",
-        "10.0.50.48/31",
-        "10.0.50.50/32",
-    ]
-    .iter()
-    .map(|s| s.parse().unwrap())
-    .collect()
+    kommander_operator::metallb::cidr::parse_addresses("10.0.50.25-10.0.50.50").unwrap()
 }
 
 fn fresh(i: u32, shared: bool) -> Fresh {

@@ -219,13 +219,14 @@ async fn read_back(
         ctx.fleet.applied(who);
     }
     let key = &observed.key;
-    let services = ctx.watches.services(key).map(|s| checks::live_services(&s));
-    let conflicts = fleet::live_conflicts(&ctx.fleet, &ctx.watches, who).unwrap_or_default();
+    // The Services are read from the watch only where they are counted.
+    let services = || ctx.watches.services(key).map(|s| checks::live_services(&s));
+    let conflicts = || fleet::live_conflicts(&ctx.fleet, &ctx.watches, who).unwrap_or_default();
     let o = ClusterOutcome {
-        announced: readback::announced(client, ns, check, &o, services).await,
+        announced: readback::announced(&from, &o, services).await,
         pools: pools_in_force(ctx, observed, &o),
         warnings: config_warnings(kc, observed),
-        shared: shared.as_ref().map(|v| fleet::status_of(v, &conflicts)),
+        shared: shared.as_ref().map(|v| fleet::status_of(v, &conflicts())),
         ..o
     };
     let blocked = o.phase == ClusterPhase::Blocked;

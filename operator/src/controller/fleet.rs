@@ -259,10 +259,14 @@ pub fn rule_of(first: &segments::Overlap) -> &'static str {
 /// How many overlaps a cluster's status names.
 const EXAMPLES: usize = 3;
 
+/// A count for status (saturating: a status never fails on a number).
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// The status of a verdict and the live conflicts: the warned overlaps first, at most
 /// [`EXAMPLES`] of each named.
 pub fn status_of(verdict: &Verdict, conflicts: &[String]) -> SharedAddresses {
-    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     SharedAddresses {
         conflicts: count(conflicts.len()),
         conflict_examples: conflicts.iter().take(EXAMPLES).cloned().collect(),
@@ -280,7 +284,6 @@ fn overlaps_status(verdict: &Verdict) -> SharedAddresses {
             };
         }
     };
-    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     SharedAddresses {
         warned: count(warned.len()),
         reported: count(reported.len()),

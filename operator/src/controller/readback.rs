@@ -148,30 +148,29 @@ async fn page(client: &Client, path: &str) -> Option<String> {
     String::from_utf8(body.to_bytes().to_vec()).ok()
 }
 
-/// How many of the cluster's LoadBalancer Services (`services`, from the Service watch) a
-/// MetalLB 0.14+ speaker says it announces; `None` for other versions, a cluster not Applied,
-/// Services not known yet, or status objects that cannot be read (no CRD, no rights).
+/// How many of the cluster's LoadBalancer Services (`services`, from the Service watch, read
+/// only when they are counted) a MetalLB 0.14+ speaker says it announces; `None` for other
+/// versions, a cluster not Applied, Services not known yet, or status objects that cannot be
+/// read (no CRD, no rights).
 pub async fn announced(
-    client: &Client,
-    ns: &str,
-    check: Option<SafetyCheck>,
+    from: &Source<'_>,
     o: &ClusterOutcome,
-    services: Option<Vec<LiveService>>,
+    services: impl FnOnce() -> Option<Vec<LiveService>>,
 ) -> Option<Announcements> {
     let speaks = matches!(
-        check,
+        from.check,
         Some(SafetyCheck::MetallbV015 | SafetyCheck::MetallbV016)
     );
     if !speaks || o.phase != ClusterPhase::Applied {
         return None;
     }
-    let services = services?;
+    let services = services()?;
     let mut statuses = Vec::new();
     let mut read = false;
     for kind in ["ServiceL2Status", "ServiceBGPStatus"] {
         let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", kind);
         let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk));
+            Api::namespaced_with(from.client.clone(), from.ns, &ApiResource::from_gvk(&gvk));
         if let Ok(list) = api.list(&ListParams::default()).await {
             read = true;
             statuses.extend(

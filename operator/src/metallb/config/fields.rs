@@ -115,26 +115,18 @@ impl<'a> Fields<'a> {
         };
         match n {
             Some(n) if (min..=max).contains(&n) => Some(n),
-            Some(_) => {
-                self.errors.push(Problem::OutOfRange {
-                    field: self.name(key),
-                    value: v.to_string(),
-                    min,
-                    max,
-                });
-                None
-            }
-            None if matches!(v, Value::Number(_)) => {
-                self.errors.push(Problem::OutOfRange {
-                    field: self.name(key),
-                    value: v.to_string(),
-                    min,
-                    max,
-                });
-                None
-            }
-            None => {
+            None if !matches!(v, Value::Number(_)) => {
                 self.wrong(key, "a whole number", v);
+                None
+            }
+            // A whole number out of range, or a number that is not whole.
+            _ => {
+                self.errors.push(Problem::OutOfRange {
+                    field: self.name(key),
+                    value: v.to_string(),
+                    min,
+                    max,
+                });
                 None
             }
         }

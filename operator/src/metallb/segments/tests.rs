@@ -6,14 +6,7 @@ fn nets(list: &[&str]) -> Vec<IpNet> {
 
 /// The guide's pool, 10.0.50.25-10.0.50.50, as MetalLB splits it into blocks.
 fn guide() -> Vec<IpNet> {
-    nets(&[
-        "10.0.50.25/32",
-        "10.0.50.26/31",
-        "10.0.50.28/30",
-        "10.0.50.32/28",
-        "10.0.50.48/31",
-        "10.0.50.50/32",
-    ])
+    crate::metallb::cidr::parse_addresses("10.0.50.25-10.0.50.50").unwrap()
 }
 
 fn pool(name: &str, layer2: bool, bgp: bool, cidrs: Vec<IpNet>) -> PoolAddresses {
