@@ -1,6 +1,8 @@
 //! What to do on one target cluster: a pure function from what was observed there to a plan.
 //! The shell observes (render, drift, live state), calls [`plan`], and acts on the answer.
 
+pub mod strict_arp;
+
 use crate::drift::Drift;
 use crate::resources::{ClusterRolloutStatus, DriftPolicy};
 use crate::rollout::{self, ConfigCheck, Decision, LiveState, RuntimeConfig};

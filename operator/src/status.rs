@@ -8,6 +8,22 @@ use crate::resources::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+/// Why a cluster stopped before its plan was carried out: the phase it is left in, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub phase: ClusterPhase,
+    pub message: String,
+}
+
+impl Stop {
+    pub fn new(phase: ClusterPhase, message: impl Into<String>) -> Self {
+        Stop {
+            phase,
+            message: message.into(),
+        }
+    }
+}
+
 /// What happened on one target cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterOutcome {

@@ -238,7 +238,7 @@ fn assign(strategy: &Strategy, targets: &[Target]) -> Vec<(String, bool, Vec<usi
 }
 
 /// Where the walk through the steps stopped.
-enum Stop {
+enum Reached {
     /// At this step, which is not settled.
     At(usize),
     /// After this settled step, which pauses.
@@ -261,15 +261,15 @@ pub fn wave(strategy: &Strategy, targets: &[Target], subject: &Subject<'_>, now:
             .count()
     };
     let mut failures = 0;
-    let mut stop = Stop::Complete;
+    let mut stop = Reached::Complete;
     for (k, (name, pause, members)) in steps.iter().enumerate() {
         failures += failed_in(members);
         if failures > strategy.max_failures {
-            stop = Stop::Halted(k);
+            stop = Reached::Halted(k);
             break;
         }
         if !members.iter().all(|&i| settled(&targets[i], now, deadline)) {
-            stop = Stop::At(k);
+            stop = Reached::At(k);
             break;
         }
         let later_settled = steps[k + 1..]
@@ -277,14 +277,14 @@ pub fn wave(strategy: &Strategy, targets: &[Target], subject: &Subject<'_>, now:
             .all(|(_, _, m)| m.iter().all(|&i| settled(&targets[i], now, deadline)));
         let resumed = subject.resume == Some(format!("{name}@{}", subject.revision).as_str());
         if *pause && !later_settled && !resumed {
-            stop = Stop::Paused(k);
+            stop = Reached::Paused(k);
             break;
         }
     }
     let (current, opens) = match stop {
-        Stop::At(k) => (k, true),
-        Stop::Paused(k) | Stop::Halted(k) => (k, false),
-        Stop::Complete => (n - 1, false),
+        Reached::At(k) => (k, true),
+        Reached::Paused(k) | Reached::Halted(k) => (k, false),
+        Reached::Complete => (n - 1, false),
     };
     let step_of: BTreeMap<usize, usize> = steps
         .iter()
@@ -324,8 +324,8 @@ pub fn wave(strategy: &Strategy, targets: &[Target], subject: &Subject<'_>, now:
             continue;
         }
         let why = match stop {
-            Stop::Paused(k) => format!("the rollout is paused after step {}", step_label(k)),
-            Stop::Halted(k) => format!("the rollout is halted at step {}", step_label(k)),
+            Reached::Paused(k) => format!("the rollout is paused after step {}", step_label(k)),
+            Reached::Halted(k) => format!("the rollout is halted at step {}", step_label(k)),
             _ if step_of[&i] > current => format!(
                 "waiting for step {}: the rollout is at step {}",
                 step_label(step_of[&i]),
@@ -384,7 +384,7 @@ type Lists<'a> = (
 );
 
 fn describe(
-    stop: &Stop,
+    stop: &Reached,
     label: &str,
     strategy: &Strategy,
     subject: &Subject<'_>,
@@ -403,7 +403,7 @@ fn describe(
         ));
     }
     match stop {
-        Stop::Complete => (
+        Reached::Complete => (
             RolloutPhase::Complete,
             format!(
                 "revision {}: every step done, {} cluster(s) Ready{tail}",
@@ -411,7 +411,7 @@ fn describe(
                 done.len()
             ),
         ),
-        Stop::At(_) => (
+        Reached::At(_) => (
             RolloutPhase::Progressing,
             format!(
                 "revision {} at step {label}: {} done, {} progressing, {} waiting{tail}",
@@ -421,7 +421,7 @@ fn describe(
                 waiting.len()
             ),
         ),
-        Stop::Paused(k) => {
+        Reached::Paused(k) => {
             let value = format!("{}@{}", steps[*k].0, subject.revision);
             (
                 RolloutPhase::Paused,
@@ -435,7 +435,7 @@ fn describe(
                 ),
             )
         }
-        Stop::Halted(_) => (
+        Reached::Halted(_) => (
             RolloutPhase::Halted,
             format!(
                 "revision {} halted at step {label}: {} cluster(s) failed, more than spec.rollout.maxFailures ({}) allows{tail}. No further cluster starts until the failed ones recover or a new revision (a fixed config) starts over",

@@ -8,6 +8,7 @@ use crate::chart::engine::HelmEngine;
 use crate::chart::{Capabilities, ChartError, ChartRelease, ChartRender, ChartRequest};
 use crate::render::job::ChartOutput;
 use crate::resources::ClusterPhase;
+use crate::status::Stop;
 use crate::values::Values;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
@@ -92,9 +93,6 @@ fn key_of(digest: &str, req: &ChartRequest) -> Key {
     h.finalize().into()
 }
 
-/// Why a cluster stopped before its plan: its phase and why (the shape `deploy` stops with).
-type Stop = (ClusterPhase, String);
-
 /// What Helm renders of chart app `app` for cluster `kc`: its `defaultValues` and `layers` (the
 /// overrides that match the cluster) merged over the chart's values.yaml, less the values the
 /// app withholds from the chart.
@@ -107,7 +105,7 @@ pub async fn output(
     release: ChartRelease,
 ) -> Result<ChartOutput, Stop> {
     let Some(src) = &app.definition.chart else {
-        return Err((
+        return Err(Stop::new(
             ClusterPhase::Invalid,
             format!("app {} names no chart", app.name),
         ));
@@ -124,8 +122,8 @@ pub async fn output(
         .render(&src.digest, request)
         .await
         .and_then(|r| r.is_named_by(src).map(|()| r))
-        .map_err(|e| (phase_of(&e), format!("{}: {e}", e.reason())))?;
-    ChartOutput::from_render(&rendered, held).map_err(|m| (ClusterPhase::Invalid, m))
+        .map_err(|e| Stop::new(phase_of(&e), format!("{}: {e}", e.reason())))?;
+    ChartOutput::from_render(&rendered, held).map_err(|m| Stop::new(ClusterPhase::Invalid, m))
 }
 
 /// `.Release` for a chart app on `cluster`: an upgrade once the cluster holds what this

@@ -3,7 +3,8 @@
 //! prune, record). Never fails: every problem is an outcome.
 //!
 //! `prepare` renders for the cluster, `observe` reads, `act` writes; this module runs them in
-//! order with the fleet, cloud and strictARP steps and MetalLB's read-back around the plan.
+//! order, with the holds before the act (kube-proxy's strictARP step as `plan::strict_arp`
+//! decides it, a cloud's nodes, the fleet's address policy) and MetalLB's read-back after.
 
 mod act;
 pub mod inputs;
@@ -21,8 +22,8 @@ use super::progress;
 use super::strict_arp;
 use super::{fleet, hooks, readback};
 use crate::checks;
-use crate::kube_proxy;
 use crate::metallb::segments::Verdict;
+use crate::plan::strict_arp::{StrictArp, Waited};
 use crate::plan::{self, Plan, View};
 use crate::pools;
 use crate::resources::{
@@ -58,7 +59,7 @@ pub async fn deploy_to(
     };
     let observed = match observe(ctx, ad, ns, kc, prev, prepared).await {
         Ok(o) => o,
-        Err((phase, message)) => {
+        Err(Stop { phase, message }) => {
             let mut o = outcome(kc, phase, message, previous);
             o.revision = Some(revision);
             return o;
@@ -165,10 +166,10 @@ async fn held(
         message,
         shared,
     };
-    if let Some((phase, message)) = kube_proxy_first(ctx, ad, kc, observed, prev, clock).await {
+    if let Some(stop) = kube_proxy_first(ctx, ad, kc, observed, prev, clock).await {
         ctx.watches
             .set_awaiting(&observed.key, &ad.name_any(), false);
-        return Err(hold(phase, message, None));
+        return Err(hold(stop.phase, stop.message, None));
     }
     if let Some(message) = cloud_hold(kc, observed, prev) {
         return Err(hold(ClusterPhase::Blocked, message, None));
@@ -241,8 +242,8 @@ async fn read_back(
     o
 }
 
-/// A layer2 config on a cluster whose KommanderCluster lets the operator set kube-proxy's
-/// strictARP waits for that first: while it is under way, the phase and why.
+/// kube-proxy's strictARP before a layer2 config: the plan's step (`plan::strict_arp`) taken;
+/// `Some` while the config waits, with how the cluster stands.
 async fn kube_proxy_first(
     ctx: &Context,
     ad: &AppDeployment,
@@ -251,31 +252,26 @@ async fn kube_proxy_first(
     prev: Option<&ClusterRolloutStatus>,
     clock: progress::Clock,
 ) -> Option<Stop> {
-    let allowed = kc
-        .spec
-        .kube_proxy
-        .as_ref()
-        .is_some_and(|k| k.set_strict_arp);
-    let (rules, desired, live) = (obs.rules()?, obs.desired.as_ref()?, obs.live.as_ref()?);
-    if !allowed || !rules.announces_layer2(&desired.text, live) {
+    let read = obs.kube_proxy.as_ref()?;
+    let was = progress::standing(prev, Some(&obs.render_hash), clock);
+    let waited = Waited {
+        secs: was.elapsed,
+        deadline_secs: clock.deadline_secs,
+        failed_before: was.failed_before,
+    };
+    let StrictArp::Hold { step, stop } = plan::strict_arp::strict_arp(read, clock.now, waited)
+    else {
         return None;
-    }
-    match strict_arp::ensure(ctx, ad, &kc.name_any(), &obs.conn.client).await {
-        Ok(None) => None,
-        Ok(Some(why)) => {
-            let was = progress::standing(prev, Some(&obs.render_hash), clock);
-            if kube_proxy::overdue(was.elapsed, clock.deadline_secs, was.failed_before) {
-                let deadline = clock.deadline_secs;
-                Some((
-                    ClusterPhase::Failed,
-                    format!("{why}; past spec.rollout.progressDeadline ({deadline} s)"),
-                ))
-            } else {
-                Some((ClusterPhase::Progressing, why))
-            }
-        }
-        Err(e) => Some((ClusterPhase::Failed, e)),
-    }
+    };
+    let Some(step) = step else {
+        return Some(stop);
+    };
+    let before = read.as_ref().ok().and_then(|o| o.config.as_deref());
+    let taken = strict_arp::take(ctx, ad, &kc.name_any(), &obs.conn.client, &step, before).await;
+    Some(match taken {
+        Ok(()) => stop,
+        Err(e) => Stop::new(ClusterPhase::Failed, e),
+    })
 }
 
 /// The address pools of the config in force on the cluster after this reconcile, counted

@@ -1,10 +1,10 @@
 //! Setting kube-proxy's strictARP on a cluster whose KommanderCluster asks for it
-//! (`spec.kubeProxy.setStrictARP`): read what `kube_proxy::next` decides from, take that step,
-//! and announce it. Called before a layer2 MetalLB config goes out; the config waits until
-//! every kube-proxy pod runs with strictARP.
+//! (`spec.kubeProxy.setStrictARP`): read what `plan::strict_arp` decides from, and take the
+//! step it chose, announced. A layer2 MetalLB config waits until every kube-proxy pod runs
+//! with strictARP.
 
 use super::context::Context;
-use crate::kube_proxy::{self, Observed, PREVIOUS_ANNOTATION, SET_AT_ANNOTATION, Step};
+use crate::kube_proxy::{Observed, PREVIOUS_ANNOTATION, SET_AT_ANNOTATION, Step};
 use crate::remote::short_error;
 use crate::resources::AppDeployment;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -19,7 +19,7 @@ const NAMESPACE: &str = "kube-system";
 const NAME: &str = "kube-proxy";
 
 /// Read kube-proxy's ConfigMap, DaemonSet and pods.
-async fn observe(client: &Client) -> Result<(Observed, Option<String>), String> {
+pub async fn observe(client: &Client) -> Result<Observed, String> {
     let short = |e: kube::Error| short_error(&e);
     let cm = Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
         .get_opt(NAME)
@@ -37,7 +37,7 @@ async fn observe(client: &Client) -> Result<(Observed, Option<String>), String> 
             .ok()
     });
     let mut o = Observed {
-        config: config.clone(),
+        config,
         set_at,
         ..Observed::default()
     };
@@ -76,81 +76,82 @@ async fn observe(client: &Client) -> Result<(Observed, Option<String>), String> 
                 .collect();
         }
     }
-    Ok((o, config))
+    Ok(o)
 }
 
-/// Take kube-proxy's next step toward strictARP on `cluster`. `Ok(None)` when there is none
-/// left (the MetalLB config may go out); `Ok(Some(why))` while it is under way.
-pub async fn ensure(
+/// Take the step the plan chose (`plan::strict_arp`) and announce it; `before` is the
+/// `config.conf` it replaces, kept for a person to put back.
+pub async fn take(
     ctx: &Context,
     ad: &AppDeployment,
     cluster: &str,
     client: &Client,
-) -> Result<Option<String>, String> {
-    let (o, before) = observe(client).await?;
-    let now = Timestamp::now().as_second();
-    let step = kube_proxy::next(&o)?;
-    let note = |reason: &'static str, message: String| async move {
-        ctx.publish(ad, EventType::Normal, reason, "Reconcile", message)
-            .await;
-    };
-    match step {
-        Step::Done => Ok(None),
+    step: &Step,
+    before: Option<&str>,
+) -> Result<(), String> {
+    let (reason, message) = match step {
         Step::Set { config } => {
-            let patch = json!({
-                "metadata": {"annotations": {
-                    PREVIOUS_ANNOTATION: before.unwrap_or_default(),
-                    SET_AT_ANNOTATION: now.to_string(),
-                }},
-                "data": {"config.conf": config},
-            });
-            Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
-                .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| {
-                    format!(
-                        "setting strictARP in kube-system/kube-proxy: {}",
-                        short_error(&e)
-                    )
-                })?;
-            note(
+            set(client, config, before).await?;
+            (
                 "StrictARPSet",
-                format!("cluster {cluster}: set ipvs.strictARP: true in kube-system/kube-proxy config.conf (spec.kubeProxy.setStrictARP); the previous config.conf is kept in its annotation {PREVIOUS_ANNOTATION}"),
+                format!(
+                    "cluster {cluster}: set ipvs.strictARP: true in kube-system/kube-proxy config.conf (spec.kubeProxy.setStrictARP); the previous config.conf is kept in its annotation {PREVIOUS_ANNOTATION}"
+                ),
             )
-            .await;
-            Ok(Some(
-                "kube-proxy: strictARP set; its pods restart next".into(),
-            ))
         }
-        // Pods started in the second strictARP was set cannot be told apart from older ones.
-        Step::Restart(_) if o.set_at.is_some_and(|t| now <= t) => Ok(Some(
-            "kube-proxy: strictARP set; its pods restart next".into(),
-        )),
         Step::Restart(pods) => {
-            let api = Api::<Pod>::namespaced(client.clone(), NAMESPACE);
-            for p in &pods {
-                match api.delete(p, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    // Gone already: what deleting it was for.
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => {
-                        return Err(format!(
-                            "restarting kube-proxy pod {p}: {}",
-                            short_error(&e)
-                        ));
-                    }
-                }
-            }
-            note(
+            restart(client, pods).await?;
+            (
                 "KubeProxyRestarted",
-                format!("cluster {cluster}: deleted kube-proxy pod(s) {} so that the DaemonSet starts them with strictARP, as kubeadm documents; MetalLB is applied once they are available", pods.join(", ")),
+                format!(
+                    "cluster {cluster}: deleted kube-proxy pod(s) {} so that the DaemonSet starts them with strictARP, as kubeadm documents; MetalLB is applied once they are available",
+                    pods.join(", ")
+                ),
             )
-            .await;
-            Ok(Some(format!(
-                "kube-proxy: restarting {} pod(s) with strictARP",
-                pods.len()
-            )))
         }
-        Step::Wait(why) => Ok(Some(why)),
+        Step::Done | Step::Wait(_) => return Ok(()),
+    };
+    ctx.publish(ad, EventType::Normal, reason, "Reconcile", message)
+        .await;
+    Ok(())
+}
+
+/// Write `config` as kube-proxy's `config.conf`, noting when and what it replaced.
+async fn set(client: &Client, config: &str, before: Option<&str>) -> Result<(), String> {
+    let patch = json!({
+        "metadata": {"annotations": {
+            PREVIOUS_ANNOTATION: before.unwrap_or_default(),
+            SET_AT_ANNOTATION: Timestamp::now().as_second().to_string(),
+        }},
+        "data": {"config.conf": config},
+    });
+    Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
+        .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "setting strictARP in kube-system/kube-proxy: {}",
+                short_error(&e)
+            )
+        })
+}
+
+/// Delete kube-proxy's `pods`, for the DaemonSet to start them again with strictARP.
+async fn restart(client: &Client, pods: &[String]) -> Result<(), String> {
+    let api = Api::<Pod>::namespaced(client.clone(), NAMESPACE);
+    for p in pods {
+        match api.delete(p, &DeleteParams::default()).await {
+            Ok(_) => {}
+            // Gone already: what deleting it was for.
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(format!(
+                    "restarting kube-proxy pod {p}: {}",
+                    short_error(&e)
+                ));
+            }
+        }
     }
+    Ok(())
 }

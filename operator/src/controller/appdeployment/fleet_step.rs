@@ -124,7 +124,7 @@ pub(super) async fn deploy_all(
         .iter()
         .map(|p| match p {
             Some(Ok(p)) => p.render_hash.clone(),
-            Some(Err((_, message))) => crate::rollout::config_hash(message),
+            Some(Err(stop)) => crate::rollout::config_hash(&stop.message),
             None => String::new(),
         })
         .collect();
@@ -215,12 +215,12 @@ pub(super) fn stopped(
     kc: &KommanderCluster,
     prev: Option<&ClusterRolloutStatus>,
     revision: &str,
-    (phase, message): Stop,
+    stop: Stop,
 ) -> ClusterOutcome {
     ClusterOutcome {
         revision: Some(revision.to_string()),
         desired_config_hash: None,
-        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
+        ..ClusterOutcome::kept(kc.name_any(), prev, stop.phase, stop.message)
     }
 }
 

@@ -6,7 +6,6 @@ use crate::blocker::Blocker;
 use crate::hooks::HookObject;
 use crate::manifest::ManifestObject;
 use crate::render::ResolvedRollout;
-use crate::resources::ClusterPhase;
 use crate::rollout::RuntimeConfig;
 use crate::values::Values;
 use std::sync::Arc;
@@ -23,8 +22,7 @@ pub struct Inputs {
     pub chart: Option<Arc<Vec<u8>>>,
 }
 
-/// Why a cluster stopped before a plan: its phase and why.
-pub type Stop = (ClusterPhase, String);
+pub use crate::status::Stop;
 
 /// What the app renders for one cluster, before the rollout decides whether it goes now.
 pub struct Prepared {

@@ -6,9 +6,11 @@ use crate::checks;
 use crate::controller::clients::Connection;
 use crate::controller::context::Context;
 use crate::controller::progress;
+use crate::controller::strict_arp;
 use crate::controller::watches::ClusterKey;
 use crate::drift::{Drift, ObjKey};
 use crate::hooks::HookObject;
+use crate::kube_proxy;
 use crate::manifest::ManifestObject;
 use crate::plan::{self, View};
 use crate::render::ResolvedRollout;
@@ -31,6 +33,9 @@ pub(super) struct Observed {
     pub(super) unchanged: bool,
     pub(super) drift: Vec<Drift>,
     pub(super) live: Option<LiveState>,
+    /// kube-proxy as read (or why it could not be), when a layer2 config waits for strictARP
+    /// that the KommanderCluster lets the operator set.
+    pub(super) kube_proxy: Option<Result<kube_proxy::Observed, String>>,
     /// The Service events seen before the live state was read (see `Watches::set_blocked`).
     pub(super) services_seen: u64,
     /// Disruptions accepted with this same render, as this process recorded them.
@@ -126,6 +131,7 @@ pub(super) async fn observe(
         }
         _ => None,
     };
+    let kube_proxy = kube_proxy_of(kc, &conn, check, desired.as_ref(), live.as_ref()).await;
     let learned = Learned {
         fresh,
         // Watched whether or not a change is pending: the pools' use is counted against them.
@@ -144,10 +150,32 @@ pub(super) async fn observe(
         unchanged,
         drift,
         live,
+        kube_proxy,
         services_seen,
         recorded_disruptions: record.map(|r| r.disrupted).unwrap_or_default(),
         learned,
     })
+}
+
+/// kube-proxy, read when the config announces layer2 and the KommanderCluster lets the
+/// operator set strictARP (`spec.kubeProxy.setStrictARP`).
+async fn kube_proxy_of(
+    kc: &KommanderCluster,
+    conn: &Connection,
+    check: Option<&dyn checks::adapter::Adapter>,
+    desired: Option<&RuntimeConfig>,
+    live: Option<&LiveState>,
+) -> Option<Result<kube_proxy::Observed, String>> {
+    let allowed = kc
+        .spec
+        .kube_proxy
+        .as_ref()
+        .is_some_and(|k| k.set_strict_arp);
+    let (rules, desired, live) = (check?.rules(), desired?, live?);
+    if !allowed || !rules.announces_layer2(&desired.text, live) {
+        return None;
+    }
+    Some(strict_arp::observe(&conn.client).await)
 }
 
 /// The cluster's connection; a cluster its KommanderCluster reports unreachable is not tried.
@@ -159,7 +187,7 @@ async fn connect(ctx: &Context, kc: &KommanderCluster) -> Result<Connection, Sto
             .and_then(|s| s.conditions.first())
             .map(|c| c.message.clone())
             .unwrap_or_default();
-        return Err((
+        return Err(Stop::new(
             ClusterPhase::Unreachable,
             format!("cluster is unreachable: {why}"),
         ));
@@ -167,7 +195,7 @@ async fn connect(ctx: &Context, kc: &KommanderCluster) -> Result<Connection, Sto
     ctx.clusters
         .connect(kc)
         .await
-        .map_err(|e| (ClusterPhase::Unreachable, e.to_string()))
+        .map_err(|e| Stop::new(ClusterPhase::Unreachable, e.to_string()))
 }
 
 /// Whether the cluster's last phase speaks of this render applied. Failed too: with this
@@ -226,7 +254,7 @@ async fn live_of(
     let defaults = desired.map(|d| d.defaults.clone()).unwrap_or_default();
     checks::live_state(&source, ns, rollout, &defaults)
         .await
-        .map_err(|e| (ClusterPhase::Unreachable, e))
+        .map_err(|e| Stop::new(ClusterPhase::Unreachable, e))
 }
 
 /// With `spec.drift: Report`, a suspect is reported only if applying would change it (a dry

@@ -20,7 +20,7 @@ async fn capabilities_of(
     ctx: &Context,
     kc: &KommanderCluster,
 ) -> Result<Arc<crate::chart::Capabilities>, Stop> {
-    let unreachable = |m: String| (ClusterPhase::Unreachable, m);
+    let unreachable = |m: String| Stop::new(ClusterPhase::Unreachable, m);
     let (client, _) = ctx
         .clusters
         .for_cluster(kc)
@@ -79,7 +79,7 @@ pub async fn prepare(
                 .renders
                 .render(ns, &job)
                 .await
-                .map_err(|e| (e.phase(), e.to_string()))?;
+                .map_err(|e| Stop::new(e.phase(), e.to_string()))?;
             if let Some(k) = key {
                 ctx.rendered.insert(k, Arc::new(r.clone()));
             }
@@ -124,7 +124,7 @@ fn layers_for(
             Ok(false) => continue,
             Ok(true) => {}
             Err(e) => {
-                return Err((
+                return Err(Stop::new(
                     ClusterPhase::Invalid,
                     format!("spec.clusterConfigOverrides[{i}].clusterSelector: {e}"),
                 ));
@@ -132,8 +132,10 @@ fn layers_for(
         }
         match values {
             Ok(v) => layers.push(v.clone()),
-            Err(b) if b.config_invalid() => return Err((ClusterPhase::Invalid, b.message.clone())),
-            Err(b) => return Err((ClusterPhase::Pending, b.message.clone())),
+            Err(b) if b.config_invalid() => {
+                return Err(Stop::new(ClusterPhase::Invalid, b.message.clone()));
+            }
+            Err(b) => return Err(Stop::new(ClusterPhase::Pending, b.message.clone())),
         }
     }
     Ok(layers)

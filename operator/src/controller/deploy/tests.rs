@@ -155,6 +155,7 @@ fn observed(client: Client, objects: &[&str]) -> Observed {
         unchanged: false,
         drift: Vec::new(),
         live: None,
+        kube_proxy: None,
         services_seen: 0,
         recorded_disruptions: Vec::new(),
         learned: Learned {
