@@ -1,5 +1,6 @@
 //! What a safety check is: where it reads from (one target cluster) and what it does there.
 
+use super::error::ReadError;
 use crate::resources::ClusterNetwork;
 use crate::rollout::{ConfigCheck, LiveState};
 use futures::future::BoxFuture;
@@ -21,7 +22,8 @@ pub struct Source<'a> {
 /// One safety check: what it reads, and the rules that decide.
 pub trait Adapter: Sync {
     /// Read what the decision needs from the cluster.
-    fn observe<'a>(&'a self, source: &'a Source<'a>) -> BoxFuture<'a, Result<LiveState, String>>;
+    fn observe<'a>(&'a self, source: &'a Source<'a>)
+    -> BoxFuture<'a, Result<LiveState, ReadError>>;
     /// Whether `observe` reads Services: a held change is then re-run when they change.
     fn reads_services(&self) -> bool;
     /// The rules.

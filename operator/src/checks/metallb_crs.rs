@@ -4,6 +4,7 @@
 //! prediction is the only protection.
 
 use super::adapter::{Adapter, Source};
+use super::error::ReadError;
 use super::metallb_v012;
 use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cidr;
@@ -35,7 +36,10 @@ static RULES_V015: MetallbCrs = MetallbCrs(Release::V0_15);
 static RULES_V016: MetallbCrs = MetallbCrs(Release::V0_16);
 
 impl Adapter for MetallbCrsAdapter {
-    fn observe<'a>(&'a self, source: &'a Source<'a>) -> BoxFuture<'a, Result<LiveState, String>> {
+    fn observe<'a>(
+        &'a self,
+        source: &'a Source<'a>,
+    ) -> BoxFuture<'a, Result<LiveState, ReadError>> {
         Box::pin(observe(source))
     }
 
@@ -52,7 +56,7 @@ impl Adapter for MetallbCrsAdapter {
     }
 }
 
-async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
+async fn observe(source: &Source<'_>) -> Result<LiveState, ReadError> {
     let mut live = metallb_v012::observe(source).await?;
     // Pools may admit Services by their namespace's labels.
     let namespaces: Api<Namespace> = Api::all(source.client.clone());

@@ -4,6 +4,7 @@
 //! networks, and the Services a change would break, from `metallb::safety`).
 
 use super::adapter::{Adapter, Source};
+use super::error::ReadError;
 use crate::metallb::capacity::{self, PoolUse};
 use crate::metallb::cluster::{self as metallb_cluster, ClusterFacts};
 use crate::metallb::config::{self as mlb, SpeakerMode};
@@ -11,7 +12,7 @@ use crate::metallb::nodes::NodeSubnets;
 use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
 use crate::metallb::segments::PoolAddresses;
 use crate::metallb::{cluster, nodes, safety};
-use crate::remote::{excerpt, short_error};
+use crate::remote::short_error;
 use crate::rollout::{ConfigCheck, LiveState};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
@@ -23,7 +24,10 @@ use std::net::IpAddr;
 pub struct MetallbV012Adapter;
 
 impl Adapter for MetallbV012Adapter {
-    fn observe<'a>(&'a self, source: &'a Source<'a>) -> BoxFuture<'a, Result<LiveState, String>> {
+    fn observe<'a>(
+        &'a self,
+        source: &'a Source<'a>,
+    ) -> BoxFuture<'a, Result<LiveState, ReadError>> {
         Box::pin(observe(source))
     }
 
@@ -96,8 +100,8 @@ async fn node_facts(client: &kube::Client) -> Result<(Vec<IpAddr>, Vec<String>),
 }
 
 /// The Services, the cluster's networks and kube-proxy's mode: what every MetalLB check reads.
-pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
-    let short = |e: kube::Error| short_error(&e);
+pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, ReadError> {
+    let short = |e: kube::Error| ReadError::api(&e);
     let client = source.client;
     let services: Vec<LiveService> = match &source.services {
         Some(watched) => watched.iter().filter_map(|s| live_service(s)).collect(),
@@ -119,14 +123,16 @@ pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
         .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
         .map(|text| metallb_cluster::kubeadm_networks(&text))
         .transpose()
-        .map_err(|e| excerpt(&format!("kube-system/kubeadm-config: {e}")))?
+        .map_err(|e| ReadError::unreadable(&format!("kube-system/kubeadm-config: {e}")))?
         .unwrap_or_default();
     facts.pod_subnets = match &network.pod_subnet {
-        Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)?,
+        Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)
+            .map_err(ReadError::Declared)?,
         None => kubeadm_pod,
     };
     facts.service_subnets = match &network.service_subnet {
-        Some(s) => metallb_cluster::parse_subnets("spec.network.serviceSubnet", s)?,
+        Some(s) => metallb_cluster::parse_subnets("spec.network.serviceSubnet", s)
+            .map_err(ReadError::Declared)?,
         None => kubeadm_svc,
     };
     if let Some(text) = system
@@ -161,10 +167,10 @@ pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, String> {
         declared => {
             let mut nets = Vec::new();
             for s in declared {
-                nets.extend(metallb_cluster::parse_subnets(
-                    "spec.network.nodeSubnets",
-                    s,
-                )?);
+                nets.extend(
+                    metallb_cluster::parse_subnets("spec.network.nodeSubnets", s)
+                        .map_err(ReadError::Declared)?,
+                );
             }
             NodeSubnets::Declared(nets)
         }

@@ -3,17 +3,18 @@
 //! (`rollout::ConfigCheck`). A new check, or a new version of an app's check, is one file here.
 
 pub mod adapter;
+pub mod error;
 pub mod metallb_crs;
 pub mod metallb_v012;
 
 use crate::manifest::{LABEL_MANAGED_BY, MANAGER};
 use crate::metallb::crs::Release;
 use crate::metallb::safety::LiveService;
-use crate::remote::short_error;
 use crate::render::{ConfigSource, ResolvedRollout};
 use crate::resources::{ConfigKind, SafetyCheck};
 use crate::rollout::{LiveState, SpecDefaults, canonical, config_text};
 use adapter::{Adapter, Source};
+use error::ReadError;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::{GroupVersionKind, TypeMeta};
@@ -67,11 +68,11 @@ pub async fn live_config(
     namespace: &str,
     plan: &ResolvedRollout,
     defaults: &SpecDefaults,
-) -> Result<LiveConfig, String> {
+) -> Result<LiveConfig, ReadError> {
     match &plan.source {
         ConfigSource::ConfigMap { name, key } => {
             let cms: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            let cm = cms.get_opt(name).await.map_err(|e| short_error(&e))?;
+            let cm = cms.get_opt(name).await.map_err(|e| ReadError::api(&e))?;
             Ok(LiveConfig {
                 text: cm.map(|cm| {
                     let data = cm.data.unwrap_or_default();
@@ -95,7 +96,7 @@ async fn live_objects(
     namespace: &str,
     kinds: &[ConfigKind],
     defaults: &SpecDefaults,
-) -> Result<LiveConfig, String> {
+) -> Result<LiveConfig, ReadError> {
     let mut items: Vec<Value> = Vec::new();
     for k in kinds {
         let (group, version) = k
@@ -114,7 +115,7 @@ async fn live_objects(
             })),
             // Not served yet: its CRD comes with the first apply.
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(short_error(&e)),
+            Err(e) => return Err(ReadError::api(&e)),
         }
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
@@ -122,7 +123,7 @@ async fn live_objects(
     for s in secrets
         .list_metadata(&basic_auth)
         .await
-        .map_err(|e| short_error(&e))?
+        .map_err(|e| ReadError::api(&e))?
         .items
     {
         items.push(json!({
@@ -146,7 +147,7 @@ pub async fn live_state(
     namespace: &str,
     plan: &ResolvedRollout,
     defaults: &SpecDefaults,
-) -> Result<LiveState, String> {
+) -> Result<LiveState, ReadError> {
     let config = live_config(source.client, namespace, plan, defaults).await?;
     let mut live = match plan.safety_check {
         Some(check) => adapter(check).observe(source).await?,

@@ -254,7 +254,7 @@ async fn live_of(
     let defaults = desired.map(|d| d.defaults.clone()).unwrap_or_default();
     checks::live_state(&source, ns, rollout, &defaults)
         .await
-        .map_err(|e| Stop::new(ClusterPhase::Unreachable, e))
+        .map_err(|e| Stop::new(e.phase(), e.to_string()))
 }
 
 /// With `spec.drift: Report`, a suspect is reported only if applying would change it (a dry
