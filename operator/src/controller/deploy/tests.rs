@@ -2,6 +2,8 @@
 //! request, and the outcome it records. The script answers by method and path, as the API
 //! server would, and logs every request, so a row also proves what was *not* sent.
 
+mod observe;
+
 use super::act::act;
 use super::observe::{Learned, Observed};
 use super::within_deadline;
