@@ -13,7 +13,7 @@ use kommander_operator::controller::{self, settings::Settings};
 use kommander_operator::metallb::{self, config::SpeakerMode};
 use kommander_operator::render::ConfigSource;
 use kommander_operator::resources::SafetyCheck;
-use kommander_operator::rollout::LiveState;
+use kommander_operator::rollout::{LiveState, RuntimeConfig};
 use kommander_operator::{checks, crdgen, yaml};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -336,94 +336,90 @@ fn check(args: &RenderArgs, mode: Mode) -> Result<ExitCode, CliError> {
             say("no safety check: every valid change is rolled out")?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(SafetyCheck::MetallbV012) => {
-            let mode = match mode {
-                Mode::Native => SpeakerMode::Native,
-                Mode::Frr => SpeakerMode::Frr,
-            };
-            match metallb::config::parse(&config.text, mode) {
-                Ok(cfg) => {
-                    say(format!(
-                        "valid MetalLB 0.12 config: {} pool(s), {} peer(s)",
-                        cfg.pools.len(),
-                        cfg.peers.len()
-                    ))?;
-                    for p in &cfg.pools {
-                        say(format!(
-                            "  pool {:?} ({}): {} -> {} addresses",
-                            p.name,
-                            p.protocol,
-                            p.addresses.join(", "),
-                            p.capacity()
-                        ))?;
-                    }
-                    for p in &cfg.peers {
-                        say(format!(
-                            "  peer {} (my-asn {}, peer-asn {}, port {})",
-                            p.peer_address, p.my_asn, p.peer_asn, p.peer_port
-                        ))?;
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(errors) => {
-                    eprintln!(
-                        "error: {}{key} is not a valid MetalLB 0.12 config ({} problem(s)):",
-                        config.source,
-                        errors.0.len()
-                    );
-                    for e in &errors.0 {
-                        eprintln!("  - {e}");
-                    }
-                    Ok(ExitCode::FAILURE)
-                }
-            }
-        }
-        Some(check) => {
-            let release = checks::crs_release(check).unwrap_or(metallb::crs::Release::V0_15);
-            let problems = checks::adapter(check)
-                .rules()
-                .validate(&config.text, &LiveState::default());
-            if !problems.is_empty() {
-                eprintln!(
-                    "error: {} are not a valid MetalLB configuration ({} problem(s)):",
-                    config.source,
-                    problems.len()
-                );
-                for p in &problems {
-                    eprintln!("  - {p}");
-                }
-                return Ok(ExitCode::FAILURE);
-            }
-            let items: Vec<serde_json::Value> =
-                serde_json::from_str(&config.text).unwrap_or_default();
-            let cfg = metallb::crs::parse(
-                &items,
-                release,
-                metallb::crs::BgpMode::Frr,
-                &Default::default(),
-            )
-            .unwrap_or_default();
-            say(format!(
-                "valid MetalLB {} resources: {} pool(s), {} peer(s)",
-                release.version(),
-                cfg.pools.len(),
-                cfg.peers.len()
-            ))?;
-            for p in &cfg.pools {
-                let by: Vec<String> = cfg.announced(p).iter().map(ToString::to_string).collect();
-                say(format!(
-                    "  IPAddressPool {} ({}): {} -> {} addresses",
-                    p.name,
-                    if by.is_empty() {
-                        "not announced".to_string()
-                    } else {
-                        by.join("+")
-                    },
-                    p.addresses.join(", "),
-                    p.capacity()
-                ))?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(SafetyCheck::MetallbV012) => check_v012(&config, &key, mode),
+        Some(check) => check_crs(&config, check),
     }
+}
+
+/// A MetalLB 0.12 ConfigMap config: valid, with its pools and peers; or its problems.
+fn check_v012(config: &RuntimeConfig, key: &str, mode: Mode) -> Result<ExitCode, CliError> {
+    let mode = match mode {
+        Mode::Native => SpeakerMode::Native,
+        Mode::Frr => SpeakerMode::Frr,
+    };
+    let cfg = match metallb::config::parse(&config.text, mode) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            let what = format!("{}{key} is not a valid MetalLB 0.12 config", config.source);
+            return problems(&what, errors.0.iter().map(ToString::to_string));
+        }
+    };
+    say(format!(
+        "valid MetalLB 0.12 config: {} pool(s), {} peer(s)",
+        cfg.pools.len(),
+        cfg.peers.len()
+    ))?;
+    for p in &cfg.pools {
+        say(format!(
+            "  pool {:?} ({}): {} -> {} addresses",
+            p.name,
+            p.protocol,
+            p.addresses.join(", "),
+            p.capacity()
+        ))?;
+    }
+    for p in &cfg.peers {
+        say(format!(
+            "  peer {} (my-asn {}, peer-asn {}, port {})",
+            p.peer_address, p.my_asn, p.peer_asn, p.peer_port
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// MetalLB 0.13+ resources: valid, with their pools and how each is announced; or their
+/// problems.
+fn check_crs(config: &RuntimeConfig, check: SafetyCheck) -> Result<ExitCode, CliError> {
+    let release = checks::crs_release(check).unwrap_or(metallb::crs::Release::V0_15);
+    let rules = checks::adapter(check).rules();
+    let found = rules.validate(&config.text, &LiveState::default());
+    if !found.is_empty() {
+        let what = format!("{} are not a valid MetalLB configuration", config.source);
+        return problems(&what, found.into_iter());
+    }
+    let items: Vec<serde_json::Value> = serde_json::from_str(&config.text).unwrap_or_default();
+    let (bgp, defaults) = (metallb::crs::BgpMode::Frr, Default::default());
+    let cfg = metallb::crs::parse(&items, release, bgp, &defaults).unwrap_or_default();
+    say(format!(
+        "valid MetalLB {} resources: {} pool(s), {} peer(s)",
+        release.version(),
+        cfg.pools.len(),
+        cfg.peers.len()
+    ))?;
+    for p in &cfg.pools {
+        let by: Vec<String> = cfg.announced(p).iter().map(ToString::to_string).collect();
+        let by = match by.is_empty() {
+            true => "not announced".to_string(),
+            false => by.join("+"),
+        };
+        say(format!(
+            "  IPAddressPool {} ({by}): {} -> {} addresses",
+            p.name,
+            p.addresses.join(", "),
+            p.capacity()
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Say on stderr what is wrong, one problem a line; the command fails.
+fn problems(
+    what: &str,
+    found: impl ExactSizeIterator<Item = String>,
+) -> Result<ExitCode, CliError> {
+    eprintln!("error: {what} ({} problem(s)):", found.len());
+    for p in found {
+        eprintln!("  - {p}");
+    }
+    Ok(ExitCode::FAILURE)
 }

@@ -12,7 +12,9 @@ use super::warm::Warm;
 use crate::blocker::{Blocker, BlockerKind};
 use crate::pools;
 use crate::requeue;
-use crate::resources::{App, AppDeployment, AppKind, ClusterApp, KommanderCluster};
+use crate::resources::{
+    App, AppDeployment, AppDeploymentStatus, AppKind, ClusterApp, KommanderCluster,
+};
 use crate::status::{self, ClusterOutcome};
 use crate::waves::{self};
 use futures::StreamExt;
@@ -57,99 +59,35 @@ async fn converge(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, E
     let ns = ad
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = ad.name_any();
     let ad = ctx
         .written_deployments
         .freshest(ad, |ad, status| ad.status = Some(status));
     let prev = ad.status.clone();
-    // Shared with the cache, not copied: a workspace's clusters are read on every reconcile.
-    let all_clusters: Vec<Arc<KommanderCluster>> = ctx
-        .known_clusters
-        .state()
-        .into_iter()
-        .filter(|kc| kc.namespace().as_deref() == Some(ns.as_str()))
-        .collect();
-
     let Deployed {
         blocked,
-        mut outcomes,
-        mut rollout,
-    } = if ad.spec.suspend {
-        Deployed::blocked(suspended())
-    } else {
-        deploy_all(&ctx, &ad, &ns, &all_clusters).await
-    };
-    match &blocked {
-        None => {
-            let gone = remove_untargeted(&ctx, &ad, &ns, &all_clusters, &outcomes).await;
-            outcomes.extend(gone);
-        }
-        // Nothing changes on any cluster while blocked: keep what is there on record.
-        Some(_) => {
-            rollout = prev.as_ref().and_then(|p| p.rollout.clone());
-            outcomes.extend(
-                prev.iter()
-                    .flat_map(|p| p.clusters.iter())
-                    .map(|c| ClusterOutcome {
-                        blockers: c.blockers.clone(),
-                        accepted_disruptions: c.accepted_disruptions.clone(),
-                        ..ClusterOutcome::kept(
-                            c.name.clone(),
-                            Some(c),
-                            c.phase,
-                            c.message.clone().unwrap_or_default(),
-                        )
-                    }),
-            )
-        }
-    }
+        outcomes,
+        rollout,
+    } = deploy_or_keep(&ctx, &ad, &ns, prev.as_ref()).await;
     record_outcomes(&ctx, &ad, &ns, blocked.as_ref(), &outcomes).await;
-    for note in waves::events(
-        prev.as_ref().and_then(|p| p.rollout.as_ref()),
-        rollout.as_ref(),
-    ) {
-        let t = if note.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
+    let before = prev.as_ref().and_then(|p| p.rollout.as_ref());
+    for note in waves::events(before, rollout.as_ref()) {
+        let t = match note.warning {
+            true => EventType::Warning,
+            false => EventType::Normal,
         };
         publish(&ctx, &ad, t, note.reason, note.message).await;
     }
-
     let now = Time(Timestamp::now());
+    let generation = ad.metadata.generation;
     let new_status = status::build(
         prev.as_ref(),
-        ad.metadata.generation,
+        generation,
         blocked.as_ref(),
         outcomes,
         rollout,
         &now,
     );
-    let prev_clusters = prev
-        .as_ref()
-        .map(|p| p.clusters.as_slice())
-        .unwrap_or_default();
-    for note in pools::events(prev_clusters, &new_status.clusters)
-        .into_iter()
-        .chain(crate::address_sharing::events(
-            prev_clusters,
-            &new_status.clusters,
-        ))
-    {
-        publish(&ctx, &ad, EventType::Warning, note.reason, note.message).await;
-    }
-    for warning in status::new_warnings(prev_clusters, &new_status.clusters) {
-        publish(&ctx, &ad, EventType::Warning, "ConfigWarning", warning).await;
-    }
-    ctx.metrics
-        .set_pools(&ns, &name, &pool_figures(&new_status.clusters));
-    let conflicts: Vec<(String, i64)> = new_status
-        .clusters
-        .iter()
-        .filter(|c| !c.pools.is_empty() || !c.shared_addresses.is_empty())
-        .map(|c| (c.name.clone(), i64::from(c.shared_addresses.conflicts)))
-        .collect();
-    ctx.metrics.set_conflicts(&ns, &name, &conflicts);
+    announce(&ctx, &ad, &ns, prev.as_ref(), &new_status).await;
     if prev.as_ref() != Some(&new_status) {
         let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
         ctx.written_deployments
@@ -159,11 +97,96 @@ async fn converge(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, E
     Ok(next_action(blocked.as_ref(), &new_status))
 }
 
+/// Deploy to the targets and remove the app from clusters no longer targeted; or, when
+/// something stops every cluster, each cluster's outcome as on record.
+async fn deploy_or_keep(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    prev: Option<&AppDeploymentStatus>,
+) -> Deployed {
+    // Shared with the cache, not copied: a workspace's clusters are read on every reconcile.
+    let all_clusters: Vec<Arc<KommanderCluster>> = ctx
+        .known_clusters
+        .state()
+        .into_iter()
+        .filter(|kc| kc.namespace().as_deref() == Some(ns))
+        .collect();
+    let Deployed {
+        blocked,
+        mut outcomes,
+        mut rollout,
+    } = if ad.spec.suspend {
+        Deployed::blocked(suspended())
+    } else {
+        deploy_all(ctx, ad, ns, &all_clusters).await
+    };
+    match &blocked {
+        None => {
+            let gone = remove_untargeted(ctx, ad, ns, &all_clusters, &outcomes).await;
+            outcomes.extend(gone);
+        }
+        // Nothing changes on any cluster while blocked: keep what is there on record.
+        Some(_) => {
+            rollout = prev.and_then(|p| p.rollout.clone());
+            outcomes.extend(on_record(prev));
+        }
+    }
+    Deployed {
+        blocked,
+        outcomes,
+        rollout,
+    }
+}
+
+/// Every cluster's outcome as the status has it: what a blocked reconcile records.
+fn on_record(prev: Option<&AppDeploymentStatus>) -> impl Iterator<Item = ClusterOutcome> + '_ {
+    prev.into_iter()
+        .flat_map(|p| p.clusters.iter())
+        .map(|c| ClusterOutcome {
+            blockers: c.blockers.clone(),
+            accepted_disruptions: c.accepted_disruptions.clone(),
+            ..ClusterOutcome::kept(
+                c.name.clone(),
+                Some(c),
+                c.phase,
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+}
+
+/// What the new status shows that the last did not, as warning Events (pools, shared
+/// addresses, config warnings), and the pool and conflict gauges.
+async fn announce(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    prev: Option<&AppDeploymentStatus>,
+    new_status: &AppDeploymentStatus,
+) {
+    let prev_clusters = prev.map(|p| p.clusters.as_slice()).unwrap_or_default();
+    let now = &new_status.clusters;
+    let notes = pools::events(prev_clusters, now)
+        .into_iter()
+        .chain(crate::address_sharing::events(prev_clusters, now));
+    for note in notes {
+        publish(ctx, ad, EventType::Warning, note.reason, note.message).await;
+    }
+    for warning in status::new_warnings(prev_clusters, now) {
+        publish(ctx, ad, EventType::Warning, "ConfigWarning", warning).await;
+    }
+    let name = ad.name_any();
+    ctx.metrics.set_pools(ns, &name, &pool_figures(now));
+    let conflicts: Vec<(String, i64)> = now
+        .iter()
+        .filter(|c| !c.pools.is_empty() || !c.shared_addresses.is_empty())
+        .map(|c| (c.name.clone(), i64::from(c.shared_addresses.conflicts)))
+        .collect();
+    ctx.metrics.set_conflicts(ns, &name, &conflicts);
+}
+
 /// The reconcile's answer: when to look again, as the core decides.
-fn next_action(
-    blocked: Option<&Blocker>,
-    status: &crate::resources::AppDeploymentStatus,
-) -> Action {
+fn next_action(blocked: Option<&Blocker>, status: &AppDeploymentStatus) -> Action {
     match requeue::next(blocked, status) {
         requeue::Next::OnChange => Action::await_change(),
         requeue::Next::After(d) => Action::requeue(d),
@@ -226,6 +249,53 @@ fn what_it_asks(ad: &AppDeployment) -> Option<u64> {
     Some(h.finish())
 }
 
+/// Whether `ad` reads the overrides ConfigMap `name` of its namespace.
+fn reads_overrides(ad: &AppDeployment, name: &str) -> bool {
+    let base = ad.spec.config_overrides.as_ref();
+    let layers = &ad.spec.cluster_config_overrides;
+    base.is_some_and(|o| o.name == name) || layers.iter().any(|l| l.config_map_name == name)
+}
+
+/// An overrides ConfigMap changed (or appeared): the AppDeployments that read it.
+fn overrides_changed(
+    store: &Store<AppDeployment>,
+    cm: &PartialObjectMeta<ConfigMap>,
+) -> Vec<ObjectRef<AppDeployment>> {
+    let (ns, name) = (cm.namespace(), cm.name_any());
+    concerned(store, |ad| {
+        ad.namespace() == ns && reads_overrides(ad, &name)
+    })
+}
+
+/// A ClusterApp changed (new templates or defaults): the AppDeployments of it.
+fn cluster_app_changed(
+    store: &Store<AppDeployment>,
+    app: &ClusterApp,
+) -> Vec<ObjectRef<AppDeployment>> {
+    let name = app.name_any();
+    concerned(store, |ad| {
+        ad.spec.app_ref.kind == AppKind::ClusterApp && ad.spec.app_ref.name == name
+    })
+}
+
+/// An App changed: the AppDeployments of it, in its namespace.
+fn app_changed(store: &Store<AppDeployment>, app: &App) -> Vec<ObjectRef<AppDeployment>> {
+    let (ns, name) = (app.namespace(), app.name_any());
+    concerned(store, |ad| {
+        ad.spec.app_ref.kind == AppKind::App && ad.spec.app_ref.name == name && ad.namespace() == ns
+    })
+}
+
+/// A cluster joined, left, changed labels or reachability: every AppDeployment of its
+/// workspace.
+fn cluster_changed(
+    store: &Store<AppDeployment>,
+    kc: &KommanderCluster,
+) -> Vec<ObjectRef<AppDeployment>> {
+    let ns = kc.namespace();
+    concerned(store, |ad| ad.namespace() == ns)
+}
+
 /// Run the AppDeployment controller until `stop` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -246,65 +316,23 @@ pub async fn run(
     let changes = changes.predicate_filter(what_it_asks, PredicateConfig::default());
     let controller = Controller::for_stream(changes, store)
         .reconcile_all_on(futures::stream::once(futures::future::ready(())));
-    let (s1, s2, s3, s4) = (
-        controller.store(),
-        controller.store(),
-        controller.store(),
-        controller.store(),
-    );
+    let store = || controller.store();
     let wc = watcher::Config::default;
+    // Metadata only for ConfigMaps: the operator needs to know that one changed, not what every
+    // ConfigMap of the management cluster holds. Bodies are fetched when referenced.
+    let config_maps = Api::<PartialObjectMeta<ConfigMap>>::all(client.clone());
+    let (s1, s2, s3, s4) = (store(), store(), store(), store());
     controller
-        // An overrides ConfigMap changed (or appeared).
-        .watches(
-            // Metadata only: the operator needs to know that a ConfigMap changed, not what every
-            // ConfigMap of the management cluster holds. Bodies are fetched when referenced.
-            Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
-            wc(),
-            move |cm: PartialObjectMeta<ConfigMap>| {
-                let (ns, name) = (cm.namespace(), cm.name_any());
-                concerned(&s1, |ad| {
-                    ad.namespace() == ns
-                        && (ad
-                            .spec
-                            .config_overrides
-                            .as_ref()
-                            .is_some_and(|o| o.name == name)
-                            || ad
-                                .spec
-                                .cluster_config_overrides
-                                .iter()
-                                .any(|l| l.config_map_name == name))
-                })
-            },
-        )
-        // An app changed (new templates or defaults): a ClusterApp, or an App of the same namespace.
-        .watches(
-            Api::<ClusterApp>::all(client.clone()),
-            wc(),
-            move |app: ClusterApp| {
-                let name = app.name_any();
-                concerned(&s2, |ad| {
-                    ad.spec.app_ref.kind == AppKind::ClusterApp && ad.spec.app_ref.name == name
-                })
-            },
-        )
-        .watches(Api::<App>::all(client.clone()), wc(), move |app: App| {
-            let (ns, name) = (app.namespace(), app.name_any());
-            concerned(&s3, |ad| {
-                ad.spec.app_ref.kind == AppKind::App
-                    && ad.spec.app_ref.name == name
-                    && ad.namespace() == ns
-            })
+        .watches(config_maps, wc(), move |cm| overrides_changed(&s1, &cm))
+        .watches(Api::all(client.clone()), wc(), move |a| {
+            cluster_app_changed(&s2, &a)
         })
-        // A cluster joined, left, changed labels or reachability: every AppDeployment of its workspace.
-        .watches(
-            Api::<KommanderCluster>::all(client.clone()),
-            wc(),
-            move |kc: KommanderCluster| {
-                let ns = kc.namespace();
-                concerned(&s4, |ad| ad.namespace() == ns)
-            },
-        )
+        .watches(Api::all(client.clone()), wc(), move |a| {
+            app_changed(&s3, &a)
+        })
+        .watches(Api::all(client.clone()), wc(), move |kc| {
+            cluster_changed(&s4, &kc)
+        })
         // An attached cluster's watch saw drift, or a Service a held change waits on.
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)

@@ -88,98 +88,100 @@ pub(super) fn inputs_revision(ad: &AppDeployment, inputs: &Inputs) -> String {
     crate::rollout::config_hash(&all.to_string())
 }
 
-/// Render for every target cluster, plan the rollout (`waves`), and deploy to the clusters it
-/// admits, each within its deadline; the others wait. Or the blocker that stops them all.
-pub(super) async fn deploy_all(
-    ctx: &Context,
-    ad: &AppDeployment,
-    ns: &str,
-    all_clusters: &[Arc<KommanderCluster>],
-) -> Deployed {
-    let inputs = match inputs(ctx, ad, ns).await {
-        Ok(i) => i,
-        Err(b) => return Deployed::blocked(b),
-    };
-    let targets = match targets(ad, all_clusters) {
-        Ok(t) => t,
-        Err(b) => return Deployed::blocked(b),
-    };
-    let strategy = match Strategy::from_spec(ad.spec.rollout.as_ref(), targets.len()) {
-        Ok(s) => s,
-        Err(m) => return Deployed::blocked(blocker("InvalidRollout", m, BlockerKind::Invalid)),
-    };
-    let prev_clusters = ad
-        .status
-        .as_ref()
-        .map(|p| p.clusters.as_slice())
-        .unwrap_or_default();
-    let prev_of = |kc: &KommanderCluster| prev_clusters.iter().find(|c| c.name == kc.name_any());
-    let mut prepared: Vec<Option<Result<Prepared, Stop>>> =
-        futures::future::join_all(targets.iter().map(|kc| prepare(ctx, ad, ns, &inputs, kc)))
-            .await
-            .into_iter()
-            .map(Some)
-            .collect();
-    let revisions: Vec<String> = prepared
-        .iter()
-        .map(|p| match p {
-            Some(Ok(p)) => p.render_hash.clone(),
-            Some(Err(stop)) => crate::rollout::config_hash(&stop.message),
-            None => String::new(),
-        })
-        .collect();
-    let revision = inputs_revision(ad, &inputs);
-    let name = ad.name_any();
-    let subject = waves::Subject {
-        namespace: ns,
-        name: &name,
-        revision: &revision,
-        resume: ad
-            .annotations()
-            .get(waves::RESUME_ANNOTATION)
-            .map(String::as_str),
-    };
-    let stamp = Timestamp::now();
-    let (now, at) = (stamp.as_second(), Time(stamp));
-    let clock = Clock {
-        now,
-        deadline_secs: strategy.deadline_secs,
-    };
-    // Plan, deploy to the clusters admitted, and plan again with what they came to: a step
-    // done at once (nothing to roll out) lets the next one start in the same reconcile, and
-    // the status never lags what happened. Each round deploys to new clusters only, so the
-    // rounds end.
-    let mut done: BTreeMap<usize, ClusterOutcome> = BTreeMap::new();
-    let wave = loop {
-        let standings: Vec<waves::Target> = targets
+/// One reconcile's rollout over the target clusters: where each stood and what it renders to.
+struct Fleet<'a> {
+    ctx: &'a Context,
+    ad: &'a AppDeployment,
+    ns: &'a str,
+    targets: Vec<Arc<KommanderCluster>>,
+    /// The clusters' status as this reconcile found it.
+    prev: &'a [ClusterRolloutStatus],
+    /// Per target: the hash of its render, or of why it could not be rendered.
+    revisions: Vec<String>,
+    clock: Clock,
+    at: Time,
+}
+
+type Rendered = Result<Prepared, Stop>;
+
+impl<'a> Fleet<'a> {
+    fn new(
+        ctx: &'a Context,
+        ad: &'a AppDeployment,
+        ns: &'a str,
+        targets: Vec<Arc<KommanderCluster>>,
+        prepared: &[Option<Rendered>],
+        strategy: &Strategy,
+    ) -> Self {
+        let revisions = prepared
             .iter()
-            .enumerate()
-            .map(|(i, kc)| {
-                let now_status = done
-                    .get(&i)
-                    .map(|o| status::cluster_status(o.clone(), prev_clusters, &at));
-                waves::Target {
-                    name: kc.name_any(),
-                    labels: cluster_labels(kc),
-                    standing: waves::standing(now_status.as_ref().or(prev_of(kc)), &revisions[i]),
-                }
+            .map(|p| match p {
+                Some(Ok(p)) => p.render_hash.clone(),
+                Some(Err(stop)) => crate::rollout::config_hash(&stop.message),
+                None => String::new(),
             })
             .collect();
-        let wave = waves::wave(&strategy, &standings, &subject, now);
-        let mut round: Vec<(usize, Result<Prepared, Stop>)> = Vec::new();
-        for (i, slot) in prepared.iter_mut().enumerate() {
-            let admitted = wave.admitted.contains(&targets[i].name_any());
-            if (admitted || matches!(slot, Some(Err(_))))
-                && let Some(p) = slot.take()
-            {
-                round.push((i, p));
-            }
+        let stamp = Timestamp::now();
+        let prev = ad.status.as_ref().map(|p| p.clusters.as_slice());
+        Fleet {
+            ctx,
+            ad,
+            ns,
+            targets,
+            prev: prev.unwrap_or_default(),
+            revisions,
+            clock: Clock {
+                now: stamp.as_second(),
+                deadline_secs: strategy.deadline_secs,
+            },
+            at: Time(stamp),
         }
-        if round.is_empty() {
-            break wave;
-        }
+    }
+
+    /// Every target's outcome: deployed this reconcile, else waiting for its turn.
+    fn outcomes(
+        &self,
+        mut done: BTreeMap<usize, ClusterOutcome>,
+        waiting_for: &BTreeMap<String, String>,
+    ) -> Vec<ClusterOutcome> {
+        let outcome = |i: usize| match done.remove(&i) {
+            Some(o) => o,
+            None => waiting(
+                &self.targets[i],
+                self.prev_of(i),
+                &self.revisions[i],
+                waiting_for,
+            ),
+        };
+        (0..self.targets.len()).map(outcome).collect()
+    }
+
+    fn prev_of(&self, i: usize) -> Option<&ClusterRolloutStatus> {
+        let name = self.targets[i].name_any();
+        self.prev.iter().find(|c| c.name == name)
+    }
+
+    /// Where each target stands for the rollout: as this reconcile left it, else as found.
+    fn standings(&self, done: &BTreeMap<usize, ClusterOutcome>) -> Vec<waves::Target> {
+        let standing = |i: usize| {
+            let now = done
+                .get(&i)
+                .map(|o| status::cluster_status(o.clone(), self.prev, &self.at));
+            waves::standing(now.as_ref().or(self.prev_of(i)), &self.revisions[i])
+        };
+        let target = |(i, kc): (usize, &Arc<KommanderCluster>)| waves::Target {
+            name: kc.name_any(),
+            labels: cluster_labels(kc),
+            standing: standing(i),
+        };
+        self.targets.iter().enumerate().map(target).collect()
+    }
+
+    /// Deploy to each cluster of a round, each within its deadline.
+    async fn deploy(&self, round: Vec<(usize, Rendered)>) -> Vec<(usize, ClusterOutcome)> {
+        let (ctx, ad, ns, clock) = (self.ctx, self.ad, self.ns, self.clock);
         let futs = round.into_iter().map(|(i, p)| {
-            let (kc, prev, revision) = (&targets[i], prev_of(&targets[i]), &revisions[i]);
+            let (kc, prev, revision) = (&self.targets[i], self.prev_of(i), &self.revisions[i]);
             async move {
                 let o = match p {
                     // Nothing can be applied: say why at once, whatever the rollout's step.
@@ -192,16 +194,91 @@ pub(super) async fn deploy_all(
                 (i, o)
             }
         });
-        done.extend(futures::future::join_all(futs).await);
+        futures::future::join_all(futs).await
+    }
+}
+
+/// The renders a wave lets go now: those of admitted clusters, and every failed one (it is
+/// reported at once). Taken, so that no cluster is deployed twice.
+fn take_round(
+    prepared: &mut [Option<Rendered>],
+    admitted: impl Fn(usize) -> bool,
+) -> Vec<(usize, Rendered)> {
+    let mut round = Vec::new();
+    for (i, slot) in prepared.iter_mut().enumerate() {
+        if (admitted(i) || matches!(slot, Some(Err(_))))
+            && let Some(p) = slot.take()
+        {
+            round.push((i, p));
+        }
+    }
+    round
+}
+
+/// The inputs, the target clusters and the rollout strategy; or what stops them all.
+async fn setup(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    all_clusters: &[Arc<KommanderCluster>],
+) -> Result<(Inputs, Vec<Arc<KommanderCluster>>, Strategy), Blocker> {
+    let inputs = inputs(ctx, ad, ns).await?;
+    let targets = targets(ad, all_clusters)?;
+    let strategy = Strategy::from_spec(ad.spec.rollout.as_ref(), targets.len())
+        .map_err(|m| blocker("InvalidRollout", m, BlockerKind::Invalid))?;
+    Ok((inputs, targets, strategy))
+}
+
+/// Render for every target cluster, plan the rollout (`waves`), and deploy to the clusters it
+/// admits, each within its deadline; the others wait. Or the blocker that stops them all.
+pub(super) async fn deploy_all(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    all_clusters: &[Arc<KommanderCluster>],
+) -> Deployed {
+    let (inputs, targets, strategy) = match setup(ctx, ad, ns, all_clusters).await {
+        Ok(s) => s,
+        Err(b) => return Deployed::blocked(b),
     };
-    let outcomes = targets
-        .iter()
-        .enumerate()
-        .map(|(i, kc)| match done.remove(&i) {
-            Some(o) => o,
-            None => waiting(kc, prev_of(kc), &revisions[i], &wave.waiting),
-        })
+    let renders = targets.iter().map(|kc| prepare(ctx, ad, ns, &inputs, kc));
+    let mut prepared: Vec<Option<Rendered>> = futures::future::join_all(renders)
+        .await
+        .into_iter()
+        .map(Some)
         .collect();
+    let fleet = Fleet::new(ctx, ad, ns, targets, &prepared, &strategy);
+    let revision = inputs_revision(ad, &inputs);
+    let name = ad.name_any();
+    let subject = waves::Subject {
+        namespace: ns,
+        name: &name,
+        revision: &revision,
+        resume: ad
+            .annotations()
+            .get(waves::RESUME_ANNOTATION)
+            .map(String::as_str),
+    };
+    // Plan, deploy to the clusters admitted, and plan again with what they came to: a step
+    // done at once (nothing to roll out) lets the next one start in the same reconcile, and
+    // the status never lags what happened. Each round deploys to new clusters only, so the
+    // rounds end.
+    let mut done: BTreeMap<usize, ClusterOutcome> = BTreeMap::new();
+    let wave = loop {
+        let wave = waves::wave(
+            &strategy,
+            &fleet.standings(&done),
+            &subject,
+            fleet.clock.now,
+        );
+        let admitted = |i: usize| wave.admitted.contains(&fleet.targets[i].name_any());
+        let round = take_round(&mut prepared, admitted);
+        if round.is_empty() {
+            break wave;
+        }
+        done.extend(fleet.deploy(round).await);
+    };
+    let outcomes = fleet.outcomes(done, &wave.waiting);
     Deployed {
         blocked: None,
         outcomes,
