@@ -209,7 +209,7 @@ pub fn parse_objects(
     let mut out = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
         let index = i + 1;
-        let mut obj = match doc {
+        let obj = match doc {
             Value::Null => continue,
             Value::Object(m) => m,
             other => {
@@ -219,88 +219,100 @@ pub fn parse_objects(
                 });
             }
         };
-        let api_version = str_at(&obj, &["apiVersion"])
-            .ok_or(ManifestError::MissingField {
-                index,
-                field: "apiVersion",
-            })?
-            .to_string();
-        let kind = str_at(&obj, &["kind"])
-            .ok_or(ManifestError::MissingField {
-                index,
-                field: "kind",
-            })?
-            .to_string();
-        let name = str_at(&obj, &["metadata", "name"])
-            .ok_or(ManifestError::MissingField {
-                index,
-                field: "metadata.name",
-            })?
-            .to_string();
-        let set_ns = str_at(&obj, &["metadata", "namespace"]).map(str::to_string);
-
-        let allowed = placement.cluster_scoped_kinds.iter().any(|k| k == &kind);
-        let namespace = if allowed {
-            if let Some(ns) = set_ns {
-                return Err(ManifestError::NamespaceOnClusterScoped {
-                    kind,
-                    name,
-                    namespace: ns,
-                });
-            }
-            None
-        } else if KNOWN_CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
-            return Err(ManifestError::ClusterScopedNotAllowed { kind, name });
-        } else {
-            match set_ns {
-                Some(ns) if ns != placement.namespace => {
-                    return Err(ManifestError::ForeignNamespace {
-                        kind,
-                        name,
-                        namespace: ns,
-                        expected: placement.namespace.to_string(),
-                    });
-                }
-                _ => Some(placement.namespace.to_string()),
-            }
-        };
-
-        // Both lookups succeeded above, so metadata is a mapping.
-        if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
-            if let Some(ns) = &namespace {
-                meta.insert("namespace".into(), Value::String(ns.clone()));
-            }
-            let labels = meta
-                .entry("labels")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if labels.is_null() {
-                *labels = Value::Object(Map::new());
-            }
-            let Value::Object(l) = labels else {
-                return Err(ManifestError::LabelsNotAMap { kind, name });
-            };
-            {
-                l.insert(LABEL_MANAGED_BY.into(), Value::String(MANAGER.into()));
-                l.insert(
-                    LABEL_APPDEPLOYMENT.into(),
-                    Value::String(placement.release.into()),
-                );
-                l.insert(
-                    LABEL_WORKSPACE.into(),
-                    Value::String(placement.namespace.into()),
-                );
-            }
-        }
-        out.push(ManifestObject {
-            template: template.to_string(),
-            api_version,
-            kind,
-            name,
-            namespace,
-            body: Value::Object(obj),
-        });
+        out.push(place(template, index, obj, placement)?);
     }
     Ok(out)
+}
+
+/// A required string field of document `index`.
+fn required(
+    obj: &Map<String, Value>,
+    index: usize,
+    field: &'static str,
+) -> Result<String, ManifestError> {
+    let path: Vec<&str> = field.split('.').collect();
+    str_at(obj, &path)
+        .map(str::to_string)
+        .ok_or(ManifestError::MissingField { index, field })
+}
+
+/// One parsed object, placed (its namespace as the placement allows) and labelled as ours.
+fn place(
+    template: &str,
+    index: usize,
+    mut obj: Map<String, Value>,
+    placement: &Placement<'_>,
+) -> Result<ManifestObject, ManifestError> {
+    let api_version = required(&obj, index, "apiVersion")?;
+    let kind = required(&obj, index, "kind")?;
+    let name = required(&obj, index, "metadata.name")?;
+    let set_ns = str_at(&obj, &["metadata", "namespace"]).map(str::to_string);
+    let namespace = namespace_of(placement, &kind, &name, set_ns)?;
+    // The lookups above succeeded, so metadata is a mapping.
+    if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
+        if let Some(ns) = &namespace {
+            meta.insert("namespace".into(), Value::String(ns.clone()));
+        }
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if labels.is_null() {
+            *labels = Value::Object(Map::new());
+        }
+        let Value::Object(l) = labels else {
+            return Err(ManifestError::LabelsNotAMap { kind, name });
+        };
+        let label = |v: &str| Value::String(v.into());
+        l.insert(LABEL_MANAGED_BY.into(), label(MANAGER));
+        l.insert(LABEL_APPDEPLOYMENT.into(), label(placement.release));
+        l.insert(LABEL_WORKSPACE.into(), label(placement.namespace));
+    }
+    Ok(ManifestObject {
+        template: template.to_string(),
+        api_version,
+        kind,
+        name,
+        namespace,
+        body: Value::Object(obj),
+    })
+}
+
+/// Where an object goes: cluster-scoped only for the kinds the app may create there, else
+/// the placement's namespace (and no other).
+fn namespace_of(
+    placement: &Placement<'_>,
+    kind: &str,
+    name: &str,
+    set_ns: Option<String>,
+) -> Result<Option<String>, ManifestError> {
+    let (kind_, name_) = (kind.to_string(), name.to_string());
+    if placement.cluster_scoped_kinds.iter().any(|k| k == kind) {
+        return match set_ns {
+            Some(namespace) => Err(ManifestError::NamespaceOnClusterScoped {
+                kind: kind_,
+                name: name_,
+                namespace,
+            }),
+            None => Ok(None),
+        };
+    }
+    if KNOWN_CLUSTER_SCOPED_KINDS.contains(&kind) {
+        return Err(ManifestError::ClusterScopedNotAllowed {
+            kind: kind_,
+            name: name_,
+        });
+    }
+    match set_ns {
+        Some(namespace) if namespace != placement.namespace => {
+            Err(ManifestError::ForeignNamespace {
+                kind: kind_,
+                name: name_,
+                namespace,
+                expected: placement.namespace.to_string(),
+            })
+        }
+        _ => Ok(Some(placement.namespace.to_string())),
+    }
 }
 
 /// Refuse two objects with the same group, kind, namespace and name.

@@ -249,121 +249,174 @@ enum Reached {
     Complete,
 }
 
-/// Plan the rollout of `subject.revision` over `targets` at time `now` (seconds).
-pub fn wave(strategy: &Strategy, targets: &[Target], subject: &Subject<'_>, now: i64) -> Wave {
-    let deadline = strategy.deadline_secs;
-    let steps = assign(strategy, targets);
-    let n = steps.len();
-    let failed_in = |members: &[usize]| {
-        members
+/// The walk through the steps: the targets assigned to them, at a time.
+struct Walk<'a> {
+    strategy: &'a Strategy,
+    targets: &'a [Target],
+    steps: Vec<(String, bool, Vec<usize>)>,
+    /// Each target's step.
+    step_of: BTreeMap<usize, usize>,
+    now: i64,
+}
+
+impl<'a> Walk<'a> {
+    fn new(strategy: &'a Strategy, targets: &'a [Target], now: i64) -> Self {
+        let steps = assign(strategy, targets);
+        let step_of = steps
             .iter()
-            .filter(|&&i| targets[i].standing == Standing::Failed)
-            .count()
-    };
-    let mut failures = 0;
-    let mut stop = Reached::Complete;
-    for (k, (name, pause, members)) in steps.iter().enumerate() {
-        failures += failed_in(members);
-        if failures > strategy.max_failures {
-            stop = Reached::Halted(k);
-            break;
-        }
-        if !members.iter().all(|&i| settled(&targets[i], now, deadline)) {
-            stop = Reached::At(k);
-            break;
-        }
-        let later_settled = steps[k + 1..]
-            .iter()
-            .all(|(_, _, m)| m.iter().all(|&i| settled(&targets[i], now, deadline)));
-        let resumed = subject.resume == Some(format!("{name}@{}", subject.revision).as_str());
-        if *pause && !later_settled && !resumed {
-            stop = Reached::Paused(k);
-            break;
+            .enumerate()
+            .flat_map(|(k, (_, _, m))| m.iter().map(move |&i| (i, k)))
+            .collect();
+        Walk {
+            strategy,
+            targets,
+            steps,
+            step_of,
+            now,
         }
     }
+
+    fn settled(&self, i: usize) -> bool {
+        settled(&self.targets[i], self.now, self.strategy.deadline_secs)
+    }
+
+    fn skipped(&self, i: usize) -> bool {
+        skipped(&self.targets[i], self.now, self.strategy.deadline_secs)
+    }
+
+    fn label(&self, k: usize) -> String {
+        format!("{}/{} ({})", k + 1, self.steps.len(), self.steps[k].0)
+    }
+
+    /// Where the walk stops: the first step not settled, past too many failures, or pausing
+    /// (unless resumed for this revision, or every later step is settled anyway).
+    fn reached(&self, subject: &Subject<'_>) -> Reached {
+        let mut failures = 0;
+        for (k, (name, pause, members)) in self.steps.iter().enumerate() {
+            let failed = members
+                .iter()
+                .filter(|&&i| self.targets[i].standing == Standing::Failed);
+            failures += failed.count();
+            if failures > self.strategy.max_failures {
+                return Reached::Halted(k);
+            }
+            if !members.iter().all(|&i| self.settled(i)) {
+                return Reached::At(k);
+            }
+            let later = &self.steps[k + 1..];
+            let later_settled = later
+                .iter()
+                .all(|(_, _, m)| m.iter().all(|&i| self.settled(i)));
+            let resumed = subject.resume == Some(format!("{name}@{}", subject.revision).as_str());
+            if *pause && !later_settled && !resumed {
+                return Reached::Paused(k);
+            }
+        }
+        Reached::Complete
+    }
+
+    /// The clusters admitted now, and of them those that start now: every one that has
+    /// started, and not-started ones of the open step while there is a free slot.
+    fn admit(
+        &self,
+        current: usize,
+        opens: bool,
+        in_flight: &dyn Fn(usize) -> bool,
+    ) -> (BTreeSet<String>, BTreeSet<usize>) {
+        let mut busy = (0..self.targets.len()).filter(|&i| in_flight(i)).count();
+        let (mut admitted, mut starting) = (BTreeSet::new(), BTreeSet::new());
+        for (i, t) in self.targets.iter().enumerate() {
+            let take = match t.standing {
+                Standing::Done | Standing::InFlight | Standing::Failed => true,
+                Standing::Unreachable(_) => self.step_of[&i] <= current,
+                Standing::NotStarted => {
+                    let ok = opens && self.step_of[&i] == current && busy < self.strategy.limit;
+                    if ok {
+                        busy += 1;
+                        starting.insert(i);
+                    }
+                    ok
+                }
+            };
+            if take {
+                admitted.insert(t.name.clone());
+            }
+        }
+        (admitted, starting)
+    }
+
+    /// Why target `i`, not admitted, waits.
+    fn why_waiting(&self, i: usize, stop: &Reached, current: usize) -> String {
+        match stop {
+            Reached::Paused(k) => format!("the rollout is paused after step {}", self.label(*k)),
+            Reached::Halted(k) => format!("the rollout is halted at step {}", self.label(*k)),
+            _ if self.step_of[&i] > current => format!(
+                "waiting for step {}: the rollout is at step {}",
+                self.label(self.step_of[&i]),
+                self.label(current)
+            ),
+            _ => format!(
+                "waiting for a free slot in step {}: {} cluster(s) at a time (spec.rollout.maxConcurrentClusters)",
+                self.label(current),
+                self.strategy.limit
+            ),
+        }
+    }
+
+    /// The names of the targets `pred` picks.
+    fn names(&self, pred: impl Fn(usize) -> bool) -> Vec<String> {
+        let picked = (0..self.targets.len()).filter(|&i| pred(i));
+        picked.map(|i| self.targets[i].name.clone()).collect()
+    }
+}
+
+/// Plan the rollout of `subject.revision` over `targets` at time `now` (seconds).
+pub fn wave(strategy: &Strategy, targets: &[Target], subject: &Subject<'_>, now: i64) -> Wave {
+    let walk = Walk::new(strategy, targets, now);
+    let n = walk.steps.len();
+    let stop = walk.reached(subject);
     let (current, opens) = match stop {
         Reached::At(k) => (k, true),
         Reached::Paused(k) | Reached::Halted(k) => (k, false),
         Reached::Complete => (n - 1, false),
     };
-    let step_of: BTreeMap<usize, usize> = steps
-        .iter()
-        .enumerate()
-        .flat_map(|(k, (_, _, m))| m.iter().map(move |&i| (i, k)))
-        .collect();
-    let started = |i: usize| step_of[&i] <= current;
+    let started = |i: usize| walk.step_of[&i] <= current;
     let in_flight = |i: usize| match targets[i].standing {
         Standing::InFlight => true,
-        Standing::Unreachable(_) => started(i) && !skipped(&targets[i], now, deadline),
+        Standing::Unreachable(_) => started(i) && !walk.skipped(i),
         _ => false,
     };
-    let mut busy = (0..targets.len()).filter(|&i| in_flight(i)).count();
-    let mut admitted = BTreeSet::new();
-    let mut starting = BTreeSet::new();
-    for (i, t) in targets.iter().enumerate() {
-        let take = match t.standing {
-            Standing::Done | Standing::InFlight | Standing::Failed => true,
-            Standing::Unreachable(_) => started(i),
-            Standing::NotStarted => {
-                let ok = opens && step_of[&i] == current && busy < strategy.limit;
-                if ok {
-                    busy += 1;
-                    starting.insert(i);
-                }
-                ok
-            }
-        };
-        if take {
-            admitted.insert(t.name.clone());
-        }
-    }
-    let step_label = |k: usize| format!("{}/{n} ({})", k + 1, steps[k].0);
-    let mut waiting = BTreeMap::new();
-    for (i, t) in targets.iter().enumerate() {
-        if admitted.contains(&t.name) {
-            continue;
-        }
-        let why = match stop {
-            Reached::Paused(k) => format!("the rollout is paused after step {}", step_label(k)),
-            Reached::Halted(k) => format!("the rollout is halted at step {}", step_label(k)),
-            _ if step_of[&i] > current => format!(
-                "waiting for step {}: the rollout is at step {}",
-                step_label(step_of[&i]),
-                step_label(current)
-            ),
-            _ => format!(
-                "waiting for a free slot in step {}: {} cluster(s) at a time (spec.rollout.maxConcurrentClusters)",
-                step_label(current),
-                strategy.limit
-            ),
-        };
-        waiting.insert(t.name.clone(), why);
-    }
-    let names = |pred: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..targets.len())
-            .filter(|&i| pred(i))
-            .map(|i| targets[i].name.clone())
-            .collect()
-    };
-    let done = names(&|i| targets[i].standing == Standing::Done);
-    let failed = names(&|i| targets[i].standing == Standing::Failed);
-    let skipped_names = names(&|i| started(i) && skipped(&targets[i], now, deadline));
-    let progressing = names(&|i| in_flight(i) || starting.contains(&i));
+    let (admitted, starting) = walk.admit(current, opens, &in_flight);
+    let waiting: BTreeMap<String, String> = (0..targets.len())
+        .filter(|&i| !admitted.contains(&targets[i].name))
+        .map(|i| (targets[i].name.clone(), walk.why_waiting(i, &stop, current)))
+        .collect();
+    let done = walk.names(|i| targets[i].standing == Standing::Done);
+    let failed = walk.names(|i| targets[i].standing == Standing::Failed);
+    let skipped_names = walk.names(|i| started(i) && walk.skipped(i));
+    let progressing = walk.names(|i| in_flight(i) || starting.contains(&i));
     let waiting_names: Vec<String> = waiting.keys().cloned().collect();
+    let lists = (
+        &done[..],
+        &progressing[..],
+        &waiting_names[..],
+        &failed[..],
+        &skipped_names[..],
+    );
     let (phase, message) = describe(
         &stop,
-        &step_label(current),
+        &walk.label(current),
         strategy,
         subject,
-        &steps,
-        (&done, &progressing, &waiting_names, &failed, &skipped_names),
+        &walk.steps,
+        lists,
     );
     Wave {
         admitted,
         waiting,
         status: RolloutStatus {
             revision: subject.revision.to_string(),
-            step: format!("{}/{n} {}", current + 1, steps[current].0),
+            step: format!("{}/{n} {}", current + 1, walk.steps[current].0),
             phase,
             message,
             done,
@@ -383,14 +436,8 @@ type Lists<'a> = (
     &'a [String],
 );
 
-fn describe(
-    stop: &Reached,
-    label: &str,
-    strategy: &Strategy,
-    subject: &Subject<'_>,
-    steps: &[(String, bool, Vec<usize>)],
-    (done, progressing, waiting, failed, skipped): Lists<'_>,
-) -> (RolloutPhase, String) {
+/// What the rollout's message ends with: the failed and skipped clusters.
+fn tail(strategy: &Strategy, failed: &[String], skipped: &[String]) -> String {
     let mut tail = String::new();
     if !failed.is_empty() {
         tail.push_str(&format!("; failed: {}", failed.join(", ")));
@@ -402,6 +449,18 @@ fn describe(
             skipped.join(", ")
         ));
     }
+    tail
+}
+
+fn describe(
+    stop: &Reached,
+    label: &str,
+    strategy: &Strategy,
+    subject: &Subject<'_>,
+    steps: &[(String, bool, Vec<usize>)],
+    (done, progressing, waiting, failed, skipped): Lists<'_>,
+) -> (RolloutPhase, String) {
+    let tail = tail(strategy, failed, skipped);
     match stop {
         Reached::Complete => (
             RolloutPhase::Complete,
@@ -472,10 +531,23 @@ pub fn events(prev: Option<&RolloutStatus>, new: Option<&RolloutStatus>) -> Vec<
     let Some(new) = new else {
         return Vec::new();
     };
-    let mut out = Vec::new();
     let same_revision = prev.filter(|p| p.revision == new.revision);
+    let notes = [
+        step_event(prev, same_revision, new),
+        phase_event(same_revision.map(|p| p.phase), new),
+        skipped_event(same_revision, new),
+    ];
+    notes.into_iter().flatten().collect()
+}
+
+/// A revision started (or replaced one mid-rollout), or a next step started.
+fn step_event(
+    prev: Option<&RolloutStatus>,
+    same_revision: Option<&RolloutStatus>,
+    new: &RolloutStatus,
+) -> Option<Note> {
     match (prev, same_revision) {
-        (Some(p), None) if p.phase != RolloutPhase::Complete => out.push(note(
+        (Some(p), None) if p.phase != RolloutPhase::Complete => Some(note(
             false,
             "RolloutRestarted",
             format!(
@@ -483,12 +555,12 @@ pub fn events(prev: Option<&RolloutStatus>, new: Option<&RolloutStatus>) -> Vec<
                 new.revision, p.revision, p.phase, p.step, new.step
             ),
         )),
-        (_, None) => out.push(note(
+        (_, None) => Some(note(
             false,
             "RolloutStarted",
             format!("revision {}: step {}", new.revision, new.step),
         )),
-        (Some(p), Some(_)) if p.step != new.step => out.push(note(
+        (Some(p), Some(_)) if p.step != new.step => Some(note(
             false,
             "StepStarted",
             format!(
@@ -496,27 +568,34 @@ pub fn events(prev: Option<&RolloutStatus>, new: Option<&RolloutStatus>) -> Vec<
                 new.revision, new.step, p.step
             ),
         )),
-        _ => {}
+        _ => None,
     }
-    let was = same_revision.map(|p| p.phase);
-    if was != Some(new.phase) {
-        match new.phase {
-            RolloutPhase::Paused => out.push(note(false, "RolloutPaused", new.message.clone())),
-            RolloutPhase::Halted => out.push(note(true, "RolloutHalted", new.message.clone())),
-            RolloutPhase::Complete => out.push(note(false, "RolloutComplete", new.message.clone())),
-            RolloutPhase::Progressing if was.is_some() => out.push(note(
+}
+
+/// The revision's rollout paused, halted, completed or resumed (`was`: its phase before).
+fn phase_event(was: Option<RolloutPhase>, new: &RolloutStatus) -> Option<Note> {
+    if was == Some(new.phase) {
+        return None;
+    }
+    match new.phase {
+        RolloutPhase::Paused => Some(note(false, "RolloutPaused", new.message.clone())),
+        RolloutPhase::Halted => Some(note(true, "RolloutHalted", new.message.clone())),
+        RolloutPhase::Complete => Some(note(false, "RolloutComplete", new.message.clone())),
+        RolloutPhase::Progressing => was.map(|was| {
+            note(
                 false,
                 "RolloutResumed",
                 format!(
-                    "revision {} goes on at step {} (was {:?})",
-                    new.revision,
-                    new.step,
-                    was.unwrap_or(RolloutPhase::Progressing)
+                    "revision {} goes on at step {} (was {was:?})",
+                    new.revision, new.step
                 ),
-            )),
-            RolloutPhase::Progressing => {}
-        }
+            )
+        }),
     }
+}
+
+/// Clusters newly passed over, unreachable past the deadline.
+fn skipped_event(same_revision: Option<&RolloutStatus>, new: &RolloutStatus) -> Option<Note> {
     let before: &[String] = same_revision
         .map(|p| p.skipped.as_slice())
         .unwrap_or_default();
@@ -526,8 +605,8 @@ pub fn events(prev: Option<&RolloutStatus>, new: Option<&RolloutStatus>) -> Vec<
         .filter(|c| !before.contains(c))
         .map(String::as_str)
         .collect();
-    if !skipped.is_empty() {
-        out.push(note(
+    (!skipped.is_empty()).then(|| {
+        note(
             true,
             "ClustersSkipped",
             format!(
@@ -535,9 +614,8 @@ pub fn events(prev: Option<&RolloutStatus>, new: Option<&RolloutStatus>) -> Vec<
                 new.revision,
                 skipped.join(", ")
             ),
-        ));
-    }
-    out
+        )
+    })
 }
 
 #[cfg(test)]

@@ -181,6 +181,106 @@ fn raw_interpolation_line(src: &str) -> Option<usize> {
     None
 }
 
+/// The app's templates and configRollout names are within the size and nesting limits.
+fn check_limits(name: &str, def: &AppDefinition) -> Result<(), RenderError> {
+    let mut sources: Vec<(&str, &str)> = def
+        .templates
+        .iter()
+        .map(|t| (t.name.as_str(), t.template.as_str()))
+        .collect();
+    if let Some(r) = &def.config_rollout {
+        if let Some(cm) = &r.config_map {
+            sources.push(("configRollout.configMap", cm.as_str()));
+        }
+        sources.extend(
+            r.restart
+                .iter()
+                .map(|t| ("configRollout.restart[].name", t.name.as_str())),
+        );
+    }
+    limits::check_templates(&sources).map_err(|e| RenderError::Limit {
+        app: name.to_string(),
+        template: e.template,
+        message: e.message,
+    })
+}
+
+/// A template's syntax error, located.
+fn syntax(app: &str, template: &str, e: &handlebars::TemplateError) -> RenderError {
+    RenderError::Syntax {
+        app: app.to_string(),
+        template: template.to_string(),
+        line: e.pos().map(|p| p.0),
+        column: e.pos().map(|p| p.1),
+        message: e.reason().to_string(),
+    }
+}
+
+/// Register the app's templates; the names of those that render objects, in order (partials,
+/// named with a leading `_`, render none).
+fn register_templates(
+    registry: &mut Handlebars<'static>,
+    name: &str,
+    def: &AppDefinition,
+) -> Result<Vec<String>, RenderError> {
+    let mut order = Vec::new();
+    for t in &def.templates {
+        if registry.has_template(&t.name) {
+            return Err(RenderError::DuplicateTemplate {
+                app: name.to_string(),
+                template: t.name.clone(),
+            });
+        }
+        if let Some(line) = raw_interpolation_line(&t.template) {
+            return Err(RenderError::RawInterpolation {
+                app: name.to_string(),
+                template: t.name.clone(),
+                line,
+            });
+        }
+        registry
+            .register_template_string(&t.name, &t.template)
+            .map_err(|e| syntax(name, &t.name, &e))?;
+        if !t.name.starts_with('_') {
+            order.push(t.name.clone());
+        }
+    }
+    Ok(order)
+}
+
+/// Register configRollout's names as templates: they may use the template context (e.g.
+/// "{{release.name}}-controller").
+fn register_rollout_names(
+    registry: &mut Handlebars<'static>,
+    name: &str,
+    r: &ConfigRollout,
+) -> Result<(), RenderError> {
+    if r.config_map.is_some() == !r.config_kinds.is_empty() {
+        return Err(RenderError::Syntax {
+            app: name.to_string(),
+            template: "configRollout".into(),
+            line: None,
+            column: None,
+            message: "set exactly one of configMap and configKinds".into(),
+        });
+    }
+    let config_map = r
+        .config_map
+        .iter()
+        .map(|cm| ("configRollout.configMap".to_string(), cm));
+    let restart = r
+        .restart
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("configRollout.restart[{i}].name"), &t.name));
+    for (field, src) in config_map.chain(restart) {
+        registry
+            .register_template_string(&rollout_template(&field), src)
+            .map_err(|e| syntax(name, &field, &e))?;
+    }
+    Ok(())
+}
+
 impl CompiledApp {
     /// Compile an app definition. `name` is used in error messages.
     pub fn compile(name: &str, def: &AppDefinition) -> Result<Self, RenderError> {
@@ -193,95 +293,14 @@ impl CompiledApp {
             error,
         })?;
 
-        let mut sources: Vec<(&str, &str)> = def
-            .templates
-            .iter()
-            .map(|t| (t.name.as_str(), t.template.as_str()))
-            .collect();
-        if let Some(r) = &def.config_rollout {
-            if let Some(cm) = &r.config_map {
-                sources.push(("configRollout.configMap", cm.as_str()));
-            }
-            sources.extend(
-                r.restart
-                    .iter()
-                    .map(|t| ("configRollout.restart[].name", t.name.as_str())),
-            );
-        }
-        limits::check_templates(&sources).map_err(|e| RenderError::Limit {
-            app: name.to_string(),
-            template: e.template,
-            message: e.message,
-        })?;
-
+        check_limits(name, def)?;
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(helpers::yaml_safe);
         helpers::register(&mut registry);
-
-        let mut order = Vec::new();
-        for t in &def.templates {
-            if registry.has_template(&t.name) {
-                return Err(RenderError::DuplicateTemplate {
-                    app: name.to_string(),
-                    template: t.name.clone(),
-                });
-            }
-            if let Some(line) = raw_interpolation_line(&t.template) {
-                return Err(RenderError::RawInterpolation {
-                    app: name.to_string(),
-                    template: t.name.clone(),
-                    line,
-                });
-            }
-            registry
-                .register_template_string(&t.name, &t.template)
-                .map_err(|e| RenderError::Syntax {
-                    app: name.to_string(),
-                    template: t.name.clone(),
-                    line: e.pos().map(|p| p.0),
-                    column: e.pos().map(|p| p.1),
-                    message: e.reason().to_string(),
-                })?;
-            if !t.name.starts_with('_') {
-                order.push(t.name.clone());
-            }
-        }
-        // configRollout names may use the template context (e.g. "{{release.name}}-controller").
+        let order = register_templates(&mut registry, name, def)?;
         if let Some(r) = &def.config_rollout {
-            match (&r.config_map, r.config_kinds.is_empty()) {
-                (Some(_), true) | (None, false) => {}
-                _ => {
-                    return Err(RenderError::Syntax {
-                        app: name.to_string(),
-                        template: "configRollout".into(),
-                        line: None,
-                        column: None,
-                        message: "set exactly one of configMap and configKinds".into(),
-                    });
-                }
-            }
-            let fields = r
-                .config_map
-                .iter()
-                .map(|cm| ("configRollout.configMap".to_string(), cm))
-                .chain(
-                    r.restart
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| (format!("configRollout.restart[{i}].name"), &t.name)),
-                );
-            for (field, src) in fields {
-                registry
-                    .register_template_string(&rollout_template(&field), src)
-                    .map_err(|e| RenderError::Syntax {
-                        app: name.to_string(),
-                        template: field.clone(),
-                        line: e.pos().map(|p| p.0),
-                        column: e.pos().map(|p| p.1),
-                        message: e.reason().to_string(),
-                    })?;
-            }
+            register_rollout_names(&mut registry, name, r)?;
         }
         Ok(CompiledApp {
             name: name.to_string(),
