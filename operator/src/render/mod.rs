@@ -255,7 +255,8 @@ fn register_rollout_names(
     name: &str,
     r: &ConfigRollout,
 ) -> Result<(), RenderError> {
-    if r.config_map.is_some() == !r.config_kinds.is_empty() {
+    // Exactly one of the two says where the config is.
+    if r.config_map.is_some() != r.config_kinds.is_empty() {
         return Err(RenderError::Syntax {
             app: name.to_string(),
             template: "configRollout".into(),
