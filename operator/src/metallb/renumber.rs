@@ -299,6 +299,31 @@ enum Claim {
     },
 }
 
+/// The pool that gives a cleared Service the IP it requests; or why none does.
+fn requested_pool<'a>(
+    new: &'a CrConfig,
+    s: &LiveService,
+    asked_pool: Option<&str>,
+    wanted: &[IpAddr],
+    used: &InUse,
+) -> Result<&'a CrPool, String> {
+    match new.pool_for(wanted).filter(|p| admits(p, s)) {
+        None => Err(format!(
+            "its requested IP {} is in no pool that admits it",
+            ips(wanted)
+        )),
+        Some(p) if asked_pool.is_some_and(|a| a != p.name) => Err(format!(
+            "its requested IP is in pool {:?}, not the pool {:?} it asks for",
+            p.name,
+            asked_pool.unwrap_or_default()
+        )),
+        Some(_) if wanted.iter().any(|ip| used.contains(ip)) => {
+            Err(format!("its requested IP {} is taken", ips(wanted)))
+        }
+        Some(p) => Ok(p),
+    }
+}
+
 /// Where a cleared Service lands, as far as it can be told alone.
 fn claim(new: &CrConfig, s: &LiveService, release: Release, why: &str, used: &mut InUse) -> Claim {
     let pending = |because: String| {
@@ -310,20 +335,8 @@ fn claim(new: &CrConfig, s: &LiveService, release: Release, why: &str, used: &mu
     let asked_pool = annotation(s, release, POOL);
     let wanted = requested(s, release);
     if !wanted.is_empty() {
-        return match new.pool_for(&wanted).filter(|p| admits(p, s)) {
-            None => pending(format!(
-                "its requested IP {} is in no pool that admits it",
-                ips(&wanted)
-            )),
-            Some(p) if asked_pool.is_some_and(|a| a != p.name) => pending(format!(
-                "its requested IP is in pool {:?}, not the pool {:?} it asks for",
-                p.name,
-                asked_pool.unwrap_or_default()
-            )),
-            Some(_) if wanted.iter().any(|ip| used.contains(ip)) => {
-                pending(format!("its requested IP {} is taken", ips(&wanted)))
-            }
-            Some(p) => {
+        return match requested_pool(new, s, asked_pool, &wanted, used) {
+            Ok(p) => {
                 used.extend(wanted.iter().copied());
                 Claim::Settled(Fate::Renumbered {
                     why: why.to_string(),
@@ -331,6 +344,7 @@ fn claim(new: &CrConfig, s: &LiveService, release: Release, why: &str, used: &mu
                     pools: vec![p.name.clone()],
                 })
             }
+            Err(because) => pending(because),
         };
     }
     let v4 = s.ips[0].is_ipv4();
@@ -447,130 +461,157 @@ pub fn predict(
     release: Release,
 ) -> Vec<Outcome> {
     let held = held(services);
-    let verdicts: Vec<Result<&CrPool, String>> =
-        held.iter().map(|s| keeps(new, s, release)).collect();
     let outcome = |s: &LiveService, fate| Outcome {
         service: s.id(),
         ips: s.ips.clone(),
         fate,
     };
-    if !release.renumbers() && held.iter().any(|s| new.pool_for(&s.ips).is_none()) {
+    let fits = |s: &&LiveService| new.pool_for(&s.ips).is_some();
+    if !release.renumbers() && !held.iter().all(fits) {
         // The whole config is refused: nothing else changes, but every misfit is named.
-        return held
-            .iter()
-            .map(|s| {
-                let fate = if new.pool_for(&s.ips).is_none() {
-                    Fate::Refused
-                } else {
-                    Fate::Keeps
-                };
-                outcome(s, fate)
-            })
-            .collect();
+        let refused = |s: &&LiveService| match fits(s) {
+            true => Fate::Keeps,
+            false => Fate::Refused,
+        };
+        return held.iter().map(|s| outcome(s, refused(s))).collect();
     }
     // Addresses stay taken by every Service whose IPs still fit a pool: SetPools keeps those
     // allocations, even of Services convergeBalancer clears later.
     let mut used: InUse = held
         .iter()
-        .filter(|s| new.pool_for(&s.ips).is_some())
+        .filter(|s| fits(s))
         .flat_map(|s| s.ips.iter().copied())
         .collect();
-    let mut fates: Vec<Option<Fate>> = Vec::new();
-    let mut draws: Vec<Drawing> = Vec::new();
-    for (i, (s, verdict)) in held.iter().zip(verdicts).enumerate() {
-        match verdict {
-            Ok(pool) => fates.push(Some(announcement(old, new, s, pool))),
-            Err(why) => {
-                for ip in &s.ips {
-                    used.remove(ip);
-                }
-                match claim(new, s, release, &why, &mut used) {
-                    Claim::Settled(fate) => fates.push(Some(fate)),
-                    Claim::Draw {
-                        pools,
-                        fallback,
-                        v4,
-                    } => {
-                        fates.push(None);
-                        draws.push(Drawing {
-                            index: i,
-                            why,
-                            pools,
-                            fallback,
-                            v4,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    let mut groups: Vec<(&[String], &[String], bool)> = Vec::new();
-    for d in &draws {
-        let key = (d.pools.as_slice(), d.fallback.as_slice(), d.v4);
-        if !groups.contains(&key) {
-            groups.push(key);
-        }
-    }
-    for (pools, fallback, v4) in groups {
+    let (mut fates, draws) = settle(old, new, &held, release, &mut used);
+    for (pools, fallback, v4) in draw_groups(&draws) {
         let members: Vec<&Drawing> = draws
             .iter()
             .filter(|d| d.pools == pools && d.fallback == fallback && d.v4 == v4)
             .collect();
-        // Services drawing from several pools may take this pool's addresses first.
-        let others = if pools.len() == 1 {
-            draws
-                .iter()
-                .filter(|d| d.v4 == v4 && d.pools.len() > 1 && d.pools.contains(&pools[0]))
-                .count()
-        } else {
-            0
-        };
-        let rivals = members.len() + others;
-        let (free, enough) = draw(new, pools, v4, rivals, &mut used);
-        // What the first pools cannot take goes to the fallback pools.
-        let (spill, spill_enough) = if enough || fallback.is_empty() {
-            (Vec::new(), enough)
-        } else {
-            draw(new, fallback, v4, rivals - free.len(), &mut used)
-        };
-        let all_pools: Vec<String> = pools.iter().chain(fallback).cloned().collect();
-        for d in members {
-            let why = d.why.clone();
-            fates[d.index] = Some(if !spill_enough {
-                let mut all_free = free.clone();
-                all_free.extend(spill.iter().copied());
-                Fate::Contended {
-                    why,
-                    pools: if spill.is_empty() {
-                        pools.to_vec()
-                    } else {
-                        all_pools.clone()
-                    },
-                    free: all_free,
-                    rivals,
-                }
-            } else if !spill.is_empty() || pools.len() > 1 {
-                Fate::Renumbered {
-                    why,
-                    to: Vec::new(),
-                    pools: if spill.is_empty() {
-                        pools.to_vec()
-                    } else {
-                        all_pools.clone()
-                    },
-                }
-            } else {
-                Fate::Renumbered {
-                    why,
-                    to: free.clone(),
-                    pools: pools.to_vec(),
-                }
-            });
+        for (index, fate) in share(new, &draws, &members, &mut used) {
+            fates[index] = Some(fate);
         }
     }
     held.iter()
         .zip(fates)
         .map(|(s, fate)| outcome(s, fate.unwrap_or(Fate::Keeps)))
+        .collect()
+}
+
+/// Each held Service's fate where it is settled on its own (it keeps its IP, or its claim is
+/// settled), and the Services that draw new addresses from pools (their fate `None` yet).
+fn settle(
+    old: Option<&CrConfig>,
+    new: &CrConfig,
+    held: &[&LiveService],
+    release: Release,
+    used: &mut InUse,
+) -> (Vec<Option<Fate>>, Vec<Drawing>) {
+    let mut fates: Vec<Option<Fate>> = Vec::new();
+    let mut draws: Vec<Drawing> = Vec::new();
+    for (index, s) in held.iter().enumerate() {
+        let why = match keeps(new, s, release) {
+            Ok(pool) => {
+                fates.push(Some(announcement(old, new, s, pool)));
+                continue;
+            }
+            Err(why) => why,
+        };
+        for ip in &s.ips {
+            used.remove(ip);
+        }
+        match claim(new, s, release, &why, used) {
+            Claim::Settled(fate) => fates.push(Some(fate)),
+            Claim::Draw {
+                pools,
+                fallback,
+                v4,
+            } => {
+                fates.push(None);
+                draws.push(Drawing {
+                    index,
+                    why,
+                    pools,
+                    fallback,
+                    v4,
+                });
+            }
+        }
+    }
+    (fates, draws)
+}
+
+/// The distinct (pools, fallback pools, family) the drawing Services draw from, in order.
+fn draw_groups(draws: &[Drawing]) -> Vec<(&[String], &[String], bool)> {
+    let mut groups: Vec<(&[String], &[String], bool)> = Vec::new();
+    for d in draws {
+        let key = (d.pools.as_slice(), d.fallback.as_slice(), d.v4);
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    groups
+}
+
+/// The fates of the `members` drawing from one group's pools (then its fallback pools), with
+/// every Service that may take the same addresses counted as a rival.
+fn share(
+    new: &CrConfig,
+    draws: &[Drawing],
+    members: &[&Drawing],
+    used: &mut InUse,
+) -> Vec<(usize, Fate)> {
+    let Some(first) = members.first() else {
+        return Vec::new();
+    };
+    let (pools, fallback, v4) = (first.pools.as_slice(), first.fallback.as_slice(), first.v4);
+    // Services drawing from several pools may take this pool's addresses first.
+    let others = match pools.len() {
+        1 => draws
+            .iter()
+            .filter(|d| d.v4 == v4 && d.pools.len() > 1 && d.pools.contains(&pools[0]))
+            .count(),
+        _ => 0,
+    };
+    let rivals = members.len() + others;
+    let (free, enough) = draw(new, pools, v4, rivals, used);
+    // What the first pools cannot take goes to the fallback pools.
+    let (spill, spill_enough) = if enough || fallback.is_empty() {
+        (Vec::new(), enough)
+    } else {
+        draw(new, fallback, v4, rivals - free.len(), used)
+    };
+    let named: Vec<String> = match spill.is_empty() {
+        true => pools.to_vec(),
+        false => pools.iter().chain(fallback).cloned().collect(),
+    };
+    let fate = |why: String| {
+        if !spill_enough {
+            let mut all_free = free.clone();
+            all_free.extend(spill.iter().copied());
+            Fate::Contended {
+                why,
+                pools: named.clone(),
+                free: all_free,
+                rivals,
+            }
+        } else if !spill.is_empty() || pools.len() > 1 {
+            Fate::Renumbered {
+                why,
+                to: Vec::new(),
+                pools: named.clone(),
+            }
+        } else {
+            Fate::Renumbered {
+                why,
+                to: free.clone(),
+                pools: pools.to_vec(),
+            }
+        }
+    };
+    members
+        .iter()
+        .map(|d| (d.index, fate(d.why.clone())))
         .collect()
 }
 

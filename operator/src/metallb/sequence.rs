@@ -173,16 +173,58 @@ pub fn predict_along(
     if !release.renumbers() || between.is_empty() {
         return predict(old, last, services, release);
     }
-    let mut now: Vec<LiveService> = services.to_vec();
-    // Where each Service is in `now`: a prediction names thousands of them.
-    let index: BTreeMap<String, usize> = now.iter().enumerate().map(|(i, s)| (s.id(), i)).collect();
-    let mut cleared: BTreeMap<String, Cleared> = BTreeMap::new();
+    let mut now = Along::new(services);
     let mut prev = old;
     for (after, cfg) in between {
+        now.step(predict(prev, cfg, &now.services, release), after);
+        prev = Some(cfg);
+    }
+    let finals: BTreeMap<String, Fate> = predict(prev, last, &now.services, release)
+        .into_iter()
+        .map(|o| (o.service, o.fate))
+        .collect();
+    held(services)
+        .into_iter()
+        .map(|s| {
+            let service = s.id();
+            let fate = now.fate(&service, finals.get(&service), last);
+            Outcome {
+                service,
+                ips: s.ips.clone(),
+                fate,
+            }
+        })
+        .collect()
+}
+
+/// The Services as MetalLB leaves them after each state on the way, and those it cleared.
+struct Along {
+    services: Vec<LiveService>,
+    /// Where each Service is in `services`: a prediction names thousands of them.
+    index: BTreeMap<String, usize>,
+    cleared: BTreeMap<String, Cleared>,
+}
+
+impl Along {
+    fn new(services: &[LiveService]) -> Self {
+        let index = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id(), i))
+            .collect();
+        Along {
+            services: services.to_vec(),
+            index,
+            cleared: BTreeMap::new(),
+        }
+    }
+
+    /// Follow the Services a state's prediction clears (`after`: what was just written).
+    fn step(&mut self, predicted: Vec<Outcome>, after: &str) {
         // Services drawing "one of" the same addresses take them in the order predict lists
         // them: a guess, but one that stays in the right pool for the next state.
         let mut handed: BTreeMap<Vec<IpAddr>, usize> = BTreeMap::new();
-        for o in predict(prev, cfg, &now, release) {
+        for o in predicted {
             let Some(why) = why(&o.fate) else { continue };
             let (to, assumed) = match &o.fate {
                 Fate::Renumbered { to, .. } if to.len() == 1 => (to.clone(), false),
@@ -197,62 +239,48 @@ pub fn predict_along(
                 // Pending, or the pool itself uncertain: no address to follow.
                 _ => (Vec::new(), false),
             };
-            let entry = cleared.entry(o.service.clone()).or_insert(Cleared {
+            let entry = self.cleared.entry(o.service.clone()).or_insert(Cleared {
                 why: format!("{why}, once {after}"),
                 fate: o.fate.clone(),
                 assumed,
             });
             entry.fate = o.fate.clone();
             entry.assumed = assumed;
-            if let Some(&i) = index.get(&o.service) {
-                now[i].ips = to;
+            if let Some(&i) = self.index.get(&o.service) {
+                self.services[i].ips = to;
             }
         }
-        prev = Some(cfg);
     }
-    let finals: BTreeMap<String, Fate> = predict(prev, last, &now, release)
-        .into_iter()
-        .map(|o| (o.service, o.fate))
-        .collect();
-    held(services)
-        .into_iter()
-        .map(|s| {
-            let service = s.id();
-            let last_fate = finals.get(&service);
-            let fate = match (cleared.get(&service), last_fate) {
-                (None, fate) => fate.cloned().unwrap_or(Fate::Keeps),
-                // Cleared on the way and given no address since, or one MetalLB's order picks.
-                (Some(c), None) => with_why(&c.fate, c.why.clone()),
-                (Some(c), Some(f)) if c.assumed && why(f).is_none() => {
-                    with_why(&c.fate, c.why.clone())
-                }
-                // Cleared again by the new config.
-                (Some(c), Some(f)) if why(f).is_some() => {
-                    with_why(f, format!("{}; then {}", c.why, why(f).unwrap_or_default()))
-                }
-                // Cleared on the way, and the address it got then stays.
-                (Some(c), Some(_)) => {
-                    let ips: Vec<IpAddr> = index
-                        .get(&service)
-                        .map(|&i| now[i].ips.clone())
-                        .unwrap_or_default();
-                    Fate::Renumbered {
-                        why: c.why.clone(),
-                        pools: last
-                            .pool_for(&ips)
-                            .map(|p| vec![p.name.clone()])
-                            .unwrap_or_default(),
-                        to: ips,
-                    }
-                }
-            };
-            Outcome {
-                service,
-                ips: s.ips.clone(),
-                fate,
+
+    /// A Service's fate over the whole way, given its fate under the last state.
+    fn fate(&self, service: &str, last_fate: Option<&Fate>, last: &CrConfig) -> Fate {
+        match (self.cleared.get(service), last_fate) {
+            (None, fate) => fate.cloned().unwrap_or(Fate::Keeps),
+            // Cleared on the way and given no address since, or one MetalLB's order picks.
+            (Some(c), None) => with_why(&c.fate, c.why.clone()),
+            (Some(c), Some(f)) if c.assumed && why(f).is_none() => with_why(&c.fate, c.why.clone()),
+            // Cleared again by the new config.
+            (Some(c), Some(f)) if why(f).is_some() => {
+                with_why(f, format!("{}; then {}", c.why, why(f).unwrap_or_default()))
             }
-        })
-        .collect()
+            // Cleared on the way, and the address it got then stays.
+            (Some(c), Some(_)) => {
+                let ips: Vec<IpAddr> = self
+                    .index
+                    .get(service)
+                    .map(|&i| self.services[i].ips.clone())
+                    .unwrap_or_default();
+                Fate::Renumbered {
+                    why: c.why.clone(),
+                    pools: last
+                        .pool_for(&ips)
+                        .map(|p| vec![p.name.clone()])
+                        .unwrap_or_default(),
+                    to: ips,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -255,7 +255,7 @@ fn register_rollout_names(
     name: &str,
     r: &ConfigRollout,
 ) -> Result<(), RenderError> {
-    // Exactly one of the two says where the config is.
+    // Where the config is: said by exactly one of the two, else refused.
     if r.config_map.is_some() != r.config_kinds.is_empty() {
         return Err(RenderError::Syntax {
             app: name.to_string(),
