@@ -58,6 +58,14 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// An object seen deleted.
+    pub fn gone() -> Self {
+        Observed {
+            fingerprint: None,
+            writer: None,
+        }
+    }
+
     /// What `meta` tells, for an operator writing as `ours`.
     pub fn of(meta: &ObjectMeta, ours: &str) -> Self {
         Observed {

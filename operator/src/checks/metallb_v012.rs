@@ -13,6 +13,7 @@ use crate::metallb::safety::{LiveService, POOL_ANNOTATION};
 use crate::metallb::segments::PoolAddresses;
 use crate::metallb::{cluster, nodes, safety};
 use crate::remote::short_error;
+use crate::resources::ClusterNetwork;
 use crate::rollout::{ConfigCheck, LiveState};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
@@ -101,48 +102,21 @@ async fn node_facts(client: &kube::Client) -> Result<(Vec<IpAddr>, Vec<String>),
 
 /// The Services, the cluster's networks and kube-proxy's mode: what every MetalLB check reads.
 pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, ReadError> {
-    let short = |e: kube::Error| ReadError::api(&e);
     let client = source.client;
     let services: Vec<LiveService> = match &source.services {
         Some(watched) => watched.iter().filter_map(|s| live_service(s)).collect(),
         None => Api::<Service>::all(client.clone())
             .list(&ListParams::default())
             .await
-            .map_err(short)?
+            .map_err(|e| ReadError::api(&e))?
             .items
             .iter()
             .filter_map(live_service)
             .collect(),
     };
-    let system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
-    let mut facts = ClusterFacts::default();
     // The KommanderCluster's spec.network wins over what kubeadm recorded.
     let network = source.network.cloned().unwrap_or_default();
-    let kubeadm = system.get_opt("kubeadm-config").await.map_err(short)?;
-    let (kubeadm_pod, kubeadm_svc) = kubeadm
-        .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
-        .map(|text| metallb_cluster::kubeadm_networks(&text))
-        .transpose()
-        .map_err(|e| ReadError::unreadable(&format!("kube-system/kubeadm-config: {e}")))?
-        .unwrap_or_default();
-    facts.pod_subnets = match &network.pod_subnet {
-        Some(s) => metallb_cluster::parse_subnets("spec.network.podSubnet", s)
-            .map_err(ReadError::Declared)?,
-        None => kubeadm_pod,
-    };
-    facts.service_subnets = match &network.service_subnet {
-        Some(s) => metallb_cluster::parse_subnets("spec.network.serviceSubnet", s)
-            .map_err(ReadError::Declared)?,
-        None => kubeadm_svc,
-    };
-    if let Some(text) = system
-        .get_opt("kube-proxy")
-        .await
-        .map_err(short)?
-        .and_then(|cm| cm.data.and_then(|d| d.get("config.conf").cloned()))
-    {
-        facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
-    }
+    let mut facts = system_facts(client, &network).await?;
     let mut notes = Vec::new();
     let nodes = node_facts(client).await;
     if let Err(e) = &nodes {
@@ -154,27 +128,7 @@ pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, ReadError>
         .as_ref()
         .ok()
         .and_then(|(_, ids)| crate::metallb::cloud::detect(ids));
-    facts.node_subnets = match network.node_subnets.as_slice() {
-        [] => match &nodes {
-            Ok((ips, _)) => NodeSubnets::infer(ips),
-            Err(e) => {
-                notes.push(format!(
-                    "the nodes could not be read ({e}): whether layer2 pools share their subnet was not checked (set spec.network.nodeSubnets on the KommanderCluster)"
-                ));
-                NodeSubnets::Unknown
-            }
-        },
-        declared => {
-            let mut nets = Vec::new();
-            for s in declared {
-                nets.extend(
-                    metallb_cluster::parse_subnets("spec.network.nodeSubnets", s)
-                        .map_err(ReadError::Declared)?,
-                );
-            }
-            NodeSubnets::Declared(nets)
-        }
-    };
+    facts.node_subnets = node_subnets(&network, &nodes, &mut notes)?;
     for (name, nets) in [
         ("podSubnet", &facts.pod_subnets),
         ("serviceSubnet", &facts.service_subnets),
@@ -192,6 +146,70 @@ pub(super) async fn observe(source: &Source<'_>) -> Result<LiveState, ReadError>
         notes,
         foreign: Vec::new(),
     })
+}
+
+/// The pod and service networks (declared, else as kubeadm recorded them) and kube-proxy's
+/// mode, from kube-system.
+async fn system_facts(
+    client: &kube::Client,
+    network: &ClusterNetwork,
+) -> Result<ClusterFacts, ReadError> {
+    let short = |e: kube::Error| ReadError::api(&e);
+    let system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let mut facts = ClusterFacts::default();
+    let kubeadm = system.get_opt("kubeadm-config").await.map_err(short)?;
+    let (kubeadm_pod, kubeadm_svc) = kubeadm
+        .and_then(|cm| cm.data.and_then(|d| d.get("ClusterConfiguration").cloned()))
+        .map(|text| metallb_cluster::kubeadm_networks(&text))
+        .transpose()
+        .map_err(|e| ReadError::unreadable(&format!("kube-system/kubeadm-config: {e}")))?
+        .unwrap_or_default();
+    let declared = |field: &str, s: &str| {
+        metallb_cluster::parse_subnets(field, s).map_err(ReadError::Declared)
+    };
+    facts.pod_subnets = match &network.pod_subnet {
+        Some(s) => declared("spec.network.podSubnet", s)?,
+        None => kubeadm_pod,
+    };
+    facts.service_subnets = match &network.service_subnet {
+        Some(s) => declared("spec.network.serviceSubnet", s)?,
+        None => kubeadm_svc,
+    };
+    let kube_proxy = system.get_opt("kube-proxy").await.map_err(short)?;
+    if let Some(text) =
+        kube_proxy.and_then(|cm| cm.data.and_then(|d| d.get("config.conf").cloned()))
+    {
+        facts.ipvs_without_strict_arp = metallb_cluster::ipvs_without_strict_arp(&text);
+    }
+    Ok(facts)
+}
+
+/// The nodes' subnets: declared, else inferred from the nodes' addresses (unknown, with a
+/// note, when they could not be read).
+fn node_subnets(
+    network: &ClusterNetwork,
+    nodes: &Result<(Vec<IpAddr>, Vec<String>), String>,
+    notes: &mut Vec<String>,
+) -> Result<NodeSubnets, ReadError> {
+    if network.node_subnets.is_empty() {
+        return Ok(match nodes {
+            Ok((ips, _)) => NodeSubnets::infer(ips),
+            Err(e) => {
+                notes.push(format!(
+                    "the nodes could not be read ({e}): whether layer2 pools share their subnet was not checked (set spec.network.nodeSubnets on the KommanderCluster)"
+                ));
+                NodeSubnets::Unknown
+            }
+        });
+    }
+    let mut nets = Vec::new();
+    for s in &network.node_subnets {
+        nets.extend(
+            metallb_cluster::parse_subnets("spec.network.nodeSubnets", s)
+                .map_err(ReadError::Declared)?,
+        );
+    }
+    Ok(NodeSubnets::Declared(nets))
 }
 
 /// MetalLB 0.12 (ConfigMap-configured): every config rule, the cluster's networks and

@@ -477,12 +477,6 @@ async fn watch_kind(
     sinks: KindSinks,
     shared: Arc<Shared>,
 ) {
-    let KindSinks {
-        observed,
-        awaiting,
-        synced,
-    } = sinks;
-    let workload = health::is_workload_kind(&gk.0, &gk.1);
     let _open = OpenGuard::new(&shared.open);
     let selector = format!(
         "{LABEL_MANAGED_BY}={MANAGER},{LABEL_WORKSPACE}={}",
@@ -491,78 +485,112 @@ async fn watch_kind(
     let stream =
         watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
     futures::pin_mut!(stream);
-    let mut listing: HashSet<ObjKey> = HashSet::new();
+    let mut watch = KindStream {
+        workload: health::is_workload_kind(&gk.0, &gk.1),
+        gk,
+        cluster,
+        sinks,
+        shared,
+        listing: HashSet::new(),
+    };
     while let Some(event) = stream.next().await {
-        let event = match event {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::debug!(cluster = %format!("{}/{}", cluster.0, cluster.1), kind = %gk.1, error = %e, "watch error; retrying");
-                continue;
-            }
-        };
-        let mut changed: Vec<(ObjKey, Observed)> = Vec::new();
-        let listed = matches!(event, Event::InitDone);
         match event {
-            Event::Init => listing.clear(),
-            Event::InitApply(meta) => {
-                let k = key_of(&gk, &meta);
-                listing.insert(k.clone());
-                changed.push((k, Observed::of(&meta.metadata, FIELD_MANAGER)));
-            }
-            Event::Apply(meta) => {
-                let k = key_of(&gk, &meta);
-                if workload
-                    && let Some(owner) = shared.owner(&cluster, &k)
-                    && let Some(a) = lock(&awaiting).get_mut(&owner)
-                {
-                    a.changed = true;
-                    shared.send(&cluster.0, &owner);
-                }
-                changed.push((k, Observed::of(&meta.metadata, FIELD_MANAGER)));
-            }
-            Event::Delete(meta) => changed.push((
-                key_of(&gk, &meta),
-                Observed {
-                    fingerprint: None,
-                    writer: None,
-                },
-            )),
-            Event::InitDone => {
-                // What the operator applied of this kind and the list did not show is gone.
-                let gone: Vec<ObjKey> = lock(&shared.ledgers)
-                    .get(&cluster)
-                    .map(|l| {
-                        l.keys()
-                            .filter(|k| k.group == gk.0 && k.kind == gk.1 && !listing.contains(k))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for k in gone {
-                    changed.push((
-                        k,
-                        Observed {
-                            fingerprint: None,
-                            writer: None,
-                        },
-                    ));
-                }
-                synced.store(true, Ordering::Release);
+            Ok(e) => watch.on(e),
+            Err(e) => {
+                let (ns, name) = &watch.cluster;
+                tracing::debug!(cluster = %format!("{ns}/{name}"), kind = %watch.gk.1, error = %e, "watch error; retrying");
             }
         }
+    }
+}
+
+/// One kind's watch on one cluster, and what its list has shown so far.
+struct KindStream {
+    gk: (String, String),
+    cluster: ClusterKey,
+    sinks: KindSinks,
+    shared: Arc<Shared>,
+    /// The kind rolls out (a Deployment, a DaemonSet...): its changes concern a rollout.
+    workload: bool,
+    /// The objects the list in progress has shown.
+    listing: HashSet<ObjKey>,
+}
+
+impl KindStream {
+    /// Record what one event shows, and tell the owners concerned.
+    fn on(&mut self, event: Event<PartialObjectMeta<DynamicObject>>) {
+        let listed = matches!(event, Event::InitDone);
+        let changed = self.changes(event);
+        let shared = &self.shared;
         for (k, seen) in changed {
-            let owner = shared.suspect(&cluster, &k, &seen);
-            lock(&observed).insert(k, seen);
+            let owner = shared.suspect(&self.cluster, &k, &seen);
+            lock(&self.sinks.observed).insert(k, seen);
             if let Some(owner) = owner {
-                shared.send(&cluster.0, &owner);
+                shared.send(&self.cluster.0, &owner);
             }
         }
         if listed {
             // Drift seen while listing was not judged (the kind was not synced): judge it now.
-            for owner in suspects_of_kind(&shared, &cluster, &gk, &observed) {
-                shared.send(&cluster.0, &owner);
+            let observed = &self.sinks.observed;
+            for owner in suspects_of_kind(shared, &self.cluster, &self.gk, observed) {
+                shared.send(&self.cluster.0, &owner);
             }
         }
+    }
+
+    /// What one event says of the objects.
+    fn changes(
+        &mut self,
+        event: Event<PartialObjectMeta<DynamicObject>>,
+    ) -> Vec<(ObjKey, Observed)> {
+        match event {
+            Event::Init => {
+                self.listing.clear();
+                Vec::new()
+            }
+            Event::InitApply(meta) => {
+                let k = key_of(&self.gk, &meta);
+                self.listing.insert(k.clone());
+                vec![(k, Observed::of(&meta.metadata, FIELD_MANAGER))]
+            }
+            Event::Apply(meta) => {
+                let k = key_of(&self.gk, &meta);
+                self.workload_changed(&k);
+                vec![(k, Observed::of(&meta.metadata, FIELD_MANAGER))]
+            }
+            Event::Delete(meta) => vec![(key_of(&self.gk, &meta), Observed::gone())],
+            Event::InitDone => {
+                let gone = self.not_listed().into_iter().map(|k| (k, Observed::gone()));
+                let gone = gone.collect();
+                self.sinks.synced.store(true, Ordering::Release);
+                gone
+            }
+        }
+    }
+
+    /// A workload changed: the owner rolling it out looks again.
+    fn workload_changed(&self, k: &ObjKey) {
+        if self.workload
+            && let Some(owner) = self.shared.owner(&self.cluster, k)
+            && let Some(a) = lock(&self.sinks.awaiting).get_mut(&owner)
+        {
+            a.changed = true;
+            self.shared.send(&self.cluster.0, &owner);
+        }
+    }
+
+    /// What the operator applied of this kind and the list did not show: gone.
+    fn not_listed(&self) -> Vec<ObjKey> {
+        let (group, kind) = &self.gk;
+        lock(&self.shared.ledgers)
+            .get(&self.cluster)
+            .map(|l| {
+                l.keys()
+                    .filter(|k| &k.group == group && &k.kind == kind && !self.listing.contains(k))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
