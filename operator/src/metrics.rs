@@ -6,7 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -134,95 +134,135 @@ pub struct Metrics {
     ready: AtomicBool,
 }
 
+/// Register `metric` as `name` and hand it back: the registry keeps a clone, which shares
+/// its value.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// The metrics of the reconciles.
+#[allow(clippy::type_complexity)]
+fn reconcile_metrics(
+    r: &mut Registry,
+) -> (
+    Family<ControllerLabel, Counter>,
+    Family<ErrorLabels, Counter>,
+    Family<ControllerLabel, Histogram>,
+    Family<ApplyLabels, Counter>,
+) {
+    (
+        register(r, "reconciles", "Reconciles started", Family::default()),
+        register(
+            r,
+            "reconcile_errors",
+            "Reconciles that failed, by category (retry, invalid, unreachable, refused)",
+            Family::default(),
+        ),
+        register(
+            r,
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
+        ),
+        register(
+            r,
+            "cluster_results",
+            "Per-cluster outcomes of AppDeployment reconciles",
+            Family::default(),
+        ),
+    )
+}
+
+/// The metrics of the writes to clusters, their watches and leadership.
+fn cluster_metrics(r: &mut Registry) -> (Counter, Counter, Counter, Gauge, Gauge) {
+    (
+        register(
+            r,
+            "objects_applied",
+            "Objects server-side applied to target clusters",
+            Counter::default(),
+        ),
+        register(
+            r,
+            "objects_pruned",
+            "Objects deleted from target clusters",
+            Counter::default(),
+        ),
+        register(
+            r,
+            "drift_corrected",
+            "Applied objects put back after someone else changed or deleted them",
+            Counter::default(),
+        ),
+        register(
+            r,
+            "cluster_watches",
+            "Watch streams open on attached clusters",
+            Gauge::default(),
+        ),
+        register(
+            r,
+            "leader",
+            "1 when this replica leads and writes, 0 on a warm standby",
+            Gauge::default(),
+        ),
+    )
+}
+
+/// The metrics of address pools and conflicts.
+fn pool_metrics(
+    r: &mut Registry,
+) -> (
+    Family<PoolLabels, Gauge>,
+    Family<PoolLabels, Gauge>,
+    Family<DeploymentLabels, Gauge>,
+) {
+    (
+        register(
+            r,
+            "pool_addresses",
+            "Addresses an address pool can hand out, per cluster",
+            Family::default(),
+        ),
+        register(
+            r,
+            "pool_addresses_used",
+            "Addresses of an address pool that LoadBalancer Services hold, per cluster",
+            Family::default(),
+        ),
+        register(
+            r,
+            "address_conflicts",
+            "Addresses LoadBalancer Services hold on a cluster that a Service on another cluster of its layer-2 segment holds too",
+            Family::default(),
+        ),
+    )
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("kommander_operator");
-        let reconciles = Family::<ControllerLabel, Counter>::default();
-        let errors = Family::<ErrorLabels, Counter>::default();
-        let duration = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 14))
-        });
-        let cluster_results = Family::<ApplyLabels, Counter>::default();
-        let objects_applied = Counter::default();
-        let objects_pruned = Counter::default();
-        registry.register("reconciles", "Reconciles started", reconciles.clone());
-        registry.register(
-            "reconcile_errors",
-            "Reconciles that failed, by category (retry, invalid, unreachable, refused)",
-            errors.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration",
-            duration.clone(),
-        );
-        registry.register(
-            "cluster_results",
-            "Per-cluster outcomes of AppDeployment reconciles",
-            cluster_results.clone(),
-        );
-        registry.register(
-            "objects_applied",
-            "Objects server-side applied to target clusters",
-            objects_applied.clone(),
-        );
-        registry.register(
-            "objects_pruned",
-            "Objects deleted from target clusters",
-            objects_pruned.clone(),
-        );
-        let drift_corrected = Counter::default();
-        registry.register(
-            "drift_corrected",
-            "Applied objects put back after someone else changed or deleted them",
-            drift_corrected.clone(),
-        );
-        let cluster_watches = Gauge::default();
-        registry.register(
-            "cluster_watches",
-            "Watch streams open on attached clusters",
-            cluster_watches.clone(),
-        );
-        let leader = Gauge::default();
-        registry.register(
-            "leader",
-            "1 when this replica leads and writes, 0 on a warm standby",
-            leader.clone(),
-        );
-        let pool_addresses = Family::<PoolLabels, Gauge>::default();
-        registry.register(
-            "pool_addresses",
-            "Addresses an address pool can hand out, per cluster",
-            pool_addresses.clone(),
-        );
-        let pool_addresses_used = Family::<PoolLabels, Gauge>::default();
-        registry.register(
-            "pool_addresses_used",
-            "Addresses of an address pool that LoadBalancer Services hold, per cluster",
-            pool_addresses_used.clone(),
-        );
-        let address_conflicts = Family::<DeploymentLabels, Gauge>::default();
-        registry.register(
-            "address_conflicts",
-            "Addresses LoadBalancer Services hold on a cluster that a Service on another cluster of its layer-2 segment holds too",
-            address_conflicts.clone(),
-        );
+        let (reconciles, errors, duration, cluster_results) = reconcile_metrics(&mut registry);
+        let (objects_applied, objects_pruned, drift_corrected, cluster_watches, leader) =
+            cluster_metrics(&mut registry);
+        let (pool_addresses, pool_addresses_used, address_conflicts) = pool_metrics(&mut registry);
         Metrics {
-            address_conflicts,
-            conflict_series: Series::default(),
-            pool_addresses,
-            pool_addresses_used,
-            pool_series: Series::default(),
-            drift_corrected,
-            cluster_watches,
-            leader,
-            registry,
             reconciles,
             errors,
             duration,
             cluster_results,
             objects_applied,
             objects_pruned,
+            drift_corrected,
+            cluster_watches,
+            leader,
+            pool_addresses,
+            pool_addresses_used,
+            address_conflicts,
+            conflict_series: Series::default(),
+            pool_series: Series::default(),
+            registry,
             ready: AtomicBool::new(false),
         }
     }
