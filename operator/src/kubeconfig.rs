@@ -162,9 +162,11 @@ fn check_user(name: &str, u: &AuthInfo, policy: Policy, out: &mut Vec<Refusal>) 
     }
 }
 
-/// Parse and check a tenant's kubeconfig; the result holds nothing the allow-list did not admit.
-pub fn sanitize(text: &str, policy: Policy) -> Result<Sanitized, KubeconfigError> {
-    let kc = Kubeconfig::from_yaml(text).map_err(|_| KubeconfigError::NotAKubeconfig)?;
+/// The current context, its cluster, user name and user.
+type Selected = (Context, Cluster, String, AuthInfo);
+
+/// What the kubeconfig's current context (or its only one) names.
+fn select(kc: &Kubeconfig) -> Result<Selected, KubeconfigError> {
     let context_name = match (&kc.current_context, kc.contexts.as_slice()) {
         (Some(c), _) if !c.is_empty() => c.clone(),
         (_, [only]) => only.name.clone(),
@@ -200,15 +202,30 @@ pub fn sanitize(text: &str, policy: Policy) -> Result<Sanitized, KubeconfigError
         .find(|u| u.name == user_name)
         .and_then(|u| u.auth_info.clone())
         .unwrap_or_default();
+    Ok((context, cluster, user_name, user))
+}
 
+/// Parse and check a tenant's kubeconfig; the result holds nothing the allow-list did not admit.
+pub fn sanitize(text: &str, policy: Policy) -> Result<Sanitized, KubeconfigError> {
+    let kc = Kubeconfig::from_yaml(text).map_err(|_| KubeconfigError::NotAKubeconfig)?;
+    let (context, cluster, user_name, user) = select(&kc)?;
     let mut refusals = Vec::new();
     check_cluster(&context.cluster, &cluster, policy, &mut refusals);
     check_user(&user_name, &user, policy, &mut refusals);
     if !refusals.is_empty() {
         return Err(KubeconfigError::Refused(refusals));
     }
-
     let server = cluster.server.clone().unwrap_or_default();
+    let exec = user.exec.clone();
+    Ok(Sanitized {
+        kubeconfig: admitted(cluster, user),
+        server,
+        exec,
+    })
+}
+
+/// A kubeconfig of one context, `target`, holding only the admitted fields.
+fn admitted(cluster: Cluster, user: AuthInfo) -> Kubeconfig {
     let clean_cluster = Cluster {
         server: cluster.server,
         insecure_skip_tls_verify: cluster.insecure_skip_tls_verify,
@@ -225,7 +242,7 @@ pub fn sanitize(text: &str, policy: Policy) -> Result<Sanitized, KubeconfigError
         client_key_data: user.client_key_data,
         ..Default::default()
     };
-    let kubeconfig = Kubeconfig {
+    Kubeconfig {
         clusters: vec![NamedCluster {
             name: "target".into(),
             cluster: Some(clean_cluster),
@@ -247,12 +264,7 @@ pub fn sanitize(text: &str, policy: Policy) -> Result<Sanitized, KubeconfigError
         }],
         current_context: Some("target".into()),
         ..Default::default()
-    };
-    Ok(Sanitized {
-        kubeconfig,
-        server,
-        exec: user.exec,
-    })
+    }
 }
 
 #[cfg(test)]
