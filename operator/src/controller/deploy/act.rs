@@ -32,69 +32,74 @@ pub(super) async fn act(
         .as_ref()
         .and_then(|l| l.config.as_deref())
         .map(rollout::config_hash);
-    let with_hashes = |mut o: ClusterOutcome, applied: Option<String>| {
-        o.desired_config_hash = desired_hash.clone();
-        o.applied_config_hash = applied;
-        o
-    };
     // Who an accepted config disrupted stays on record while that config is in force.
     let prior_disruptions =
         plan::disruptions_on_record(prev, desired_hash.as_deref(), &obs.recorded_disruptions);
-    match plan {
-        Plan::Keep => {
-            let message = prev
-                .filter(|p| p.phase == ClusterPhase::Applied)
-                .and_then(|p| p.message.clone())
-                .unwrap_or_else(|| format!("{} objects applied", obs.objects.len()));
-            let mut o = with_hashes(
-                outcome(kc, ClusterPhase::Applied, message, inventory(&obs.objects)),
-                desired_hash.clone(),
-            );
-            o.accepted_disruptions = prior_disruptions;
-            o
+    let (o, in_force) = match plan {
+        Plan::Keep => (kept(kc, prev, obs, prior_disruptions), desired_hash.clone()),
+        Plan::Report(drift) => {
+            let m = plan::report_message(&drift);
+            (outcome(kc, ClusterPhase::Drifted, m, previous), None)
         }
-        Plan::Report(drift) => with_hashes(
-            outcome(
-                kc,
-                ClusterPhase::Drifted,
-                plan::report_message(&drift),
-                previous,
-            ),
-            None,
-        ),
-        Plan::Invalid(errors) => with_hashes(
-            outcome(
-                kc,
-                ClusterPhase::Invalid,
-                invalid_message(obs, &errors),
-                previous,
-            ),
-            live_hash,
-        ),
+        Plan::Invalid(errors) => {
+            let m = invalid_message(obs, &errors);
+            (outcome(kc, ClusterPhase::Invalid, m, previous), live_hash)
+        }
         Plan::Hold { breaks, restoring } => {
             let msg = hold_message(obs, desired_hash.as_deref(), &breaks, &restoring);
-            let mut o = with_hashes(outcome(kc, ClusterPhase::Blocked, msg, previous), live_hash);
+            let mut o = outcome(kc, ClusterPhase::Blocked, msg, previous);
             o.blockers = breaks;
-            o
+            (o, live_hash)
         }
         Plan::Apply {
             disrupted,
             restoring,
         } => {
             let on_record = plan::disruptions_after_apply(&disrupted, prior_disruptions);
-            let mut o = write_objects(ctx, ad, kc, &previous, obs, &restoring, &on_record).await;
-            if o.phase == ClusterPhase::Applied {
-                o = with_hashes(o, desired_hash.clone());
-                if !disrupted.is_empty() {
-                    o.message.push_str(&format!(
-                        "; accepted disruption of {} Service(s)",
-                        disrupted.len()
-                    ));
-                }
-                o.accepted_disruptions = on_record;
+            let w = Write {
+                previous: &previous,
+                restoring: &restoring,
+                disrupted: &on_record,
+            };
+            let o = write_objects(ctx, ad, kc, obs, w).await;
+            if o.phase != ClusterPhase::Applied {
+                return o;
             }
-            o
+            (accepted(o, &disrupted, on_record), desired_hash.clone())
         }
+    };
+    ClusterOutcome {
+        desired_config_hash: desired_hash,
+        applied_config_hash: in_force,
+        ..o
+    }
+}
+
+/// An applied outcome that disrupted, as a person accepted: said, and kept on record.
+fn accepted(mut o: ClusterOutcome, disrupted: &[String], on_record: Vec<String>) -> ClusterOutcome {
+    if !disrupted.is_empty() {
+        let n = disrupted.len();
+        o.message += &format!("; accepted disruption of {n} Service(s)");
+    }
+    o.accepted_disruptions = on_record;
+    o
+}
+
+/// Nothing written: what was applied stays, and so do the message that said so and the
+/// disruptions on record.
+fn kept(
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    obs: &Observed,
+    disruptions: Vec<String>,
+) -> ClusterOutcome {
+    let message = prev
+        .filter(|p| p.phase == ClusterPhase::Applied)
+        .and_then(|p| p.message.clone())
+        .unwrap_or_else(|| format!("{} objects applied", obs.objects.len()));
+    ClusterOutcome {
+        accepted_disruptions: disruptions,
+        ..outcome(kc, ClusterPhase::Applied, message, inventory(&obs.objects))
     }
 }
 
@@ -171,16 +176,27 @@ fn write_order(obs: &Observed) -> Vec<ManifestObject> {
     ranked.into_iter().map(|(_, o)| o.clone()).collect()
 }
 
+/// What an apply writes over: the inventory before, the drift it puts back, and the
+/// disruptions on record once it is done.
+struct Write<'a> {
+    previous: &'a [AppliedObject],
+    restoring: &'a [Drift],
+    disrupted: &'a [String],
+}
+
 /// Apply every rendered object, prune what is no longer rendered, and record what is there.
 async fn write_objects(
     ctx: &Context,
     ad: &AppDeployment,
     kc: &KommanderCluster,
-    previous: &[AppliedObject],
     obs: &Observed,
-    restoring: &[Drift],
-    disrupted: &[String],
+    w: Write<'_>,
 ) -> ClusterOutcome {
+    let Write {
+        previous,
+        restoring,
+        disrupted,
+    } = w;
     let ns = obs.key.0.as_str();
     let cluster_key = format!("{ns}/{}", kc.name_any());
     let release = ad.name_any();
@@ -189,75 +205,91 @@ async fn write_objects(
         release: &release,
     };
     let client = &obs.conn.client;
-    let objects = write_order(obs);
-    let written: Vec<Written> = match ctx
-        .discovery
-        .apply_all(client, &cluster_key, &owner, &objects)
-        .await
-    {
+    let written = match apply_objects(ctx, kc, obs, &cluster_key, &owner, previous).await {
         Ok(w) => w,
-        Err(failure) => {
-            // The old inventory plus only what this attempt really applied: a later prune
-            // must neither miss our objects nor touch anything we never wrote.
-            let mut keep = previous.to_vec();
-            keep.extend(
-                failure
-                    .applied
-                    .into_iter()
-                    .filter(|c| !previous.contains(c)),
-            );
-            let e = failure.error;
-            return outcome(kc, e.phase(), format!("apply failed: {e}"), keep);
-        }
+        Err(o) => return o,
     };
     ctx.watches.record(&obs.key, &release, &written);
     ctx.metrics.objects_applied.inc_by(written.len() as u64);
     let applied: Vec<AppliedObject> = written.iter().map(|w| w.object.clone()).collect();
     let stale = targets::stale(previous, &applied);
     let mut message = format!("{} objects applied", applied.len());
-    if !stale.is_empty() {
-        match prune(ctx, client, &cluster_key, &owner, &stale).await {
-            Ok(pruned) => message.push_str(&pruned),
-            Err(e) => {
-                let mut keep = applied.clone();
-                keep.extend(stale);
-                let m = format!("applied, but pruning failed: {e}");
-                return outcome(kc, ClusterPhase::Failed, m, keep);
-            }
+    match prune(ctx, client, &cluster_key, &owner, &stale).await {
+        Ok(pruned) => message.push_str(&pruned),
+        Err(e) => {
+            let mut keep = applied.clone();
+            keep.extend(stale);
+            let m = format!("applied, but pruning failed: {e}");
+            return outcome(kc, ClusterPhase::Failed, m, keep);
         }
     }
-    ctx.applied.lock().await.insert(
-        (ad.uid().unwrap_or_default(), kc.name_any()),
-        AppliedRecord {
-            render: obs.render_hash.clone(),
-            disrupted: disrupted.to_vec(),
-            network: kc.spec.network.clone().unwrap_or_default(),
-        },
-    );
-    if obs
-        .rollout
-        .as_ref()
-        .is_some_and(|p| p.safety_check.is_some())
-        && let Some(live) = &obs.live
-    {
-        for note in &live.notes {
-            message.push_str(&format!("; {note}"));
-        }
-    }
+    let record = AppliedRecord {
+        render: obs.render_hash.clone(),
+        disrupted: disrupted.to_vec(),
+        network: kc.spec.network.clone().unwrap_or_default(),
+    };
+    let key = (ad.uid().unwrap_or_default(), kc.name_any());
+    ctx.applied.lock().await.insert(key, record);
     let corrected = put_back(restoring, &written);
-    if !corrected.is_empty() {
-        message.push_str(&format!(
-            "; put back what was changed on the cluster: {}",
-            crate::listing::listed(&corrected, crate::listing::LIST_LIMIT)
-        ));
-    }
+    let message = applied_message(obs, message, &corrected);
     let mut o = outcome(kc, ClusterPhase::Applied, message, applied);
     o.corrected = corrected;
     o
 }
 
+/// Server-side apply the rendered objects in their order; or the outcome of an apply cut
+/// short, with the old inventory plus only what it really applied (a later prune must neither
+/// miss our objects nor touch anything we never wrote).
+async fn apply_objects(
+    ctx: &Context,
+    kc: &KommanderCluster,
+    obs: &Observed,
+    cluster_key: &str,
+    owner: &Owner<'_>,
+    previous: &[AppliedObject],
+) -> Result<Vec<Written>, ClusterOutcome> {
+    let client = &obs.conn.client;
+    let objects = write_order(obs);
+    let failure = match ctx
+        .discovery
+        .apply_all(client, cluster_key, owner, &objects)
+        .await
+    {
+        Ok(w) => return Ok(w),
+        Err(failure) => failure,
+    };
+    let mut keep = previous.to_vec();
+    let new = failure
+        .applied
+        .into_iter()
+        .filter(|c| !previous.contains(c));
+    keep.extend(new);
+    let e = failure.error;
+    Err(outcome(kc, e.phase(), format!("apply failed: {e}"), keep))
+}
+
+/// An apply's message, with what the check noted of the cluster and the drift put back.
+fn applied_message(obs: &Observed, mut message: String, corrected: &[String]) -> String {
+    let checked = obs
+        .rollout
+        .as_ref()
+        .is_some_and(|p| p.safety_check.is_some());
+    if checked && let Some(live) = &obs.live {
+        for note in &live.notes {
+            message.push_str(&format!("; {note}"));
+        }
+    }
+    if !corrected.is_empty() {
+        message.push_str(&format!(
+            "; put back what was changed on the cluster: {}",
+            crate::listing::listed(corrected, crate::listing::LIST_LIMIT)
+        ));
+    }
+    message
+}
+
 /// Delete what is no longer rendered (what another owner took over stays); what to add to the
-/// message.
+/// message (nothing when nothing is stale).
 async fn prune(
     ctx: &Context,
     client: &kube::Client,
@@ -265,6 +297,9 @@ async fn prune(
     owner: &Owner<'_>,
     stale: &[AppliedObject],
 ) -> Result<String, targets::TargetError> {
+    if stale.is_empty() {
+        return Ok(String::new());
+    }
     let report = ctx
         .discovery
         .delete_all(client, cluster_key, owner, stale)
