@@ -5,7 +5,9 @@ use super::inputs::app_key;
 use super::recording::publish;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
-use crate::resources::{AppDeployment, AppliedObject, ClusterPhase, KommanderCluster};
+use crate::resources::{
+    AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, KommanderCluster,
+};
 use crate::status::ClusterOutcome;
 use crate::targets::{Deleted, Owner};
 use kube::ResourceExt;
@@ -69,26 +71,7 @@ pub(super) async fn remove_untargeted(
             Some(&format!("{ns}/{}", old.name)),
         );
         let Some(kc) = all_clusters.iter().find(|k| k.name_any() == old.name) else {
-            // Released by its detach without the objects removed (unreachable, or forced).
-            let left: Vec<String> = old
-                .applied_objects
-                .iter()
-                .map(crate::targets::display)
-                .collect();
-            if !left.is_empty() {
-                publish(
-                    ctx,
-                    ad,
-                    EventType::Warning,
-                    "LeftBehind",
-                    format!(
-                        "cluster {} was detached before its objects could be removed; left there: {}",
-                        old.name,
-                        crate::listing::listed(&left, crate::listing::LIST_LIMIT)
-                    ),
-                )
-                .await;
-            }
+            left_behind(ctx, ad, old).await;
             continue;
         };
         let why = if kc.metadata.deletion_timestamp.is_some() {
@@ -98,24 +81,7 @@ pub(super) async fn remove_untargeted(
         };
         match remove_from(ctx, ns, &release, kc, &old.applied_objects).await {
             Ok(report) => {
-                let mut note = format!(
-                    "cluster {} {why}: {} of {} objects removed",
-                    old.name,
-                    report.deleted,
-                    old.applied_objects.len()
-                );
-                if !report.not_owned.is_empty() {
-                    note.push_str(&format!(
-                        "; left alone, not ours: {}",
-                        report.not_owned.join(", ")
-                    ));
-                }
-                if !report.kept.is_empty() {
-                    note.push_str(&format!(
-                        "; kept (helm.sh/resource-policy: keep): {}",
-                        report.kept.join(", ")
-                    ));
-                }
+                let note = removed(old, why, &report);
                 publish(ctx, ad, EventType::Normal, "Removed", note).await;
             }
             Err(e) => kept.push(ClusterOutcome::new(
@@ -127,6 +93,68 @@ pub(super) async fn remove_untargeted(
         }
     }
     kept
+}
+
+/// A cluster released by its detach without the objects removed (unreachable, or forced):
+/// what was left there, said.
+async fn left_behind(ctx: &Context, ad: &AppDeployment, old: &ClusterRolloutStatus) {
+    let left: Vec<String> = old
+        .applied_objects
+        .iter()
+        .map(crate::targets::display)
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    let message = format!(
+        "cluster {} was detached before its objects could be removed; left there: {}",
+        old.name,
+        crate::listing::listed(&left, crate::listing::LIST_LIMIT)
+    );
+    publish(ctx, ad, EventType::Warning, "LeftBehind", message).await;
+}
+
+/// What removing the objects from a cluster no longer targeted (`why`) did, in words.
+fn removed(old: &ClusterRolloutStatus, why: &str, report: &Deleted) -> String {
+    let mut note = format!(
+        "cluster {} {why}: {} of {} objects removed",
+        old.name,
+        report.deleted,
+        old.applied_objects.len()
+    );
+    if !report.not_owned.is_empty() {
+        note.push_str(&format!(
+            "; left alone, not ours: {}",
+            report.not_owned.join(", ")
+        ));
+    }
+    if !report.kept.is_empty() {
+        note.push_str(&format!(
+            "; kept (helm.sh/resource-policy: keep): {}",
+            report.kept.join(", ")
+        ));
+    }
+    note
+}
+
+/// The Event of an AppDeployment deleted: removed everywhere, but for clusters detached
+/// before (`gone`) and objects kept by policy.
+fn deleted_note(gone: &[String], kept: &[String]) -> String {
+    let mut note = if gone.is_empty() {
+        "objects removed from every cluster".to_string()
+    } else {
+        format!(
+            "objects removed from every attached cluster; {} had been detached already, nothing could be removed there",
+            gone.join(", ")
+        )
+    };
+    if !kept.is_empty() {
+        note.push_str(&format!(
+            "; left in place (helm.sh/resource-policy: keep): {}",
+            kept.join("; ")
+        ));
+    }
+    note
 }
 
 pub(super) async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -170,20 +198,7 @@ pub(super) async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result
             }
         };
     }
-    let mut note = if gone.is_empty() {
-        "objects removed from every cluster".to_string()
-    } else {
-        format!(
-            "objects removed from every attached cluster; {} had been detached already, nothing could be removed there",
-            gone.join(", ")
-        )
-    };
-    if !kept.is_empty() {
-        note.push_str(&format!(
-            "; left in place (helm.sh/resource-policy: keep): {}",
-            kept.join("; ")
-        ));
-    }
+    let note = deleted_note(&gone, &kept);
     publish(&ctx, &ad, EventType::Normal, "Deleted", note).await;
     ctx.metrics.set_pools(&ns, &ad.name_any(), &[]);
     ctx.metrics.set_conflicts(&ns, &ad.name_any(), &[]);
