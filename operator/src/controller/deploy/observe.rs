@@ -3,6 +3,7 @@
 
 use super::inputs::{Prepared, Stop};
 use crate::checks;
+use crate::controller::applied::AppliedRecord;
 use crate::controller::clients::Connection;
 use crate::controller::context::Context;
 use crate::controller::progress;
@@ -87,73 +88,89 @@ pub(super) async fn observe(
     prev: Option<&ClusterRolloutStatus>,
     prepared: Prepared,
 ) -> Result<Observed, Stop> {
-    let cluster = kc.name_any();
-    let Prepared {
-        objects,
-        rollout,
-        desired,
-        hooks,
-        render_hash,
-    } = prepared;
-    let conn = connect(ctx, kc).await?;
-    let key: ClusterKey = (ns.to_string(), cluster.clone());
-    // A new watch set (first deploy here, or a new kubeconfig) starts with a full apply: that
-    // records what is there and starts the watches of its kinds.
-    let fresh = !ctx.watches.is_connected(&key, &conn);
-    let record = ctx
-        .applied
-        .lock()
-        .await
-        .get(&(ad.uid().unwrap_or_default(), cluster.clone()))
-        .filter(|r| r.render == render_hash)
-        .cloned();
-    let unchanged = !fresh && record.is_some() && settled(prev);
-    let (drift, not_drift) = drift_of(ctx, ad, &conn, &key, &objects, unchanged).await;
-    let check = rollout
+    let p = prepared;
+    let k = known(ctx, ad, ns, kc, &p.render_hash).await?;
+    let unchanged = !k.fresh && k.record.is_some() && settled(prev);
+    let (drift, not_drift) = drift_of(ctx, ad, &k.conn, &k.key, &p.objects, unchanged).await;
+    let check = p
+        .rollout
         .as_ref()
-        .and_then(|p| p.safety_check)
+        .and_then(|r| r.safety_check)
         .map(checks::adapter);
     let network = kc.spec.network.clone().unwrap_or_default();
-    let network_changed = record.as_ref().is_some_and(|r| r.network != network);
-    let needs_live = plan::needs_live(&View {
+    let network_changed = k.record.as_ref().is_some_and(|r| r.network != network);
+    let view = View {
         unchanged,
         drift: &drift,
         policy: ad.spec.drift,
-        desired: desired.as_ref(),
+        desired: p.desired.as_ref(),
         check: None,
         live: None,
         accepted: None,
-    }) || (network_changed && check.is_some() && desired.is_some());
-    let services_seen = ctx.watches.services_seen(&key);
-    let live = match (&rollout, needs_live) {
-        (Some(p), true) => {
-            Some(live_of(ctx, kc, ns, &conn, &key, fresh, p, desired.as_ref()).await?)
-        }
+    };
+    // A changed declared network is read again with the new one.
+    let reread = network_changed && check.is_some() && p.desired.is_some();
+    let services_seen = ctx.watches.services_seen(&k.key);
+    let live = match (&p.rollout, plan::needs_live(&view) || reread) {
+        (Some(r), true) => Some(live_of(ctx, kc, ns, &k, r, p.desired.as_ref()).await?),
         _ => None,
     };
-    let kube_proxy = kube_proxy_of(kc, &conn, check, desired.as_ref(), live.as_ref()).await;
+    let kube_proxy = kube_proxy_of(kc, &k.conn, check, p.desired.as_ref(), live.as_ref()).await;
     let learned = Learned {
-        fresh,
+        fresh: k.fresh,
         // Watched whether or not a change is pending: the pools' use is counted against them.
         watch_services: check.is_some_and(|c| c.reads_services()),
         not_drift,
         network: (network_changed && live.is_some()).then_some(network),
     };
     Ok(Observed {
-        conn,
-        key,
-        objects,
-        rollout,
-        desired,
-        hooks,
-        render_hash,
+        conn: k.conn,
+        key: k.key,
+        objects: p.objects,
+        rollout: p.rollout,
+        desired: p.desired,
+        hooks: p.hooks,
+        render_hash: p.render_hash,
         unchanged,
         drift,
         live,
         kube_proxy,
         services_seen,
-        recorded_disruptions: record.map(|r| r.disrupted).unwrap_or_default(),
+        recorded_disruptions: k.record.map(|r| r.disrupted).unwrap_or_default(),
         learned,
+    })
+}
+
+/// What this process knows of a cluster before it reads anything there.
+struct Known {
+    conn: Connection,
+    key: ClusterKey,
+    /// The cluster's watches are not this connection's yet.
+    fresh: bool,
+    /// What this process applied there, if it was this render.
+    record: Option<AppliedRecord>,
+}
+
+async fn known(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    kc: &KommanderCluster,
+    render_hash: &str,
+) -> Result<Known, Stop> {
+    let conn = connect(ctx, kc).await?;
+    let cluster = kc.name_any();
+    let key: ClusterKey = (ns.to_string(), cluster.clone());
+    // A new watch set (first deploy here, or a new kubeconfig) starts with a full apply: that
+    // records what is there and starts the watches of its kinds.
+    let fresh = !ctx.watches.is_connected(&key, &conn);
+    let applied_key = (ad.uid().unwrap_or_default(), cluster);
+    let record = ctx.applied.lock().await.get(&applied_key).cloned();
+    Ok(Known {
+        conn,
+        key,
+        fresh,
+        record: record.filter(|r| r.render == render_hash),
     })
 }
 
@@ -234,22 +251,19 @@ async fn drift_of(
 }
 
 /// The live state the app's safety check reads from the cluster.
-#[allow(clippy::too_many_arguments)]
 async fn live_of(
     ctx: &Context,
     kc: &KommanderCluster,
     ns: &str,
-    conn: &Connection,
-    key: &ClusterKey,
-    fresh: bool,
+    k: &Known,
     rollout: &ResolvedRollout,
     desired: Option<&RuntimeConfig>,
 ) -> Result<LiveState, Stop> {
     let source = checks::adapter::Source {
-        client: &conn.client,
+        client: &k.conn.client,
         network: kc.spec.network.as_ref(),
         // A new connection's watch knows nothing yet: the check reads them.
-        services: (!fresh).then(|| ctx.watches.services(key)).flatten(),
+        services: (!k.fresh).then(|| ctx.watches.services(&k.key)).flatten(),
     };
     let defaults = desired.map(|d| d.defaults.clone()).unwrap_or_default();
     checks::live_state(&source, ns, rollout, &defaults)
