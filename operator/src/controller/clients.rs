@@ -336,27 +336,10 @@ async fn build_client(
         }
         Err(e) => return Err(bad(e.to_string())),
     };
-    let mut valid_until = None;
-    if let Some(exec) = &clean.exec {
-        let cred = run_exec(exec, &clean.server, EXEC_TIMEOUT)
-            .await
-            .map_err(|reason| ClusterError::Exec {
-                namespace: namespace.into(),
-                name: name.into(),
-                reason,
-            })?;
-        valid_until = cred.valid_for.map(|d| Instant::now() + d);
-        if let Some(user) = clean
-            .kubeconfig
-            .auth_infos
-            .first_mut()
-            .and_then(|u| u.auth_info.as_mut())
-        {
-            user.token = cred.token.map(Into::into);
-            user.client_certificate_data = cred.client_certificate_data;
-            user.client_key_data = cred.client_key_data.map(Into::into);
-        }
-    }
+    let valid_until = match clean.exec.clone() {
+        Some(exec) => with_exec_credential(&mut clean, exec, namespace, name).await?,
+        None => None,
+    };
     let mut config =
         Config::from_custom_kubeconfig(clean.kubeconfig, &KubeConfigOptions::default())
             .await
@@ -376,6 +359,29 @@ async fn build_client(
         id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         valid_until,
     })
+}
+
+/// Put what an allowed exec plugin hands out into the kubeconfig; when it expires.
+async fn with_exec_credential(
+    clean: &mut kubeconfig::Sanitized,
+    exec: ExecConfig,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Instant>, ClusterError> {
+    let cred = run_exec(&exec, &clean.server, EXEC_TIMEOUT)
+        .await
+        .map_err(|reason| ClusterError::Exec {
+            namespace: namespace.into(),
+            name: name.into(),
+            reason,
+        })?;
+    let user = clean.kubeconfig.auth_infos.first_mut();
+    if let Some(user) = user.and_then(|u| u.auth_info.as_mut()) {
+        user.token = cred.token.map(Into::into);
+        user.client_certificate_data = cred.client_certificate_data;
+        user.client_key_data = cred.client_key_data.map(Into::into);
+    }
+    Ok(cred.valid_for.map(|d| Instant::now() + d))
 }
 
 impl Built {

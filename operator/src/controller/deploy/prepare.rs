@@ -4,7 +4,7 @@
 use super::inputs::{Inputs, Prepared, Stop};
 use crate::controller::context::Context;
 use crate::controller::{chart_render, render_cache};
-use crate::render::job::RenderJob;
+use crate::render::job::{RenderJob, Rendered};
 use crate::render::{ClusterInfo, Release};
 use crate::resources::{AppDeployment, ClusterPhase, KommanderCluster};
 use crate::rollout::{self};
@@ -71,21 +71,7 @@ pub async fn prepare(
         },
         chart,
     };
-    let key = render_cache::key(&job);
-    let rendered = match key.and_then(|k| ctx.rendered.get(&k)) {
-        Some(hit) => (*hit).clone(),
-        None => {
-            let r = ctx
-                .renders
-                .render(ns, &job)
-                .await
-                .map_err(|e| Stop::new(e.phase(), e.to_string()))?;
-            if let Some(k) = key {
-                ctx.rendered.insert(k, Arc::new(r.clone()));
-            }
-            r
-        }
-    };
+    let rendered = rendered(ctx, ns, &job).await?;
     let (mut objects, rollout, hooks) = (rendered.objects, rendered.rollout, rendered.hooks);
     let desired = rollout
         .as_ref()
@@ -104,6 +90,23 @@ pub async fn prepare(
         hooks,
         render_hash,
     })
+}
+
+/// The job rendered, from the cache when this same job was rendered before.
+async fn rendered(ctx: &Context, ns: &str, job: &RenderJob) -> Result<Rendered, Stop> {
+    let key = render_cache::key(job);
+    if let Some(hit) = key.and_then(|k| ctx.rendered.get(&k)) {
+        return Ok((*hit).clone());
+    }
+    let r = ctx
+        .renders
+        .render(ns, job)
+        .await
+        .map_err(|e| Stop::new(e.phase(), e.to_string()))?;
+    if let Some(k) = key {
+        ctx.rendered.insert(k, Arc::new(r.clone()));
+    }
+    Ok(r)
 }
 
 /// The override layers for a cluster: the base, then every matching per-cluster layer.
