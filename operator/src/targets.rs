@@ -179,43 +179,53 @@ impl Discovery {
         if later.is_empty() {
             return Ok(written);
         }
-        let applied = |written: &[Written]| written.iter().map(|w| w.object.clone()).collect();
-        // A CRD this apply left as it was is served already: only new or changed ones are
-        // waited for.
-        let crds: Vec<String> = written
-            .iter()
-            .filter(|w| w.changed && w.object.kind == CRD_KIND)
-            .map(|w| w.object.name.clone())
-            .collect();
-        for crd in crds {
-            if let Err(error) = established(client, &crd).await {
-                return Err(ApplyFailure {
-                    applied: applied(&written),
-                    error,
-                });
-            }
-        }
-        let checked = match self.check(client, cluster, owner, &later).await {
-            Ok(c) => c,
-            Err(error) => {
-                return Err(ApplyFailure {
-                    applied: applied(&written),
-                    error,
-                });
-            }
-        };
-        match write(checked).await {
+        match self
+            .after_crds(client, cluster, owner, &written, &later)
+            .await
+        {
             Ok(more) => {
                 written.extend(more);
                 Ok(written)
             }
             Err(mut failure) => {
-                let mut all: Vec<AppliedObject> = applied(&written);
+                let mut all: Vec<AppliedObject> =
+                    written.iter().map(|w| w.object.clone()).collect();
                 all.append(&mut failure.applied);
                 failure.applied = all;
                 Err(failure)
             }
         }
+    }
+
+    /// Once the CRDs `written` holds are established, check and apply the objects `later`
+    /// (of the kinds they define). A failure's inventory is what this step applied.
+    async fn after_crds(
+        &self,
+        client: &Client,
+        cluster: &str,
+        owner: &Owner<'_>,
+        written: &[Written],
+        later: &[&ManifestObject],
+    ) -> Result<Vec<Written>, ApplyFailure> {
+        let nothing = |error| ApplyFailure {
+            applied: Vec::new(),
+            error,
+        };
+        // A CRD this apply left as it was is served already: only new or changed ones are
+        // waited for.
+        let crds = written
+            .iter()
+            .filter(|w| w.changed && w.object.kind == CRD_KIND);
+        for crd in crds {
+            established(client, &crd.object.name)
+                .await
+                .map_err(nothing)?;
+        }
+        let checked = self
+            .check(client, cluster, owner, later)
+            .await
+            .map_err(nothing)?;
+        write(checked).await
     }
 
     /// Resolve each object's API, its scope, and that nobody else owns what exists.
