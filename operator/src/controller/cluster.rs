@@ -162,31 +162,19 @@ async fn detach(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, 
         .annotations()
         .get(RELEASE_ANNOTATION)
         .is_some_and(|v| v == "true");
-    let release = |type_, reason: &str, note: String| {
-        let ctx = ctx.clone();
-        let kc = kc.clone();
-        let reason = reason.to_string();
-        async move {
-            publish(&ctx, &kc, type_, &reason, note).await;
-            ctx.watches.stop(&(ns_of(&kc), kc.name_any()));
-            ctx.written_clusters.forget(&kc.uid().unwrap_or_default());
-            Ok(Action::await_change())
-        }
-    };
     match decide_detach(remaining, waited, ctx.detach_timeout, forced) {
         Detach::Done => {
-            release(
-                EventType::Normal,
-                "Detached",
-                "no app has objects left on the cluster; released".into(),
-            )
-            .await
+            let note = "no app has objects left on the cluster; released".into();
+            release(&ctx, &kc, EventType::Normal, "Detached", note).await
         }
         Detach::Release { left, why } => {
+            let note = format!("released {why}; left on the cluster: {}", left.join("; "));
             release(
+                &ctx,
+                &kc,
                 EventType::Warning,
                 "ReleasedWithObjectsLeft",
-                format!("released {why}; left on the cluster: {}", left.join("; ")),
+                note,
             )
             .await
         }
@@ -212,6 +200,20 @@ async fn detach(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Result<Action, 
             Err(Error::Detaching(name))
         }
     }
+}
+
+/// Let the cluster go (its finalizer is removed next): said, and its watches stopped.
+async fn release(
+    ctx: &Context,
+    kc: &KommanderCluster,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) -> Result<Action, Error> {
+    publish(ctx, kc, type_, reason, note).await;
+    ctx.watches.stop(&(ns_of(kc), kc.name_any()));
+    ctx.written_clusters.forget(&kc.uid().unwrap_or_default());
+    Ok(Action::await_change())
 }
 
 fn ns_of(kc: &KommanderCluster) -> String {

@@ -51,28 +51,8 @@ pub(super) async fn record_outcomes(
             )
             .await;
         }
-        let was = prev
-            .and_then(|p| p.clusters.iter().find(|c| c.name == o.cluster))
-            .map(|c| (c.phase, c.message.clone().unwrap_or_default()));
-        // Waiting and progressing clusters are told of by the rollout's Events, once per step,
-        // not each: at 1,000 clusters an Event per cluster per phase was most of the
-        // management API server's writes. Each cluster's Event says how its rollout ended.
-        let quiet = matches!(o.phase, ClusterPhase::Waiting | ClusterPhase::Progressing);
-        if blocked.is_none() && !quiet && was != Some((o.phase, o.message.clone())) {
-            let (t, reason) = match o.phase {
-                ClusterPhase::Failed if health::is_rollout_failure(&o.message) => {
-                    (EventType::Warning, "RolloutFailed")
-                }
-                phase => event_reason(phase),
-            };
-            publish(
-                ctx,
-                ad,
-                t,
-                reason,
-                format!("cluster {}: {}", o.cluster, o.message),
-            )
-            .await;
+        if blocked.is_none() {
+            phase_event(ctx, ad, o).await;
         }
     }
     if let Some(b) = blocked {
@@ -88,6 +68,30 @@ pub(super) async fn record_outcomes(
             publish(ctx, ad, t, &b.reason, b.message.clone()).await;
         }
     }
+}
+
+/// A cluster's Event when its phase or message changed.
+async fn phase_event(ctx: &Context, ad: &AppDeployment, o: &ClusterOutcome) {
+    let was = ad
+        .status
+        .as_ref()
+        .and_then(|p| p.clusters.iter().find(|c| c.name == o.cluster))
+        .map(|c| (c.phase, c.message.clone().unwrap_or_default()));
+    // Waiting and progressing clusters are told of by the rollout's Events, once per step,
+    // not each: at 1,000 clusters an Event per cluster per phase was most of the
+    // management API server's writes. Each cluster's Event says how its rollout ended.
+    let quiet = matches!(o.phase, ClusterPhase::Waiting | ClusterPhase::Progressing);
+    if quiet || was == Some((o.phase, o.message.clone())) {
+        return;
+    }
+    let (t, reason) = match o.phase {
+        ClusterPhase::Failed if health::is_rollout_failure(&o.message) => {
+            (EventType::Warning, "RolloutFailed")
+        }
+        phase => event_reason(phase),
+    };
+    let note = format!("cluster {}: {}", o.cluster, o.message);
+    publish(ctx, ad, t, reason, note).await;
 }
 
 /// The Event type and reason of a cluster reaching `phase`.
