@@ -59,6 +59,15 @@ pub struct Rendered<'a> {
     pub unchanged: bool,
 }
 
+impl Rendered<'_> {
+    /// Whether a config change restarts workload `w` (it then carries the config's hash).
+    fn restarts(&self, w: &ManifestObject) -> bool {
+        self.restart
+            .iter()
+            .any(|t| t.kind == w.kind && t.name == w.name)
+    }
+}
+
 /// An Applied outcome becomes Progressing (or Failed past the deadline) until every workload
 /// it rendered has rolled out. Other outcomes pass through. `read` is false when the watch saw
 /// none of the workloads change since they were read moments ago: a rollout already judged
@@ -104,28 +113,23 @@ pub async fn settle(
     let pods = failed_before || elapsed >= POD_REASON_AFTER_SECS.min(clock.deadline_secs);
     let mut judged = Vec::new();
     for w in &workloads {
-        let restarted = rendered
-            .restart
-            .iter()
-            .any(|t| t.kind == w.kind && t.name == w.name);
-        let hash = rendered.config_hash.filter(|_| restarted);
+        let hash = rendered.config_hash.filter(|_| rendered.restarts(w));
         judged.push((describe(w), workload(client, w, hash, pods).await));
     }
-    match health::verdict(&judged, elapsed, clock.deadline_secs, failed_before) {
-        Health::Ready => {
-            o.message
-                .push_str(&format!("; {} workload(s) rolled out", workloads.len()));
-        }
-        Health::Progressing(why) => {
-            o.phase = ClusterPhase::Progressing;
-            o.message = why;
-        }
-        Health::Failed(why) => {
-            o.phase = ClusterPhase::Failed;
-            o.message = why;
-        }
+    let (phase, message) =
+        match health::verdict(&judged, elapsed, clock.deadline_secs, failed_before) {
+            Health::Ready => (
+                o.phase,
+                format!("{}; {} workload(s) rolled out", o.message, workloads.len()),
+            ),
+            Health::Progressing(why) => (ClusterPhase::Progressing, why),
+            Health::Failed(why) => (ClusterPhase::Failed, why),
+        };
+    ClusterOutcome {
+        phase,
+        message,
+        ..o
     }
-    o
 }
 
 fn describe(w: &ManifestObject) -> String {

@@ -53,26 +53,7 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, Erro
             .await;
     }
 
-    let prev = ws.status.clone().unwrap_or_default();
-    let since = prev
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| Time(Timestamp::now()));
-    let status = WorkspaceStatus {
-        namespace_ref: Some(NamespaceRef {
-            name: ns_name.clone(),
-        }),
-        conditions: vec![Condition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            reason: "NamespaceReady".into(),
-            message: format!("namespace {ns_name} exists"),
-            observed_generation: ws.metadata.generation,
-            last_transition_time: since,
-        }],
-    };
+    let status = status_of(&ws, &ns_name);
     if ws.status.as_ref() != Some(&status) {
         let api: Api<Workspace> = Api::all(ctx.client.clone());
         let patch = json!({"apiVersion": "workspaces.kommander.mesosphere.io/v1alpha1", "kind": "Workspace", "status": status});
@@ -84,6 +65,30 @@ async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, Erro
         .await?;
     }
     Ok(Action::requeue(requeue::HEALTHY))
+}
+
+/// The status of a workspace whose namespace exists: Ready since it first was.
+fn status_of(ws: &Workspace, ns_name: &str) -> WorkspaceStatus {
+    let since = ws
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(Timestamp::now()));
+    WorkspaceStatus {
+        namespace_ref: Some(NamespaceRef {
+            name: ns_name.to_string(),
+        }),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "NamespaceReady".into(),
+            message: format!("namespace {ns_name} exists"),
+            observed_generation: ws.metadata.generation,
+            last_transition_time: since,
+        }],
+    }
 }
 
 fn error_policy(_ws: Arc<Workspace>, err: &Error, ctx: Arc<Context>) -> Action {
