@@ -1,4 +1,6 @@
 use super::*;
+use ipnet::IpNet;
+use std::net::IpAddr;
 
 const SEED_LAYER2: &str = "address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n  - 10.0.50.25-10.0.50.50\n";
 const SEED_BGP: &str = "peers:\n- my-asn: 64500\n  peer-asn: 64500\n  peer-address: 172.17.0.4\naddress-pools:\n- name: my-ip-space\n  protocol: bgp\n  addresses:\n  - 172.40.100.0/24\n";
