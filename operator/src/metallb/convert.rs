@@ -7,7 +7,7 @@
 //! - A pool name that is not a valid object name is refused, not rewritten: Services ask for
 //!   pools by name, and a quiet rename would move them.
 
-use super::config::{Config, Peer, Protocol, Requirement};
+use super::config::{BfdProfile, BgpAdvertisement, Config, Peer, Pool, Protocol, Requirement};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -131,128 +131,145 @@ pub fn to_resources(cfg: &Config, namespace: &str) -> Result<Vec<Value>, Vec<Con
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for pool in &cfg.pools {
-        if !valid_name(&pool.name) {
-            errors.push(ConvertError {
-                what: format!("address pool {:?}", pool.name),
-                why: "is not a valid object name (lower-case letters, digits, '-', '.'); rename it first, with the Services that ask for it".into(),
-            });
-            continue;
-        }
-        let mut spec = json!({"addresses": pool.addresses});
-        if !pool.auto_assign {
-            spec["autoAssign"] = json!(false);
-        }
-        if pool.avoid_buggy_ips {
-            spec["avoidBuggyIPs"] = json!(true);
-        }
-        out.push(object(
-            "IPAddressPool",
-            "v1beta1",
-            &pool.name,
-            namespace,
-            spec,
-        ));
-        let for_pool = json!({"ipAddressPools": [pool.name]});
-        match pool.protocol {
-            Protocol::Layer2 => {
-                out.push(object(
-                    "L2Advertisement",
-                    "v1beta1",
-                    &pool.name,
-                    namespace,
-                    for_pool,
-                ));
-            }
-            Protocol::Bgp => {
-                // The parser gives a BGP pool without advertisements the default one.
-                let ads = &pool.bgp_advertisements;
-                for (i, ad) in ads.iter().enumerate() {
-                    let name = if ads.len() == 1 {
-                        pool.name.clone()
-                    } else {
-                        format!("{}-{}", pool.name, i + 1)
-                    };
-                    let mut spec = for_pool.clone();
-                    if ad.aggregation_length != 32 {
-                        spec["aggregationLength"] = json!(ad.aggregation_length);
-                    }
-                    if ad.aggregation_length_v6 != 128 {
-                        spec["aggregationLengthV6"] = json!(ad.aggregation_length_v6);
-                    }
-                    if ad.local_pref != 0 {
-                        spec["localPref"] = json!(ad.local_pref);
-                    }
-                    if !ad.communities.is_empty() {
-                        let cs: Vec<String> =
-                            ad.communities.iter().map(|c| community(*c)).collect();
-                        spec["communities"] = json!(cs);
-                    }
-                    out.push(object(
-                        "BGPAdvertisement",
-                        "v1beta1",
-                        &name,
-                        namespace,
-                        spec,
-                    ));
-                }
-            }
+        match pool_resources(pool, namespace) {
+            Ok(objects) => out.extend(objects),
+            Err(e) => errors.push(e),
         }
     }
     for (p, name) in cfg.peers.iter().zip(peer_names(&cfg.peers)) {
-        let mut spec = peer_spec(p);
-        if !p.password.is_empty() {
-            let secret = format!("{name}-password");
-            spec["passwordSecret"] = json!({"name": secret, "namespace": namespace});
-            let encoded = base64::engine::general_purpose::STANDARD.encode(&p.password);
-            out.push(json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": secret, "namespace": namespace},
-                "type": "kubernetes.io/basic-auth",
-                "data": {"password": encoded},
-            }));
-        }
-        out.push(object("BGPPeer", "v1beta2", &name, namespace, spec));
+        out.extend(peer_resources(p, &name, namespace));
     }
     for b in &cfg.bfd_profiles {
-        if !valid_name(&b.name) {
-            errors.push(ConvertError {
-                what: format!("bfd profile {:?}", b.name),
-                why: "is not a valid object name (lower-case letters, digits, '-', '.')".into(),
-            });
-            continue;
+        match bfd_profile(b, namespace) {
+            Ok(object) => out.push(object),
+            Err(e) => errors.push(e),
         }
-        let mut spec = Map::new();
-        for (k, v) in [
-            ("receiveInterval", b.receive_interval),
-            ("transmitInterval", b.transmit_interval),
-            ("detectMultiplier", b.detect_multiplier),
-            ("echoInterval", b.echo_interval),
-            ("minimumTtl", b.minimum_ttl),
-        ] {
-            if let Some(v) = v {
-                spec.insert(k.into(), json!(v));
-            }
-        }
-        if b.echo_mode {
-            spec.insert("echoMode".into(), json!(true));
-        }
-        if b.passive_mode {
-            spec.insert("passiveMode".into(), json!(true));
-        }
-        out.push(object(
-            "BFDProfile",
-            "v1beta1",
-            &b.name,
-            namespace,
-            Value::Object(spec),
-        ));
     }
     if errors.is_empty() {
         Ok(out)
     } else {
         Err(errors)
     }
+}
+
+/// A pool's IPAddressPool and its advertisements.
+fn pool_resources(pool: &Pool, namespace: &str) -> Result<Vec<Value>, ConvertError> {
+    if !valid_name(&pool.name) {
+        return Err(ConvertError {
+            what: format!("address pool {:?}", pool.name),
+            why: "is not a valid object name (lower-case letters, digits, '-', '.'); rename it first, with the Services that ask for it".into(),
+        });
+    }
+    let mut spec = json!({"addresses": pool.addresses});
+    if !pool.auto_assign {
+        spec["autoAssign"] = json!(false);
+    }
+    if pool.avoid_buggy_ips {
+        spec["avoidBuggyIPs"] = json!(true);
+    }
+    let mut out = vec![object(
+        "IPAddressPool",
+        "v1beta1",
+        &pool.name,
+        namespace,
+        spec,
+    )];
+    let for_pool = json!({"ipAddressPools": [pool.name]});
+    if pool.protocol == Protocol::Layer2 {
+        out.push(object(
+            "L2Advertisement",
+            "v1beta1",
+            &pool.name,
+            namespace,
+            for_pool,
+        ));
+        return Ok(out);
+    }
+    // The parser gives a BGP pool without advertisements the default one.
+    let ads = &pool.bgp_advertisements;
+    for (i, ad) in ads.iter().enumerate() {
+        let name = match ads.len() {
+            1 => pool.name.clone(),
+            _ => format!("{}-{}", pool.name, i + 1),
+        };
+        let spec = advertisement_spec(ad, for_pool.clone());
+        out.push(object(
+            "BGPAdvertisement",
+            "v1beta1",
+            &name,
+            namespace,
+            spec,
+        ));
+    }
+    Ok(out)
+}
+
+/// A BGPAdvertisement's spec: what differs from the defaults, over `spec`.
+fn advertisement_spec(ad: &BgpAdvertisement, mut spec: Value) -> Value {
+    if ad.aggregation_length != 32 {
+        spec["aggregationLength"] = json!(ad.aggregation_length);
+    }
+    if ad.aggregation_length_v6 != 128 {
+        spec["aggregationLengthV6"] = json!(ad.aggregation_length_v6);
+    }
+    if ad.local_pref != 0 {
+        spec["localPref"] = json!(ad.local_pref);
+    }
+    if !ad.communities.is_empty() {
+        let cs: Vec<String> = ad.communities.iter().map(|c| community(*c)).collect();
+        spec["communities"] = json!(cs);
+    }
+    spec
+}
+
+/// A peer's BGPPeer named `name`, and the Secret of its password if it has one.
+fn peer_resources(p: &Peer, name: &str, namespace: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut spec = peer_spec(p);
+    if !p.password.is_empty() {
+        let secret = format!("{name}-password");
+        spec["passwordSecret"] = json!({"name": secret, "namespace": namespace});
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&p.password);
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret, "namespace": namespace},
+            "type": "kubernetes.io/basic-auth",
+            "data": {"password": encoded},
+        }));
+    }
+    out.push(object("BGPPeer", "v1beta2", name, namespace, spec));
+    out
+}
+
+/// A BFD profile's BFDProfile.
+fn bfd_profile(b: &BfdProfile, namespace: &str) -> Result<Value, ConvertError> {
+    if !valid_name(&b.name) {
+        return Err(ConvertError {
+            what: format!("bfd profile {:?}", b.name),
+            why: "is not a valid object name (lower-case letters, digits, '-', '.')".into(),
+        });
+    }
+    let mut spec = Map::new();
+    for (k, v) in [
+        ("receiveInterval", b.receive_interval),
+        ("transmitInterval", b.transmit_interval),
+        ("detectMultiplier", b.detect_multiplier),
+        ("echoInterval", b.echo_interval),
+        ("minimumTtl", b.minimum_ttl),
+    ] {
+        if let Some(v) = v {
+            spec.insert(k.into(), json!(v));
+        }
+    }
+    if b.echo_mode {
+        spec.insert("echoMode".into(), json!(true));
+    }
+    if b.passive_mode {
+        spec.insert("passiveMode".into(), json!(true));
+    }
+    let spec = Value::Object(spec);
+    Ok(object("BFDProfile", "v1beta1", &b.name, namespace, spec))
 }
 
 #[cfg(test)]
