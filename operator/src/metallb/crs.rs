@@ -252,42 +252,45 @@ fn advertisement(
     };
     match kind {
         Announcement::Layer2 => {
-            for field in [
-                ("aggregationLength", spec.aggregation_length.is_some()),
-                ("aggregationLengthV6", spec.aggregation_length_v6.is_some()),
-                ("localPref", spec.local_pref.is_some()),
-                ("communities", !spec.communities.is_empty()),
-                ("peers", !spec.peers.is_empty()),
-                ("asPathPrepend", spec.as_path_prepend.is_some()),
-            ]
-            .iter()
-            .filter(|f| f.1)
-            {
-                report.push(
-                    &id,
-                    format!("spec.{}", field.0),
-                    "is a BGPAdvertisement field",
-                );
-            }
+            not_on_layer2(&id, &spec, report);
             since_v016::preferred_nodes(&id, &spec.preferred_node_selectors, report);
         }
         Announcement::Bgp => {
-            for (field, set) in [
-                ("interfaces", !spec.interfaces.is_empty()),
-                (
-                    "preferredNodeSelectors",
-                    !spec.preferred_node_selectors.is_empty(),
-                ),
-            ] {
-                if set {
-                    report.push(&id, format!("spec.{field}"), "is an L2Advertisement field");
-                }
-            }
+            not_on_bgp(&id, &spec, report);
             since_v016::service_selection(&id, &spec, report);
             bgp_fields(&id, &spec, &adv, pools, communities, mode, report);
         }
     }
     (report.0.len() == before).then_some(adv)
+}
+
+/// An L2Advertisement sets no BGPAdvertisement field.
+fn not_on_layer2(id: &str, spec: &AdvSpec, report: &mut Report) {
+    let set = [
+        ("aggregationLength", spec.aggregation_length.is_some()),
+        ("aggregationLengthV6", spec.aggregation_length_v6.is_some()),
+        ("localPref", spec.local_pref.is_some()),
+        ("communities", !spec.communities.is_empty()),
+        ("peers", !spec.peers.is_empty()),
+        ("asPathPrepend", spec.as_path_prepend.is_some()),
+    ];
+    for (field, _) in set.iter().filter(|f| f.1) {
+        report.push(id, format!("spec.{field}"), "is a BGPAdvertisement field");
+    }
+}
+
+/// A BGPAdvertisement sets no L2Advertisement field.
+fn not_on_bgp(id: &str, spec: &AdvSpec, report: &mut Report) {
+    let set = [
+        ("interfaces", !spec.interfaces.is_empty()),
+        (
+            "preferredNodeSelectors",
+            !spec.preferred_node_selectors.is_empty(),
+        ),
+    ];
+    for (field, _) in set.iter().filter(|f| f.1) {
+        report.push(id, format!("spec.{field}"), "is an L2Advertisement field");
+    }
 }
 
 fn bgp_fields(
@@ -328,39 +331,40 @@ fn bgp_fields(
         }
     }
     for pool in pools.iter().filter(|p| adv.covers(p)) {
-        for (entry, nets) in pool
-            .addresses
+        aggregation_fits(id, pool, (v4, v6), mode, report);
+    }
+}
+
+/// The aggregation lengths (IPv4, IPv6) are no shorter than any of `pool`'s entries' prefixes;
+/// the native speaker announces no IPv6.
+fn aggregation_fits(
+    id: &str,
+    pool: &CrPool,
+    (v4, v6): (i64, i64),
+    mode: BgpMode,
+    report: &mut Report,
+) {
+    let entries = pool.addresses.iter();
+    for (entry, nets) in entries.filter_map(|a| Some((a, cidr::parse_addresses(a).ok()?))) {
+        let Some(first) = nets.first() else { continue };
+        let (max, field) = match first {
+            IpNet::V4(_) => (v4, "spec.aggregationLength"),
+            IpNet::V6(_) => (v6, "spec.aggregationLengthV6"),
+        };
+        let lowest = nets
             .iter()
-            .filter_map(|a| Some((a, cidr::parse_addresses(a).ok()?)))
-        {
-            let Some(first) = nets.first() else { continue };
-            let max = if matches!(first, IpNet::V4(_)) {
-                v4
-            } else {
-                v6
-            };
-            let lowest = nets
-                .iter()
-                .map(|n| i64::from(n.prefix_len()))
-                .min()
-                .unwrap_or(0);
-            if max < lowest {
-                report.push(
-                    id,
-                    if matches!(first, IpNet::V4(_)) {
-                        "spec.aggregationLength"
-                    } else {
-                        "spec.aggregationLengthV6"
-                    },
-                    format!(
-                        "{max} is shorter than prefix /{lowest} of {entry:?} in IPAddressPool/{}",
-                        pool.name
-                    ),
-                );
-            }
-            if mode == BgpMode::Native && matches!(first, IpNet::V6(_)) {
-                report.push(id, "", format!("announces IPv6 {entry:?} of IPAddressPool/{}, which the native BGP speaker cannot (enable the FRR speaker)", pool.name));
-            }
+            .map(|n| i64::from(n.prefix_len()))
+            .min()
+            .unwrap_or(0);
+        if max < lowest {
+            let pool = &pool.name;
+            let why = format!(
+                "{max} is shorter than prefix /{lowest} of {entry:?} in IPAddressPool/{pool}"
+            );
+            report.push(id, field, why);
+        }
+        if mode == BgpMode::Native && matches!(first, IpNet::V6(_)) {
+            report.push(id, "", format!("announces IPv6 {entry:?} of IPAddressPool/{}, which the native BGP speaker cannot (enable the FRR speaker)", pool.name));
         }
     }
 }
@@ -440,6 +444,20 @@ fn peer(
     };
     let before = report.0.len();
     let mut bad = |field: &str, message: String| report.push(&id, field, message);
+    peer_identity(&p, &mut bad);
+    if let Err(why) = timers(p.hold_time.as_deref(), p.keepalive_time.as_deref()) {
+        bad("spec.holdTime", why);
+    }
+    peer_references(&p, bfd, secrets, &mut bad);
+    if mode == BgpMode::Native {
+        frr_only(&p, &mut bad);
+    }
+    selectors(&id, "spec.nodeSelectors", &p.node_selectors, report);
+    report.0.len() == before
+}
+
+/// A peer's ASNs and addresses.
+fn peer_identity(p: &PeerSpec, bad: &mut impl FnMut(&str, String)) {
     if p.my_asn == 0 {
         bad("spec.myASN", "missing: the local ASN".into());
     }
@@ -479,9 +497,15 @@ fn peer(
             bad(field, format!("{v:?} is not an IP address"));
         }
     }
-    if let Err(why) = timers(p.hold_time.as_deref(), p.keepalive_time.as_deref()) {
-        bad("spec.holdTime", why);
-    }
+}
+
+/// A peer's password (one way to give it) and the objects it names exist.
+fn peer_references(
+    p: &PeerSpec,
+    bfd: &BTreeSet<String>,
+    secrets: &BTreeSet<String>,
+    bad: &mut impl FnMut(&str, String),
+) {
     let secret = p
         .password_secret
         .as_ref()
@@ -505,25 +529,25 @@ fn peer(
             format!("no BFDProfile {:?}", p.bfd_profile),
         );
     }
-    if mode == BgpMode::Native {
-        for (field, set) in [
-            ("spec.bfdProfile", !p.bfd_profile.is_empty()),
-            ("spec.keepaliveTime", p.keepalive_time.is_some()),
-            ("spec.vrf", !p.vrf.is_empty()),
-            ("spec.connectTime", p.connect_time.is_some()),
-            ("spec.enableGracefulRestart", p.enable_graceful_restart),
-            ("spec.disableMP", p.disable_mp),
-            ("spec.dualStackAddressFamily", p.dual_stack_address_family),
-            ("spec.dynamicASN", !p.dynamic_asn.is_empty()),
-            ("spec.interface", !p.interface.is_empty()),
-        ] {
-            if set {
-                bad(field, "needs the FRR speaker (speaker.frr.enabled)".into());
-            }
+}
+
+/// A peer's fields that only the FRR speaker implements.
+fn frr_only(p: &PeerSpec, bad: &mut impl FnMut(&str, String)) {
+    for (field, set) in [
+        ("spec.bfdProfile", !p.bfd_profile.is_empty()),
+        ("spec.keepaliveTime", p.keepalive_time.is_some()),
+        ("spec.vrf", !p.vrf.is_empty()),
+        ("spec.connectTime", p.connect_time.is_some()),
+        ("spec.enableGracefulRestart", p.enable_graceful_restart),
+        ("spec.disableMP", p.disable_mp),
+        ("spec.dualStackAddressFamily", p.dual_stack_address_family),
+        ("spec.dynamicASN", !p.dynamic_asn.is_empty()),
+        ("spec.interface", !p.interface.is_empty()),
+    ] {
+        if set {
+            bad(field, "needs the FRR speaker (speaker.frr.enabled)".into());
         }
     }
-    selectors(&id, "spec.nodeSelectors", &p.node_selectors, report);
-    report.0.len() == before
 }
 
 /// When an object of a new configuration is written, relative to the others. MetalLB acts on
