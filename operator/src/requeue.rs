@@ -16,6 +16,21 @@ pub const RETRY: Duration = Duration::from_secs(20);
 /// do not see (a pod's reason, a deadline passing, MetalLB loading a configuration).
 pub const PROGRESS: Duration = Duration::from_secs(5);
 
+/// How often a KommanderCluster that answers is probed: the watches and deploys ask for a
+/// probe at once when it stops answering, so this only catches what they cannot see.
+pub const PROBE_JOINED: Duration = Duration::from_secs(60);
+/// How often one that does not answer is probed: `Joined` again within seconds of it
+/// answering, so that the AppDeployments of its workspace try it again.
+pub const PROBE_UNREACHABLE: Duration = Duration::from_secs(5);
+
+/// When to probe a KommanderCluster again, from whether it answered.
+pub fn probe_again(answered: bool) -> Duration {
+    match answered {
+        true => PROBE_JOINED,
+        false => PROBE_UNREACHABLE,
+    }
+}
+
 /// When to look again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {

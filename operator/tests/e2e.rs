@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, root};
 use kommander_operator::resources::{
-    AppDeployment, AppDeploymentStatus, ClusterPhase, KommanderCluster,
+    AppDeployment, AppDeploymentStatus, ClusterPhase, JoinPhase, KommanderCluster,
 };
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
@@ -124,6 +124,22 @@ impl Env {
         })
         .await
         .unwrap()
+    }
+
+    /// Wait until KommanderCluster ws-a/`cluster` is in `phase`, within `secs` seconds.
+    async fn join_phase(&self, cluster: &str, phase: JoinPhase, secs: u64) {
+        let api: Api<KommanderCluster> = Api::namespaced(self.mgmt.clone(), "ws-a");
+        let what = format!("KommanderCluster {cluster} {phase:?} within {secs}s");
+        eventually(&what, Duration::from_secs(secs), || async {
+            let kc = api.get(cluster).await.map_err(|e| e.to_string())?;
+            let now = kc.status.and_then(|s| s.phase);
+            match now == Some(phase) {
+                true => Ok(()),
+                false => Err(format!("{now:?}")),
+            }
+        })
+        .await
+        .unwrap();
     }
 
     async fn ready(&self, ns: &str, name: &str, clusters: &str) -> AppDeploymentStatus {
@@ -409,6 +425,10 @@ async fn e2e_operator_end_to_end() {
 
     println!("scenario: one cluster unreachable, the others converge, and it converges when back");
     env.clusters.stop("attached-2").unwrap();
+    // The KommanderCluster says so within seconds, as the AppDeployment does (the watches and
+    // deploys that find it not answering have it probed now, not at the next minute's probe).
+    env.join_phase("attached-2", JoinPhase::Unreachable, 15)
+        .await;
     env.apply(&overrides(
         "ws-a",
         "metallb-overrides",
@@ -441,6 +461,7 @@ async fn e2e_operator_end_to_end() {
     assert_eq!(s.summary.as_deref(), Some("Unreachable: attached-2"));
     assert_eq!(s.clusters_ready.as_deref(), Some("2/3"));
     env.clusters.resume("attached-2").unwrap();
+    env.join_phase("attached-2", JoinPhase::Joined, 15).await;
     env.config_on(
         "attached-2",
         "ws-a",

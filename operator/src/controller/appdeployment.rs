@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 mod fleet_step;
 mod inputs;
+mod intent;
 mod recording;
 mod removal;
 
@@ -303,13 +304,7 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let triggers = ctx
-        .triggers
-        .lock()
-        .ok()
-        .and_then(|mut t| t.take())
-        .map(|t| t.boxed())
-        .unwrap_or_else(|| futures::stream::empty().boxed());
+    let triggers = super::context::take_stream(&ctx.triggers);
     let (store, changes) = cache.lead();
     // Its own status writes come back as changes; they need no reconcile (the cache still
     // takes them). About a quarter of all reconciles at a cold start were these.

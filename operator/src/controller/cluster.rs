@@ -235,11 +235,7 @@ async fn probe_and_record(kc: Arc<KommanderCluster>, ctx: Arc<Context>) -> Resul
     let (phase, version, reason, message) = check(&ctx, &kc).await;
     let ok = phase == JoinPhase::Joined;
     write_status(&ctx, &kc, phase, version, reason, message).await?;
-    Ok(Action::requeue(if ok {
-        requeue::HEALTHY / 5
-    } else {
-        requeue::RETRY
-    }))
+    Ok(Action::requeue(requeue::probe_again(ok)))
 }
 
 /// `kc` with the status this replica last wrote, while the cache has not shown it yet.
@@ -342,6 +338,8 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, changes) = cache.lead();
+    // A watch or a deploy found a cluster not answering: probe it now, not at the next round.
+    let probes = super::context::take_stream(&ctx.probes);
     let controller = Controller::for_stream(changes, store)
         .reconcile_all_on(futures::stream::once(futures::future::ready(())));
     let store = controller.store();
@@ -370,6 +368,7 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
+        .reconcile_on(probes)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -75,6 +75,20 @@ pub struct Context {
     /// What the watches ask to reconcile; taken once by the AppDeployment controller.
     pub triggers:
         std::sync::Mutex<Option<futures::channel::mpsc::UnboundedReceiver<watches::Trigger>>>,
+    /// Clusters found not answering, to probe now; taken once by the KommanderCluster
+    /// controller.
+    pub probes: std::sync::Mutex<Option<futures::channel::mpsc::UnboundedReceiver<watches::Probe>>>,
+}
+
+/// The stream in `slot`, taken (it is taken once, by one controller); empty if gone.
+pub fn take_stream<T: Send + 'static>(
+    slot: &std::sync::Mutex<Option<futures::channel::mpsc::UnboundedReceiver<T>>>,
+) -> futures::stream::BoxStream<'static, T> {
+    use futures::StreamExt;
+    let taken = slot.lock().ok().and_then(|mut s| s.take());
+    taken
+        .map(|s| s.boxed())
+        .unwrap_or_else(|| futures::stream::empty().boxed())
 }
 
 impl Context {
@@ -127,10 +141,11 @@ impl Context {
             controller: "kommander-operator".into(),
             instance: Some(settings.identity.clone()),
         };
-        let (watches, triggers) = watches::Watches::new(metrics.cluster_watches.clone());
+        let (watches, triggers, probes) = watches::Watches::new(metrics.cluster_watches.clone());
         Context {
             watches,
             triggers: std::sync::Mutex::new(Some(triggers)),
+            probes: std::sync::Mutex::new(Some(probes)),
             known_clusters,
             known_workspaces,
             fleet: fleet::Fleet::default(),

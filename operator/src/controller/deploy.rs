@@ -27,7 +27,7 @@ use crate::plan::strict_arp::{StrictArp, Waited};
 use crate::plan::{self, Plan, View};
 use crate::pools;
 use crate::resources::{
-    AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, KommanderCluster,
+    AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, JoinPhase, KommanderCluster,
     PoolCapacity, SharedAddresses,
 };
 use crate::rollout::{self, LiveState};
@@ -361,10 +361,18 @@ pub async fn within_deadline(
     prev: Option<&ClusterRolloutStatus>,
     deploy: impl Future<Output = ClusterOutcome>,
 ) -> ClusterOutcome {
-    match ctx.bounded(deploy).await {
+    let o = match ctx.bounded(deploy).await {
         Ok(o) => o,
         Err(message) => {
             ClusterOutcome::kept(kc.name_any(), prev, ClusterPhase::Unreachable, message)
         }
+    };
+    // The cluster did not answer the deploy while its KommanderCluster says it joined: it is
+    // probed now, so that both say the same within seconds.
+    let joined = kc.status.as_ref().and_then(|s| s.phase) != Some(JoinPhase::Unreachable);
+    if o.phase == ClusterPhase::Unreachable && joined {
+        let key = (kc.namespace().unwrap_or_default(), kc.name_any());
+        ctx.watches.probe(&key);
     }
+    o
 }

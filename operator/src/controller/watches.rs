@@ -8,7 +8,7 @@ use super::clients::Connection;
 use crate::drift::{self, Drift, ObjKey, Observed};
 use crate::health;
 use crate::manifest::{LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER};
-use crate::resources::AppDeployment;
+use crate::resources::{AppDeployment, KommanderCluster};
 use crate::targets::{FIELD_MANAGER, Written};
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -30,6 +30,9 @@ pub type ClusterKey = (String, String);
 
 /// An AppDeployment to reconcile, sent by a watch.
 pub type Trigger = ObjectRef<AppDeployment>;
+
+/// A KommanderCluster to probe now: a watch or a deploy found it not answering.
+pub type Probe = ObjectRef<KommanderCluster>;
 
 /// What the operator applied to one cluster: object -> (owning AppDeployment, fingerprint).
 type Ledger = HashMap<ObjKey, Expected>;
@@ -65,12 +68,20 @@ impl Awaiting {
 /// Everything the watch tasks share with the reconciles.
 struct Shared {
     trigger: mpsc::UnboundedSender<Trigger>,
+    probe: mpsc::UnboundedSender<Probe>,
     ledgers: Mutex<HashMap<ClusterKey, Ledger>>,
     /// Open watch streams, all clusters together.
     open: Gauge,
 }
 
 impl Shared {
+    /// Ask for `cluster` to be probed: it did not answer.
+    fn probe(&self, cluster: &ClusterKey) {
+        let _ = self
+            .probe
+            .unbounded_send(ObjectRef::new(&cluster.1).within(&cluster.0));
+    }
+
     fn send(&self, workspace: &str, owner: &str) {
         let _ = self
             .trigger
@@ -159,12 +170,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Watches {
-    /// The watch layer and the stream of AppDeployments its events concern. `open` counts the
-    /// open watch streams.
-    pub fn new(open: Gauge) -> (Self, mpsc::UnboundedReceiver<Trigger>) {
+    /// The watch layer, the stream of AppDeployments its events concern, and the stream of
+    /// clusters it found not answering. `open` counts the open watch streams.
+    pub fn new(
+        open: Gauge,
+    ) -> (
+        Self,
+        mpsc::UnboundedReceiver<Trigger>,
+        mpsc::UnboundedReceiver<Probe>,
+    ) {
         let (trigger, rx) = mpsc::unbounded();
+        let (probe, probes) = mpsc::unbounded();
         let shared = Arc::new(Shared {
             trigger,
+            probe,
             ledgers: Mutex::new(HashMap::new()),
             open,
         });
@@ -172,7 +191,13 @@ impl Watches {
             clusters: Mutex::new(HashMap::new()),
             shared,
         };
-        (w, rx)
+        (w, rx, probes)
+    }
+
+    /// Ask for `cluster` to be probed now: something found it not answering while its
+    /// KommanderCluster may still say Joined (the two views agree within seconds).
+    pub fn probe(&self, cluster: &ClusterKey) {
+        self.shared.probe(cluster);
     }
 
     /// Whether `cluster`'s watches are those of `conn` (a read: nothing is started).
@@ -459,6 +484,17 @@ fn key_of(gk: &(String, String), meta: &PartialObjectMeta<DynamicObject>) -> Obj
     }
 }
 
+/// Whether a watch failed because the cluster did not answer (no connection, no response),
+/// not because it answered with an error.
+fn no_answer(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => !matches!(e, kube::Error::Api(_)),
+        watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion => false,
+    }
+}
+
 /// Where a kind's watch reports.
 struct KindSinks {
     /// What the watch last saw of each applied object.
@@ -499,6 +535,9 @@ async fn watch_kind(
             Err(e) => {
                 let (ns, name) = &watch.cluster;
                 tracing::debug!(cluster = %format!("{ns}/{name}"), kind = %watch.gk.1, error = %e, "watch error; retrying");
+                if no_answer(&e) {
+                    watch.shared.probe(&watch.cluster);
+                }
             }
         }
     }
@@ -654,6 +693,9 @@ async fn watch_services(
             Ok(_) => false,
             Err(e) => {
                 tracing::debug!(cluster = %format!("{}/{}", cluster.0, cluster.1), error = %e, "service watch error; retrying");
+                if no_answer(e) {
+                    shared.probe(&cluster);
+                }
                 false
             }
         };

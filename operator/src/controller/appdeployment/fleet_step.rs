@@ -2,13 +2,15 @@
 //! rollout's waves), and each one's deploy within its deadline.
 
 use super::inputs::{blocker, inputs};
+use super::intent::{self, Applying};
 use crate::blocker::{Blocker, BlockerKind};
 use crate::controller::context::Context;
 use crate::controller::deploy::inputs::{Inputs, Prepared, Stop};
 use crate::controller::deploy::{deploy_to, prepare, within_deadline};
 use crate::controller::progress::Clock;
 use crate::resources::{
-    AppDeployment, ClusterPhase, ClusterRolloutStatus, KommanderCluster, RolloutStatus,
+    AppDeployment, AppDeploymentStatus, ClusterPhase, ClusterRolloutStatus, KommanderCluster,
+    RolloutStatus,
 };
 use crate::selector;
 use crate::status::{self, ClusterOutcome};
@@ -18,7 +20,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Written only here, whole: a poisoned value is still a whole one.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub(super) fn cluster_labels(kc: &KommanderCluster) -> BTreeMap<String, String> {
     kc.labels().clone()
@@ -100,6 +107,8 @@ struct Fleet<'a> {
     revisions: Vec<String>,
     clock: Clock,
     at: Time,
+    /// The status as last written, with what earlier rounds were about to apply.
+    recorded: Mutex<Option<AppDeploymentStatus>>,
 }
 
 type Rendered = Result<Prepared, Stop>;
@@ -135,6 +144,7 @@ impl<'a> Fleet<'a> {
                 deadline_secs: strategy.deadline_secs,
             },
             at: Time(stamp),
+            recorded: Mutex::new(ad.status.clone()),
         }
     }
 
@@ -175,6 +185,67 @@ impl<'a> Fleet<'a> {
             standing: standing(i),
         };
         self.targets.iter().enumerate().map(target).collect()
+    }
+
+    /// Deploy a round, with what it is about to apply on record first (`intent`); when that
+    /// cannot be written, nothing is applied.
+    async fn deploy_recorded(&self, round: Vec<(usize, Rendered)>) -> Vec<(usize, ClusterOutcome)> {
+        let applying: Vec<(usize, Applying)> = (round.iter())
+            .filter_map(|(i, p)| {
+                let p = p.as_ref().ok()?;
+                let cluster = self.targets[*i].name_any();
+                let (objects, revision) = (p.inventory(), p.render_hash.clone());
+                Some((
+                    *i,
+                    Applying {
+                        cluster,
+                        objects,
+                        revision,
+                    },
+                ))
+            })
+            .collect();
+        let list: Vec<&Applying> = applying.iter().map(|(_, a)| a).collect();
+        let ahead = intent::ahead(self.recorded_status().as_ref(), &list, &self.at);
+        if let Some(status) = ahead {
+            if let Err(e) = intent::record(self.ctx, self.ad, status.clone()).await {
+                return round
+                    .into_iter()
+                    .map(|(i, _)| (i, self.not_recorded(i, &e)))
+                    .collect();
+            }
+            *lock(&self.recorded) = Some(status);
+        }
+        let outcomes = self.deploy(round).await;
+        let may_hold = |i: usize, o: ClusterOutcome| match applying.iter().find(|(j, _)| *j == i) {
+            Some((_, a)) => intent::may_hold(o, &a.objects),
+            None => o,
+        };
+        outcomes
+            .into_iter()
+            .map(|(i, o)| (i, may_hold(i, o)))
+            .collect()
+    }
+
+    fn recorded_status(&self) -> Option<AppDeploymentStatus> {
+        lock(&self.recorded).clone()
+    }
+
+    /// A cluster of a round not deployed: what it was about to apply could not be recorded.
+    fn not_recorded(&self, i: usize, e: &kube::Error) -> ClusterOutcome {
+        let message = format!(
+            "not applied: what it is about to apply could not be put on record first ({})",
+            crate::remote::short_error(e)
+        );
+        ClusterOutcome {
+            revision: Some(self.revisions[i].clone()),
+            ..ClusterOutcome::kept(
+                self.targets[i].name_any(),
+                self.prev_of(i),
+                ClusterPhase::Pending,
+                message,
+            )
+        }
     }
 
     /// Deploy to each cluster of a round, each within its deadline.
@@ -276,7 +347,7 @@ pub(super) async fn deploy_all(
         if round.is_empty() {
             break wave;
         }
-        done.extend(fleet.deploy(round).await);
+        done.extend(fleet.deploy_recorded(round).await);
     };
     let outcomes = fleet.outcomes(done, &wave.waiting);
     Deployed {

@@ -6,6 +6,7 @@ use crate::blocker::Blocker;
 use crate::hooks::HookObject;
 use crate::manifest::ManifestObject;
 use crate::render::ResolvedRollout;
+use crate::resources::AppliedObject;
 use crate::rollout::RuntimeConfig;
 use crate::values::Values;
 use std::sync::Arc;
@@ -32,4 +33,11 @@ pub struct Prepared {
     pub(super) hooks: Vec<HookObject>,
     /// Hash of the rendered objects (and hooks): the cluster's revision.
     pub render_hash: String,
+}
+
+impl Prepared {
+    /// The objects it renders, as an inventory lists them.
+    pub fn inventory(&self) -> Vec<AppliedObject> {
+        self.objects.iter().map(ManifestObject::entry).collect()
+    }
 }
