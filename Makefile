@@ -8,7 +8,7 @@ CLUSTERS := management attached-1 attached-2
 
 .PHONY: bench-render bench-operator bench-memory bench-watch bench-metallb bench-scale bench-helm
 .PHONY: all build test lint check-paths module-graph fmt-check clippy go-lint unit catalog-sync crds bench demo demo-offline clean \
-	e2e-build e2e e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm oracle cluster-up cluster-down cluster-status
+	e2e-build e2e e2e-smoke e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm e2e-chaos chaos oracle cluster-up cluster-down cluster-status
 
 all: build
 
@@ -76,7 +76,7 @@ e2e-smoke: e2e-build
 ## checks that no cluster process is left on the machine.
 E2E_JOBS ?= 3
 e2e: e2e-build
-	$(MAKE) --no-print-directory -j$(E2E_JOBS) --output-sync=target E2E_BUILD= e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm
+	$(MAKE) --no-print-directory -j$(E2E_JOBS) --output-sync=target E2E_BUILD= e2e-operator e2e-security e2e-metallb e2e-oracle e2e-helm e2e-chaos
 
 ## suite-NAME: one end-to-end test binary, operator/tests/NAME.rs (after e2e-build, which `make
 ## e2e` has done once already: Go links its binaries again even when nothing changed)
@@ -105,6 +105,17 @@ e2e-oracle: suite-oracle suite-oracle_v013 suite-oracle_v015 suite-oracle_v016
 ## Helm hooks run in Helm's order around the apply (ingress-nginx's admission hooks, a failing
 ## hook Job: chart_hooks)
 e2e-helm: suite-values_helm suite-chart_fidelity suite-helm_engine suite-chart_apps suite-chart_hooks
+
+## e2e-chaos: faults on purpose (seed 7, 12 faults): a seeded workload of AppDeployments while the
+## operator, the management and attached API servers are SIGKILLed and an attached cluster's port
+## is closed at random moments; then what the clusters hold is checked from the clusters
+e2e-chaos: suite-chaos
+
+## chaos: a longer run, e.g. `make chaos SEED=42 COUNT=200` (not in CI)
+SEED ?= 1
+COUNT ?= 200
+chaos: e2e-build
+	CHAOS_SEED=$(SEED) CHAOS_FAULTS=$(COUNT) $(CARGO) test -p kommander-operator --test chaos -- --nocapture
 
 ## oracle: the same with 300 scenarios each (not in CI: about 45 minutes)
 oracle: e2e-build

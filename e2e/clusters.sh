@@ -4,6 +4,7 @@
 #   e2e/clusters.sh up management attached-1 attached-2   # start (or keep) them, wait until ready
 #   e2e/clusters.sh status                                 # what runs, where its kubeconfig is
 #   e2e/clusters.sh down                                   # stop them all, leave no process behind
+#   e2e/clusters.sh kill attached-1                        # SIGKILL one, as a crash would
 #
 # State lives in $E2E_STATE_DIR/<name>/ (default: .e2e/ at the repository root): kubeconfig,
 # controlplane.log, etcd data, certificates, the chosen ports and the pid.
@@ -99,6 +100,20 @@ stop_one() {
   echo "$name: stopped"
 }
 
+# SIGKILL, as a crash would: no graceful shutdown; the data stays for a restart.
+kill_one() {
+  local name="$1" dir="$STATE/$1"
+  alive "$dir" || { echo "$name: not running"; return 0; }
+  kill -KILL "$(cat "$dir/pid")" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    alive "$dir" || break
+    sleep 0.1
+  done
+  alive "$dir" && die "$name still runs 10 s after SIGKILL"
+  rm -f "$dir/ready"
+  echo "$name: killed"
+}
+
 names_in_state() {
   [ -d "$STATE" ] || return 0
   for d in "$STATE"/*/; do [ -f "$d/pid" ] && basename "$d"; done
@@ -125,6 +140,10 @@ case "$cmd" in
       die "controlplane processes are still running: $(pgrep -f "$pattern" | tr '\n' ' ')"
     fi
     ;;
+  kill)
+    [ $# -gt 0 ] || die "usage: $0 kill NAME..."
+    for n in "$@"; do kill_one "$n"; done
+    ;;
   status)
     for n in $(names_in_state); do
       d="$STATE/$n"
@@ -133,5 +152,5 @@ case "$cmd" in
       else echo "$n: not running (crashed? see $d/controlplane.log)"; fi
     done
     ;;
-  *) die "usage: $0 up NAME... | down [NAME...] | status" ;;
+  *) die "usage: $0 up NAME... | down [NAME...] | kill NAME... | status" ;;
 esac

@@ -94,6 +94,12 @@ impl Clusters {
         driver(self.state.path(), &["down", name]).map(|_| ())
     }
 
+    /// SIGKILL one cluster's process (API server, etcd and all), as a crash would; its data
+    /// stays. `resume` starts it again.
+    pub fn kill(&self, name: &str) -> Result<(), String> {
+        driver(self.state.path(), &["kill", name]).map(|_| ())
+    }
+
     /// Start (again) one cluster; it comes back on the same address with its data.
     pub fn resume(&self, name: &str) -> Result<(), String> {
         driver(self.state.path(), &["up", name]).map(|_| ())
@@ -333,7 +339,9 @@ impl Operator {
         log: PathBuf,
         args: &[&str],
     ) -> Result<Operator, String> {
-        Self::start_logging(bin, kubeconfig, log, args, TEST_LOG)
+        // KOMMANDER_E2E_LOG overrides the filter for a closer look (e.g. kube=debug).
+        let filter = std::env::var("KOMMANDER_E2E_LOG").unwrap_or_else(|_| TEST_LOG.into());
+        Self::start_logging(bin, kubeconfig, log, args, &filter)
     }
 
     /// As `start_with`, logging at `filter` (a `RUST_LOG` value). A bench that measures the
@@ -377,6 +385,11 @@ impl Operator {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Whether it has exited (by itself: a lost lease, a crash).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// SIGKILL it, as a crash would.

@@ -8,7 +8,7 @@
 use super::context::Context;
 use super::error::Error;
 use super::finalizers;
-use super::warm::Warm;
+use super::warm::{Warm, touched};
 use crate::blocker::{Blocker, BlockerKind};
 use crate::pools;
 use crate::requeue;
@@ -317,17 +317,20 @@ pub async fn run(
     // ConfigMap of the management cluster holds. Bodies are fetched when referenced.
     let config_maps = Api::<PartialObjectMeta<ConfigMap>>::all(client.clone());
     let (s1, s2, s3, s4) = (store(), store(), store(), store());
+    let (cluster_apps, apps, clusters) = (
+        Api::all(client.clone()),
+        Api::all(client.clone()),
+        Api::all(client),
+    );
     controller
-        .watches(config_maps, wc(), move |cm| overrides_changed(&s1, &cm))
-        .watches(Api::all(client.clone()), wc(), move |a| {
+        .watches_stream(touched(config_maps, wc()), move |cm| {
+            overrides_changed(&s1, &cm)
+        })
+        .watches_stream(touched(cluster_apps, wc()), move |a| {
             cluster_app_changed(&s2, &a)
         })
-        .watches(Api::all(client.clone()), wc(), move |a| {
-            app_changed(&s3, &a)
-        })
-        .watches(Api::all(client.clone()), wc(), move |kc| {
-            cluster_changed(&s4, &kc)
-        })
+        .watches_stream(touched(apps, wc()), move |a| app_changed(&s3, &a))
+        .watches_stream(touched(clusters, wc()), move |kc| cluster_changed(&s4, &kc))
         // An attached cluster's watch saw drift, or a Service a held change waits on.
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)

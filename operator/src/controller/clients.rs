@@ -263,8 +263,8 @@ impl ClusterClients {
             tracing::warn!("Secrets are already watched; a second watch feeds only its caller");
         }
         let api: Api<PartialObjectMeta<Secret>> = Api::all(self.management.clone());
-        watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
+        let secrets = watcher::watcher(api, watcher::Config::default())
+            .backoff(super::warm::backoff())
             // Only the version is needed: `kubectl apply` keeps a Secret's whole data in an
             // annotation, which a tenant's large Secrets must not bring into memory.
             .modify(|s| {
@@ -273,7 +273,9 @@ impl ClusterClients {
                 s.labels_mut().clear();
             })
             .reflect(writer)
-            .touched_objects()
+            .touched_objects();
+        // Its errors stay here: the controller would back off every trigger on one.
+        super::warm::absorbed(secrets)
     }
 
     /// Drop the clients of clusters that are gone: `keep` says which (namespace, name) remain.

@@ -2,7 +2,7 @@
 
 use super::context::Context;
 use super::error::Error;
-use super::warm::Warm;
+use super::warm::{Warm, touched};
 use crate::requeue;
 use crate::resources::{NamespaceRef, Workspace, WorkspaceStatus};
 use crate::targets::FIELD_MANAGER;
@@ -108,10 +108,12 @@ pub async fn run(
     Controller::for_stream(changes, store)
         // Everything already cached is reconciled once when this replica starts leading.
         .reconcile_all_on(futures::stream::once(futures::future::ready(())))
-        .watches(
-            namespaces,
-            watcher::Config::default().labels(WORKSPACE_LABEL),
-            |ns| {
+        .watches_stream(
+            touched(
+                namespaces,
+                watcher::Config::default().labels(WORKSPACE_LABEL),
+            ),
+            |ns: Namespace| {
                 ns.labels()
                     .get(WORKSPACE_LABEL)
                     .map(|w| kube::runtime::reflector::ObjectRef::new(w))
