@@ -3,129 +3,32 @@
 //! (LoadBalancer Services). Started when a deployment first reaches the cluster, restarted when
 //! its client is rebuilt (a new kubeconfig), stopped when the cluster leaves. Every event maps
 //! back to the AppDeployments concerned and triggers their reconcile; the reconcile decides.
+//!
+//! This module is the reconciles' side (start, stop, read what was seen); `streams` holds the
+//! watch tasks and `shared` what both sides share.
 
 use super::clients::Connection;
 use crate::drift::{self, Drift, ObjKey, Observed};
-use crate::health;
-use crate::manifest::{LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER};
-use crate::resources::{AppDeployment, KommanderCluster};
-use crate::targets::{FIELD_MANAGER, Written};
-use futures::StreamExt;
+use crate::targets::Written;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Service;
+use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher::{self, Event};
-use kube::{Client, ResourceExt};
+use kube::runtime::reflector::{self, Store};
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A KommanderCluster: (workspace namespace, name).
-pub type ClusterKey = (String, String);
+mod shared;
+mod streams;
 
-/// An AppDeployment to reconcile, sent by a watch.
-pub type Trigger = ObjectRef<AppDeployment>;
-
-/// A KommanderCluster to probe now: a watch or a deploy found it not answering.
-pub type Probe = ObjectRef<KommanderCluster>;
-
-/// What the operator applied to one cluster: object -> (owning AppDeployment, fingerprint).
-type Ledger = HashMap<ObjKey, Expected>;
-
-#[derive(Debug, Clone)]
-struct Expected {
-    owner: String,
-    fingerprint: u64,
-}
-
-/// How soon a rollout's workloads are read again when the watch saw none of them change: a bit
-/// under the reconcile's poll (`requeue::PROGRESS`), so that every poll reads.
-pub const READ_AGAIN_AFTER: Duration = Duration::from_secs(4);
-
-/// One AppDeployment rolling out on one cluster, as its workloads' watch sees it.
-#[derive(Debug, Clone, Copy)]
-struct Awaiting {
-    /// The watch saw one of its workloads change since they were last read.
-    changed: bool,
-    /// When they were last read.
-    read_at: Instant,
-}
-
-impl Awaiting {
-    /// Whether the workloads must be read to judge the rollout: one changed, or the last read
-    /// is old enough that what the watch does not show (a pod's reason, a deadline) may have
-    /// moved.
-    fn due(&self, now: Instant) -> bool {
-        self.changed || now.saturating_duration_since(self.read_at) >= READ_AGAIN_AFTER
-    }
-}
-
-/// Everything the watch tasks share with the reconciles.
-struct Shared {
-    trigger: mpsc::UnboundedSender<Trigger>,
-    probe: mpsc::UnboundedSender<Probe>,
-    ledgers: Mutex<HashMap<ClusterKey, Ledger>>,
-    /// Open watch streams, all clusters together.
-    open: Gauge,
-}
-
-impl Shared {
-    /// Ask for `cluster` to be probed: it did not answer.
-    fn probe(&self, cluster: &ClusterKey) {
-        let _ = self
-            .probe
-            .unbounded_send(ObjectRef::new(&cluster.1).within(&cluster.0));
-    }
-
-    fn send(&self, workspace: &str, owner: &str) {
-        let _ = self
-            .trigger
-            .unbounded_send(ObjectRef::new(owner).within(workspace));
-    }
-
-    /// The AppDeployment that applied `key` on `cluster`.
-    fn owner(&self, cluster: &ClusterKey, key: &ObjKey) -> Option<String> {
-        let ledgers = lock(&self.ledgers);
-        Some(ledgers.get(cluster)?.get(key)?.owner.clone())
-    }
-
-    /// The owner of `key` on `cluster`, if what was seen is not what the operator left.
-    fn suspect(&self, cluster: &ClusterKey, key: &ObjKey, seen: &Observed) -> Option<String> {
-        let ledgers = lock(&self.ledgers);
-        let e = ledgers.get(cluster)?.get(key)?;
-        (seen.fingerprint != Some(e.fingerprint)).then(|| e.owner.clone())
-    }
-}
-
-/// Aborts its task when dropped: dropping a cluster's watches stops them.
-struct Task(tokio::task::JoinHandle<()>);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Counts an open watch stream while alive (also when its task is aborted).
-struct OpenGuard(Gauge);
-
-impl OpenGuard {
-    fn new(g: &Gauge) -> Self {
-        g.inc();
-        OpenGuard(g.clone())
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
+use shared::{Awaiting, Expected, Shared, Task, lock};
+pub use shared::{ClusterKey, Probe, READ_AGAIN_AFTER, Trigger};
+use streams::{KindSinks, ServiceSinks, watch_kind, watch_services};
 
 struct KindWatch {
     synced: Arc<AtomicBool>,
@@ -161,12 +64,6 @@ struct ClusterWatch {
 pub struct Watches {
     clusters: Mutex<HashMap<ClusterKey, ClusterWatch>>,
     shared: Arc<Shared>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panicking holder cannot leave these maps half-written in a way that matters more than
-    // stopping every reconcile would.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Watches {
@@ -472,268 +369,5 @@ impl Watches {
     /// Stop watching `cluster`.
     pub fn stop(&self, cluster: &ClusterKey) {
         self.retain(|k| k != cluster);
-    }
-}
-
-fn key_of(gk: &(String, String), meta: &PartialObjectMeta<DynamicObject>) -> ObjKey {
-    ObjKey {
-        group: gk.0.clone(),
-        kind: gk.1.clone(),
-        namespace: meta.namespace(),
-        name: meta.name_any(),
-    }
-}
-
-/// Whether a watch failed because the cluster did not answer (no connection, no response),
-/// not because it answered with an error.
-fn no_answer(e: &watcher::Error) -> bool {
-    match e {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => !matches!(e, kube::Error::Api(_)),
-        watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion => false,
-    }
-}
-
-/// Where a kind's watch reports.
-struct KindSinks {
-    /// What the watch last saw of each applied object.
-    observed: Arc<Mutex<HashMap<ObjKey, Observed>>>,
-    /// Owners rolling out on the cluster (see [`Watches::set_awaiting`]).
-    awaiting: Arc<Mutex<HashMap<String, Awaiting>>>,
-    /// Set once the kind is listed.
-    synced: Arc<AtomicBool>,
-}
-
-/// Watch one kind's objects that this operator applied in this workspace (metadata only).
-async fn watch_kind(
-    api: Api<PartialObjectMeta<DynamicObject>>,
-    gk: (String, String),
-    cluster: ClusterKey,
-    sinks: KindSinks,
-    shared: Arc<Shared>,
-) {
-    let _open = OpenGuard::new(&shared.open);
-    let selector = format!(
-        "{LABEL_MANAGED_BY}={MANAGER},{LABEL_WORKSPACE}={}",
-        cluster.0
-    );
-    let stream =
-        watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
-    futures::pin_mut!(stream);
-    let mut watch = KindStream {
-        workload: health::is_workload_kind(&gk.0, &gk.1),
-        gk,
-        cluster,
-        sinks,
-        shared,
-        listing: HashSet::new(),
-    };
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(e) => watch.on(e),
-            Err(e) => {
-                let (ns, name) = &watch.cluster;
-                tracing::debug!(cluster = %format!("{ns}/{name}"), kind = %watch.gk.1, error = %e, "watch error; retrying");
-                if no_answer(&e) {
-                    watch.shared.probe(&watch.cluster);
-                }
-            }
-        }
-    }
-}
-
-/// One kind's watch on one cluster, and what its list has shown so far.
-struct KindStream {
-    gk: (String, String),
-    cluster: ClusterKey,
-    sinks: KindSinks,
-    shared: Arc<Shared>,
-    /// The kind rolls out (a Deployment, a DaemonSet...): its changes concern a rollout.
-    workload: bool,
-    /// The objects the list in progress has shown.
-    listing: HashSet<ObjKey>,
-}
-
-impl KindStream {
-    /// Record what one event shows, and tell the owners concerned.
-    fn on(&mut self, event: Event<PartialObjectMeta<DynamicObject>>) {
-        let listed = matches!(event, Event::InitDone);
-        let changed = self.changes(event);
-        let shared = &self.shared;
-        for (k, seen) in changed {
-            let owner = shared.suspect(&self.cluster, &k, &seen);
-            lock(&self.sinks.observed).insert(k, seen);
-            if let Some(owner) = owner {
-                shared.send(&self.cluster.0, &owner);
-            }
-        }
-        if listed {
-            // Drift seen while listing was not judged (the kind was not synced): judge it now.
-            let observed = &self.sinks.observed;
-            for owner in suspects_of_kind(shared, &self.cluster, &self.gk, observed) {
-                shared.send(&self.cluster.0, &owner);
-            }
-        }
-    }
-
-    /// What one event says of the objects.
-    fn changes(
-        &mut self,
-        event: Event<PartialObjectMeta<DynamicObject>>,
-    ) -> Vec<(ObjKey, Observed)> {
-        match event {
-            Event::Init => {
-                self.listing.clear();
-                Vec::new()
-            }
-            Event::InitApply(meta) => {
-                let k = key_of(&self.gk, &meta);
-                self.listing.insert(k.clone());
-                vec![(k, Observed::of(&meta.metadata, FIELD_MANAGER))]
-            }
-            Event::Apply(meta) => {
-                let k = key_of(&self.gk, &meta);
-                self.workload_changed(&k);
-                vec![(k, Observed::of(&meta.metadata, FIELD_MANAGER))]
-            }
-            Event::Delete(meta) => vec![(key_of(&self.gk, &meta), Observed::gone())],
-            Event::InitDone => {
-                let gone = self.not_listed().into_iter().map(|k| (k, Observed::gone()));
-                let gone = gone.collect();
-                self.sinks.synced.store(true, Ordering::Release);
-                gone
-            }
-        }
-    }
-
-    /// A workload changed: the owner rolling it out looks again.
-    fn workload_changed(&self, k: &ObjKey) {
-        if self.workload
-            && let Some(owner) = self.shared.owner(&self.cluster, k)
-            && let Some(a) = lock(&self.sinks.awaiting).get_mut(&owner)
-        {
-            a.changed = true;
-            self.shared.send(&self.cluster.0, &owner);
-        }
-    }
-
-    /// What the operator applied of this kind and the list did not show: gone.
-    fn not_listed(&self) -> Vec<ObjKey> {
-        let (group, kind) = &self.gk;
-        lock(&self.shared.ledgers)
-            .get(&self.cluster)
-            .map(|l| {
-                l.keys()
-                    .filter(|k| &k.group == group && &k.kind == kind && !self.listing.contains(k))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// Owners of this kind's objects whose last sight differs from what the operator left.
-fn suspects_of_kind(
-    shared: &Shared,
-    cluster: &ClusterKey,
-    gk: &(String, String),
-    observed: &Mutex<HashMap<ObjKey, Observed>>,
-) -> HashSet<String> {
-    let ledgers = lock(&shared.ledgers);
-    let seen = lock(observed);
-    ledgers
-        .get(cluster)
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| k.group == gk.0 && k.kind == gk.1)
-        .filter(|(k, e)| {
-            seen.get(*k)
-                .is_none_or(|o| o.fingerprint != Some(e.fingerprint))
-        })
-        .map(|(_, e)| e.owner.clone())
-        .collect()
-}
-
-fn is_load_balancer(s: &Service) -> bool {
-    s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
-}
-
-/// Watch a cluster's Services into `writer`; a LoadBalancer Service changing or going re-runs
-/// every deployment held there.
-/// Where a Service watch reports.
-struct ServiceSinks {
-    blocked: Arc<Mutex<HashSet<Trigger>>>,
-    counting: Arc<Mutex<HashSet<Trigger>>>,
-    events: Arc<AtomicU64>,
-    synced: Arc<AtomicBool>,
-}
-
-async fn watch_services(
-    api: Api<Service>,
-    writer: reflector::store::Writer<Service>,
-    cluster: ClusterKey,
-    sinks: ServiceSinks,
-    shared: Arc<Shared>,
-) {
-    let _open = OpenGuard::new(&shared.open);
-    let stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        // The gate needs type, IPs, pool annotation and requested IP, never who wrote them.
-        .modify(|s| s.managed_fields_mut().clear());
-    let stream = reflector::reflector(writer, stream);
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        let relevant = match &event {
-            Ok(Event::Apply(s)) | Ok(Event::Delete(s)) => is_load_balancer(s),
-            Ok(Event::InitDone) => {
-                sinks.synced.store(true, Ordering::Release);
-                true
-            }
-            Ok(_) => false,
-            Err(e) => {
-                tracing::debug!(cluster = %format!("{}/{}", cluster.0, cluster.1), error = %e, "service watch error; retrying");
-                if no_answer(e) {
-                    shared.probe(&cluster);
-                }
-                false
-            }
-        };
-        if relevant {
-            sinks.events.fetch_add(1, Ordering::AcqRel);
-            let mut concerned: HashSet<Trigger> = lock(&sinks.blocked).clone();
-            concerned.extend(lock(&sinks.counting).iter().cloned());
-            for ad in concerned {
-                let _ = shared.trigger.unbounded_send(ad);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workloads_are_read_again_when_changed_or_stale() {
-        let t0 = Instant::now();
-        let fresh = t0 + Duration::from_secs(1);
-        let stale = t0 + READ_AGAIN_AFTER;
-        // (changed, now, due)
-        let cases = [
-            (false, fresh, false),
-            (true, fresh, true),
-            (false, stale, true),
-            (true, stale, true),
-            // A clock that reads earlier than the last read does not make it due.
-            (false, t0, false),
-        ];
-        for (changed, now, due) in cases {
-            let a = Awaiting {
-                changed,
-                read_at: t0,
-            };
-            assert_eq!(a.due(now), due, "changed={changed} after {:?}", now - t0);
-        }
     }
 }

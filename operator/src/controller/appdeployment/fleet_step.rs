@@ -209,10 +209,15 @@ impl<'a> Fleet<'a> {
         let ahead = intent::ahead(self.recorded_status().as_ref(), &list, &self.at);
         if let Some(status) = ahead {
             if let Err(e) = intent::record(self.ctx, self.ad, status.clone()).await {
-                return round
-                    .into_iter()
-                    .map(|(i, _)| (i, self.not_recorded(i, &e)))
-                    .collect();
+                let (targets, revisions) = (&self.targets, &self.revisions);
+                let nothing_applied = |(i, p): (usize, Rendered)| match p {
+                    Err(stop) => (
+                        i,
+                        stopped(&targets[i], self.prev_of(i), &revisions[i], stop),
+                    ),
+                    Ok(_) => (i, self.not_recorded(i, &e)),
+                };
+                return round.into_iter().map(nothing_applied).collect();
             }
             *lock(&self.recorded) = Some(status);
         }
