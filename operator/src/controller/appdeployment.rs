@@ -68,6 +68,7 @@ async fn converge(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, E
         blocked,
         outcomes,
         rollout,
+        written_ahead,
     } = deploy_or_keep(&ctx, &ad, &ns, prev.as_ref()).await;
     record_outcomes(&ctx, &ad, &ns, blocked.as_ref(), &outcomes).await;
     let before = prev.as_ref().and_then(|p| p.rollout.as_ref());
@@ -89,7 +90,9 @@ async fn converge(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result<Action, E
         &now,
     );
     announce(&ctx, &ad, &ns, prev.as_ref(), &new_status).await;
-    if prev.as_ref() != Some(&new_status) {
+    // What was written ahead of an apply is replaced by what happened, even when that is what
+    // the reconcile started from.
+    if written_ahead || prev.as_ref() != Some(&new_status) {
         let api: Api<AppDeployment> = Api::namespaced(ctx.client.clone(), &ns);
         ctx.written_deployments
             .patch_status(&api, &ad, new_status.clone())
@@ -117,6 +120,7 @@ async fn deploy_or_keep(
         blocked,
         mut outcomes,
         mut rollout,
+        written_ahead,
     } = if ad.spec.suspend {
         Deployed::blocked(suspended())
     } else {
@@ -137,6 +141,7 @@ async fn deploy_or_keep(
         blocked,
         outcomes,
         rollout,
+        written_ahead,
     }
 }
 

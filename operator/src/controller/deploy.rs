@@ -34,7 +34,7 @@ use crate::rollout::{self, LiveState};
 use crate::status::ClusterOutcome;
 use crate::targets::Owner;
 use act::act;
-use inputs::{Prepared, Stop};
+use inputs::{Ahead, Prepared, Stop};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use observe::{Observed, observe};
@@ -42,6 +42,8 @@ use outcome::outcome;
 use std::future::Future;
 
 /// Deploy `ad`, rendered as `prepared`, to cluster `kc`; then see its workloads roll out.
+/// What an apply is about to write goes on record first, through `ahead`.
+#[allow(clippy::too_many_arguments)]
 pub async fn deploy_to(
     ctx: &Context,
     ad: &AppDeployment,
@@ -50,6 +52,7 @@ pub async fn deploy_to(
     prev: Option<&ClusterRolloutStatus>,
     prepared: Prepared,
     clock: progress::Clock,
+    ahead: &dyn Ahead,
 ) -> ClusterOutcome {
     let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
     let revision = prepared.render_hash.clone();
@@ -101,6 +104,15 @@ pub async fn deploy_to(
             revision: &revision,
         },
     };
+    if matches!(plan, Plan::Apply { .. }) {
+        let objects = outcome::inventory(&observed.objects);
+        if let Err(e) = ahead.record(&kc.name_any(), objects, &revision).await {
+            let message = format!(
+                "not applied: what it is about to apply could not be put on record first ({e})"
+            );
+            return stopped(ClusterPhase::Pending, message);
+        }
+    }
     let mut record = hooks::record(prev, &revision);
     if let Some(o) = hooks::before_apply(ctx, &run, &mut record, stopped).await {
         return o;

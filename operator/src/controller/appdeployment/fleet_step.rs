@@ -2,15 +2,14 @@
 //! rollout's waves), and each one's deploy within its deadline.
 
 use super::inputs::{blocker, inputs};
-use super::intent::{self, Applying};
+use super::intent;
 use crate::blocker::{Blocker, BlockerKind};
 use crate::controller::context::Context;
 use crate::controller::deploy::inputs::{Inputs, Prepared, Stop};
 use crate::controller::deploy::{deploy_to, prepare, within_deadline};
 use crate::controller::progress::Clock;
 use crate::resources::{
-    AppDeployment, AppDeploymentStatus, ClusterPhase, ClusterRolloutStatus, KommanderCluster,
-    RolloutStatus,
+    AppDeployment, ClusterPhase, ClusterRolloutStatus, KommanderCluster, RolloutStatus,
 };
 use crate::selector;
 use crate::status::{self, ClusterOutcome};
@@ -20,12 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Written only here, whole: a poisoned value is still a whole one.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use std::sync::Arc;
 
 pub(super) fn cluster_labels(kc: &KommanderCluster) -> BTreeMap<String, String> {
     kc.labels().clone()
@@ -63,6 +57,9 @@ pub(super) struct Deployed {
     pub(super) outcomes: Vec<ClusterOutcome>,
     /// Where the rollout stands.
     pub(super) rollout: Option<RolloutStatus>,
+    /// A status was written ahead of an apply: the one this reconcile builds must be written,
+    /// even if it equals the one it started from.
+    pub(super) written_ahead: bool,
 }
 
 impl Deployed {
@@ -71,6 +68,7 @@ impl Deployed {
             blocked: Some(b),
             outcomes: Vec::new(),
             rollout: None,
+            written_ahead: false,
         }
     }
 }
@@ -107,8 +105,8 @@ struct Fleet<'a> {
     revisions: Vec<String>,
     clock: Clock,
     at: Time,
-    /// The status as last written, with what earlier rounds were about to apply.
-    recorded: Mutex<Option<AppDeploymentStatus>>,
+    /// What clusters were about to apply, put on record before they applied it.
+    recorder: intent::Recorder<'a>,
 }
 
 type Rendered = Result<Prepared, Stop>;
@@ -144,7 +142,7 @@ impl<'a> Fleet<'a> {
                 deadline_secs: strategy.deadline_secs,
             },
             at: Time(stamp),
-            recorded: Mutex::new(ad.status.clone()),
+            recorder: intent::Recorder::new(ctx, ad, Time(stamp)),
         }
     }
 
@@ -187,72 +185,6 @@ impl<'a> Fleet<'a> {
         self.targets.iter().enumerate().map(target).collect()
     }
 
-    /// Deploy a round, with what it is about to apply on record first (`intent`); when that
-    /// cannot be written, nothing is applied.
-    async fn deploy_recorded(&self, round: Vec<(usize, Rendered)>) -> Vec<(usize, ClusterOutcome)> {
-        let applying: Vec<(usize, Applying)> = (round.iter())
-            .filter_map(|(i, p)| {
-                let p = p.as_ref().ok()?;
-                let cluster = self.targets[*i].name_any();
-                let (objects, revision) = (p.inventory(), p.render_hash.clone());
-                Some((
-                    *i,
-                    Applying {
-                        cluster,
-                        objects,
-                        revision,
-                    },
-                ))
-            })
-            .collect();
-        let list: Vec<&Applying> = applying.iter().map(|(_, a)| a).collect();
-        let ahead = intent::ahead(self.recorded_status().as_ref(), &list, &self.at);
-        if let Some(status) = ahead {
-            if let Err(e) = intent::record(self.ctx, self.ad, status.clone()).await {
-                let (targets, revisions) = (&self.targets, &self.revisions);
-                let nothing_applied = |(i, p): (usize, Rendered)| match p {
-                    Err(stop) => (
-                        i,
-                        stopped(&targets[i], self.prev_of(i), &revisions[i], stop),
-                    ),
-                    Ok(_) => (i, self.not_recorded(i, &e)),
-                };
-                return round.into_iter().map(nothing_applied).collect();
-            }
-            *lock(&self.recorded) = Some(status);
-        }
-        let outcomes = self.deploy(round).await;
-        let may_hold = |i: usize, o: ClusterOutcome| match applying.iter().find(|(j, _)| *j == i) {
-            Some((_, a)) => intent::may_hold(o, &a.objects),
-            None => o,
-        };
-        outcomes
-            .into_iter()
-            .map(|(i, o)| (i, may_hold(i, o)))
-            .collect()
-    }
-
-    fn recorded_status(&self) -> Option<AppDeploymentStatus> {
-        lock(&self.recorded).clone()
-    }
-
-    /// A cluster of a round not deployed: what it was about to apply could not be recorded.
-    fn not_recorded(&self, i: usize, e: &kube::Error) -> ClusterOutcome {
-        let message = format!(
-            "not applied: what it is about to apply could not be put on record first ({})",
-            crate::remote::short_error(e)
-        );
-        ClusterOutcome {
-            revision: Some(self.revisions[i].clone()),
-            ..ClusterOutcome::kept(
-                self.targets[i].name_any(),
-                self.prev_of(i),
-                ClusterPhase::Pending,
-                message,
-            )
-        }
-    }
-
     /// Deploy to each cluster of a round, each within its deadline.
     async fn deploy(&self, round: Vec<(usize, Rendered)>) -> Vec<(usize, ClusterOutcome)> {
         let (ctx, ad, ns, clock) = (self.ctx, self.ad, self.ns, self.clock);
@@ -263,8 +195,10 @@ impl<'a> Fleet<'a> {
                     // Nothing can be applied: say why at once, whatever the rollout's step.
                     Err(stop) => stopped(kc, prev, revision, stop),
                     Ok(p) => {
-                        within_deadline(ctx, kc, prev, deploy_to(ctx, ad, ns, kc, prev, p, clock))
-                            .await
+                        let ahead = &self.recorder;
+                        let deploy = deploy_to(ctx, ad, ns, kc, prev, p, clock, ahead);
+                        let o = within_deadline(ctx, kc, prev, deploy).await;
+                        self.recorder.may_hold(o).await
                     }
                 };
                 (i, o)
@@ -352,13 +286,14 @@ pub(super) async fn deploy_all(
         if round.is_empty() {
             break wave;
         }
-        done.extend(fleet.deploy_recorded(round).await);
+        done.extend(fleet.deploy(round).await);
     };
     let outcomes = fleet.outcomes(done, &wave.waiting);
     Deployed {
         blocked: None,
         outcomes,
         rollout: Some(wave.status),
+        written_ahead: fleet.recorder.written(),
     }
 }
 

@@ -1,12 +1,14 @@
-//! What a round of deploys is about to apply, on record before it writes anything. An apply
-//! cut short (the operator killed, the management API gone before the status is written, the
+//! What a cluster is about to apply, on record before it writes anything. An apply cut short
+//! (the operator killed, the management API gone before the status is written, the
 //! per-cluster deadline) must not leave objects that no inventory names: a delete of the
 //! AppDeployment then would leave them behind for good. The inventory is written ahead only
-//! when it grows (a first deploy, objects added), so a change of what objects hold costs no
-//! write; it may then name objects that were never written, which a prune or a clean-up finds
-//! gone (deleting is by ownership, and a missing object is fine).
+//! once the plan is to apply, and only when it grows (a first deploy, objects added), so a
+//! change of what objects hold costs no write. It may then name objects that were never
+//! written, which a prune or a clean-up finds gone (deleting is by ownership, and a missing
+//! object is fine); the reconcile's own status write then says what happened.
 
 use crate::controller::context::Context;
+use crate::controller::deploy::inputs::Ahead;
 use crate::resources::{AppDeployment, AppDeploymentStatus, AppliedObject, ClusterPhase};
 use crate::status::{self, ClusterOutcome};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -58,6 +60,71 @@ pub(super) fn ahead(
         }
     }
     grew.then_some(status)
+}
+
+/// The write-ahead of one reconcile: one status write at a time, each holding every earlier
+/// one's objects (the reconcile is the only writer of this status while it runs).
+pub(super) struct Recorder<'a> {
+    ctx: &'a Context,
+    ad: &'a AppDeployment,
+    at: Time,
+    /// The status as last written ahead, and each cluster's objects put on record.
+    state: tokio::sync::Mutex<(Option<AppDeploymentStatus>, Vec<Applying>)>,
+    written: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Recorder<'a> {
+    pub(super) fn new(ctx: &'a Context, ad: &'a AppDeployment, at: Time) -> Self {
+        Recorder {
+            ctx,
+            ad,
+            at,
+            state: tokio::sync::Mutex::new((ad.status.clone(), Vec::new())),
+            written: Default::default(),
+        }
+    }
+
+    /// Whether a status was written ahead.
+    pub(super) fn written(&self) -> bool {
+        self.written.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// `o`, holding what its cluster put on record if it did not answer (see [`may_hold`]).
+    pub(super) async fn may_hold(&self, o: ClusterOutcome) -> ClusterOutcome {
+        let state = self.state.lock().await;
+        match state.1.iter().find(|a| a.cluster == o.cluster) {
+            Some(a) => may_hold(o, &a.objects),
+            None => o,
+        }
+    }
+}
+
+impl Ahead for Recorder<'_> {
+    fn record<'b>(
+        &'b self,
+        cluster: &'b str,
+        objects: Vec<AppliedObject>,
+        revision: &'b str,
+    ) -> futures::future::BoxFuture<'b, Result<(), String>> {
+        Box::pin(async move {
+            let mut state = self.state.lock().await;
+            let applying = Applying {
+                cluster: cluster.to_string(),
+                objects,
+                revision: revision.to_string(),
+            };
+            if let Some(status) = ahead(state.0.as_ref(), &[&applying], &self.at) {
+                record(self.ctx, self.ad, status.clone())
+                    .await
+                    .map_err(|e| crate::remote::short_error(&e))?;
+                self.written
+                    .store(true, std::sync::atomic::Ordering::Release);
+                state.0 = Some(status);
+            }
+            state.1.push(applying);
+            Ok(())
+        })
+    }
 }
 
 /// Write `status` (from [`ahead`]) before the round applies anything.

@@ -41,3 +41,15 @@ impl Prepared {
         self.objects.iter().map(ManifestObject::entry).collect()
     }
 }
+
+/// Puts what a cluster is about to apply on record before anything is applied (the
+/// write-ahead inventory, so that an apply cut short leaves nothing no inventory names).
+/// `Err` says why it could not; nothing is applied then.
+pub trait Ahead: Sync {
+    fn record<'a>(
+        &'a self,
+        cluster: &'a str,
+        objects: Vec<AppliedObject>,
+        revision: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
