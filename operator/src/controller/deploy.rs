@@ -89,6 +89,47 @@ pub async fn deploy_to(
             };
         }
     };
+    if let Err(e) = write_ahead(ahead, kc, &observed, &plan).await {
+        return stopped(ClusterPhase::Pending, e);
+    }
+    let o = apply_with_hooks(ctx, ad, ns, kc, prev, &observed, plan, clock).await;
+    read_back(ctx, ad, ns, kc, &observed, prev, &who, shared, o).await
+}
+
+/// Before a plan to apply is carried out, what it is about to apply goes on record; `Err`
+/// says why it could not (and nothing is applied).
+async fn write_ahead(
+    ahead: &dyn Ahead,
+    kc: &KommanderCluster,
+    observed: &Observed,
+    plan: &Plan,
+) -> Result<(), String> {
+    if !matches!(plan, Plan::Apply { .. }) {
+        return Ok(());
+    }
+    let objects = outcome::inventory(&observed.objects);
+    (ahead
+        .record(&kc.name_any(), objects, &observed.render_hash)
+        .await)
+        .map_err(|e| {
+            format!("not applied: what it is about to apply could not be put on record first ({e})")
+        })
+}
+
+/// Carry out the plan between the chart's hooks, then see the workloads roll out.
+#[allow(clippy::too_many_arguments)]
+async fn apply_with_hooks(
+    ctx: &Context,
+    ad: &AppDeployment,
+    ns: &str,
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    observed: &Observed,
+    plan: Plan,
+    clock: progress::Clock,
+) -> ClusterOutcome {
+    let (release, revision) = (ad.name_any(), observed.render_hash.clone());
+    let cluster_key = format!("{ns}/{}", kc.name_any());
     let owner = Owner {
         workspace: ns,
         release: &release,
@@ -104,26 +145,20 @@ pub async fn deploy_to(
             revision: &revision,
         },
     };
-    if matches!(plan, Plan::Apply { .. }) {
-        let objects = outcome::inventory(&observed.objects);
-        if let Err(e) = ahead.record(&kc.name_any(), objects, &revision).await {
-            let message = format!(
-                "not applied: what it is about to apply could not be put on record first ({e})"
-            );
-            return stopped(ClusterPhase::Pending, message);
-        }
-    }
+    let stopped = |phase, message| ClusterOutcome {
+        revision: Some(revision.clone()),
+        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
+    };
     let mut record = hooks::record(prev, &revision);
     if let Some(o) = hooks::before_apply(ctx, &run, &mut record, stopped).await {
         return o;
     }
-    let mut o = act(ctx, ad, kc, prev, &observed, plan).await;
+    let mut o = act(ctx, ad, kc, prev, observed, plan).await;
     o.revision = Some(revision.clone());
     let read = ctx.watches.take_read(&observed.key, &release);
     let view = observed.rollout_view();
     let o = progress::settle(&observed.conn.client, &view, prev, o, clock, read).await;
-    let o = hooks::after_apply(ctx, &run, record, o).await;
-    read_back(ctx, ad, ns, kc, &observed, prev, &who, shared, o).await
+    hooks::after_apply(ctx, &run, record, o).await
 }
 
 /// The plan for one cluster, from what was observed.
