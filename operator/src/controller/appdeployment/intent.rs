@@ -15,14 +15,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
 
-/// One cluster of a round: its name, the objects its render holds, and the render's hash.
+/// A cluster about to apply: its name, the objects its render holds, and the render's hash.
 pub(super) struct Applying {
     pub(super) cluster: String,
     pub(super) objects: Vec<AppliedObject>,
     pub(super) revision: String,
 }
 
-/// The status with every cluster of the round holding, in its inventory, the objects it is
+/// The status with every cluster in `round` holding, in its inventory, the objects it is
 /// about to apply; `None` when every inventory has them already (nothing to write ahead).
 /// A cluster new to the status is `Progressing` at the revision.
 pub(super) fn ahead(
@@ -127,7 +127,7 @@ impl Ahead for Recorder<'_> {
     }
 }
 
-/// Write `status` (from [`ahead`]) before the round applies anything.
+/// Write `status` (from [`ahead`]) before the cluster applies anything.
 pub(super) async fn record(
     ctx: &Context,
     ad: &AppDeployment,
@@ -138,7 +138,7 @@ pub(super) async fn record(
     ctx.written_deployments.patch_status(&api, ad, status).await
 }
 
-/// What a cluster of the round may hold after a deploy that did not say what it applied (it
+/// What a cluster may hold after a deploy that did not say what it applied (it
 /// did not answer in time, or stopped answering mid-way): what it had, and what it was about
 /// to apply.
 pub(super) fn may_hold(mut o: ClusterOutcome, applying: &[AppliedObject]) -> ClusterOutcome {
