@@ -95,8 +95,8 @@ impl Proxy {
                     .and_then(|()| socket.listen(64));
                 match bound {
                     Ok(l) => break l,
-                    Err(e) if start.elapsed() < Duration::from_secs(5) => {
-                        let _ = e;
+                    // The closed listener may take a moment to let the port go.
+                    Err(_) if start.elapsed() < Duration::from_secs(5) => {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     Err(e) => panic!("proxy port {} cannot be opened again: {e}", self.port),
