@@ -115,12 +115,18 @@ fn with_strict_arp(mut doc: Value) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const IPVS: &str = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\nipvs:\n  strictARP: false\n  scheduler: rr\n";
 
-    fn observed(config: &str, set_at: Option<i64>, pods: &[(&str, i64)], avail: i32) -> Observed {
+    /// What kube-proxy shows: `config`, set at `set_at`, these pods, `avail` of 2 available.
+    pub(crate) fn observed(
+        config: &str,
+        set_at: Option<i64>,
+        pods: &[(&str, i64)],
+        avail: i32,
+    ) -> Observed {
         Observed {
             config: Some(config.into()),
             set_at,

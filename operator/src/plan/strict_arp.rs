@@ -85,19 +85,10 @@ fn under_way(why: String, waited: Waited) -> Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube_proxy::tests::observed as read;
 
     const IPVS: &str = "mode: ipvs\nipvs:\n  strictARP: false\n";
     const STRICT: &str = "mode: ipvs\nipvs:\n  strictARP: true\n";
-
-    fn read(config: &str, set_at: Option<i64>, pods: &[(&str, i64)], avail: i32) -> Observed {
-        Observed {
-            config: Some(config.to_string()),
-            set_at,
-            pods: pods.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
-            scheduled: 2,
-            available: avail,
-        }
-    }
 
     fn waited(secs: i64, failed_before: bool) -> Waited {
         Waited {

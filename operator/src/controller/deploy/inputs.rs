@@ -35,13 +35,6 @@ pub struct Prepared {
     pub render_hash: String,
 }
 
-impl Prepared {
-    /// The objects it renders, as an inventory lists them.
-    pub fn inventory(&self) -> Vec<AppliedObject> {
-        self.objects.iter().map(ManifestObject::entry).collect()
-    }
-}
-
 /// Puts what a cluster is about to apply on record before anything is applied (the
 /// write-ahead inventory, so that an apply cut short leaves nothing no inventory names).
 /// `Err` says why it could not; nothing is applied then.
