@@ -106,10 +106,11 @@ e2e-oracle: suite-oracle suite-oracle_v013 suite-oracle_v015 suite-oracle_v016
 ## hook Job: chart_hooks)
 e2e-helm: suite-values_helm suite-chart_fidelity suite-helm_engine suite-chart_apps suite-chart_hooks
 
-## e2e-chaos: faults on purpose (seed 7, 12 faults): a seeded workload of AppDeployments while the
-## operator, the management and attached API servers are SIGKILLed and an attached cluster's port
-## is closed at random moments; then what the clusters hold is checked from the clusters
-e2e-chaos: suite-chaos
+## e2e-chaos: faults on purpose (seed 7, 12 faults): a seeded workload of AppDeployments and MetalLB
+## pools while the operator, the management and attached API servers are SIGKILLed and an attached
+## cluster's port is closed at random moments; then what the clusters hold is checked from the
+## clusters and every Event is judged; and an apply cut short by a SIGKILL, then deleted (write_ahead)
+e2e-chaos: suite-chaos suite-write_ahead
 
 ## chaos: a longer run, e.g. `make chaos SEED=42 COUNT=200` (not in CI)
 SEED ?= 1

@@ -581,6 +581,9 @@ fn phase_event(was: Option<RolloutPhase>, new: &RolloutStatus) -> Option<Note> {
         RolloutPhase::Paused => Some(note(false, "RolloutPaused", new.message.clone())),
         RolloutPhase::Halted => Some(note(true, "RolloutHalted", new.message.clone())),
         RolloutPhase::Complete => Some(note(false, "RolloutComplete", new.message.clone())),
+        // A complete rollout that is rolling again was not resumed by anyone: a cluster of
+        // it stopped being Ready (unreachable, drifted, newly targeted). Say which.
+        RolloutPhase::Progressing if was == Some(RolloutPhase::Complete) => Some(reopened(new)),
         RolloutPhase::Progressing => was.map(|was| {
             note(
                 false,
@@ -592,6 +595,29 @@ fn phase_event(was: Option<RolloutPhase>, new: &RolloutStatus) -> Option<Note> {
             )
         }),
     }
+}
+
+/// A Complete revision back to Progressing, naming the clusters that are not done.
+fn reopened(new: &RolloutStatus) -> Note {
+    let open: Vec<&str> = (new.progressing.iter())
+        .chain(&new.waiting)
+        .chain(&new.failed)
+        .map(String::as_str)
+        .collect();
+    note(
+        false,
+        "RolloutReopened",
+        format!(
+            "revision {} is not complete any more: not Ready: {}; at step {}",
+            new.revision,
+            if open.is_empty() {
+                "none".to_string()
+            } else {
+                open.join(", ")
+            },
+            new.step
+        ),
+    )
 }
 
 /// Clusters newly passed over, unreachable past the deadline.

@@ -1,28 +1,38 @@
 //! Faults on purpose. A seeded workload runs against real embedded clusters (AppDeployments
 //! created and deleted, their overrides changed so that objects come and go, clusters
-//! retargeted, a cluster detached and attached again) while, at random moments just after
-//! each change, the operator is SIGKILLed (a new one is started), an attached cluster's or the
-//! management cluster's API server is SIGKILLed and restarted with its data, or an attached
-//! cluster's port is closed for a while. Once the last fault has healed, what the clusters
-//! hold is checked from the clusters themselves: exactly what the AppDeployments want, no
-//! object of ours that no AppDeployment wants, another owner's objects untouched, every
-//! cluster Joined, every status Ready with an inventory that is what the cluster holds.
+//! retargeted, some rolled out in steps, a cluster detached and attached again, MetalLB 0.15's
+//! pool changed with the real controller serving it, safe changes and ones the gate must hold)
+//! while, at random moments just after each change, the operator is SIGKILLed (a new one is
+//! started), an attached cluster's or the management cluster's API server is SIGKILLed and
+//! restarted with its data, or an attached cluster's port is closed for a while. Once the last
+//! fault has healed, what the clusters hold is checked from the clusters themselves: exactly
+//! what the AppDeployments want, no object of ours that no AppDeployment wants, another
+//! owner's objects untouched, no Service renumbered, MetalLB serving the last safe pool and the
+//! held one still held, every cluster Joined, every status Ready (or Blocked on the held
+//! change) with an inventory that is what the cluster holds; then every Event is judged
+//! against the driver's record of what it asked for and which faults it injected when.
 //!
 //! `CHAOS_SEED` and `CHAOS_FAULTS` choose the run (`make chaos SEED=… COUNT=…`); `make test`
 //! runs a small fixed one. A failure names the seed and the step, so it can be replayed.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kommander_e2e::{Clusters, Operator, Rng, eventually, free_port};
+use kommander_e2e::{Clusters, Operator, Rng, eventually};
 use kommander_operator::manifest::{LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, MANAGER};
-use kommander_operator::resources::{AppDeployment, ClusterPhase, JoinPhase, KommanderCluster};
+use kommander_operator::resources::{
+    AppDeployment, ClusterPhase, JoinPhase, KommanderCluster, RolloutPhase,
+};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::task::{AbortHandle, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+mod chaos_env;
+
+use chaos_env::metallb::{self, Metallb};
+use chaos_env::proxy::Proxy;
+use chaos_env::truth::{self, Judge};
+use chaos_env::workload::{Fault, History, Pool, Span, Want, group_of};
 
 const WS: &str = "ws-a";
 const ATTACHED: [&str; 2] = ["attached-1", "attached-2"];
@@ -62,98 +72,6 @@ spec:
       {{/if}}
 "#;
 
-/// A TCP proxy in front of an attached cluster's API server: the operator reaches the cluster
-/// through it, so that its port can be closed (connections refused, those open cut) and
-/// opened again.
-struct Proxy {
-    port: u16,
-    target: u16,
-    accept: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(target: u16) -> Proxy {
-        let mut p = Proxy {
-            port: free_port(),
-            target,
-            accept: None,
-            conns: Arc::default(),
-        };
-        p.open().await;
-        p
-    }
-
-    async fn open(&mut self) {
-        let listener = {
-            let start = Instant::now();
-            loop {
-                let socket = TcpSocket::new_v4().unwrap();
-                socket.set_reuseaddr(true).unwrap();
-                let bound = socket
-                    .bind(([127, 0, 0, 1], self.port).into())
-                    .and_then(|()| socket.listen(64));
-                match bound {
-                    Ok(l) => break l,
-                    // The closed listener may take a moment to let the port go.
-                    Err(_) if start.elapsed() < Duration::from_secs(5) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Err(e) => panic!("proxy port {} cannot be opened again: {e}", self.port),
-                }
-            }
-        };
-        let (target, conns) = (self.target, self.conns.clone());
-        self.accept = Some(tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let pipe = tokio::spawn(async move {
-                    if let Ok(mut out) = TcpStream::connect(("127.0.0.1", target)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                });
-                conns.lock().unwrap().push(pipe.abort_handle());
-            }
-        }));
-    }
-
-    fn close(&mut self) {
-        if let Some(a) = self.accept.take() {
-            a.abort();
-        }
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-}
-
-/// What the driver asked of one AppDeployment.
-#[derive(Clone, Debug)]
-struct Want {
-    /// The clusters it selects: `None` for every one, else the `group` label.
-    group: Option<&'static str>,
-    data: String,
-    extra: bool,
-}
-
-impl Want {
-    fn selects(&self, cluster: &str) -> bool {
-        self.group.is_none_or(|g| g == group_of(cluster))
-    }
-}
-
-fn group_of(cluster: &str) -> &'static str {
-    if cluster == "attached-1" { "a" } else { "b" }
-}
-
-/// The injected faults.
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    Operator,
-    AttachedApiServer(&'static str),
-    ManagementApiServer,
-    PortClosed(&'static str),
-}
-
 struct Chaos {
     clusters: Clusters,
     mgmt: Client,
@@ -165,6 +83,8 @@ struct Chaos {
     attached: BTreeSet<&'static str>,
     /// Operators started after one was killed or exited.
     restarts: usize,
+    history: History,
+    metallb: Option<Metallb>,
 }
 
 fn start_operator(bin: &Path, kubeconfig: &Path, log: &Path) -> Operator {
@@ -211,6 +131,7 @@ impl Chaos {
 
     async fn attach(&mut self, cluster: &'static str) {
         let yaml = self.attach_yaml(cluster);
+        (self.history.attachments).push((SystemTime::now(), cluster, true));
         self.must("attach", &["apply", "-f", "-"], Some(&yaml))
             .await;
         self.attached.insert(cluster);
@@ -226,6 +147,7 @@ impl Chaos {
             cluster,
             "--wait=false",
         ];
+        (self.history.attachments).push((SystemTime::now(), cluster, false));
         self.must("detach", &args, None).await;
         let api: Api<KommanderCluster> = Api::namespaced(self.mgmt.clone(), WS);
         eventually(&format!("{cluster} let go"), T, || async {
@@ -244,10 +166,17 @@ impl Chaos {
             Some(g) => format!("{{matchLabels: {{group: {g}}}}}"),
             None => "{}".into(),
         };
+        // Group a first, one cluster at a time; then the rest.
+        let steps = if want.steps {
+            "  rollout:\n    maxConcurrentClusters: 1\n    steps:\n    - name: a-first\n      clusterSelector: {matchLabels: {group: a}}\n"
+        } else {
+            ""
+        };
         let yaml = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {ad}-overrides, namespace: {WS}}}\ndata:\n  values.yaml: |\n    data: {}\n    extra: {}\n---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: {ad}, namespace: {WS}}}\nspec:\n  appRef: {{name: chaos, kind: App}}\n  configOverrides: {{name: {ad}-overrides}}\n  clusterSelector: {group}\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {ad}-overrides, namespace: {WS}}}\ndata:\n  values.yaml: |\n    data: {}\n    extra: {}\n---\napiVersion: apps.kommander.d2iq.io/v1alpha2\nkind: AppDeployment\nmetadata: {{name: {ad}, namespace: {WS}}}\nspec:\n  appRef: {{name: chaos, kind: App}}\n  configOverrides: {{name: {ad}-overrides}}\n  clusterSelector: {group}\n{steps}",
             want.data, want.extra
         );
+        (self.history.wants).push((SystemTime::now(), ad, Some(want.clone())));
         self.must("set", &["apply", "-f", "-"], Some(&yaml)).await;
         self.wants.insert(ad, want);
     }
@@ -256,6 +185,7 @@ impl Chaos {
     /// one of the same name created next is a new one.
     async fn delete(&mut self, ad: &'static str) {
         let args = ["-n", WS, "delete", "appdeployment", ad, "--wait=false"];
+        (self.history.wants).push((SystemTime::now(), ad, None));
         self.must("delete", &args, None).await;
         self.wants.remove(ad);
         let api: Api<AppDeployment> = Api::namespaced(self.mgmt.clone(), WS);
@@ -276,7 +206,7 @@ impl Chaos {
     async fn work(&mut self, rng: &mut Rng, step: usize) -> String {
         let ad = rng.pick(&ADS);
         let group = rng.pick(&[None, Some("a"), Some("b")]);
-        match (rng.below(10), self.wants.get(ad).cloned()) {
+        match (rng.below(12), self.wants.get(ad).cloned()) {
             (0, _) if self.attached.contains("attached-2") => {
                 self.detach("attached-2").await;
                 "detach attached-2".into()
@@ -293,18 +223,48 @@ impl Chaos {
                 self.set(ad, Want { group, ..w }).await;
                 format!("retarget {ad} to {group:?}")
             }
+            (5 | 6, _) => {
+                let pool = metallb::next_pool(rng);
+                self.pool(&pool).await;
+                format!(
+                    "MetalLB pool {} ({})",
+                    pool.range,
+                    if pool.held { "to be held" } else { "safe" }
+                )
+            }
             (_, w) => {
                 let extra = rng.below(2) == 1;
+                let steps = rng.below(3) == 0;
                 let data = format!("v{step}");
                 let group = w.map(|w| w.group).unwrap_or(group);
-                self.set(ad, Want { group, data, extra }).await;
-                format!("set {ad} (group {group:?}, extra {extra})")
+                self.set(
+                    ad,
+                    Want {
+                        group,
+                        data,
+                        extra,
+                        steps,
+                    },
+                )
+                .await;
+                format!("set {ad} (group {group:?}, extra {extra}, steps {steps})")
             }
+        }
+    }
+
+    /// Ask MetalLB on attached-1 for `pool`.
+    async fn pool(&mut self, pool: &Pool) {
+        (self.history.pools).push((SystemTime::now(), (), pool.clone()));
+        let yaml = metallb::overrides(&pool.range);
+        self.must("pool", &["apply", "-f", "-"], Some(&yaml)).await;
+        if let Some(m) = self.metallb.as_mut() {
+            m.asked(pool);
         }
     }
 
     /// Inject `fault`, keep it for `down`, and heal it.
     async fn fault(&mut self, fault: Fault, down: Duration) {
+        let from = SystemTime::now();
         match fault {
             Fault::Operator => {
                 self.operator.kill();
@@ -327,9 +287,18 @@ impl Chaos {
                 self.proxies.get_mut(c).unwrap().open().await;
             }
         }
-        // An operator that lost the management API for good exits; a Deployment restarts it.
+        (self.history.faults).push(Span {
+            fault,
+            from,
+            to: SystemTime::now(),
+        });
+        // An operator (or MetalLB controller) that lost its API server for good exits; a
+        // Deployment starts it again.
         if self.operator.exited() {
             self.restart_operator();
+        }
+        if let Some(m) = self.metallb.as_mut() {
+            m.keep_running();
         }
     }
 
@@ -357,7 +326,10 @@ impl Chaos {
 
     /// Every invariant, from the clusters themselves; `Err` says the first that fails.
     async fn check(&self, foreign: &BTreeMap<&str, String>) -> Result<(), String> {
-        let ours = ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
+        // MetalLB's objects are judged by what MetalLB does with them (`Metallb::check`).
+        let not_metallb = format!("{LABEL_APPDEPLOYMENT}!={}", metallb::AD);
+        let ours =
+            ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER},{not_metallb}"));
         for (cluster, want) in self.expected() {
             let client = self.clusters.client(cluster).await?;
             let cms: Api<ConfigMap> = Api::namespaced(client, WS);
@@ -382,7 +354,9 @@ impl Chaos {
                 ));
             }
             let stray = cms
-                .list(&ListParams::default().labels(LABEL_APPDEPLOYMENT))
+                .list(
+                    &ListParams::default().labels(&format!("{LABEL_APPDEPLOYMENT},{not_metallb}")),
+                )
                 .await;
             let stray = stray.map_err(|e| e.to_string())?.items.len();
             if stray != want.len() {
@@ -390,6 +364,9 @@ impl Chaos {
                     "{cluster}: {stray} objects labelled as an AppDeployment's"
                 ));
             }
+        }
+        if let Some(m) = &self.metallb {
+            m.check(&self.clusters, &self.mgmt).await?;
         }
         self.check_status().await
     }
@@ -453,6 +430,10 @@ impl Chaos {
                     ));
                 }
             }
+            let rollout = s.rollout.as_ref().map(|r| (r.phase, r.message.clone()));
+            if !matches!(rollout, Some((RolloutPhase::Complete, _))) {
+                return Err(format!("{ad}: rollout {rollout:?}"));
+            }
             if s.clusters.len() != targets.len() {
                 let listed: Vec<&str> = s.clusters.iter().map(|c| c.name.as_str()).collect();
                 return Err(format!(
@@ -511,6 +492,8 @@ async fn setup() -> Chaos {
         wants: BTreeMap::new(),
         attached: BTreeSet::new(),
         restarts: 0,
+        history: History::default(),
+        metallb: None,
     };
     let ws = format!(
         "apiVersion: workspaces.kommander.mesosphere.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {WS}}}\n"
@@ -525,6 +508,17 @@ async fn setup() -> Chaos {
     for c in ATTACHED {
         chaos.attach(c).await;
     }
+    chaos
+        .pool(&Pool {
+            range: metallb::FIRST.into(),
+            held: false,
+        })
+        .await;
+    let ad = metallb::app_deployment();
+    chaos
+        .must("metallb", &["apply", "-f", "-"], Some(&ad))
+        .await;
+    chaos.metallb = Some(Metallb::start(&chaos.clusters).await);
     chaos
 }
 
@@ -607,9 +601,41 @@ async fn e2e_chaos_every_cluster_converges_and_nothing_is_orphaned() {
             .join("\n");
         panic!("{e}\n(operator log, last lines reversed)\n{tail}");
     }
+    let pools = &chaos.history.pools;
+    let held = pools.iter().filter(|(_, _, p)| p.held).count();
+    let mlb_restarts = chaos.metallb.as_ref().map_or(0, |m| m.restarts);
     println!(
-        "chaos: seed {seed}: {faults} faults ({tally:?}), {} operators started again; converged {:.1} s after the last fault healed",
+        "chaos: seed {seed}: {faults} faults ({tally:?}), {} operators and {mlb_restarts} MetalLB controllers started again; {} MetalLB pools asked ({held} to be held); converged {:.1} s after the last fault healed",
         chaos.restarts,
+        pools.len(),
         took.as_secs_f64()
     );
+    let falsehoods = judge_events(&chaos).await;
+    assert!(
+        falsehoods.is_empty(),
+        "{} Event(s) not true (seed {seed}):\n{}",
+        falsehoods.len(),
+        falsehoods.join("\n")
+    );
+}
+
+/// Every Event of the workspace judged; the false ones.
+async fn judge_events(chaos: &Chaos) -> Vec<String> {
+    let seen = eventually("the Events", T, || truth::events(&chaos.mgmt, WS))
+        .await
+        .unwrap();
+    let addresses = chaos.metallb.as_ref().map(|m| m.addresses.clone());
+    let judge = Judge {
+        history: &chaos.history,
+        apps: &ADS,
+        clusters: &ATTACHED,
+        metallb: metallb::AD,
+        addresses: &addresses.unwrap_or_default(),
+    };
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &seen {
+        *reasons.entry(e.reason.as_str()).or_default() += e.times.len();
+    }
+    println!("chaos: {} Event series judged: {reasons:?}", seen.len());
+    judge.falsehoods(&seen)
 }

@@ -745,7 +745,29 @@ pub fn metallb_crs_controller_as(
 ) -> (KillOnDrop, u16) {
     let port = free_port();
     stand_in_for_controller_pod(kubeconfig, namespace, port);
-    let log = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let _ = std::fs::remove_file(log);
+    (
+        spawn_crs_controller(bin, kubeconfig, namespace, log, pod, port),
+        port,
+    )
+}
+
+/// Run the controller of [`metallb_crs_controller_as`] on metrics port `port` (one that
+/// already stands in for the pod's), logging to the end of `log`: a pod's container started
+/// again.
+pub fn spawn_crs_controller(
+    bin: &str,
+    kubeconfig: &Path,
+    namespace: &str,
+    log: &Path,
+    pod: &str,
+    port: u16,
+) -> KillOnDrop {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     // MetalLB logs to stdout.
     let out = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
     let child = Command::new(root().join("e2e/bin").join(bin))
@@ -763,7 +785,7 @@ pub fn metallb_crs_controller_as(
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("e2e/bin/{bin} runs (make e2e-build): {e}"));
-    (KillOnDrop(child), port)
+    KillOnDrop(child)
 }
 
 impl Clusters {

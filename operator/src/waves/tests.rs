@@ -509,6 +509,17 @@ fn events_tell_each_turn_of_the_rollout_once() {
             status("r2", "3/3 rest", Complete, &["c2"]),
             vec!["RolloutComplete"],
         ),
+        // Nobody resumed it: a cluster of it stopped being Ready.
+        (
+            Some(status("r2", "3/3 rest", Complete, &[])),
+            status("r2", "3/3 rest", Progressing, &[]),
+            vec!["RolloutReopened"],
+        ),
+        (
+            Some(status("r2", "3/3 rest", Halted, &[])),
+            status("r2", "3/3 rest", Progressing, &[]),
+            vec!["RolloutResumed"],
+        ),
     ];
     for (prev, new, want) in cases {
         let got: Vec<&str> = events(prev.as_ref(), Some(&new))
@@ -530,6 +541,17 @@ fn events_tell_each_turn_of_the_rollout_once() {
         Some(&status("r2", "3/3 rest", Progressing, &["c2"])),
     );
     assert!(skipped[1].warning && skipped[1].message.ends_with(": c2"));
+    let mut unready = status("r2", "3/3 rest", Progressing, &[]);
+    unready.progressing = vec!["c1".into()];
+    unready.waiting = vec!["c3".into()];
+    let reopened = events(
+        Some(&status("r2", "3/3 rest", Complete, &[])),
+        Some(&unready),
+    );
+    assert_eq!(
+        reopened[0].message,
+        "revision r2 is not complete any more: not Ready: c1, c3; at step 3/3 rest"
+    );
 }
 
 #[test]
