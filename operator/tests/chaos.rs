@@ -266,30 +266,24 @@ impl Chaos {
     async fn fault(&mut self, fault: Fault, down: Duration) {
         let from = SystemTime::now();
         match fault {
-            Fault::Operator => {
-                self.operator.kill();
-                tokio::time::sleep(down).await;
-                self.restart_operator();
-            }
-            Fault::AttachedApiServer(c) => {
-                self.clusters.kill(c).unwrap();
-                tokio::time::sleep(down).await;
-                self.clusters.resume(c).unwrap();
-            }
-            Fault::ManagementApiServer => {
-                self.clusters.kill("management").unwrap();
-                tokio::time::sleep(down).await;
-                self.clusters.resume("management").unwrap();
-            }
-            Fault::PortClosed(c) => {
-                self.proxies.get_mut(c).unwrap().close();
-                tokio::time::sleep(down).await;
-                self.proxies.get_mut(c).unwrap().open().await;
-            }
+            Fault::Operator => self.operator.kill(),
+            Fault::AttachedApiServer(c) => self.clusters.kill(c).unwrap(),
+            Fault::ManagementApiServer => self.clusters.kill("management").unwrap(),
+            Fault::PortClosed(c) => self.proxies.get_mut(c).unwrap().close(),
+        }
+        tokio::time::sleep(down).await;
+        // A restarted API server may answer before `resume` has seen it ready.
+        let healing = SystemTime::now();
+        match fault {
+            Fault::Operator => self.restart_operator(),
+            Fault::AttachedApiServer(c) => self.clusters.resume(c).unwrap(),
+            Fault::ManagementApiServer => self.clusters.resume("management").unwrap(),
+            Fault::PortClosed(c) => self.proxies.get_mut(c).unwrap().open().await,
         }
         (self.history.faults).push(Span {
             fault,
             from,
+            healing,
             to: SystemTime::now(),
         });
         // An operator (or MetalLB controller) that lost its API server for good exits; a
@@ -568,7 +562,8 @@ async fn e2e_chaos_every_cluster_converges_and_nothing_is_orphaned() {
         let down = Duration::from_millis(2000 + rng.below(6000));
         tokio::time::sleep(after).await;
         println!(
-            "chaos step {step} (seed {seed}): {did}; then {fault:?} {after:?} later, for {down:?}"
+            "chaos step {step} (seed {seed}) at {}: {did}; then {fault:?} {after:?} later, for {down:?}",
+            truth::clock(SystemTime::now())
         );
         chaos.fault(fault, down).await;
         let kind = format!("{fault:?}");

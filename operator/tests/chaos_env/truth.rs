@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 /// How stale the operator's view of the management cluster may be when it decides (a watch
-/// broken by a management API server kill, a new operator's first list).
+/// broken by a management API server kill, a new operator's first list), not counting the
+/// time it or the management API server was down (`History::view_from`).
 const LAG: Duration = Duration::from_secs(20);
 /// How long after a fault heals the operator may still report what it saw during it.
 const GRACE: Duration = Duration::from_secs(10);
@@ -82,10 +83,13 @@ impl Judge<'_> {
             }
             for t in &e.times {
                 if let Err(why) = self.judge(e, *t) {
-                    let ago = t.elapsed().unwrap_or_default().as_secs();
                     out.push(format!(
-                        "{} {}/{} ({ago} s ago): {:?}: {why}",
-                        e.reason, e.kind, e.name, e.note
+                        "{} {}/{} at {}: {:?}: {why}",
+                        e.reason,
+                        e.kind,
+                        e.name,
+                        clock(*t),
+                        e.note
                     ));
                 }
             }
@@ -100,6 +104,11 @@ impl Judge<'_> {
             "AppDeployment" => self.app_event(e, t),
             kind => Err(format!("an Event about a {kind}")),
         }
+    }
+
+    /// Where the window of what the operator may have acted on at `t` begins.
+    fn since(&self, t: SystemTime) -> SystemTime {
+        self.history.view_from(t, LAG)
     }
 
     fn cluster(&self, name: &str) -> Result<&'static str, String> {
@@ -121,9 +130,9 @@ impl Judge<'_> {
         let c = self.cluster(&e.name)?;
         let h = self.history;
         let ok = match e.reason.as_str() {
-            "Joined" => !h.down_at(c, t, SETTLE) && h.attached_within(c, t - LAG, t, true),
+            "Joined" => !h.down_at(c, t, SETTLE) && h.attached_within(c, self.since(t), t, true),
             "Unreachable" => h.faulted(c, t, GRACE),
-            "Detaching" | "Detached" => h.attached_within(c, t - LAG, t, false),
+            "Detaching" | "Detached" => h.attached_within(c, self.since(t), t, false),
             _ => return Err("no rule judges this reason".into()),
         };
         ok.then_some(())
@@ -135,7 +144,7 @@ impl Judge<'_> {
             .find(|a| *a == e.name)
             .ok_or("not an AppDeployment of the driver's")?;
         let h = self.history;
-        let wants = h.wants_within(ad, t - LAG, t);
+        let wants = h.wants_within(ad, self.since(t), t);
         let asked = || wants.iter().flatten().copied();
         match e.reason.as_str() {
             "Applied" => {
@@ -143,7 +152,7 @@ impl Judge<'_> {
                 let n = count_before(&e.note, " objects applied")?;
                 let target = asked().any(|w| w.selects(c) && w.objects() == n);
                 claim(
-                    target && h.attached_within(c, t - LAG, t, true),
+                    target && h.attached_within(c, self.since(t), t, true),
                     "not a target with that many objects",
                 )
             }
@@ -154,7 +163,7 @@ impl Judge<'_> {
             "Removed" => {
                 let c = self.named_cluster(&e.note)?;
                 let why = if e.note.contains(" detached: ") {
-                    h.attached_within(c, t - LAG, t, false)
+                    h.attached_within(c, self.since(t), t, false)
                 } else {
                     let was = |(w, a, x): &(SystemTime, &str, Option<Want>)| {
                         *a == ad && *w <= t && x.as_ref().is_some_and(|x| x.selects(c))
@@ -173,9 +182,10 @@ impl Judge<'_> {
                         .any(|(w, a, x)| *a == ad && x.is_none() && *w <= t),
                 "not deleted then",
             ),
-            "RolloutStarted" | "RolloutRestarted" => {
-                claim(h.changed_within(ad, "", t - LAG, t), "nothing changed")
-            }
+            "RolloutStarted" | "RolloutRestarted" => claim(
+                h.changed_within(ad, "", self.since(t), t),
+                "nothing changed",
+            ),
             "StepStarted" => claim(asked().any(|w| w.steps), "no steps"),
             "RolloutComplete" => {
                 let n = count_before(&e.note, " cluster(s) Ready")?;
@@ -185,17 +195,24 @@ impl Judge<'_> {
                 )
             }
             "RolloutReopened" => self.reopened(ad, &e.note, t),
+            // Pending: the write-ahead could not reach the management API server.
+            "Waiting" if e.note.contains("could not be put on record first") => claim(
+                h.management_faulted(t, GRACE),
+                "the management API server was up",
+            ),
             _ => Err("no rule judges this reason".into()),
         }
     }
 
-    /// How many clusters `ad` targeted at the moments of `[t - LAG, t]` something changed.
+    /// How many clusters `ad` targeted at the moments something changed in the window
+    /// before `t`.
     fn targeted_counts(&self, ad: &'static str, t: SystemTime) -> Vec<usize> {
         let h = self.history;
-        let mut moments = vec![t - LAG, t];
+        let since = self.since(t);
+        let mut moments = vec![since, t];
         moments.extend(h.wants.iter().map(|(w, _, _)| *w));
         moments.extend(h.attachments.iter().map(|(w, _, _)| *w));
-        moments.retain(|m| *m >= t - LAG && *m <= t);
+        moments.retain(|m| *m >= since && *m <= t);
         let want_at = |m: SystemTime| -> Option<Want> { h.wants_within(ad, m, m)[0].cloned() };
         moments
             .into_iter()
@@ -218,7 +235,7 @@ impl Judge<'_> {
         for name in names.split(", ") {
             let c = self.cluster(name)?;
             let h = self.history;
-            if !(h.faulted(c, t, GRACE) || h.changed_within(ad, c, t - LAG, t)) {
+            if !(h.faulted(c, t, GRACE) || h.changed_within(ad, c, self.since(t), t)) {
                 return Err(format!("{c} had no fault and no change then"));
             }
         }
@@ -226,7 +243,7 @@ impl Judge<'_> {
     }
 
     fn metallb_event(&self, e: &Seen, t: SystemTime) -> Result<(), String> {
-        let pools = self.history.pools_within(t - LAG, t);
+        let pools = self.history.pools_within(self.since(t), t);
         match e.reason.as_str() {
             "Applied" => claim(
                 self.named_cluster(&e.note)? == "attached-1" && pools.iter().any(|p| !p.held),
@@ -241,7 +258,7 @@ impl Judge<'_> {
                 claim(pools.iter().any(|p| p.held), "no pool to hold asked for")
             }
             "RolloutStarted" | "RolloutRestarted" => claim(
-                self.history.pool_changed_within(t - LAG, t),
+                self.history.pool_changed_within(self.since(t), t),
                 "no pool asked for",
             ),
             // The embedded clusters' nodes are in 172.31.0.0/24; the pools are not.
@@ -256,6 +273,10 @@ impl Judge<'_> {
                 "MetalLB has one target",
             ),
             "RolloutReopened" => self.reopened_metallb(&e.note, t),
+            "Waiting" if e.note.contains("could not be put on record first") => claim(
+                self.history.management_faulted(t, GRACE),
+                "the management API server was up",
+            ),
             _ => Err("no rule judges this reason".into()),
         }
     }
@@ -264,7 +285,7 @@ impl Judge<'_> {
         let h = self.history;
         claim(
             note.contains("not Ready: attached-1;")
-                && (h.faulted("attached-1", t, GRACE) || h.pool_changed_within(t - LAG, t)),
+                && (h.faulted("attached-1", t, GRACE) || h.pool_changed_within(self.since(t), t)),
             "attached-1 had no fault and no change then",
         )
     }
@@ -301,6 +322,12 @@ impl Judge<'_> {
         }
         out
     }
+}
+
+/// `t` as UNIX seconds with milliseconds, as the driver's step lines print it.
+pub fn clock(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
 }
 
 fn claim(ok: bool, otherwise: &str) -> Result<(), String> {
@@ -348,7 +375,8 @@ mod tests {
     }
 
     /// chaos-1 for group a from 0 s, retargeted to group b at 100 s; attached-1 down from 200
-    /// to 208 s; a safe pool at 0 s, a held one at 300 s.
+    /// s, healing from 207 s, healed at 208 s; chaos-1 set again at 390 s, the operator down
+    /// from 400 to 430 s; a safe pool at 0 s, a held one at 300 s.
     fn history() -> History {
         let want = |group| Want {
             group: Some(group),
@@ -361,14 +389,24 @@ mod tests {
             held,
         };
         History {
-            faults: vec![Span {
-                fault: Fault::PortClosed("attached-1"),
-                from: at(200),
-                to: at(208),
-            }],
+            faults: vec![
+                Span {
+                    fault: Fault::PortClosed("attached-1"),
+                    from: at(200),
+                    healing: at(207),
+                    to: at(208),
+                },
+                Span {
+                    fault: Fault::Operator,
+                    from: at(400),
+                    healing: at(429),
+                    to: at(430),
+                },
+            ],
             wants: vec![
                 (at(0), "chaos-1", Some(want("a"))),
                 (at(100), "chaos-1", Some(want("b"))),
+                (at(390), "chaos-1", Some(want("b"))),
             ],
             attachments: vec![(at(0), "attached-1", true), (at(0), "attached-2", true)],
             pools: vec![
@@ -453,6 +491,9 @@ mod tests {
             ),
             (ad("RolloutStarted", "revision r: step 1/1 all", 101), true),
             (ad("RolloutStarted", "revision r: step 1/1 all", 150), false),
+            // 45 s after the change, 30 s of which the operator was down: 15 s of its time.
+            (ad("RolloutStarted", "revision r: step 1/1 all", 435), true),
+            (ad("RolloutStarted", "revision r: step 1/1 all", 445), false),
             (
                 ad(
                     "RolloutComplete",
@@ -485,6 +526,7 @@ mod tests {
             (kc("attached-1", "Unreachable", 201), true),
             (kc("attached-1", "Unreachable", 230), false),
             (kc("attached-1", "Joined", 205), false),
+            (kc("attached-1", "Joined", 208), true),
             (kc("attached-1", "Joined", 209), true),
             (
                 blocked(

@@ -48,11 +48,12 @@ impl Fault {
     }
 }
 
-/// A fault, from when it was injected to when it was healed.
+/// A fault: when it was injected, when its healing began, when it was healed.
 #[derive(Clone, Debug)]
 pub struct Span {
     pub fault: Fault,
     pub from: SystemTime,
+    pub healing: SystemTime,
     pub to: SystemTime,
 }
 
@@ -137,6 +138,26 @@ impl History {
                 .any(|(t, c, _)| *c == cluster && within(t))
     }
 
+    /// The oldest moment the operator's view at `t` may date from: `lag` of the time before
+    /// `t` that it could watch the management cluster, i.e. not counting the time it or the
+    /// management API server was down (a change asked then is seen only after).
+    pub fn view_from(&self, t: SystemTime, lag: Duration) -> SystemTime {
+        let blind_faults = self.faults.iter().filter(|s| s.fault.cluster().is_none());
+        let mut from = t - lag;
+        for _ in 0..1000 {
+            let blind: Duration = blind_faults
+                .clone()
+                .map(|s| overlap(s.from, s.to, from, t))
+                .sum();
+            let next = t - lag - blind;
+            if next >= from {
+                break;
+            }
+            from = next;
+        }
+        from
+    }
+
     /// Whether a fault on `cluster` had begun by `t` and healed at most `grace` before it.
     pub fn faulted(&self, cluster: &str, t: SystemTime, grace: Duration) -> bool {
         self.faults
@@ -144,12 +165,20 @@ impl History {
             .any(|s| s.fault.cluster() == Some(cluster) && s.from <= t && t <= s.to + grace)
     }
 
+    /// Whether the management API server was killed by `t` and back at most `grace` before.
+    pub fn management_faulted(&self, t: SystemTime, grace: Duration) -> bool {
+        self.faults.iter().any(|s| {
+            matches!(s.fault, Fault::ManagementApiServer) && s.from <= t && t <= s.to + grace
+        })
+    }
+
     /// Whether `cluster` was surely unreachable at `t`: within a fault on it, `settle` after
-    /// it began (a request under way when it began may still have been answered).
+    /// it began (a request under way when it began may still have been answered) and before
+    /// its healing began (a restarted API server answers before it is seen ready).
     pub fn down_at(&self, cluster: &str, t: SystemTime, settle: Duration) -> bool {
         self.faults
             .iter()
-            .any(|s| s.fault.cluster() == Some(cluster) && s.from + settle <= t && t <= s.to)
+            .any(|s| s.fault.cluster() == Some(cluster) && s.from + settle <= t && t <= s.healing)
     }
 
     /// Whether a pool was asked of MetalLB in `[from, to]`.
@@ -164,4 +193,10 @@ impl History {
             .flatten()
             .collect()
     }
+}
+
+/// How long `[a, b]` and `[c, d]` overlap.
+fn overlap(a: SystemTime, b: SystemTime, c: SystemTime, d: SystemTime) -> Duration {
+    let (start, end) = (a.max(c), b.min(d));
+    end.duration_since(start).unwrap_or_default()
 }
