@@ -62,6 +62,9 @@ pub struct ClusterOutcome {
     /// How many LoadBalancer Services MetalLB announces; `None` when not read this time (the
     /// status keeps what it had).
     pub announced: Option<Announcements>,
+    /// Failed because its workloads did not roll out (its Event says `RolloutFailed`), not
+    /// because a write failed.
+    pub rollout_failed: bool,
 }
 
 impl ClusterOutcome {
@@ -110,6 +113,7 @@ impl ClusterOutcome {
             hooks: None,
             shared: None,
             announced: None,
+            rollout_failed: false,
         }
     }
 }
@@ -274,6 +278,7 @@ mod tests {
             hooks: None,
             shared: None,
             announced: None,
+            rollout_failed: false,
         }
     }
 

@@ -116,18 +116,20 @@ pub async fn settle(
         let hash = rendered.config_hash.filter(|_| rendered.restarts(w));
         judged.push((describe(w), workload(client, w, hash, pods).await));
     }
-    let (phase, message) =
+    let (phase, message, rollout_failed) =
         match health::verdict(&judged, elapsed, clock.deadline_secs, failed_before) {
             Health::Ready => (
                 o.phase,
                 format!("{}; {} workload(s) rolled out", o.message, workloads.len()),
+                o.rollout_failed,
             ),
-            Health::Progressing(why) => (ClusterPhase::Progressing, why),
-            Health::Failed(why) => (ClusterPhase::Failed, why),
+            Health::Progressing(why) => (ClusterPhase::Progressing, why, false),
+            Health::Failed(why) => (ClusterPhase::Failed, why, true),
         };
     ClusterOutcome {
         phase,
         message,
+        rollout_failed,
         ..o
     }
 }

@@ -2,7 +2,6 @@
 
 use crate::blocker::Blocker;
 use crate::controller::context::Context;
-use crate::health;
 use crate::metrics::{ApplyLabels, PoolFigures};
 use crate::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
 use crate::status::ClusterOutcome;
@@ -84,14 +83,18 @@ async fn phase_event(ctx: &Context, ad: &AppDeployment, o: &ClusterOutcome) {
     if quiet || was == Some((o.phase, o.message.clone())) {
         return;
     }
-    let (t, reason) = match o.phase {
-        ClusterPhase::Failed if health::is_rollout_failure(&o.message) => {
-            (EventType::Warning, "RolloutFailed")
-        }
-        phase => event_reason(phase),
-    };
+    let (t, reason) = outcome_reason(o);
     let note = format!("cluster {}: {}", o.cluster, o.message);
     publish(ctx, ad, t, reason, note).await;
+}
+
+/// The Event type and reason of a cluster's outcome: a Failed rollout is told apart from a
+/// failed write by the outcome, not by its words.
+fn outcome_reason(o: &ClusterOutcome) -> (EventType, &'static str) {
+    match o.phase {
+        ClusterPhase::Failed if o.rollout_failed => (EventType::Warning, "RolloutFailed"),
+        phase => event_reason(phase),
+    }
 }
 
 /// The Event type and reason of a cluster reaching `phase`.
@@ -122,4 +125,35 @@ pub(super) fn pool_figures(clusters: &[ClusterRolloutStatus]) -> Vec<PoolFigures
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_rollout_and_a_failed_write_have_their_own_reason() {
+        let failed = |rollout_failed, message: &str| ClusterOutcome {
+            rollout_failed,
+            ..ClusterOutcome::new("c1".into(), ClusterPhase::Failed, message.into(), vec![])
+        };
+        let cases = [
+            (
+                failed(true, "rollout failed: Deployment ns/web: …"),
+                "RolloutFailed",
+            ),
+            (failed(false, "apply failed: Forbidden"), "ApplyFailed"),
+            // The words do not decide: a write failure about a rollout is still a write's.
+            (
+                failed(false, "rollout failed: said by someone else"),
+                "ApplyFailed",
+            ),
+        ];
+        for (o, want) in cases {
+            assert_eq!(outcome_reason(&o).1, want, "{o:?}");
+        }
+        let applied =
+            ClusterOutcome::new("c1".into(), ClusterPhase::Applied, String::new(), vec![]);
+        assert_eq!(outcome_reason(&applied), (EventType::Normal, "Applied"));
+    }
 }
