@@ -55,6 +55,13 @@ pub fn next_pool(rng: &mut Rng) -> Pool {
     }
 }
 
+/// The first range of pool `default` on attached-1.
+fn live_pool(clusters: &Clusters) -> Result<String, String> {
+    let jsonpath = "jsonpath={.spec.addresses[0]}";
+    let args = ["-n", NS, "get", "ipaddresspool", "default", "-o", jsonpath];
+    clusters.kubectl(CLUSTER, &args, None)
+}
+
 /// How many addresses `a.b.c.lo-a.b.c.hi` has.
 fn size(range: &str) -> f64 {
     let last = |ip: &str| ip.rsplit('.').next().and_then(|n| n.parse::<f64>().ok());
@@ -83,22 +90,10 @@ impl Metallb {
     /// Once the AppDeployment has put the first pool on attached-1: the controller started,
     /// the Services given their addresses.
     pub async fn start(clusters: &Clusters) -> Metallb {
-        let k = |args: &[&str]| clusters.kubectl(CLUSTER, args, None);
         eventually(
             "the first pool on attached-1",
             Duration::from_secs(120),
-            || async {
-                k(&[
-                    "-n",
-                    NS,
-                    "get",
-                    "ipaddresspool",
-                    "default",
-                    "-o",
-                    "jsonpath={.spec.addresses[0]}",
-                ])
-                .and_then(|p| if p == FIRST { Ok(()) } else { Err(p) })
-            },
+            || async { live_pool(clusters).and_then(|p| if p == FIRST { Ok(()) } else { Err(p) }) },
         )
         .await
         .unwrap();
@@ -158,16 +153,7 @@ impl Metallb {
                 return Err(format!("{svc} was renumbered: {ip} -> {now}"));
             }
         }
-        let args = [
-            "-n",
-            NS,
-            "get",
-            "ipaddresspool",
-            "default",
-            "-o",
-            "jsonpath={.spec.addresses[0]}",
-        ];
-        let pool = clusters.kubectl(CLUSTER, &args, None)?;
+        let pool = live_pool(clusters)?;
         if pool != self.safe {
             return Err(format!(
                 "attached-1 has pool {pool}, the last safe one is {}",
