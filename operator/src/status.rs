@@ -62,9 +62,20 @@ pub struct ClusterOutcome {
     /// How many LoadBalancer Services MetalLB announces; `None` when not read this time (the
     /// status keeps what it had).
     pub announced: Option<Announcements>,
-    /// Failed because its workloads did not roll out (its Event says `RolloutFailed`), not
-    /// because a write failed.
-    pub rollout_failed: bool,
+    /// What a Failed cluster failed at, which its Event's reason says.
+    pub failed_at: FailedAt,
+}
+
+/// What a cluster failed at: told by the outcome, never read back from its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailedAt {
+    /// A write to the cluster: apply, prune, hooks (`ApplyFailed`).
+    #[default]
+    Write,
+    /// Its workloads did not roll out (`RolloutFailed`).
+    Rollout,
+    /// Removing its objects once it was no longer targeted (`RemovalFailed`).
+    Removal,
 }
 
 impl ClusterOutcome {
@@ -113,7 +124,7 @@ impl ClusterOutcome {
             hooks: None,
             shared: None,
             announced: None,
-            rollout_failed: false,
+            failed_at: FailedAt::Write,
         }
     }
 }
@@ -278,7 +289,7 @@ mod tests {
             hooks: None,
             shared: None,
             announced: None,
-            rollout_failed: false,
+            failed_at: FailedAt::Write,
         }
     }
 

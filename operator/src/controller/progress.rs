@@ -5,7 +5,7 @@ use crate::health::{self, Health};
 use crate::manifest::ManifestObject;
 use crate::remote::short_error;
 use crate::resources::{ClusterPhase, ClusterRolloutStatus, RestartTarget};
-use crate::status::ClusterOutcome;
+use crate::status::{ClusterOutcome, FailedAt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
@@ -116,20 +116,20 @@ pub async fn settle(
         let hash = rendered.config_hash.filter(|_| rendered.restarts(w));
         judged.push((describe(w), workload(client, w, hash, pods).await));
     }
-    let (phase, message, rollout_failed) =
+    let (phase, message, failed_at) =
         match health::verdict(&judged, elapsed, clock.deadline_secs, failed_before) {
             Health::Ready => (
                 o.phase,
                 format!("{}; {} workload(s) rolled out", o.message, workloads.len()),
-                o.rollout_failed,
+                o.failed_at,
             ),
-            Health::Progressing(why) => (ClusterPhase::Progressing, why, false),
-            Health::Failed(why) => (ClusterPhase::Failed, why, true),
+            Health::Progressing(why) => (ClusterPhase::Progressing, why, o.failed_at),
+            Health::Failed(why) => (ClusterPhase::Failed, why, FailedAt::Rollout),
         };
     ClusterOutcome {
         phase,
         message,
-        rollout_failed,
+        failed_at,
         ..o
     }
 }

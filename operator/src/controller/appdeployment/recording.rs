@@ -4,7 +4,7 @@ use crate::blocker::Blocker;
 use crate::controller::context::Context;
 use crate::metrics::{ApplyLabels, PoolFigures};
 use crate::resources::{AppDeployment, ClusterPhase, ClusterRolloutStatus};
-use crate::status::ClusterOutcome;
+use crate::status::{ClusterOutcome, FailedAt};
 use kube::runtime::events::EventType;
 
 pub(super) async fn publish(
@@ -92,7 +92,11 @@ async fn phase_event(ctx: &Context, ad: &AppDeployment, o: &ClusterOutcome) {
 /// failed write by the outcome, not by its words.
 fn outcome_reason(o: &ClusterOutcome) -> (EventType, &'static str) {
     match o.phase {
-        ClusterPhase::Failed if o.rollout_failed => (EventType::Warning, "RolloutFailed"),
+        ClusterPhase::Failed => match o.failed_at {
+            FailedAt::Rollout => (EventType::Warning, "RolloutFailed"),
+            FailedAt::Removal => (EventType::Warning, "RemovalFailed"),
+            FailedAt::Write => event_reason(ClusterPhase::Failed),
+        },
         phase => event_reason(phase),
     }
 }
@@ -132,20 +136,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_rollout_and_a_failed_write_have_their_own_reason() {
-        let failed = |rollout_failed, message: &str| ClusterOutcome {
-            rollout_failed,
+    fn a_failed_rollout_removal_and_write_each_have_their_own_reason() {
+        let failed = |failed_at, message: &str| ClusterOutcome {
+            failed_at,
             ..ClusterOutcome::new("c1".into(), ClusterPhase::Failed, message.into(), vec![])
         };
         let cases = [
             (
-                failed(true, "rollout failed: Deployment ns/web: …"),
+                failed(FailedAt::Rollout, "rollout failed: …"),
                 "RolloutFailed",
             ),
-            (failed(false, "apply failed: Forbidden"), "ApplyFailed"),
+            (
+                failed(FailedAt::Write, "apply failed: Forbidden"),
+                "ApplyFailed",
+            ),
+            (
+                failed(FailedAt::Removal, "removing failed: Forbidden"),
+                "RemovalFailed",
+            ),
             // The words do not decide: a write failure about a rollout is still a write's.
             (
-                failed(false, "rollout failed: said by someone else"),
+                failed(FailedAt::Write, "rollout failed: said so"),
                 "ApplyFailed",
             ),
         ];

@@ -8,7 +8,7 @@ use crate::controller::error::Error;
 use crate::resources::{
     AppDeployment, AppliedObject, ClusterPhase, ClusterRolloutStatus, KommanderCluster,
 };
-use crate::status::ClusterOutcome;
+use crate::status::{ClusterOutcome, FailedAt, Stop};
 use crate::targets::{Deleted, Owner};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -24,31 +24,30 @@ pub(super) async fn remove_from(
     release: &str,
     kc: &KommanderCluster,
     inventory: &[AppliedObject],
-) -> Result<Deleted, String> {
+) -> Result<Deleted, Stop> {
     let name = kc.name_any();
     let owner = Owner {
         workspace: ns,
         release,
     };
     let work = async {
-        let (client, _) = ctx
-            .clusters
-            .for_cluster(kc)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (client, _) = (ctx.clusters.for_cluster(kc).await)
+            .map_err(|e| Stop::new(ClusterPhase::Unreachable, e.to_string()))?;
         ctx.discovery
             .delete_all(&client, &format!("{ns}/{name}"), &owner, inventory)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| Stop::new(e.phase(), e.to_string()))
     };
-    let report = ctx.bounded(work).await.and_then(|r| r)?;
+    let report = (ctx.bounded(work).await)
+        .map_err(|timeout| Stop::new(ClusterPhase::Unreachable, timeout))
+        .and_then(|r| r)?;
     ctx.metrics.objects_pruned.inc_by(report.deleted as u64);
     ctx.watches.forget(&(ns.to_string(), name), release);
     Ok(report)
 }
 
 /// Clusters that no longer match, are detaching, or are gone: take our objects away. What
-/// cannot be removed yet stays in status (Failed) and is retried.
+/// cannot be removed yet stays in status (Unreachable, or Failed for a refusal) and is retried.
 pub(super) async fn remove_untargeted(
     ctx: &Context,
     ad: &AppDeployment,
@@ -84,12 +83,16 @@ pub(super) async fn remove_untargeted(
                 let note = removed(old, why, &report);
                 publish(ctx, ad, EventType::Normal, "Removed", note).await;
             }
-            Err(e) => kept.push(ClusterOutcome::new(
-                old.name.clone(),
-                ClusterPhase::Failed,
-                format!("{why}, but removing its objects failed: {e}"),
-                old.applied_objects.clone(),
-            )),
+            // Unreachable for a cluster that does not answer, Failed for a refusal.
+            Err(stop) => kept.push(ClusterOutcome {
+                failed_at: FailedAt::Removal,
+                ..ClusterOutcome::new(
+                    old.name.clone(),
+                    stop.phase,
+                    format!("{why}, but removing its objects failed: {}", stop.message),
+                    old.applied_objects.clone(),
+                )
+            }),
         }
     }
     kept
@@ -182,7 +185,7 @@ pub(super) async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result
                 kept.push(format!("cluster {}: {}", c.name, report.kept.join(", ")));
             }
             Ok(_) => {}
-            Err(message) => {
+            Err(Stop { message, .. }) => {
                 publish(
                     &ctx,
                     &ad,
