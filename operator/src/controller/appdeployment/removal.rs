@@ -83,19 +83,24 @@ pub(super) async fn remove_untargeted(
                 let note = removed(old, why, &report);
                 publish(ctx, ad, EventType::Normal, "Removed", note).await;
             }
-            // Unreachable for a cluster that does not answer, Failed for a refusal.
-            Err(stop) => kept.push(ClusterOutcome {
-                failed_at: FailedAt::Removal,
-                ..ClusterOutcome::new(
-                    old.name.clone(),
-                    stop.phase,
-                    format!("{why}, but removing its objects failed: {}", stop.message),
-                    old.applied_objects.clone(),
-                )
-            }),
+            Err(stop) => kept.push(not_removed(old, why, stop)),
         }
     }
     kept
+}
+
+/// A cluster whose objects could not be removed yet: it stays in status with them, Unreachable
+/// when it did not answer, Failed when it refused.
+fn not_removed(old: &ClusterRolloutStatus, why: &str, stop: Stop) -> ClusterOutcome {
+    ClusterOutcome {
+        failed_at: FailedAt::Removal,
+        ..ClusterOutcome::new(
+            old.name.clone(),
+            stop.phase,
+            format!("{why}, but removing its objects failed: {}", stop.message),
+            old.applied_objects.clone(),
+        )
+    }
 }
 
 /// A cluster released by its detach without the objects removed (unreachable, or forced):
@@ -208,4 +213,44 @@ pub(super) async fn cleanup(ad: Arc<AppDeployment>, ctx: Arc<Context>) -> Result
     ctx.written_deployments
         .forget(&ad.uid().unwrap_or_default());
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_that_does_not_answer_is_unreachable_not_failed() {
+        let objects = vec![AppliedObject {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("ws-a".into()),
+            name: "web".into(),
+            keep: false,
+        }];
+        let was = ClusterOutcome::new(
+            "attached-1".into(),
+            ClusterPhase::Applied,
+            "".into(),
+            objects,
+        );
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        );
+        let old = crate::status::cluster_status(was, &[], &now);
+        let refused = "ConfigMap ws-a/web: Connection refused (os error 111)";
+        let cases = [
+            (ClusterPhase::Unreachable, refused),
+            (ClusterPhase::Failed, "ConfigMap ws-a/web: forbidden"),
+        ];
+        for (phase, message) in cases {
+            let o = not_removed(&old, "no longer targeted", Stop::new(phase, message));
+            assert_eq!((o.phase, o.failed_at), (phase, FailedAt::Removal));
+            assert_eq!(o.applied_objects, old.applied_objects, "kept on record");
+            assert_eq!(
+                o.message,
+                format!("no longer targeted, but removing its objects failed: {message}")
+            );
+        }
+    }
 }
