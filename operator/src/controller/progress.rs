@@ -116,21 +116,28 @@ pub async fn settle(
         let hash = rendered.config_hash.filter(|_| rendered.restarts(w));
         judged.push((describe(w), workload(client, w, hash, pods).await));
     }
-    let (phase, message, failed_at) =
-        match health::verdict(&judged, elapsed, clock.deadline_secs, failed_before) {
-            Health::Ready => (
-                o.phase,
-                format!("{}; {} workload(s) rolled out", o.message, workloads.len()),
-                o.failed_at,
-            ),
-            Health::Progressing(why) => (ClusterPhase::Progressing, why, o.failed_at),
-            Health::Failed(why) => (ClusterPhase::Failed, why, FailedAt::Rollout),
-        };
-    ClusterOutcome {
-        phase,
-        message,
-        failed_at,
-        ..o
+    let verdict = health::verdict(&judged, elapsed, clock.deadline_secs, failed_before);
+    judged_outcome(o, verdict, workloads.len())
+}
+
+/// The outcome once the workloads' verdict is in.
+fn judged_outcome(o: ClusterOutcome, verdict: Health, workloads: usize) -> ClusterOutcome {
+    match verdict {
+        Health::Ready => ClusterOutcome {
+            message: format!("{}; {workloads} workload(s) rolled out", o.message),
+            ..o
+        },
+        Health::Progressing(why) => ClusterOutcome {
+            phase: ClusterPhase::Progressing,
+            message: why,
+            ..o
+        },
+        Health::Failed(why) => ClusterOutcome {
+            phase: ClusterPhase::Failed,
+            message: why,
+            failed_at: FailedAt::Rollout,
+            ..o
+        },
     }
 }
 
