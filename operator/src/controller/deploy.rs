@@ -56,10 +56,7 @@ pub async fn deploy_to(
 ) -> ClusterOutcome {
     let previous: Vec<AppliedObject> = prev.map(|p| p.applied_objects.clone()).unwrap_or_default();
     let revision = prepared.render_hash.clone();
-    let stopped = |phase, message| ClusterOutcome {
-        revision: Some(revision.clone()),
-        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
-    };
+    let stopped = |phase, message| kept_at(kc, prev, &revision, phase, message);
     let observed = match observe(ctx, ad, ns, kc, prev, prepared).await {
         Ok(o) => o,
         Err(Stop { phase, message }) => {
@@ -94,6 +91,20 @@ pub async fn deploy_to(
     }
     let o = apply_with_hooks(ctx, ad, ns, kc, prev, &observed, plan, clock).await;
     read_back(ctx, ad, ns, kc, &observed, prev, &who, shared, o).await
+}
+
+/// An outcome at `revision` that wrote nothing: the rest as `prev` recorded it.
+fn kept_at(
+    kc: &KommanderCluster,
+    prev: Option<&ClusterRolloutStatus>,
+    revision: &str,
+    phase: ClusterPhase,
+    message: String,
+) -> ClusterOutcome {
+    ClusterOutcome {
+        revision: Some(revision.to_string()),
+        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
+    }
 }
 
 /// Before a plan to apply is carried out, what it is about to apply goes on record; `Err`
@@ -145,10 +156,7 @@ async fn apply_with_hooks(
             revision: &revision,
         },
     };
-    let stopped = |phase, message| ClusterOutcome {
-        revision: Some(revision.clone()),
-        ..ClusterOutcome::kept(kc.name_any(), prev, phase, message)
-    };
+    let stopped = |phase, message| kept_at(kc, prev, &revision, phase, message);
     let mut record = hooks::record(prev, &revision);
     if let Some(o) = hooks::before_apply(ctx, &run, &mut record, stopped).await {
         return o;

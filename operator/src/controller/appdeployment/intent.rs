@@ -22,44 +22,48 @@ pub(super) struct Applying {
     pub(super) revision: String,
 }
 
-/// The status with every cluster in `round` holding, in its inventory, the objects it is
-/// about to apply; `None` when every inventory has them already (nothing to write ahead).
-/// A cluster new to the status is `Progressing` at the revision.
+/// The status with cluster `a` holding, in its inventory, the objects it is about to apply;
+/// `None` when its inventory has them already (nothing to write ahead). A cluster new to the
+/// status is `Progressing` at the revision.
 pub(super) fn ahead(
     prev: Option<&AppDeploymentStatus>,
-    round: &[&Applying],
+    a: &Applying,
     now: &Time,
 ) -> Option<AppDeploymentStatus> {
     let mut status = prev.cloned().unwrap_or_default();
-    let mut grew = false;
-    for a in round {
-        match status.clusters.iter_mut().find(|c| c.name == a.cluster) {
-            Some(c) => {
-                let new: Vec<AppliedObject> = (a.objects.iter())
-                    .filter(|o| !c.applied_objects.contains(o))
-                    .cloned()
-                    .collect();
-                grew |= !new.is_empty();
-                c.applied_objects.extend(new);
-                c.applied_objects.sort();
-            }
-            None => {
-                grew = true;
-                let message = format!("applying revision {}", a.revision);
-                let o = ClusterOutcome {
-                    revision: Some(a.revision.clone()),
-                    ..ClusterOutcome::new(
-                        a.cluster.clone(),
-                        ClusterPhase::Progressing,
-                        message,
-                        a.objects.clone(),
-                    )
-                };
-                status.clusters.push(status::cluster_status(o, &[], now));
-            }
+    let grew = match status.clusters.iter_mut().find(|c| c.name == a.cluster) {
+        Some(c) => {
+            let grew = add_missing(&mut c.applied_objects, &a.objects);
+            c.applied_objects.sort();
+            grew
         }
-    }
+        None => {
+            let message = format!("applying revision {}", a.revision);
+            let o = ClusterOutcome {
+                revision: Some(a.revision.clone()),
+                ..ClusterOutcome::new(
+                    a.cluster.clone(),
+                    ClusterPhase::Progressing,
+                    message,
+                    a.objects.clone(),
+                )
+            };
+            status.clusters.push(status::cluster_status(o, &[], now));
+            true
+        }
+    };
     grew.then_some(status)
+}
+
+/// Add to `inventory` what of `objects` it lacks; whether it grew.
+fn add_missing(inventory: &mut Vec<AppliedObject>, objects: &[AppliedObject]) -> bool {
+    let new: Vec<AppliedObject> = (objects.iter())
+        .filter(|o| !inventory.contains(o))
+        .cloned()
+        .collect();
+    let grew = !new.is_empty();
+    inventory.extend(new);
+    grew
 }
 
 /// The write-ahead of one reconcile: one status write at a time, each holding every earlier
@@ -113,7 +117,7 @@ impl Ahead for Recorder<'_> {
                 objects,
                 revision: revision.to_string(),
             };
-            if let Some(status) = ahead(state.0.as_ref(), &[&applying], &self.at) {
+            if let Some(status) = ahead(state.0.as_ref(), &applying, &self.at) {
                 record(self.ctx, self.ad, status.clone())
                     .await
                     .map_err(|e| crate::remote::short_error(&e))?;
@@ -143,11 +147,7 @@ pub(super) async fn record(
 /// to apply.
 pub(super) fn may_hold(mut o: ClusterOutcome, applying: &[AppliedObject]) -> ClusterOutcome {
     if o.phase == ClusterPhase::Unreachable {
-        let new: Vec<AppliedObject> = (applying.iter())
-            .filter(|a| !o.applied_objects.contains(a))
-            .cloned()
-            .collect();
-        o.applied_objects.extend(new);
+        add_missing(&mut o.applied_objects, applying);
     }
     o
 }
@@ -204,18 +204,19 @@ mod tests {
         let prev = with(&[("a", &["cm1", "cm2"]), ("b", &["cm1"])]);
         // The same objects (their content may change): nothing to write ahead.
         let (a, b) = (applying("a", &["cm2", "cm1"]), applying("b", &["cm1"]));
-        assert_eq!(ahead(Some(&prev), &[&a, &b], &now), None);
+        assert_eq!(ahead(Some(&prev), &a, &now), None);
+        assert_eq!(ahead(Some(&prev), &b, &now), None);
         // Fewer objects: the prune removes them after the apply; nothing to write ahead.
         let fewer = applying("a", &["cm1"]);
-        assert_eq!(ahead(Some(&prev), &[&fewer], &now), None);
+        assert_eq!(ahead(Some(&prev), &fewer, &now), None);
         // A new object on one cluster: on record before it is applied, the others unchanged.
         let more = applying("b", &["cm1", "cm3"]);
-        let grown = ahead(Some(&prev), &[&more], &now).expect("grows");
+        let grown = ahead(Some(&prev), &more, &now).expect("grows");
         assert_eq!(inventory(&grown, "b"), ["cm1", "cm3"]);
         assert_eq!(inventory(&grown, "a"), ["cm1", "cm2"]);
         // A cluster new to the status: listed, Progressing at the revision.
         let new = applying("c", &["cm1"]);
-        let first = ahead(None, &[&new], &now).expect("grows");
+        let first = ahead(None, &new, &now).expect("grows");
         let c = &first.clusters[0];
         assert_eq!((c.name.as_str(), c.phase), ("c", ClusterPhase::Progressing));
         assert_eq!(c.revision.as_deref(), Some("r2"));
