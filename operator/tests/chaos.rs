@@ -16,7 +16,7 @@
 //! runs a small fixed one. A failure names the seed and the step, so it can be replayed.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kommander_e2e::{Clusters, Operator, Rng, eventually};
+use kommander_e2e::{Clusters, Operator, Rng, eventually, until_gone};
 use kommander_operator::manifest::{LABEL_APPDEPLOYMENT, LABEL_MANAGED_BY, MANAGER};
 use kommander_operator::resources::{
     AppDeployment, ClusterPhase, JoinPhase, KommanderCluster, RolloutPhase,
@@ -150,14 +150,7 @@ impl Chaos {
         (self.history.attachments).push((SystemTime::now(), cluster, false));
         self.must("detach", &args, None).await;
         let api: Api<KommanderCluster> = Api::namespaced(self.mgmt.clone(), WS);
-        eventually(&format!("{cluster} let go"), T, || async {
-            match api.get_opt(cluster).await {
-                Ok(None) => Ok(()),
-                other => Err(format!("{:?}", other.map(|k| k.and_then(|k| k.status)))),
-            }
-        })
-        .await
-        .unwrap();
+        until_gone(&api, cluster, T, |kc| kc.status).await.unwrap();
         self.attached.remove(cluster);
     }
 
@@ -189,17 +182,9 @@ impl Chaos {
         self.must("delete", &args, None).await;
         self.wants.remove(ad);
         let api: Api<AppDeployment> = Api::namespaced(self.mgmt.clone(), WS);
-        eventually(&format!("{ad} gone"), T, || async {
-            match api.get_opt(ad).await {
-                Ok(None) => Ok(()),
-                other => Err(format!(
-                    "{:?}",
-                    other.map(|a| a.map(|a| a.finalizers().to_vec()))
-                )),
-            }
-        })
-        .await
-        .unwrap();
+        until_gone(&api, ad, T, |a| a.finalizers().to_vec())
+            .await
+            .unwrap();
     }
 
     /// One step of the workload, chosen by `rng`; what it did.

@@ -4,7 +4,7 @@
 //! One test, scenarios in order, because they share four clusters that take seconds to start.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
-use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, root};
+use kommander_e2e::{Clusters, Operator, eventually, free_port, http_get, root, until_gone};
 use kommander_operator::resources::{
     AppDeployment, AppDeploymentStatus, ClusterPhase, JoinPhase, KommanderCluster,
 };
@@ -410,18 +410,10 @@ async fn e2e_operator_end_to_end() {
     for c in ["attached-2", "attached-3"] {
         env.gone_on(c, "ws-a", "hello").await;
     }
-    eventually("AppDeployment hello gone", T, || async {
-        let api: Api<AppDeployment> = Api::namespaced(env.mgmt.clone(), "ws-a");
-        match api.get_opt("hello").await {
-            Ok(None) => Ok(()),
-            other => Err(format!(
-                "{:?}",
-                other.map(|o| o.map(|a| a.finalizers().to_vec()))
-            )),
-        }
-    })
-    .await
-    .unwrap();
+    let ads: Api<AppDeployment> = Api::namespaced(env.mgmt.clone(), "ws-a");
+    until_gone(&ads, "hello", T, |a| a.finalizers().to_vec())
+        .await
+        .unwrap();
 
     println!("scenario: one cluster unreachable, the others converge, and it converges when back");
     env.clusters.stop("attached-2").unwrap();
@@ -1270,15 +1262,7 @@ async fn detach(env: &Env) {
     println!("scenario: detaching a cluster removes the app from it, then lets it go");
     let kc_gone = |name: &'static str| async move {
         let api: Api<KommanderCluster> = Api::namespaced(env.mgmt.clone(), "ws-a");
-        eventually(&format!("KommanderCluster {name} gone"), T, || async {
-            match api.get_opt(name).await {
-                Ok(None) => Ok(()),
-                Ok(Some(kc)) => Err(format!("{:?}", kc.status)),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await
-        .unwrap()
+        until_gone(&api, name, T, |kc| kc.status).await.unwrap()
     };
     env.delete(&["-n", "ws-a", "kommandercluster", "attached-3"]);
     kc_gone("attached-3").await;

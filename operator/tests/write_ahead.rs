@@ -6,7 +6,7 @@
 //! the cluster for good.) Run by `make e2e-chaos`.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kommander_e2e::{Clusters, Operator, eventually};
+use kommander_e2e::{Clusters, Operator, eventually, until_gone};
 use kommander_operator::manifest::LABEL_APPDEPLOYMENT;
 use kommander_operator::resources::AppDeployment;
 use kube::api::{Api, ListParams};
@@ -105,14 +105,7 @@ async fn e2e_an_apply_cut_short_then_deleted_leaves_nothing_behind() {
         "held by its finalizer"
     );
     let _operator = Operator::start_with(&bin, &kubeconfig, log, &args).unwrap();
-    eventually("the AppDeployment gone", T, || async {
-        match ads.get_opt("bulk").await {
-            Ok(None) => Ok(()),
-            other => Err(format!("{:?}", other.map(|a| a.map(|a| a.status)))),
-        }
-    })
-    .await
-    .unwrap();
+    until_gone(&ads, "bulk", T, |a| a.status).await.unwrap();
     let left = held(&cms).await.unwrap();
     assert_eq!(
         left, 0,

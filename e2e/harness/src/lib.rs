@@ -498,6 +498,28 @@ where
     }
 }
 
+/// Wait up to `timeout` until object `name` is gone from `api`; until then, the error says
+/// what `holding` shows of it (its finalizers, its status).
+pub async fn until_gone<K, D>(
+    api: &kube::Api<K>,
+    name: &str,
+    timeout: Duration,
+    holding: impl Fn(K) -> D,
+) -> Result<(), String>
+where
+    K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
+    D: std::fmt::Debug,
+{
+    eventually(&format!("{name} gone"), timeout, || async {
+        match api.get_opt(name).await {
+            Ok(None) => Ok(()),
+            Ok(Some(o)) => Err(format!("{:?}", holding(o))),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
+
 /// The messages of the Events with `reason` about object `name` in namespace `ns` (empty
 /// when they cannot be listed: a check polling for one retries).
 pub async fn event_notes(client: &Client, ns: &str, name: &str, reason: &str) -> Vec<String> {
